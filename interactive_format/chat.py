@@ -1,0 +1,202 @@
+"""ChatEngine: one turn end to end — guard, transcribe/caption, prompt, sample N, rerank.
+
+No gradio here: the UI and the API call `respond`, which mutates the Conversation in place
+and yields short status lines while the reply streams. Whatever goes wrong, the turn ends
+with a readable error on it and every earlier turn is untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .config import AppConfig, GenerationConfig
+from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
+from .discriminator import Reranker
+from .errors import InputError, InteractiveFormatError
+from .generator import Generator, SamplingParams
+from .pipeline import Captioner, InputGuard, Transcriber, preview
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """What the user may change per turn (the settings panel / API arguments)."""
+
+    num_candidates: int = 4
+    temperature: float = 0.7
+    max_new_tokens: int = 128
+    lam: float = 0.5
+
+    @classmethod
+    def from_config(cls, g: GenerationConfig) -> "TurnSettings":
+        return cls(g.num_candidates, g.temperature, g.max_new_tokens, g.lam)
+
+    def clamped(self) -> "TurnSettings":
+        """Values forced into safe ranges (API callers may send anything)."""
+        return TurnSettings(
+            num_candidates=min(max(int(self.num_candidates), 1), 16),
+            temperature=min(max(float(self.temperature), 0.05), 2.0),
+            max_new_tokens=min(max(int(self.max_new_tokens), 1), 1024),
+            lam=min(max(float(self.lam), 0.0), 1.0),
+        )
+
+
+class ChatEngine:
+    """Everything a turn needs, passed in; `build` makes the real one from a config."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        generator: Generator,
+        transcriber: Transcriber,
+        captioner: Captioner,
+        reranker: Reranker,
+    ) -> None:
+        self.config = config
+        self.generator, self.transcriber, self.captioner, self.reranker = generator, transcriber, captioner, reranker
+        self.guard = InputGuard(config.limits)
+
+    @classmethod
+    def build(cls, config: AppConfig) -> "ChatEngine":
+        """Load the configured models (converting embedded ones once into the cache)."""
+        from .discriminator import load_discriminator
+        from .generator import TransformersGenerator
+        from .models import resolve_device
+
+        m = config.models
+        device = resolve_device(m.device)
+        generator = TransformersGenerator.from_spec(m.llm, m.cache_dir, device)
+        transcriber = Transcriber(m.asr, m.cache_dir, device, config.limits)
+        captioner = Captioner(m.captioner, m.cache_dir, device, config.limits)
+        discriminator = load_discriminator(m.discriminator, device)
+        return cls(config, generator, transcriber, captioner, Reranker(discriminator, config.generation.lam))
+
+    def new_conversation(self) -> Conversation:
+        return Conversation(self.config.generation.system_prompt)
+
+    def default_settings(self) -> TurnSettings:
+        return TurnSettings.from_config(self.config.generation)
+
+    @property
+    def ranking_note(self) -> str:
+        if self.reranker.uses_discriminator:
+            return "Replies are ranked by λ·D + (1−λ)·J: the trained discriminator and the model's likelihood."
+        return "Ranking uses likelihood only (J): no trained discriminator is installed yet."
+
+    # --- one turn -----------------------------------------------------------------------
+
+    def respond(
+        self,
+        conversation: Conversation,
+        text: str | None,
+        files: list[str] | None = None,
+        settings: TurnSettings | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """Run one turn, mutating `conversation`; yields a status line after each change.
+
+        Raises InputError only for an empty submission (nothing is added to the history).
+        """
+        settings = (settings or self.default_settings()).clamped()
+        stop = stop or threading.Event()
+        if not (text or "").strip() and not files:
+            raise InputError("Type a message, attach a picture or record your voice first.")
+        user = Turn("user", text=(text or "").strip())
+        conversation.turns.append(user)
+        try:
+            user.text = self.guard.text(text)
+            for path in files or []:
+                yield from self._read_attachment(user, path)
+        except InteractiveFormatError as e:
+            user.text = preview(user.text)
+            user.error = str(e)
+            yield "Input refused"
+            return
+        yield from self._answer(conversation, settings, stop)
+
+    def _read_attachment(self, user: Turn, path: str) -> Iterator[str]:
+        """Guard, then caption or transcribe one file into the user's turn."""
+        kind = self.guard.file(path)
+        attachment = Attachment(kind, str(path))
+        user.attachments.append(attachment)
+        if kind == "image":
+            yield "Describing the picture…"
+            caption = self.captioner.describe(path)
+            attachment.text = caption.text
+            attachment.meta = {"kind": caption.kind, "model": caption.model, "ms": round(caption.ms)}
+        else:
+            yield "Transcribing your voice…"
+            transcript = self.transcriber.transcribe(path)
+            attachment.text = transcript.text
+            attachment.meta = {
+                "language": transcript.language,
+                "model": transcript.model,
+                "ms": round(transcript.ms),
+                "seconds": round(transcript.seconds, 2),
+            }
+        yield "Read " + kind
+
+    def _answer(self, conversation: Conversation, settings: TurnSettings, stop: threading.Event) -> Iterator[str]:
+        """Sample N candidates for the last user turn, stream the leader, rerank at the end."""
+        reply = Turn("assistant")
+        budget = self.config.generation.context_tokens - settings.max_new_tokens
+        try:
+            messages, dropped = fit_to_budget(conversation.messages(), self.generator.count_tokens, budget)
+        except ValueError:
+            conversation.turns[-1].error = "This message is too long for the model's context; please shorten it."
+            yield "Input refused"
+            return
+        if dropped:
+            reply.notice = f"{dropped} oldest message(s) no longer fit the model's context and were left out."
+        conversation.turns.append(reply)
+        params = SamplingParams(
+            n=settings.num_candidates,
+            temperature=settings.temperature,
+            top_p=self.config.generation.top_p,
+            max_new_tokens=settings.max_new_tokens,
+        )
+        start = time.perf_counter()
+        first_token_s = None
+        try:
+            for sample in self.generator.stream(messages, params, stop):
+                reply.candidates = [Candidate(d.text, d.mean_logprob, finished=d.finished) for d in sample.drafts]
+                if first_token_s is None and any(c.text for c in reply.candidates):
+                    first_token_s = time.perf_counter() - start
+                if sample.done:
+                    self._finish(reply, messages, settings, sample.seed, sample.stopped)
+                    break
+                reply.chosen = max(range(len(reply.candidates)), key=lambda i: _live_key(reply.candidates[i]))
+                yield f"Sampling {params.n} candidate(s)…"
+        except InteractiveFormatError as e:
+            reply.error = str(e)
+            reply.candidates = []
+        except Exception as e:  # a bug or a model crash: the user sees a message, the app keeps serving
+            log.exception("turn failed")
+            reply.error = f"Something went wrong while answering ({e.__class__.__name__}). Please try again."
+            reply.candidates = []
+        finally:
+            stop.set()  # also ends a generation whose consumer went away
+        reply.meta.update(
+            ms=round((time.perf_counter() - start) * 1000), first_token_ms=round((first_token_s or 0) * 1000)
+        )
+        yield "Error" if reply.error else "Done"
+
+    def _finish(self, reply: Turn, messages: list[dict], settings: TurnSettings, seed: int, stopped: bool) -> None:
+        order = self.reranker.rank(context_text(messages), reply.candidates, settings.lam)
+        reply.chosen = order[0]
+        reply.meta.update(seed=seed, model=self.generator.name, ranked=order)
+        if stopped:
+            reply.notice = ((reply.notice or "") + " Stopped before the replies were complete.").strip()
+        elif not reply.reply.strip():
+            reply.error = "The model returned only empty replies; please try again or rephrase."
+
+
+def _live_key(c: Candidate) -> tuple[bool, float]:
+    """While streaming, show the candidate with text and the best running J."""
+    return (bool(c.text), c.j)
+

