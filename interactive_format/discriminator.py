@@ -97,12 +97,12 @@ class Discriminator(nn.Module):
         try:
             info = json.loads((directory / META).read_text())
             state = load_file(directory / WEIGHTS)
-        except (OSError, ValueError) as e:
+        except Exception as e:  # OSError, JSON or safetensors errors: all mean "unreadable"
             raise ModelLoadError(f"Could not read the discriminator in {directory}: {e}") from e
         d = cls.from_encoder(info["encoder"], device, info.get("max_length", 256))
-        missing = d.load_state_dict({k: v for k, v in state.items()}, strict=False)
-        unexpected = [k for k in missing.unexpected_keys]
-        if unexpected or any(k.startswith("head.") for k in missing.missing_keys):
+        result = d.load_state_dict(state, strict=False)
+        unexpected = list(result.unexpected_keys)
+        if unexpected or any(k.startswith("head.") for k in result.missing_keys):
             raise ModelLoadError(f"The discriminator in {directory} does not match its encoder ({unexpected[:3]}).")
         d.meta = info
         return d.eval()

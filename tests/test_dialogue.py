@@ -1,0 +1,101 @@
+"""History, prompt building and the token budget; the reranker's arithmetic; config loading."""
+
+from __future__ import annotations
+
+import pytest
+
+from interactive_format.config import AppConfig, load_config, parse_args
+from interactive_format.dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
+from interactive_format.discriminator import Reranker
+
+
+def words(messages):
+    return sum(len(m["content"].split()) for m in messages)
+
+
+def test_llm_sees_captions_and_transcripts_as_text_and_skips_failed_turns():
+    conv = Conversation("sys")
+    conv.turns += [
+        Turn("user", "what is this?", [Attachment("image", "/tmp/a.png", "A photo that looks like: espresso", {"kind": "tags"})]),
+        Turn("assistant", candidates=[Candidate("A coffee.", -1.0), Candidate("Tea.", -2.0)], chosen=0),
+        Turn("user", "", [Attachment("audio", "/tmp/b.wav", "How hot is it?")]),
+        Turn("assistant", error="model crashed"),
+        Turn("user", "x" * 10, error="too long"),
+        Turn("user", "hello"),
+    ]
+    msgs = conv.messages()
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "user"]
+    assert "espresso" in msgs[1]["content"] and "what is this?" in msgs[1]["content"]
+    assert msgs[2]["content"] == "A coffee."
+    assert msgs[3]["content"] == "How hot is it?"
+    assert "model crashed" not in str(msgs) and "xxxxxxxxxx" not in str(msgs)
+
+
+def test_budget_drops_oldest_pairs_and_keeps_system_prompt():
+    msgs = [{"role": "system", "content": "s"}]
+    for i in range(5):
+        msgs += [{"role": "user", "content": f"u{i} a b c"}, {"role": "assistant", "content": f"a{i} a b c"}]
+    msgs.append({"role": "user", "content": "last question"})
+    fitted, dropped = fit_to_budget(msgs, words, budget=15)
+    assert fitted[0]["role"] == "system" and fitted[1]["role"] == "user"
+    assert fitted[-1]["content"] == "last question"
+    assert dropped % 2 == 0 and dropped > 0 and words(fitted) <= 15
+    assert fit_to_budget(msgs, words, budget=1000) == (msgs, 0)
+    with pytest.raises(ValueError):
+        fit_to_budget([{"role": "user", "content": "a b c d e"}], words, budget=3)
+
+
+def test_reranker_likelihood_only_and_empty_replies_last():
+    cands = [Candidate("ok", -1.5), Candidate("", -0.1), Candidate("better", -0.5)]
+    order = Reranker(None).rank("ctx", cands)
+    assert order == [2, 0, 1] and cands[2].score == -0.5 and cands[1].score == float("-inf")
+
+
+class FixedD:
+    def __init__(self, scores):
+        self.scores = scores
+
+    def score(self, context, replies):
+        return [self.scores[r] for r in replies]
+
+
+def test_reranker_mixes_d_and_j_with_lambda():
+    cands = [Candidate("human-like", -2.0), Candidate("likely", -0.5)]
+    d = FixedD({"human-like": 0.9, "likely": 0.1})
+    assert Reranker(d, lam=1.0).rank("c", cands) == [0, 1]
+    assert Reranker(d, lam=0.0).rank("c", cands) == [1, 0]
+    Reranker(d, lam=0.5).rank("c", cands)
+    assert cands[0].score == pytest.approx(0.5 * 0.9 + 0.5 * -2.0)
+
+
+def test_context_text_leaves_out_the_system_prompt():
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    assert context_text(msgs) == "user: hi\nassistant: yo"
+
+
+def test_config_precedence_file_env_flags(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[generation]\nnum_candidates = 6\nlam = 0.25\n[server]\nport = 9000\n')
+    config = load_config(path, environ={"IF_PORT": "9100", "IF_LLM": "my/model"}, flags=parse_args(["--candidates", "3"]))
+    assert config.generation.num_candidates == 3 and config.generation.lam == 0.25
+    assert config.server.port == 9100 and config.models.llm == "my/model"
+
+
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ("[generation]\nnum_candidates = 0\n", "generation.num_candidates"),
+        ("[generation]\ncandidates = 2\n", "generation.candidates"),
+        ("[nope]\nx = 1\n", "[nope]"),
+        ('[generation]\ntemperature = "hot"\n', "generation.temperature"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path, toml, message):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        load_config(path, environ={})
+
+
+def test_defaults_are_valid():
+    assert AppConfig().generation.num_candidates == 4

@@ -1,0 +1,47 @@
+"""The discriminator's real loading code on the embedded MiniLM encoder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interactive_format.discriminator import WEIGHTS, Discriminator, load_discriminator
+from interactive_format.errors import ModelLoadError
+
+
+@pytest.fixture(scope="module")
+def fresh_d():
+    torch.manual_seed(0)
+    return Discriminator.from_encoder("embedded:minilm").eval()
+
+
+def test_scores_are_probabilities_in_one_batch(fresh_d):
+    scores = fresh_d.score("user: hi, how are you?", ["fine thanks, you?", "the the the", ""])
+    assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+    assert fresh_d.score("ctx", []) == []
+
+
+def test_save_and_load_round_trip_only_trained_parts(fresh_d, tmp_path):
+    for p in fresh_d.encoder.parameters():
+        p.requires_grad = False
+    for p in fresh_d.encoder.encoder.layer[-1].parameters():  # the one unfrozen layer
+        p.requires_grad = True
+    fresh_d.save(tmp_path, lam=0.5)
+    saved = (tmp_path / WEIGHTS).stat().st_size
+    assert saved < 0.2 * sum(p.numel() * 4 for p in fresh_d.encoder.parameters())  # not the whole encoder
+    loaded = load_discriminator(tmp_path)
+    assert loaded.meta["lam"] == 0.5
+    pair = ("user: what's your favourite food?", ["pizza, definitely", "I am a language model."])
+    assert loaded.score(*pair) == pytest.approx(fresh_d.score(*pair), abs=1e-5)
+
+
+def test_missing_discriminator_means_likelihood_only(tmp_path):
+    assert load_discriminator(tmp_path / "nothing-here") is None
+    assert load_discriminator(None) is None
+
+
+def test_corrupt_discriminator_is_a_clear_error(tmp_path):
+    (tmp_path / WEIGHTS).write_bytes(b"not safetensors")
+    (tmp_path / "discriminator.json").write_text('{"encoder": "embedded:minilm"}')
+    with pytest.raises(ModelLoadError, match="discriminator"):
+        load_discriminator(tmp_path)
