@@ -47,7 +47,7 @@ class Discriminator(nn.Module):
             tokenizer = AutoTokenizer.from_pretrained(source)
             encoder = AutoModel.from_pretrained(source)
         except (OSError, ValueError) as e:
-            raise hub_error(encoder_spec, e) from e
+            raise hub_error(encoder_spec, e, example="embedded:minilm") from e
         return cls(encoder, tokenizer, encoder_spec, max_length).to(device)
 
     @property

@@ -137,24 +137,14 @@ def cached(target: Path, build: Callable[[Path], None]) -> Path:
     return target
 
 
-def hub_error(spec: str, error: Exception) -> ModelLoadError:
+def hub_error(spec: str, error: Exception, example: str = "embedded:smollm2-135m") -> ModelLoadError:
     """The message for a spec that is neither embedded nor a readable local path."""
+    detail = str(error).splitlines()[0].rstrip(".") if str(error) else ""
     return ModelLoadError(
-        f"Could not load model '{spec}': {error.__class__.__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
-        "If it is a Hugging Face id, this machine needs network access to the hub (or a local copy: "
-        "pass its directory instead); otherwise use an embedded model such as "
-        f"embedded:{next(k for k, v in EMBEDDED.items())}."
+        f"Could not load model '{spec}' ({error.__class__.__name__}: {detail}). "
+        "If it is a Hugging Face id, this machine needs network access to the hub, or pass the path "
+        f"of a local copy instead; or use an embedded model such as {example}."
     )
-
-
-def pretrained_source(spec_text: str, role: str) -> str:
-    """A directory or hub id for `from_pretrained`, for models shipped ready to load."""
-    spec = parse_spec(spec_text)
-    if spec.kind != "embedded":
-        return spec.name
-    if EMBEDDED[spec.name].role != role:
-        raise ModelLoadError(f"'{spec.text}' is not a {role} model.")
-    return str(embedded_files(spec)[0])
 
 
 # --- chat LLM ------------------------------------------------------------------------------
