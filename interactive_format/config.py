@@ -143,10 +143,14 @@ def merge(config: AppConfig, overrides: Mapping[str, Mapping[str, Any]]) -> AppC
     return dataclasses.replace(config, **parts)
 
 
+# Gradio's own variables (set by Hugging Face Spaces); the IF_* ones win over them.
+GRADIO_ENV_VARS = {"GRADIO_SERVER_NAME": ("server", "host"), "GRADIO_SERVER_PORT": ("server", "port")}
+
+
 def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """The only place that reads IF_* environment variables."""
+    """The only place that reads configuration from environment variables."""
     out: dict[str, dict[str, str]] = {}
-    for var, (section, name) in ENV_VARS.items():
+    for var, (section, name) in {**GRADIO_ENV_VARS, **ENV_VARS}.items():
         if environ.get(var):
             out.setdefault(section, {})[name] = environ[var]
     return out

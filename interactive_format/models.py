@@ -75,8 +75,12 @@ def parse_spec(text: str) -> Spec:
             known = ", ".join(f"embedded:{k}" for k in EMBEDDED)
             raise ModelLoadError(f"Unknown model spec '{text}'. Embedded models are: {known}.")
         return Spec(text, "embedded", name)
-    path = Path(text).expanduser()
-    if path.exists() or text.startswith(("/", "./", "../", "~")):
+    try:
+        path = Path(text).expanduser()
+        exists = path.exists()
+    except (OSError, RuntimeError, ValueError) as e:  # unknown ~user, name too long, NUL byte
+        raise ModelLoadError(f"Model spec '{text[:200]}' is not a usable path or id ({e}).") from None
+    if exists or text.startswith(("/", "./", "../", "~")):
         return Spec(text, "path", str(path))
     return Spec(text, "hub", text)
 
@@ -147,6 +151,24 @@ def hub_error(spec: str, error: Exception, example: str = "embedded:smollm2-135m
     )
 
 
+def path_error(spec: Spec) -> ModelLoadError:
+    """The message for a local path that is not there."""
+    return ModelLoadError(
+        f"Model '{spec.text}': {spec.name} does not exist. Pass an existing model directory or .gguf file, "
+        "a Hugging Face id, or an embedded model such as embedded:smollm2-135m."
+    )
+
+
+def pretrained_source(spec_text: str, role: str) -> str:
+    """A directory or hub id for `from_pretrained`, for models shipped ready to load."""
+    spec = parse_spec(spec_text)
+    if spec.kind != "embedded":
+        return spec.name
+    if EMBEDDED[spec.name].role != role:
+        raise ModelLoadError(f"'{spec.text}' is not a {role} model.")
+    return str(embedded_files(spec)[0])
+
+
 # --- chat LLM ------------------------------------------------------------------------------
 
 
@@ -165,19 +187,37 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def convert_for(spec_text: str, gguf: Path, out: Path) -> None:
+    """`convert_gguf`, with its failures turned into a ModelLoadError naming the spec and the file."""
+    try:
+        convert_gguf(gguf, out)
+    except ModelLoadError:
+        raise
+    except Exception as e:  # unreadable file, unsupported architecture or tokenizer, disk full
+        first = str(e).splitlines()[0].rstrip(".") if str(e) else ""
+        raise ModelLoadError(
+            f"Model '{spec_text}': could not convert {gguf} ({e.__class__.__name__}: {first}). "
+            "Use a GGUF of an architecture transformers supports, or an embedded model; "
+            f"for an embedded model reinstall with: {INSTALL_HINT}"
+        ) from e
+
+
 def llm_path(spec_text: str, cache_dir: Path) -> str:
     """A directory or hub id that `from_pretrained` can load for this spec."""
     spec = parse_spec(spec_text)
     if spec.kind != "embedded":
         path = Path(spec.name)
+        if spec.kind == "path" and not path.exists():
+            raise path_error(spec)
         if spec.kind == "path" and path.is_file() and path.suffix == ".gguf":
-            return str(cached(cache_dir / f"gguf-{path.stem}-{source_key([path])}", lambda out: convert_gguf(path, out)))
+            key = f"gguf-{path.stem}-{source_key([path])}"
+            return str(cached(cache_dir / key, lambda out: convert_for(spec.text, path, out)))
         return spec.name
     if EMBEDDED[spec.name].role != "llm":
         raise ModelLoadError(f"'{spec.text}' is not a chat model; use embedded:smollm2-135m or a Hugging Face id.")
     (gguf,) = embedded_files(spec)
     target = cache_dir / f"{spec.name}-{source_key([gguf])}"
-    return str(cached(target, lambda out: convert_gguf(gguf, out)))
+    return str(cached(target, lambda out: convert_for(spec.text, gguf, out)))
 
 
 def load_causal_lm(spec_text: str, cache_dir: Path, device: str, dtype=None):

