@@ -209,6 +209,7 @@ def build_demo(engine: ChatEngine) -> gr.Blocks:
                    concurrency_id="turn")
         stop_btn.click(ui.stop, None, None, queue=False, api_visibility="private")
         clear_btn.click(ui.clear, None, outputs, api_visibility="private")
+        chatbot.clear(ui.clear, None, outputs, api_visibility="private")  # the chat's own trash icon
         with gr.Column(visible=False):
             api_inputs = [
                 gr.Textbox(label="message"),

@@ -113,3 +113,20 @@ def test_empty_submission_adds_nothing(engine):
     conv = engine.new_conversation()
     updates = list(ui.respond({"text": "   ", "files": []}, conv, 2, 0.7, 16, 0.5))
     assert conv.turns == [] and updates[-1][3] == "Ready"
+
+
+def test_stop_keeps_the_partial_reply(engine):
+    ui = ChatUI(engine)
+    conv = engine.new_conversation()
+    turn = ui.respond({"text": "Write a long story about a dragon.", "files": []}, conv, 2, 0.7, 400, 0.5)
+    streamed = 0
+    for update in turn:
+        streamed += update[3].startswith("Sampling")
+        if streamed == 4:
+            ui.stop()
+            break
+    final = list(turn)[-1]
+    reply = conv.turns[-1]
+    assert final[3] == "Ready" and "Stopped" in reply.notice
+    assert reply.reply and all(len(c.text.split()) < 200 for c in reply.candidates)
+    assert "Stopped" in str(final[0])
