@@ -13,13 +13,10 @@ from pathlib import Path
 from .config import Limits
 from .errors import InputError
 from .speech import Transcript, Transcriber  # noqa: F401  (re-exported: the pipeline's stages)
+from .uploads import checked_size, display_name
 from .vision import Caption, Captioner  # noqa: F401
 
 PREVIEW_CHARS = 300  # how much of a refused giant message stays visible in the chat
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MB"
 
 
 class InputGuard:
@@ -41,28 +38,16 @@ class InputGuard:
     def file(self, path: str | Path) -> str:
         """The kind of an uploaded file ("image" or "audio"), after size and type checks."""
         path = Path(path)
-        name = display_name(path)
-        try:
-            size = path.stat().st_size
-        except OSError:
-            raise InputError(f"The file {name} could not be read; please upload it again.") from None
-        if size == 0:
-            raise InputError(f"The file {name} is empty.")
-        if size > self.limits.max_file_bytes:
-            raise InputError(f"The file {name} is {_mb(size)}; the limit is {_mb(self.limits.max_file_bytes)}.")
+        checked_size(path, self.limits)
         suffix = path.suffix.lower()
         if suffix in self.limits.image_types:
             return "image"
         if suffix in self.limits.audio_types:
             return "audio"
         kinds = " ".join(self.limits.image_types + self.limits.audio_types)
-        raise InputError(f"The file {name} is not a supported picture or voice format (accepted: {kinds}).")
-
-
-def display_name(path: str | Path) -> str:
-    """A file's base name, shortened, safe to show."""
-    name = Path(path).name
-    return name if len(name) <= 60 else name[:40] + "…" + name[-15:]
+        raise InputError(
+            f"The file '{display_name(path)}' is not a supported picture or voice format (accepted: {kinds})."
+        )
 
 
 def preview(text: str) -> str:

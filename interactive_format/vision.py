@@ -23,6 +23,7 @@ from torch import nn
 
 from .config import Limits
 from .errors import InputError, ModelLoadError
+from .uploads import checked_size
 from .models import EMBEDDED, INSTALL_HINT, Spec, embedded_files, hub_error, parse_spec, resolve_device
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ _WARNINGS_LOCK = threading.Lock()  # catch_warnings swaps process-wide state; op
 def load_image(path: str | Path, limits: Limits) -> Image.Image:
     """Decode an uploaded picture into an upright RGB image, or raise InputError saying why not."""
     path = Path(path)
-    _check_file(path, limits)
+    checked_size(path, limits, "picture")
     with _open(path, limits) as img:
         _check_pixels(img, path, limits)
         _decode(img, path)
@@ -49,20 +50,6 @@ def load_image(path: str | Path, limits: Limits) -> Image.Image:
 def _refuse(path: Path, why: str) -> InputError:
     """An InputError naming the file."""
     return InputError(f"The picture '{path.name}' {why}")
-
-
-def _check_file(path: Path, limits: Limits) -> None:
-    """Refuse missing, empty and oversized files before reading them."""
-    try:
-        size = path.stat().st_size
-    except OSError:
-        raise _refuse(path, "could not be found or read.") from None
-    if not path.is_file():
-        raise _refuse(path, "is not a file.")
-    if size == 0:
-        raise _refuse(path, "is empty (0 bytes).")
-    if size > limits.max_file_bytes:
-        raise _refuse(path, f"is too big ({size / 2**20:.1f} MB; the limit is {limits.max_file_bytes / 2**20:.0f} MB).")
 
 
 def allowed_formats(limits: Limits) -> list[str]:
