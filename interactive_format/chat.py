@@ -72,6 +72,7 @@ class ChatEngine:
         device = resolve_device(m.device)
         generator = TransformersGenerator.from_spec(m.llm, m.cache_dir, device)
         transcriber = Transcriber(m.asr, m.cache_dir, device, config.limits)
+        transcriber.load()  # convert/load now, not during the first voice turn
         captioner = Captioner(m.captioner, m.cache_dir, device, config.limits)
         discriminator = load_discriminator(m.discriminator, device)
         return cls(config, generator, transcriber, captioner, Reranker(discriminator, config.generation.lam))

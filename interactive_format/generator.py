@@ -192,7 +192,8 @@ class TransformersGenerator:
                 drafts = item
                 yield Sample(drafts, seed)
         finally:
-            stop.set() if thread.is_alive() and not failure else None
+            if thread.is_alive():
+                stop.set()  # the consumer went away (or the stream ended early): end the generation
         if failure:
             log.exception("generation failed", exc_info=failure[0])
             raise GenerationError(f"The language model failed while answering ({failure[0].__class__.__name__}).") from failure[0]
