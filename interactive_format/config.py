@@ -147,13 +147,30 @@ def merge(config: AppConfig, overrides: Mapping[str, Mapping[str, Any]]) -> AppC
 GRADIO_ENV_VARS = {"GRADIO_SERVER_NAME": ("server", "host"), "GRADIO_SERVER_PORT": ("server", "port")}
 
 
-def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """The only place that reads configuration from environment variables."""
-    out: dict[str, dict[str, str]] = {}
-    for var, (section, name) in {**GRADIO_ENV_VARS, **ENV_VARS}.items():
-        if environ.get(var):
-            out.setdefault(section, {})[name] = environ[var]
+# Command-line flags (argparse dest) and the (section, field) they set.
+FLAGS = {
+    "llm": ("models", "llm"),
+    "asr": ("models", "asr"),
+    "captioner": ("models", "captioner"),
+    "device": ("models", "device"),
+    "candidates": ("generation", "num_candidates"),
+    "host": ("server", "host"),
+    "port": ("server", "port"),
+}
+
+
+def _overrides(values: Mapping[str, Any], table: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """{section: {field: value}} for the keys of `table` that `values` sets (None/"" = unset)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, (section, name) in table.items():
+        if values.get(key) not in (None, ""):
+            out.setdefault(section, {})[name] = values[key]
     return out
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The only place that reads configuration from environment variables (IF_* win)."""
+    return _overrides(environ, {**GRADIO_ENV_VARS, **ENV_VARS})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -183,18 +200,5 @@ def load_config(
             config = merge(config, tomllib.load(f))
     config = merge(config, env_overrides(environ))
     if flags is not None:
-        flag_map = {
-            "llm": ("models", "llm"),
-            "asr": ("models", "asr"),
-            "captioner": ("models", "captioner"),
-            "device": ("models", "device"),
-            "candidates": ("generation", "num_candidates"),
-            "host": ("server", "host"),
-            "port": ("server", "port"),
-        }
-        given: dict[str, dict[str, Any]] = {}
-        for attr, (section, name) in flag_map.items():
-            if getattr(flags, attr, None) is not None:
-                given.setdefault(section, {})[name] = getattr(flags, attr)
-        config = merge(config, given)
+        config = merge(config, _overrides(vars(flags), FLAGS))
     return config
