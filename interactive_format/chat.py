@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .config import AppConfig, GenerationConfig
+from .config import AppConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
 from .discriminator import Reranker
 from .errors import InputError, InteractiveFormatError
@@ -31,10 +31,6 @@ class TurnSettings:
     temperature: float = 0.7
     max_new_tokens: int = 128
     lam: float = 0.5
-
-    @classmethod
-    def from_config(cls, g: GenerationConfig) -> "TurnSettings":
-        return cls(g.num_candidates, g.temperature, g.max_new_tokens, g.lam)
 
     def clamped(self) -> "TurnSettings":
         """Values forced into safe ranges (API callers may send anything)."""
@@ -74,19 +70,24 @@ class ChatEngine:
         transcriber = Transcriber(m.asr, m.cache_dir, device, config.limits)
         transcriber.load()  # convert/load now, not during the first voice turn
         captioner = Captioner(m.captioner, m.cache_dir, device, config.limits)
-        discriminator = load_discriminator(m.discriminator, device)
-        return cls(config, generator, transcriber, captioner, Reranker(discriminator, config.generation.lam))
+        discriminator = load_discriminator(m.discriminator, device, m.discriminator_encoder)
+        lam = config.generation.lam
+        if lam is None:  # the λ that won on validation when D was trained
+            lam = float(discriminator.meta.get("lam", 0.5)) if discriminator else 0.5
+        return cls(config, generator, transcriber, captioner, Reranker(discriminator, lam))
 
     def new_conversation(self) -> Conversation:
         return Conversation(self.config.generation.system_prompt)
 
     def default_settings(self) -> TurnSettings:
-        return TurnSettings.from_config(self.config.generation)
+        g = self.config.generation
+        return TurnSettings(g.num_candidates, g.temperature, g.max_new_tokens, self.reranker.lam)
 
     @property
     def ranking_note(self) -> str:
         if self.reranker.uses_discriminator:
-            return "Replies are ranked by λ·D + (1−λ)·J: the trained discriminator and the model's likelihood."
+            return (f"Replies are ranked by λ·D + (1−λ)·J with λ = {self.reranker.lam:g}: "
+                    "D is the trained discriminator's P(human), J the model's mean token log-probability.")
         return "Ranking uses likelihood only (J): no trained discriminator is installed yet."
 
     # --- one turn -----------------------------------------------------------------------

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
+ASSETS = Path(__file__).resolve().parent.parent / "assets"  # shipped with the app (trained D, images)
+
+
 def default_cache_dir() -> Path:
     """Where one-time model conversions are written (XDG cache, overridable)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -26,8 +29,10 @@ class ModelsConfig:
     llm: str = "embedded:smollm2-135m"  # chat model: embedded name, HF id or local path
     asr: str = "embedded:whisper-base"  # speech model; also "embedded:whisper-tiny.en", whisper names
     captioner: str = "embedded:imagenet-tags"  # or an image-to-text model (HF id / path)
-    discriminator: str = "assets/discriminator"  # trained D; missing -> likelihood-only ranking
-    discriminator_encoder: str = "embedded:minilm"  # text encoder under D
+    discriminator: str = str(ASSETS / "discriminator")  # trained D; "off" -> likelihood-only ranking
+    # The text encoder under D ("" = the one D was trained on). The same weights by another
+    # spec, e.g. "sentence-transformers/all-MiniLM-L6-v2" on a Space without the weight packages.
+    discriminator_encoder: str = ""
     cache_dir: Path = field(default_factory=default_cache_dir)  # converted weights live here
     device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1", ...
 
@@ -39,7 +44,7 @@ class GenerationConfig:
     top_p: float = 0.9  # nucleus sampling mass
     max_new_tokens: int = 128  # per reply
     context_tokens: int = 2048  # prompt budget; oldest turns are dropped beyond it
-    lam: float = 0.5  # λ in score = λ·D + (1−λ)·J
+    lam: float | None = None  # λ in score = λ·D + (1−λ)·J; None: the λ chosen on validation when D was trained
     # SmolLM2-135M drifts into French under longer persona prompts; this one keeps it on track.
     system_prompt: str = "You are a helpful AI assistant."
 
@@ -83,7 +88,7 @@ def validate(config: AppConfig) -> None:
         "generation.top_p": 0 < g.top_p <= 1,
         "generation.max_new_tokens": 1 <= g.max_new_tokens <= 4096,
         "generation.context_tokens": g.context_tokens > g.max_new_tokens,
-        "generation.lam": 0 <= g.lam <= 1,
+        "generation.lam": g.lam is None or 0 <= g.lam <= 1,
         "limits.max_file_bytes": lim.max_file_bytes > 0,
         "limits.max_image_pixels": lim.max_image_pixels > 0,
         "limits.max_audio_seconds": lim.max_audio_seconds > 0,
@@ -104,10 +109,12 @@ ENV_VARS = {
     "IF_ASR": ("models", "asr"),
     "IF_CAPTIONER": ("models", "captioner"),
     "IF_DISCRIMINATOR": ("models", "discriminator"),
+    "IF_DISCRIMINATOR_ENCODER": ("models", "discriminator_encoder"),
     "IF_CACHE_DIR": ("models", "cache_dir"),
     "IF_DEVICE": ("models", "device"),
     "IF_CANDIDATES": ("generation", "num_candidates"),
     "IF_MAX_NEW_TOKENS": ("generation", "max_new_tokens"),
+    "IF_LAM": ("generation", "lam"),
     "IF_HOST": ("server", "host"),
     "IF_PORT": ("server", "port"),
 }
@@ -116,6 +123,8 @@ ENV_VARS = {
 def _coerce(section: str, name: str, value: Any) -> Any:
     """Convert a TOML/env/flag value to the type of the dataclass field's default."""
     default = getattr(SECTIONS[section](), name)
+    if default is None:  # optional numbers (λ: None means "D's own")
+        default = 0.0
     if isinstance(default, Path):
         return Path(value).expanduser()
     if isinstance(default, tuple):
@@ -154,6 +163,8 @@ FLAGS = {
     "captioner": ("models", "captioner"),
     "device": ("models", "device"),
     "candidates": ("generation", "num_candidates"),
+    "lam": ("generation", "lam"),
+    "discriminator": ("models", "discriminator"),
     "host": ("server", "host"),
     "port": ("server", "port"),
 }
@@ -181,6 +192,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--captioner", help="image model spec (embedded:imagenet-tags or image-to-text id)")
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--candidates", type=int, help="replies sampled per turn")
+    p.add_argument("--lam", type=float, help="λ, the discriminator's weight in the ranking (default: D's own)")
+    p.add_argument("--discriminator", help="trained discriminator directory ('off': rank by likelihood only)")
     p.add_argument("--host", help="address to serve on (0.0.0.0 for all interfaces)")
     p.add_argument("--port", type=int, help="port to serve on")
     return p.parse_args(argv)

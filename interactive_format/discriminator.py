@@ -89,8 +89,8 @@ class Discriminator(nn.Module):
         (directory / META).write_text(json.dumps(info, indent=2))
 
     @classmethod
-    def load(cls, directory: str | Path, device: str = "cpu") -> "Discriminator":
-        """Load a saved D; raises ModelLoadError if the files are unreadable."""
+    def load(cls, directory: str | Path, device: str = "cpu", encoder: str = "") -> "Discriminator":
+        """Load a saved D (on `encoder` if given, else the encoder it was trained on); ModelLoadError if unreadable."""
         from safetensors.torch import load_file
 
         directory = Path(directory)
@@ -99,7 +99,7 @@ class Discriminator(nn.Module):
             state = load_file(directory / WEIGHTS)
         except Exception as e:  # OSError, JSON or safetensors errors: all mean "unreadable"
             raise ModelLoadError(f"Could not read the discriminator in {directory}: {e}") from e
-        d = cls.from_encoder(info["encoder"], device, info.get("max_length", 256))
+        d = cls.from_encoder(encoder or info["encoder"], device, info.get("max_length", 256))
         result = d.load_state_dict(state, strict=False)
         unexpected = list(result.unexpected_keys)
         if unexpected or any(k.startswith("head.") for k in result.missing_keys):
@@ -108,11 +108,17 @@ class Discriminator(nn.Module):
         return d.eval()
 
 
-def load_discriminator(directory: str | Path | None, device: str = "cpu") -> Discriminator | None:
-    """The trained D if `directory` holds one, else None (ranking then uses likelihood only)."""
-    if not directory or not (Path(directory) / WEIGHTS).exists():
+def load_discriminator(directory: str | Path | None, device: str = "cpu", encoder: str = "") -> Discriminator | None:
+    """The trained D in `directory`; None for "off"/"" (ranking then uses likelihood only).
+
+    A directory that does not hold a D is an error: a typo must not silently switch D off.
+    """
+    if not directory or str(directory).lower() == "off":
         return None
-    return Discriminator.load(directory, device)
+    if not (Path(directory) / WEIGHTS).exists():
+        raise ModelLoadError(f"No trained discriminator in {directory} (no {WEIGHTS}). Train one with "
+                             "`python -m interactive_format.train`, or pass --discriminator off to rank by likelihood only.")
+    return Discriminator.load(directory, device, encoder)
 
 
 @dataclass
@@ -135,10 +141,10 @@ class Reranker:
             for i, d in zip(nonempty, scores):
                 candidates[i].d = d
         for i, c in enumerate(candidates):
-            if i not in nonempty:
-                c.score = float("-inf")
-            elif c.d is None:
-                c.score = c.j
-            else:
-                c.score = lam * c.d + (1 - lam) * c.j
+            c.score = combine(c.d, c.j, lam) if i in nonempty else float("-inf")
         return sorted(range(len(candidates)), key=lambda i: candidates[i].score, reverse=True)
+
+
+def combine(d: float | None, j: float, lam: float) -> float:
+    """The reranking score: λ·D + (1−λ)·J, or J alone without D."""
+    return j if d is None else lam * d + (1 - lam) * j

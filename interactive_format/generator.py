@@ -126,12 +126,14 @@ class TransformersGenerator:
         self.eos_ids = self._eos_ids()
 
     @classmethod
-    def from_spec(cls, spec: str, cache_dir: Path, device: str = "auto") -> "TransformersGenerator":
+    def from_spec(cls, spec: str, cache_dir: Path, device: str = "auto", dtype: str = "auto") -> "TransformersGenerator":
+        """dtype "auto": bf16 on CUDA, fp32 on CPU; or "float32" / "bfloat16" / "float16"."""
         from .models import load_causal_lm, resolve_device
 
         device = resolve_device(device)
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        model, tokenizer = load_causal_lm(spec, cache_dir, device, dtype=dtype)
+        if dtype == "auto":
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        model, tokenizer = load_causal_lm(spec, cache_dir, device, dtype=getattr(torch, dtype))
         return cls(model, tokenizer, name=spec)
 
     def _eos_ids(self) -> set[int]:
@@ -198,3 +200,33 @@ class TransformersGenerator:
             log.exception("generation failed", exc_info=failure[0])
             raise GenerationError(f"The language model failed while answering ({failure[0].__class__.__name__}).") from failure[0]
         yield Sample(drafts, seed, done=True, stopped=stop.is_set())
+
+
+def sample_replies(generator: TransformersGenerator, prompts: list[list[dict]], params: SamplingParams) -> list[list[Draft]]:
+    """N complete replies to each of several prompts, all in one left-padded `generate` call.
+
+    The offline path for training and evaluation (no streaming, no stop): returns, per
+    prompt, `params.n` drafts with J from the raw (pre-temperature) distribution.
+    """
+    model, tok = generator.model, generator.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else min(generator.eos_ids)
+    ids = [generator.prompt_ids(m) for m in prompts]
+    width = max(map(len, ids))
+    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=generator.device)
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=generator.device)
+    with generator._lock, torch.inference_mode():
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        out = model.generate(
+            input_ids=input_ids, attention_mask=mask, do_sample=True, temperature=params.temperature,
+            top_p=params.top_p, top_k=0, max_new_tokens=params.max_new_tokens, num_return_sequences=params.n,
+            pad_token_id=pad, output_logits=True, return_dict_in_generate=True,
+        )
+    new = out.sequences[:, width:]  # (prompts × n, steps)
+    logprobs = torch.stack(out.logits, 1).float().log_softmax(-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+    drafts = []
+    for row, lp in zip(new.tolist(), logprobs.tolist()):
+        end = next((i for i, t in enumerate(row) if t in generator.eos_ids), len(row))
+        tokens = row[:end]
+        drafts.append(Draft(tok.decode(tokens, skip_special_tokens=True), tokens, float(sum(lp[:end])), end < len(row)))
+    return [drafts[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]

@@ -37,6 +37,17 @@ def test_text_turn(client):
     assert result["transcript"] is None and result["caption"] is None
 
 
+def test_replies_are_ranked_by_the_shipped_discriminator(client, engine):
+    d = engine.reranker.discriminator
+    assert d is not None and engine.reranker.lam == d.meta["lam"]  # λ as chosen on validation
+    result = chat(client, "Do you like hiking?")
+    lam = engine.reranker.lam
+    for c in result["candidates"]:
+        if c["text"].strip():
+            assert 0 < c["d"] < 1 and c["score"] == pytest.approx(lam * c["d"] + (1 - lam) * c["j"])
+    assert "likelihood only" not in engine.ranking_note
+
+
 def test_picture_turn(client, media):
     result = chat(client, "What is in this picture?", image=media["coffee"])
     check_reply(result)

@@ -35,9 +35,14 @@ def test_save_and_load_round_trip_only_trained_parts(fresh_d, tmp_path):
     assert loaded.score(*pair) == pytest.approx(fresh_d.score(*pair), abs=1e-5)
 
 
-def test_missing_discriminator_means_likelihood_only(tmp_path):
-    assert load_discriminator(tmp_path / "nothing-here") is None
+def test_discriminator_off_means_likelihood_only():
+    assert load_discriminator("off") is None
     assert load_discriminator(None) is None
+
+
+def test_missing_discriminator_is_a_clear_error_not_a_silent_switch_off(tmp_path):
+    with pytest.raises(ModelLoadError, match="--discriminator off"):
+        load_discriminator(tmp_path / "nothing-here")
 
 
 def test_corrupt_discriminator_is_a_clear_error(tmp_path):

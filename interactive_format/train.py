@@ -1,0 +1,590 @@
+"""Adversarial training of the discriminator: python -m interactive_format.train
+
+G is the chat LLM; D(context, reply) learns to tell the human's real next turn in a
+chitchat conversation from G's sampled reply to the same context (and, optionally, from a
+human reply taken from another chat, which teaches D relevance as well as style).
+
+  1. split the chats by conversation; one (context, human reply) example per chat
+  2. sample G's replies to every train/val context once (cached on disk)
+  3. each epoch: D-steps (binary cross-entropy), optionally alternating with G-steps
+     (REINFORCE with D's P(human) as reward, a per-context baseline and a likelihood term
+     on the human reply, on a fraction of G's layers)
+  4. validate: ROC-AUC, accuracy, AdverSuc, hits@1, length-only AUC; early stopping on AUC
+  5. choose λ on validation with the separate judge; save the best D with its λ
+
+Metrics go to metrics.jsonl, curves to curves.png, checkpoints to the run directory
+(`--resume` continues from the last one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .chitchat import (
+    SPLITS,
+    Example,
+    SampleCache,
+    load_conversations,
+    make_examples,
+    other_replies,
+    sample_contexts,
+    split_ids,
+)
+from .config import default_cache_dir
+
+log = logging.getLogger(__name__)
+
+# G plays the human's chat partner, so D must learn more than "assistants write long answers".
+CHAT_PARTNER = "You are chatting with a friend. Reply in one short, casual sentence."
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    out_dir: Path = Path("runs/discriminator")  # checkpoints, metrics.jsonl, curves.png, G samples
+    llm: str = "embedded:smollm2-135m"  # G: any chat model spec the app accepts
+    llm_dtype: str = "auto"  # G while sampling: "auto" = bf16 where fast (CUDA, CPUs with bf16), else fp32
+    encoder: str = "embedded:minilm"  # D's text encoder
+    cache_dir: Path = field(default_factory=default_cache_dir)  # converted model weights
+    device: str = "auto"
+    seed: int = 0
+    # data
+    context_turns: int = 3  # turns of history D and G see
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # by conversation
+    train_contexts: int = 2000
+    val_contexts: int = 300
+    val_candidates: int = 4  # G replies per val context (λ is chosen on best-of-this-many)
+    system_prompt: str = CHAT_PARTNER
+    temperature: float = 0.7  # G's sampling, as in the app
+    top_p: float = 0.9
+    max_new_tokens: int = 40  # human turns are ~12 words
+    random_negatives: float = 1.0  # chance per train context of an extra negative: a reply from another chat
+    # D
+    freeze_ratio: float = 0.5  # share of encoder layers (from the bottom) kept frozen; embeddings always
+    max_length: int = 128  # tokens of context + reply (the oldest context is cut first)
+    batch_size: int = 32
+    lr: float = 5e-5  # encoder layers
+    head_lr: float = 1e-3
+    epochs: int = 6
+    patience: int = 2  # epochs without a better val AUC before stopping
+    # G-step (off unless g_steps > 0)
+    d_steps: int = 8  # D-steps per cycle
+    g_steps: int = 0  # G-steps per cycle
+    g_contexts: int = 4  # train contexts per G-step
+    g_samples: int = 4  # replies per context in a G-step (their mean reward is the baseline)
+    g_trainable: float = 0.1  # share of G's decoder layers (from the top) that G-steps may change
+    g_lr: float = 1e-5
+    g_likelihood: float = 0.5  # weight of the human reply's NLL in the G loss
+    g_eval_contexts: int = 100  # val contexts sampled before/after G-steps to judge G
+    rows_per_call: int = 32  # sequences per batched generate call
+    lam_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        checks = {
+            "split": len(self.split) == 3 and all(f > 0 for f in self.split) and sum(self.split) <= 1 + 1e-9,
+            "freeze_ratio": 0 <= self.freeze_ratio <= 1,
+            "g_trainable": 0 < self.g_trainable <= 1,
+            "random_negatives": 0 <= self.random_negatives <= 1,
+            "context_turns": self.context_turns >= 1,
+            "val_candidates": self.val_candidates >= 2,
+            "patience": self.patience >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"TrainConfig.{name} is out of range: {getattr(self, name)!r}")
+
+    def sample_key(self) -> dict:
+        """What G's cached replies depend on (one cache for all splits: example ids never collide)."""
+        keys = ("llm", "llm_dtype", "seed", "context_turns", "split", "system_prompt", "temperature", "top_p", "max_new_tokens")
+        return {k: str(getattr(self, k)) for k in keys}
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class Data:
+    train: list[Example]
+    val: list[Example]
+    fakes: dict[str, list]  # example id -> G's SampledReply list
+    sampling_seconds: float
+
+
+def examples_for(cfg: TrainConfig, split: str, limit: int) -> list[Example]:
+    """The split's examples: conversations split by id, one example per conversation."""
+    conversations = load_conversations()
+    ids = split_ids(list(conversations), cfg.split, cfg.seed)[split]
+    return make_examples(conversations, ids, cfg.context_turns, limit, cfg.seed + SPLITS.index(split))
+
+
+def load_generator(cfg: TrainConfig):
+    """G on the configured device; fp32 whenever G-steps will update it (bf16 would lose the updates)."""
+    from .generator import TransformersGenerator
+    from .models import resolve_device
+
+    device = resolve_device(cfg.device)
+    dtype = cfg.llm_dtype
+    if dtype == "auto" and cfg.g_steps:
+        dtype = "float32"
+    elif dtype == "auto":
+        fast_bf16 = device.startswith("cuda") or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        dtype = "bfloat16" if fast_bf16 else "float32"
+    return TransformersGenerator.from_spec(cfg.llm, cfg.cache_dir, device, dtype)
+
+
+def sample_params(cfg: TrainConfig):
+    from .generator import SamplingParams
+
+    return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+
+
+def g_replies(cfg: TrainConfig, generator, examples: list[Example], n: int) -> tuple[dict, float]:
+    """G's n replies per example from the on-disk cache, sampling what is missing; and the cache's sampling seconds."""
+    cache = SampleCache(cfg.out_dir / "samples", cfg.sample_key())
+    replies = sample_contexts(
+        generator, examples, n, cache, system_prompt=cfg.system_prompt, params=sample_params(cfg),
+        rows_per_call=cfg.rows_per_call, progress=_bar(cfg),
+    )
+    return replies, cache.seconds
+
+
+def prepare_data(cfg: TrainConfig, generator) -> Data:
+    train = examples_for(cfg, "train", cfg.train_contexts)
+    val = examples_for(cfg, "val", cfg.val_contexts)
+    fakes, _ = g_replies(cfg, generator, train, 1)
+    val_fakes, seconds = g_replies(cfg, generator, val, cfg.val_candidates)
+    return Data(train, val, {**fakes, **val_fakes}, seconds)
+
+
+def d_batches(cfg: TrainConfig, data: Data, epoch: int, extra_fakes: dict[str, list[str]] | None = None):
+    """Shuffled (contexts, replies, labels) batches: real 1, G's reply 0, reply from another chat 0."""
+    rng = random.Random(cfg.seed * 1000 + epoch)
+    rows = []
+    for e in data.train:
+        rows.append((e.context_text, e.reply, 1.0))
+        for fake in data.fakes[e.id][:1] + [r for r in (extra_fakes or {}).get(e.id, [])]:
+            rows.append((e.context_text, getattr(fake, "text", fake), 0.0))
+        if rng.random() < cfg.random_negatives:
+            rows.append((e.context_text, other_replies(e, data.train, 1, rng)[0], 0.0))
+    rng.shuffle(rows)
+    for i in range(0, len(rows), cfg.batch_size):
+        chunk = rows[i:i + cfg.batch_size]
+        yield [r[0] for r in chunk], [r[1] for r in chunk], torch.tensor([r[2] for r in chunk])
+
+
+# ---------------------------------------------------------------- D
+
+
+def build_discriminator(cfg: TrainConfig):
+    """A fresh D with the bottom `freeze_ratio` of encoder layers (and the embeddings) frozen."""
+    from .discriminator import Discriminator
+    from .models import resolve_device
+
+    d = Discriminator.from_encoder(cfg.encoder, resolve_device(cfg.device), cfg.max_length)
+    freeze_encoder(d, cfg.freeze_ratio)
+    return d
+
+
+def freeze_encoder(d, freeze_ratio: float) -> int:
+    """Freeze embeddings and the lowest layers; returns how many layers stay trainable."""
+    layers = _layers(d.encoder)
+    frozen = round(len(layers) * freeze_ratio)
+    for p in d.encoder.parameters():
+        p.requires_grad_(False)
+    for layer in layers[frozen:]:
+        for p in layer.parameters():
+            p.requires_grad_(True)
+    return len(layers) - frozen
+
+
+def _layers(model) -> list[torch.nn.Module]:
+    """The stack of transformer blocks of an encoder or decoder (BERT-, Llama-, GPT-2-like)."""
+    for path in ("encoder.layer", "model.layers", "layers", "transformer.h", "h"):
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, torch.nn.ModuleList):
+            return list(obj)
+    raise ValueError(f"Cannot find the transformer layers of {type(model).__name__}")
+
+
+def d_optimizer(cfg: TrainConfig, d) -> torch.optim.Optimizer:
+    encoder = [p for p in d.encoder.parameters() if p.requires_grad]
+    groups = [{"params": list(d.head.parameters()), "lr": cfg.head_lr}]
+    if encoder:
+        groups.append({"params": encoder, "lr": cfg.lr})
+    return torch.optim.AdamW(groups, weight_decay=0.01)
+
+
+def d_step(d, optimizer, contexts: list[str], replies: list[str], labels: torch.Tensor) -> float:
+    """One binary cross-entropy step on D; returns the loss before the update."""
+    d.train()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(d.logits(contexts, replies), labels.to(d.device))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+@torch.inference_mode()
+def d_scores(d, contexts: list[str], replies: list[str], batch_size: int = 64) -> list[float]:
+    """P(human) for many (context, reply) pairs."""
+    d.eval()
+    out: list[float] = []
+    for i in range(0, len(replies), batch_size):
+        out += torch.sigmoid(d.logits(contexts[i:i + batch_size], replies[i:i + batch_size])).float().tolist()
+    return out
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def roc_auc(positives: list[float], negatives: list[float]) -> float:
+    """P(a random positive scores above a random negative), ties as half (Mann–Whitney U)."""
+    if not positives or not negatives:
+        return float("nan")
+    scores = torch.tensor(positives + negatives, dtype=torch.float64)
+    ranks = _average_ranks(scores)
+    n_pos, n_neg = len(positives), len(negatives)
+    u = ranks[:n_pos].sum().item() - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
+
+
+def _average_ranks(x: torch.Tensor) -> torch.Tensor:
+    order = torch.argsort(x)
+    ranks = torch.empty_like(x)
+    ranks[order] = torch.arange(1, len(x) + 1, dtype=x.dtype)
+    for value in torch.unique(x):  # ties share their mean rank
+        tied = x == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def length_direction(data: Data) -> float:
+    """+1 if longer replies look more human on train, else −1 (the length-only baseline's fit)."""
+    real = [len(e.reply) for e in data.train]
+    fake = [len(data.fakes[e.id][0].text) for e in data.train]
+    return 1.0 if roc_auc([float(x) for x in real], [float(x) for x in fake]) >= 0.5 else -1.0
+
+
+def d_metrics(d, examples: list[Example], fakes: dict, direction: float, seed: int, distractors: int = 9) -> dict:
+    """ROC-AUC, accuracy, AdverSuc, hits@1 and the length-only AUC on held-out examples."""
+    rng = random.Random(seed)
+    ctx = [e.context_text for e in examples]
+    real = d_scores(d, ctx, [e.reply for e in examples])
+    fake_text = [fakes[e.id][0].text for e in examples]
+    fake = d_scores(d, ctx, fake_text)
+    others = [other_replies(e, examples, distractors, rng) for e in examples]
+    flat = d_scores(d, [c for c, o in zip(ctx, others) for _ in o], [r for o in others for r in o])
+    hits = sum(real[i] > max(flat[i * distractors:(i + 1) * distractors]) for i in range(len(examples)))
+    length = roc_auc([direction * len(e.reply) for e in examples], [direction * len(t) for t in fake_text])
+    return {
+        "auc": roc_auc(real, fake),
+        "accuracy": (sum(s > 0.5 for s in real) + sum(s <= 0.5 for s in fake)) / (2 * len(examples)),
+        "adversuc": sum(s > 0.5 for s in fake) / len(fake),
+        "hits@1": hits / len(examples),
+        "length_auc": length,
+        "mean_d_real": sum(real) / len(real),
+        "mean_d_fake": sum(fake) / len(fake),
+    }
+
+
+# ---------------------------------------------------------------- G
+
+
+def g_trainable_params(model, share: float) -> list[str]:
+    """Unfreeze the top ceil(share × layers) decoder layers (and nothing else); return their names."""
+    layers = _layers(model)
+    keep = max(1, math.ceil(len(layers) * share))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    allowed = {id(p) for layer in layers[-keep:] for p in layer.parameters()}
+    names = []
+    for name, p in model.named_parameters():
+        if id(p) in allowed:
+            p.requires_grad_(True)
+            names.append(name)
+    return names
+
+
+def _sequence_logprobs(generator, prompts: list[list[int]], replies: list[list[int]]) -> torch.Tensor:
+    """Mean token log-prob of each reply after its prompt (teacher forcing, with gradients)."""
+    model, device = generator.model, generator.device
+    eos = min(generator.eos_ids)
+    seqs = [p + r + [eos] for p, r in zip(prompts, replies)]
+    width = max(map(len, seqs))
+    ids = torch.tensor([s + [eos] * (width - len(s)) for s in seqs], device=device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
+    target = torch.zeros_like(ids, dtype=torch.bool)
+    for i, (p, r) in enumerate(zip(prompts, replies)):
+        target[i, len(p):len(p) + len(r) + 1] = True  # the reply and its end-of-turn
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    lp = logits.log_softmax(-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    t = target[:, 1:].to(lp.dtype)
+    return (lp * t).sum(1) / t.sum(1)
+
+
+def g_step(cfg: TrainConfig, generator, d, optimizer, examples: list[Example]) -> dict:
+    """One REINFORCE step on G: reward = D's P(human), baseline = the context's mean reward.
+
+    Loss = −mean((r − b) · log p(reply)) + g_likelihood · NLL(human reply): the likelihood
+    term keeps G close to human text instead of drifting to whatever fools D.
+    Returns the reward stats and the fresh samples (new fakes for the next D-steps).
+    """
+    from .generator import sample_replies
+
+    model, tok = generator.model, generator.tokenizer
+    model.eval()
+    drafts = sample_replies(generator, [e.messages(cfg.system_prompt) for e in examples], dataclasses.replace(sample_params(cfg), n=cfg.g_samples, seed=None))
+    prompts, replies, rewards, fresh = [], [], [], {}
+    for e, ds in zip(examples, drafts):
+        texts = [x.text.strip() for x in ds]
+        r = d_scores(d, [e.context_text] * len(texts), texts)
+        mean = sum(r) / len(r)
+        fresh[e.id] = texts
+        for x, ri in zip(ds, r):
+            prompts.append(generator.prompt_ids(e.messages(cfg.system_prompt)))
+            replies.append(x.token_ids)
+            rewards.append(ri - mean)
+    human_prompts = [generator.prompt_ids(e.messages(cfg.system_prompt)) for e in examples]
+    human = [tok(e.reply, add_special_tokens=False)["input_ids"] for e in examples]
+    model.train()
+    with torch.enable_grad():
+        logp = _sequence_logprobs(generator, prompts, replies)
+        adv = torch.tensor(rewards, device=logp.device)
+        nll = -_sequence_logprobs(generator, human_prompts, human).mean()
+        loss = -(adv * logp).mean() + cfg.g_likelihood * nll
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    flat = [r + 0 for r in rewards]
+    return {"g_loss": loss.item(), "g_nll_human": nll.item(), "g_reward_spread": max(flat) - min(flat), "fresh": fresh}
+
+
+# ---------------------------------------------------------------- λ and the loop
+
+
+def choose_lambda(cfg: TrainConfig, d, data: Data, judge) -> dict:
+    """λ with the best judge win rate of best-of-N over the first sample on validation."""
+    from .evaluate import best_of, win_rate
+
+    sims, dsc, js = [], [], []
+    for e in data.val:
+        cands = data.fakes[e.id][:cfg.val_candidates]
+        texts = [c.text for c in cands]
+        sims.append(judge.similarity(texts, e.reply))
+        dsc.append(d_scores(d, [e.context_text] * len(texts), texts))
+        js.append([c.j for c in cands])
+    table = {}
+    for lam in cfg.lam_grid:  # sample 0 is the single reply; best-of-(N−1) picks among the others
+        picks = [1 + best_of(ds[1:], jj[1:], lam, len(ds) - 1) for ds, jj in zip(dsc, js)]
+        table[lam] = win_rate([s[p] for s, p in zip(sims, picks)], [s[0] for s in sims])["rate"]
+    best = max(cfg.lam_grid, key=lambda lam: (round(table[lam], 4), -abs(lam - 0.5)))
+    return {"lam": best, "val_win_rate": table[best], "table": {str(k): v for k, v in table.items()}}
+
+
+def _bar(cfg: TrainConfig):
+    if not cfg.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm
+
+
+def train(cfg: TrainConfig) -> dict:
+    """The whole run; returns the summary also written to summary.json."""
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    out = cfg.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    generator = load_generator(cfg)
+    data = prepare_data(cfg, generator)
+    direction = length_direction(data)
+    d = build_discriminator(cfg)
+    opt = d_optimizer(cfg, d)
+    g_opt, g_names, g_before = None, [], None
+    if cfg.g_steps:
+        g_names = g_trainable_params(generator.model, cfg.g_trainable)
+        g_opt = torch.optim.AdamW([p for p in generator.model.parameters() if p.requires_grad], lr=cfg.g_lr)
+    state = {"epoch": 0, "best_auc": -1.0, "bad_epochs": 0, "step": 0}
+    metrics_path = out / "metrics.jsonl"
+    if cfg.resume and (out / "last.pt").exists():
+        state = resume(out / "last.pt", d, opt, generator, g_opt)
+    elif metrics_path.exists():
+        metrics_path.unlink()
+    rng = random.Random(cfg.seed)
+    extra: dict[str, list[str]] = {}
+    if cfg.g_steps:
+        g_before = judge_generator(cfg, generator, data, tag="before")
+    while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
+        epoch = state["epoch"] + 1
+        losses, g_logs = [], []
+        batches = list(d_batches(cfg, data, epoch, extra))
+        bar = _bar(cfg)(batches, desc=f"epoch {epoch} D", unit="batch") if cfg.progress else batches
+        for i, (c, r, y) in enumerate(bar):
+            losses.append(d_step(d, opt, c, r, y))
+            state["step"] += 1
+            if cfg.g_steps and (i + 1) % cfg.d_steps == 0:
+                for _ in range(cfg.g_steps):
+                    stats = g_step(cfg, generator, d, g_opt, rng.sample(data.train, cfg.g_contexts))
+                    for eid, texts in stats.pop("fresh").items():
+                        extra[eid] = texts[:1]  # the latest G's reply is this context's extra fake
+                    g_logs.append(stats)
+        row = {"epoch": epoch, "step": state["step"], "train_loss": sum(losses) / len(losses)}
+        row.update({f"val_{k}": v for k, v in d_metrics(d, data.val, data.fakes, direction, cfg.seed).items()})
+        if g_logs:
+            row.update({k: sum(x[k] for x in g_logs) / len(g_logs) for k in g_logs[0]})
+        row["seconds"] = time.perf_counter() - started
+        with metrics_path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)})
+        if row["val_auc"] > state["best_auc"]:
+            state.update(best_auc=row["val_auc"], bad_epochs=0)
+            d.save(out / "best", epoch=epoch, val=row)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        checkpoint(out / "last.pt", state, d, opt, generator, g_opt)
+    plot_curves(metrics_path, out / "curves.png")
+    return finish(cfg, data, generator, g_before, g_names, state, started, direction)
+
+
+def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, started, direction: float) -> dict:
+    """Reload the best D, pick λ on validation, save it with its metadata; judge G if it trained."""
+    from .discriminator import Discriminator
+    from .evaluate import SimilarityJudge
+
+    best = Discriminator.load(cfg.out_dir / "best", generator.device.type)
+    judge = SimilarityJudge.from_spec(cfg.encoder, generator.device.type)
+    lam = choose_lambda(cfg, best, data, judge)
+    training = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out_dir", "cache_dir", "resume", "progress")}
+    meta = {**best.meta, "lam": lam["lam"], "lam_selection": lam, "length_direction": direction, "training": training}
+    best.save(cfg.out_dir / "best", **meta)
+    summary = {
+        "epochs_run": state["epoch"],
+        "stopped_early": state["bad_epochs"] >= cfg.patience,
+        "best_val_auc": state["best_auc"],
+        "lam": lam,
+        "sampling_seconds": data.sampling_seconds,
+        "total_seconds": time.perf_counter() - started,
+        "train_examples": len(data.train),
+        "val_examples": len(data.val),
+    }
+    if cfg.g_steps:
+        after = judge_generator(cfg, generator, data, tag="after", d=best)
+        before = judge_generator(cfg, generator, data, tag="before", d=best, replies=g_before["replies"])
+        summary["g_step"] = {"trainable": len(g_names), "before": before["stats"], "after": after["stats"]}
+    (cfg.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def judge_generator(cfg: TrainConfig, generator, data: Data, tag: str, d=None, replies=None) -> dict:
+    """G's replies to some val contexts; with D given, their AdverSuc and judge similarity."""
+    from .generator import sample_replies
+
+    examples = data.val[:cfg.g_eval_contexts]
+    if replies is None:
+        replies = []
+        for i in range(0, len(examples), cfg.rows_per_call):
+            chunk = examples[i:i + cfg.rows_per_call]
+            drafts = sample_replies(generator, [e.messages(cfg.system_prompt) for e in chunk], dataclasses.replace(sample_params(cfg), n=1, seed=cfg.seed + 7))
+            replies += [ds[0].text.strip() for ds in drafts]
+    stats = {}
+    if d is not None:
+        from .evaluate import SimilarityJudge
+
+        judge = SimilarityJudge.from_spec(cfg.encoder, generator.device.type)
+        scores = d_scores(d, [e.context_text for e in examples], replies)
+        sims = [judge.similarity([r], e.reply)[0] for r, e in zip(replies, examples)]
+        stats = {"adversuc": sum(s > 0.5 for s in scores) / len(scores), "mean_d": sum(scores) / len(scores),
+                 "judge_similarity": sum(sims) / len(sims), "tag": tag}
+    return {"replies": replies, "stats": stats}
+
+
+def checkpoint(path: Path, state: dict, d, opt, generator, g_opt) -> None:
+    blob = {"state": state, "d": d.trained_state(), "opt": opt.state_dict()}
+    if g_opt is not None:
+        blob["g"] = {k: v for k, v in generator.model.state_dict().items() if k in _trainable_names(generator.model)}
+        blob["g_opt"] = g_opt.state_dict()
+    tmp = path.with_suffix(".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+def _trainable_names(model) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def resume(path: Path, d, opt, generator, g_opt) -> dict:
+    blob = torch.load(path, map_location=d.device, weights_only=True)
+    d.load_state_dict(blob["d"], strict=False)
+    opt.load_state_dict(blob["opt"])
+    if g_opt is not None and "g" in blob:
+        generator.model.load_state_dict(blob["g"], strict=False)
+        g_opt.load_state_dict(blob["g_opt"])
+    log.info("resumed after epoch %d", blob["state"]["epoch"])
+    return blob["state"]
+
+
+def plot_curves(metrics_path: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
+    if not rows:
+        return
+    epochs = [r["epoch"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train BCE")
+    a.set_xlabel("epoch"), a.set_title("loss"), a.legend()
+    for key in ("val_auc", "val_accuracy", "val_hits@1", "val_adversuc", "val_length_auc"):
+        b.plot(epochs, [r[key] for r in rows], marker="o", label=key.removeprefix("val_"))
+    b.set_xlabel("epoch"), b.set_ylim(0, 1.02), b.set_title("validation"), b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """argparse over TrainConfig's fields: --train-contexts 2000, --g-steps 1, --resume, ..."""
+    p = argparse.ArgumentParser(description="Train the discriminator adversarially on chitchat.")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(TrainConfig(), f.name)
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, tuple):
+            p.add_argument(flag, type=float, nargs="+", default=default)
+        else:
+            p.add_argument(flag, type=type(default), default=default)
+    args = vars(p.parse_args(argv))
+    return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()})
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = parse_args(argv)
+    summary = train(cfg)
+    print(json.dumps(summary, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
