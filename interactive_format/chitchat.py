@@ -79,12 +79,29 @@ def split_ids(ids: list[str], fractions: tuple[float, float, float], seed: int) 
 
 
 def make_examples(conversations: dict[str, list[str]], ids: list[str], context_turns: int, limit: int, seed: int) -> list[Example]:
-    """One example per conversation (a seeded random reply turn), for the first `limit` ids."""
+    """`limit` examples: one per conversation (a seeded random reply turn) for the first `limit` ids.
+
+    When the split has fewer conversations than `limit`, further passes take other reply turns
+    of the same chats (each pass seeded on its own, so the first pass never changes).
+    """
     rng = random.Random(seed)
+    picks = [(cid, rng.randrange(1, len(conversations[cid]))) for cid in ids[:limit]]
+    used = set(picks)
+    for extra in range(1, 1000):
+        if len(picks) >= limit:
+            break
+        rng = random.Random(seed * 1000 + extra)
+        before = len(picks)
+        for cid in ids:
+            free = [t for t in range(1, len(conversations[cid])) if (cid, t) not in used]
+            if free and len(picks) < limit:
+                picks.append((cid, rng.choice(free)))
+                used.add(picks[-1])
+        if len(picks) == before:  # every turn of every chat is taken
+            break
     out = []
-    for cid in ids[:limit]:
+    for cid, t in picks:
         turns = conversations[cid]
-        t = rng.randrange(1, len(turns))
         out.append(Example(f"{cid}:{t}", cid, tuple(turns[max(0, t - context_turns):t]), turns[t]))
     return out
 

@@ -57,7 +57,7 @@ class Discriminator(nn.Module):
     def logits(self, contexts: list[str], replies: list[str]) -> torch.Tensor:
         """Logits of shape (batch,) for (context, reply) pairs."""
         batch = self.tokenizer(
-            contexts, replies, truncation="only_first", max_length=self.max_length, padding=True, return_tensors="pt"
+            contexts, replies, truncation="longest_first", max_length=self.max_length, padding=True, return_tensors="pt"
         ).to(self.device)
         states = self.encoder(**batch).last_hidden_state  # (batch, seq, hidden)
         mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
@@ -104,6 +104,8 @@ class Discriminator(nn.Module):
         unexpected = list(result.unexpected_keys)
         if unexpected or any(k.startswith("head.") for k in result.missing_keys):
             raise ModelLoadError(f"The discriminator in {directory} does not match its encoder ({unexpected[:3]}).")
+        for name, p in d.encoder.named_parameters():  # what was trained stays trainable; the rest is the base
+            p.requires_grad_(f"encoder.{name}" in state)
         d.meta = info
         return d.eval()
 

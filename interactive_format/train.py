@@ -67,7 +67,9 @@ class TrainConfig:
     temperature: float = 0.7  # G's sampling, as in the app
     top_p: float = 0.9
     max_new_tokens: int = 40  # human turns are ~12 words
-    random_negatives: float = 1.0  # chance per train context of an extra negative: a reply from another chat
+    random_negatives: float = 0.5  # chance per train context of an extra negative: a reply from another chat
+    shuffled_negatives: float = 0.5  # chance of an extra negative: the human reply with its words shuffled
+    preferences: str = ""  # comma-separated JSONL files of users' picks {"context", "chosen", "rejected"} (the app's export)
     # D
     freeze_ratio: float = 0.5  # share of encoder layers (from the bottom) kept frozen; embeddings always
     max_length: int = 128  # tokens of context + reply (the oldest context is cut first)
@@ -96,6 +98,7 @@ class TrainConfig:
             "freeze_ratio": 0 <= self.freeze_ratio <= 1,
             "g_trainable": 0 < self.g_trainable <= 1,
             "random_negatives": 0 <= self.random_negatives <= 1,
+            "shuffled_negatives": 0 <= self.shuffled_negatives <= 1,
             "context_turns": self.context_turns >= 1,
             "val_candidates": self.val_candidates >= 2,
             "patience": self.patience >= 1,
@@ -119,6 +122,7 @@ class Data:
     val: list[Example]
     fakes: dict[str, list]  # example id -> G's SampledReply list
     sampling_seconds: float
+    preferences: list[tuple[str, str, str]] = field(default_factory=list)  # (context, chosen, rejected)
 
 
 def examples_for(cfg: TrainConfig, split: str, limit: int) -> list[Example]:
@@ -164,7 +168,25 @@ def prepare_data(cfg: TrainConfig, generator) -> Data:
     val = examples_for(cfg, "val", cfg.val_contexts)
     fakes, _ = g_replies(cfg, generator, train, 1)
     val_fakes, seconds = g_replies(cfg, generator, val, cfg.val_candidates)
-    return Data(train, val, {**fakes, **val_fakes}, seconds)
+    pairs = [p for path in cfg.preferences.split(",") if path.strip() for p in read_preferences(Path(path.strip()))]
+    return Data(train, val, {**fakes, **val_fakes}, seconds, pairs)
+
+
+def read_preferences(path: Path) -> list[tuple[str, str, str]]:
+    """(context, chosen, rejected) pairs from the app's preference export; ValueError names a bad line."""
+    pairs = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            pair = (row["context"], row["chosen"], row["rejected"])
+        except (json.JSONDecodeError, TypeError, KeyError) as e:
+            raise ValueError(f"{path}:{n}: not a preference pair {{context, chosen, rejected}} ({e})") from None
+        if not all(isinstance(x, str) for x in pair) or not pair[1].strip() or not pair[2].strip():
+            raise ValueError(f"{path}:{n}: context, chosen and rejected must be text, the replies non-empty")
+        pairs.append(pair)
+    return pairs
 
 
 def d_batches(cfg: TrainConfig, data: Data, epoch: int, extra_fakes: dict[str, list[str]] | None = None):
@@ -177,6 +199,11 @@ def d_batches(cfg: TrainConfig, data: Data, epoch: int, extra_fakes: dict[str, l
             rows.append((e.context_text, getattr(fake, "text", fake), 0.0))
         if rng.random() < cfg.random_negatives:
             rows.append((e.context_text, other_replies(e, data.train, 1, rng)[0], 0.0))
+        if rng.random() < cfg.shuffled_negatives and len(words := e.reply.split()) > 2:
+            rng.shuffle(words)  # human words in no order: teaches D fluency, not only style
+            rows.append((e.context_text, " ".join(words), 0.0))
+    for context, chosen, rejected in data.preferences:  # a user's pick: the chosen reply as "human", the other not
+        rows += [(context, chosen, 1.0), (context, rejected, 0.0)]
     rng.shuffle(rows)
     for i in range(0, len(rows), cfg.batch_size):
         chunk = rows[i:i + cfg.batch_size]
@@ -582,7 +609,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = parse_args(argv)
-    summary = train(cfg)
+    try:
+        summary = train(cfg)
+    except (ValueError, FileNotFoundError) as e:  # bad settings or data files: one line, no traceback
+        raise SystemExit(f"train: {e}") from None
     print(json.dumps(summary, indent=2, default=str))
 
 

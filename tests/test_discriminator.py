@@ -21,6 +21,12 @@ def test_scores_are_probabilities_in_one_batch(fresh_d):
     assert fresh_d.score("ctx", []) == []
 
 
+def test_a_reply_longer_than_the_window_is_scored_not_refused(fresh_d):
+    long_reply = "word " * (3 * fresh_d.max_length)  # e.g. a 1,000-token reply from the settings panel
+    scores = fresh_d.score("user: tell me a long story", [long_reply, "ok"])
+    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
+
+
 def test_save_and_load_round_trip_only_trained_parts(fresh_d, tmp_path):
     for p in fresh_d.encoder.parameters():
         p.requires_grad = False
@@ -31,6 +37,8 @@ def test_save_and_load_round_trip_only_trained_parts(fresh_d, tmp_path):
     assert saved < 0.2 * sum(p.numel() * 4 for p in fresh_d.encoder.parameters())  # not the whole encoder
     loaded = load_discriminator(tmp_path)
     assert loaded.meta["lam"] == 0.5
+    loaded.save(tmp_path / "again", lam=0.5)  # a loaded D re-saves only what was trained, not the encoder
+    assert (tmp_path / "again" / WEIGHTS).stat().st_size == saved
     pair = ("user: what's your favourite food?", ["pizza, definitely", "I am a language model."])
     assert loaded.score(*pair) == pytest.approx(fresh_d.score(*pair), abs=1e-5)
 

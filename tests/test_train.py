@@ -73,6 +73,17 @@ def test_split_is_by_conversation_never_by_turn(cfg):
             assert turns[t] == e.reply and list(e.context) == turns[max(0, t - cfg.context_turns):t]
 
 
+def test_a_split_smaller_than_the_request_gives_other_turns_of_its_chats():
+    from interactive_format.chitchat import make_examples
+
+    chats = {"a": ["hi", "hey", "how are you", "good"], "b": ["yo", "sup"], "c": ["hello", "hi there", "bye"]}
+    first = make_examples(chats, ["a", "b", "c"], 2, 3, seed=1)
+    more = make_examples(chats, ["a", "b", "c"], 2, 5, seed=1)
+    assert more[:3] == first  # asking for more never changes the first pass (cached samples stay valid)
+    assert len({e.id for e in more}) == 5 and {e.conversation for e in more[3:]} <= {"a", "c"}
+    assert len(make_examples(chats, ["a", "b", "c"], 2, 99, seed=1)) == 6  # every reply turn, once
+
+
 def test_context_is_given_to_g_with_the_answered_turn_as_the_users():
     e = Example("c:3", "c", ("hi", "hello, how are you?", "good, you?"), "fine thanks")
     msgs = e.messages("be brief")
@@ -237,3 +248,45 @@ def test_shipped_d_scores_human_replies_above_the_same_words_shuffled():
         human, shuffled = d.score(context, [reply, " ".join(words)])
         assert human > shuffled, (reply, human, shuffled)
     assert 0.0 <= d.meta["lam"] <= 1.0
+
+
+# --- users' picks as extra training data -------------------------------------------------
+
+
+def test_the_apps_preference_export_is_training_data_for_d(cfg, tmp_path):
+    from interactive_format.dialogue import Candidate, Turn
+    from interactive_format.store import Store
+
+    store = Store(tmp_path / "chats.db")
+    cid = store.create("alice", "You are a helpful AI assistant.")
+    user = store.add_turn("alice", cid, Turn("user", "any plans tonight?"), None)
+    reply = Turn("assistant", candidates=[Candidate("As an AI, I have no plans.", -1.0), Candidate("movie night with friends!", -1.2)])
+    turn = store.add_turn("alice", cid, reply, user)
+    store.pick("alice", turn, 1, "user: any plans tonight?")
+    path = tmp_path / "prefs.jsonl"
+    path.write_text(store.preferences_jsonl("alice"))
+
+    pairs = T.read_preferences(path)
+    assert pairs == [("user: any plans tonight?", "movie night with friends!", "As an AI, I have no plans.")]
+    data = T.Data(train=[], val=[], fakes={}, sampling_seconds=0.0, preferences=pairs)
+    rows = [(c, r, float(y)) for cs, rs, ys in T.d_batches(cfg, data, 1) for c, r, y in zip(cs, rs, ys)]
+    assert sorted(rows) == [(pairs[0][0], pairs[0][2], 0.0), (pairs[0][0], pairs[0][1], 1.0)]
+
+
+def test_a_malformed_preference_file_names_the_bad_line(tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    path.write_text('{"context": "c", "chosen": "a", "rejected": "b"}\n\n{"context": "c", "chosen": "a"}\n')
+    with pytest.raises(ValueError, match=r"prefs.jsonl:3"):
+        T.read_preferences(path)
+    path.write_text('{"context": "c", "chosen": 5, "rejected": "b"}\n')
+    with pytest.raises(ValueError, match=r"prefs.jsonl:1: .*must be text"):
+        T.read_preferences(path)
+
+
+def test_d_sees_human_words_shuffled_as_a_negative(cfg):
+    e = Example("c:1", "c", ("how was your day?",), "pretty good, went to the beach with my friends")
+    data = T.Data(train=[e], val=[], fakes={"c:1": []}, sampling_seconds=0.0)
+    only_shuffled = dataclasses.replace(cfg, random_negatives=0.0, shuffled_negatives=1.0)
+    rows = [(r, float(y)) for _, rs, ys in T.d_batches(only_shuffled, data, 1) for r, y in zip(rs, ys)]
+    (shuffled,) = [r for r, y in rows if y == 0.0]
+    assert (e.reply, 1.0) in rows and shuffled != e.reply and sorted(shuffled.split()) == sorted(e.reply.split())
