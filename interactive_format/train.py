@@ -399,8 +399,8 @@ def g_step(cfg: TrainConfig, generator, d, optimizer, examples: list[Example]) -
         loss.backward()
         optimizer.step()
     model.eval()
-    flat = [r + 0 for r in rewards]
-    return {"g_loss": loss.item(), "g_nll_human": nll.item(), "g_reward_spread": max(flat) - min(flat), "fresh": fresh}
+    spread = max(rewards) - min(rewards)
+    return {"g_loss": loss.item(), "g_nll_human": nll.item(), "g_reward_spread": spread, "fresh": fresh}
 
 
 # ---------------------------------------------------------------- λ and the loop
@@ -514,14 +514,14 @@ def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, st
         "val_examples": len(data.val),
     }
     if cfg.g_steps:
-        after = judge_generator(cfg, generator, data, tag="after", d=best)
-        before = judge_generator(cfg, generator, data, tag="before", d=best, replies=g_before["replies"])
+        after = judge_generator(cfg, generator, data, tag="after", d=best, judge=judge)
+        before = judge_generator(cfg, generator, data, tag="before", d=best, judge=judge, replies=g_before["replies"])
         summary["g_step"] = {"trainable": len(g_names), "before": before["stats"], "after": after["stats"]}
     (cfg.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 
 
-def judge_generator(cfg: TrainConfig, generator, data: Data, tag: str, d=None, replies=None) -> dict:
+def judge_generator(cfg: TrainConfig, generator, data: Data, tag: str, d=None, judge=None, replies=None) -> dict:
     """G's replies to some val contexts; with D given, their AdverSuc and judge similarity."""
     from .generator import sample_replies
 
@@ -533,10 +533,7 @@ def judge_generator(cfg: TrainConfig, generator, data: Data, tag: str, d=None, r
             drafts = sample_replies(generator, [e.messages(cfg.system_prompt) for e in chunk], dataclasses.replace(sample_params(cfg), n=1, seed=cfg.seed + 7))
             replies += [ds[0].text.strip() for ds in drafts]
     stats = {}
-    if d is not None:
-        from .evaluate import SimilarityJudge
-
-        judge = SimilarityJudge.from_spec(cfg.encoder, generator.device.type)
+    if d is not None:  # `judge`: the caller's SimilarityJudge (loaded once per run)
         scores = d_scores(d, [e.context_text for e in examples], replies)
         sims = [judge.similarity([r], e.reply)[0] for r, e in zip(replies, examples)]
         stats = {"adversuc": sum(s > 0.5 for s in scores) / len(scores), "mean_d": sum(scores) / len(scores),
