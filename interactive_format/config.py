@@ -24,6 +24,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "interactive_format"
 
 
+def default_db_path() -> Path:
+    """Where conversations are kept (XDG data dir, overridable)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "interactive_format" / "chats.db"
+
+
 @dataclass(frozen=True)
 class ModelsConfig:
     llm: str = "embedded:smollm2-135m"  # chat model: embedded name, HF id or local path
@@ -69,11 +75,17 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    db_path: Path = field(default_factory=default_db_path)  # SQLite file with every user's conversations
+
+
+@dataclass(frozen=True)
 class AppConfig:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     limits: Limits = field(default_factory=Limits)
     server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -101,7 +113,13 @@ def validate(config: AppConfig) -> None:
             raise ValueError(f"invalid config value for {name}")
 
 
-SECTIONS = {"models": ModelsConfig, "generation": GenerationConfig, "limits": Limits, "server": ServerConfig}
+SECTIONS = {
+    "models": ModelsConfig,
+    "generation": GenerationConfig,
+    "limits": Limits,
+    "server": ServerConfig,
+    "storage": StorageConfig,
+}
 
 # IF_<NAME> environment variables and the (section, field) they set.
 ENV_VARS = {
@@ -117,6 +135,7 @@ ENV_VARS = {
     "IF_LAM": ("generation", "lam"),
     "IF_HOST": ("server", "host"),
     "IF_PORT": ("server", "port"),
+    "IF_DB": ("storage", "db_path"),
 }
 
 
@@ -167,6 +186,7 @@ FLAGS = {
     "discriminator": ("models", "discriminator"),
     "host": ("server", "host"),
     "port": ("server", "port"),
+    "db": ("storage", "db_path"),
 }
 
 
@@ -196,6 +216,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--discriminator", help="trained discriminator directory ('off': rank by likelihood only)")
     p.add_argument("--host", help="address to serve on (0.0.0.0 for all interfaces)")
     p.add_argument("--port", type=int, help="port to serve on")
+    p.add_argument("--db", help="SQLite file for the conversations (also IF_DB)")
     return p.parse_args(argv)
 
 
