@@ -72,6 +72,7 @@ class ServerConfig:
     title: str = "Interactive Format"
     concurrency_limit: int = 2  # turns generated at once
     max_queue: int = 32  # further requests are told the app is busy
+    hf_login: bool = False  # a "Sign in with Hugging Face" button (a Space with hf_oauth: true)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ ENV_VARS = {
     "IF_HOST": ("server", "host"),
     "IF_PORT": ("server", "port"),
     "IF_DB": ("storage", "db_path"),
+    "IF_HF_LOGIN": ("server", "hf_login"),
 }
 
 
@@ -148,12 +150,25 @@ def _coerce(section: str, name: str, value: Any) -> Any:
         return Path(value).expanduser()
     if isinstance(default, tuple):
         return tuple(value)
+    if isinstance(default, bool):
+        return _boolean(section, name, value)
     if isinstance(default, bool) or not isinstance(default, (int, float)):
         return value
     try:
         return type(default)(value)
     except (TypeError, ValueError) as e:
         raise ValueError(f"invalid config value for {section}.{name}: {value!r}") from e
+
+
+def _boolean(section: str, name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"invalid config value for {section}.{name}: {value!r} (use true or false)")
 
 
 def merge(config: AppConfig, overrides: Mapping[str, Mapping[str, Any]]) -> AppConfig:

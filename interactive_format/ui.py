@@ -247,7 +247,8 @@ class ChatUI:
         locked = gr.MultimodalTextbox(value=None, interactive=False)
         skip = gr.skip()
         messages = to_messages(chat.conversation, self.engine.ranking_note, pending=status.startswith("Sampling"))
-        return View(messages, locked, chat, status, skip, skip, skip, skip, skip, skip, skip)
+        hidden = gr.update(visible=False)  # no browsing, picking or switching while a reply streams
+        return View(messages, locked, chat, status, skip, skip, hidden, skip, skip, hidden, skip)
 
     def _unchanged(self, chat: Chat, status: str = "Ready") -> View:
         skip = gr.skip()
@@ -349,6 +350,9 @@ class ChatUI:
         profile: gr.OAuthProfile | None = None,
     ) -> Iterator[View]:
         """The user edited one of their messages (or a caption/transcript): branch there and answer again."""
+        if data.value == getattr(data, "previous_value", None):  # Gradio also reports untouched messages
+            yield View(*[gr.skip()] * len(View._fields))
+            return
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
         try:
             owner = owner_of(user_id, profile)
@@ -647,6 +651,8 @@ def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
         user_id = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=store.secret("browser_state"))
         chat = gr.State(ui.history.new())
         with gr.Sidebar(label="Conversations", elem_id="sidebar"):
+            if config.server.hf_login:  # signed in, your chats belong to your Hugging Face account
+                gr.LoginButton()
             new_btn = gr.Button("New chat", variant="primary", elem_id="new-chat")
             chats = gr.Radio([], label="Your conversations", elem_id="chat-list")
             with gr.Accordion("This conversation", open=False):
@@ -676,6 +682,7 @@ def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
                     elem_id="chatbot",
                     editable="user",
                     allow_tags=False,
+                    group_consecutive_messages=False,  # one message per bubble: edits and likes name one message
                 )
                 with gr.Group(visible=False, elem_id="candidate-bar") as candidate_bar:
                     with gr.Row():

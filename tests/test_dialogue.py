@@ -119,3 +119,13 @@ def test_database_path_from_file_env_and_flag(tmp_path, monkeypatch):
     assert load_config(path, environ={"IF_DB": str(tmp_path / "env.db")}).storage.db_path == tmp_path / "env.db"
     flags = parse_args(["--db", str(tmp_path / "flag.db")])
     assert load_config(path, environ={"IF_DB": "x.db"}, flags=flags).storage.db_path == tmp_path / "flag.db"
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("off", False), ("0", False)])
+def test_boolean_settings_from_the_environment(value, expected):
+    assert load_config(environ={"IF_HF_LOGIN": value}).server.hf_login is expected
+
+
+def test_a_bad_boolean_names_the_field():
+    with pytest.raises(ValueError, match="server.hf_login"):
+        load_config(environ={"IF_HF_LOGIN": "maybe"})
