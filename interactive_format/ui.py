@@ -241,7 +241,7 @@ class ChatUI:
         turn = chat.conversation.turns[b.index]
         text = " ".join(turn.text.split()) or "(picture or voice)"
         text = text if len(text) <= 40 else text[:39] + "…"
-        return f"“{text}”: version {b.position + 1}/{b.count}"
+        return f"{b.position + 1}/{b.count}: “{text}”"
 
     def _streaming(self, chat: Chat, status: str) -> View:
         locked = gr.MultimodalTextbox(value=None, interactive=False)
@@ -260,7 +260,8 @@ class ChatUI:
         """Page load: give a new browser its random id, list its conversations, start a new chat."""
         if profile is None and not (isinstance(user_id, str) and USER_ID.fullmatch(user_id)):
             user_id = uuid.uuid4().hex
-        return (user_id, *self.view(self.history.new(), owner_of(user_id, profile)))
+        ready = gr.MultimodalTextbox(interactive=True)  # typing starts once the user is known
+        return (user_id, *self.view(self.history.new(), owner_of(user_id, profile), box=ready))
 
     def new_chat(self, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
         return self.view(
@@ -655,12 +656,12 @@ def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
                 gr.LoginButton()
             new_btn = gr.Button("New chat", variant="primary", elem_id="new-chat")
             chats = gr.Radio([], label="Your conversations", elem_id="chat-list")
-            with gr.Accordion("This conversation", open=False):
+            with gr.Accordion("This conversation", open=False, elem_id="this-chat"):
                 title = gr.Textbox(label="Title", max_lines=1, elem_id="chat-title")
                 with gr.Row():
                     rename_btn = gr.Button("Rename", size="sm", elem_id="rename-btn")
                     delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-btn")
-            with gr.Accordion("Export / import", open=False):
+            with gr.Accordion("Export / import", open=False, elem_id="export-import"):
                 export_btn = gr.Button("Export this chat (JSON)", size="sm", elem_id="export-chat")
                 export_all_btn = gr.Button("Export all my chats (JSON)", size="sm", elem_id="export-all")
                 pairs_btn = gr.Button("My picks as preference pairs (JSONL)", size="sm", elem_id="export-pairs")
@@ -703,6 +704,7 @@ def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
                     file_count="multiple",
                     sources=["upload", "microphone"],
                     show_label=False,
+                    interactive=False,  # until the page load has identified the user
                     elem_id="input-box",
                 )
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")

@@ -183,7 +183,7 @@ def test_regenerate_and_edit_with_the_real_model(ui):
     edit = type("Edit", (), {"index": 0, "value": "Name a vegetable."})
     view = list(ui.edit(chat, 2, 0.7, 12, 0.5, USER, edit))[-1]
     assert chat.conversation.turns[0].text == "Name a vegetable." and chat.conversation.turns[1].reply.strip()
-    assert view.branch.choices[0][0] == "“Name a vegetable.”: version 2/2"
+    assert view.branch.choices[0][0] == "2/2: “Name a vegetable.”"
     ui.older_version(chat, 0, USER)
     assert chat.conversation.turns[0].text == "Name a fruit." and len(chat.conversation.turns[1].candidates) == 4
 

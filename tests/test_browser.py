@@ -29,9 +29,14 @@ def page(server):
         page.dialogs = []  # an alert() from injected HTML would land here
         page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
         page.goto(server)
-        page.wait_for_selector("#input-box textarea")
+        ready(page)
         yield page
         browser.close()
+
+
+def ready(page) -> None:
+    """Wait until the page load has identified the user (the input box is enabled then)."""
+    page.wait_for_selector("#input-box textarea:not([disabled])", timeout=30_000)
 
 
 def shot(page, name: str) -> None:
@@ -110,13 +115,12 @@ def test_browse_to_another_candidate_and_use_it(page):
 
 
 def test_edit_a_message_makes_a_branch_and_the_old_one_stays(page):
-    first = page.locator("#chatbot [data-testid=user]").filter(has_text="puppy").first
-    first.hover()
-    first.locator("xpath=ancestor::*[contains(@class,'message-row')][1]").get_by_label("Edit").click()
+    page.locator("#chatbot button[aria-label=Edit]").first.click()  # the first message: the puppy one
     editor = page.locator("#chatbot textarea").first
+    assert "puppy" in editor.input_value()
     editor.fill("Hello! Suggest a name for a kitten.")
     before = bot_count(page)
-    page.get_by_label("Submit").first.click()
+    page.locator("#chatbot button[aria-label=Submit]").first.click()
     page.wait_for_function("n => document.querySelectorAll('#chatbot [data-testid=bot]').length !== n", arg=before, timeout=30_000)
     page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=90_000)
     page.wait_for_selector("#branch-bar", state="visible", timeout=10_000)
@@ -131,7 +135,7 @@ def test_edit_a_message_makes_a_branch_and_the_old_one_stays(page):
 
 def test_reload_finds_the_conversation_in_the_sidebar(page):
     page.reload()
-    page.wait_for_selector("#input-box textarea")
+    ready(page)
     entry = page.locator("#chat-list label").filter(has_text="puppy")
     entry.wait_for(timeout=20_000)
     assert bot_count(page) == 0  # a fresh chat until one is opened
@@ -154,7 +158,10 @@ HOSTILE = '<img src=x onerror="alert(1)"><script>alert(2)</script><b>bold</b>'
 
 
 def import_file(page, path: Path) -> None:
-    page.set_input_files("#import-btn input[type=file], input[type=file][data-testid*=upload-button]", str(path))
+    if not page.locator("#import-btn").is_visible():
+        page.click("#export-import button:has-text('Export / import'), #export-import >> text=Export / import")
+        page.wait_for_selector("#import-btn", state="visible")
+    page.set_input_files("input[type=file][data-testid='Import chats (JSON)-upload-button']", str(path))
 
 
 def test_imported_html_is_shown_as_text(page, tmp_path):

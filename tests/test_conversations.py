@@ -149,11 +149,11 @@ def test_editing_a_message_branches_and_the_old_branch_stays_reachable(ui):
     turns = chat.conversation.turns
     assert [t.reply for t in turns] == ["What is 2+2?", "1.0 re: What is 2+2?", "And 3 < 5?", "3.0 re: And 3 < 5?"]
     assert view.branch_bar["visible"] is True
-    assert [tuple(c) for c in view.branch.choices] == [("“And 3 < 5?”: version 2/2", 2)] and view.branch.value == 2
+    assert [tuple(c) for c in view.branch.choices] == [("2/2: “And 3 < 5?”", 2)] and view.branch.value == 2
 
     view = ui.older_version(chat, 2, user)
     assert [t.reply for t in chat.conversation.turns][2:] == ["And 3 < 4?", "2.0 re: And 3 < 4?"]
-    assert view.branch.choices[0][0] == "“And 3 < 4?”: version 1/2"
+    assert view.branch.choices[0][0] == "1/2: “And 3 < 4?”"
     ui.newer_version(chat, 2, user)
     assert chat.conversation.turns[3].reply == "3.0 re: And 3 < 5?"
     assert len(ui.store.list(owner_of(user))) == 1  # one conversation, two branches
@@ -161,7 +161,7 @@ def test_editing_a_message_branches_and_the_old_branch_stays_reachable(ui):
     first = SimpleNamespace(index=0, value="What is 2+3?", previous_value="What is 2+2?")
     list(ui.edit(chat, 3, 0.7, 16, 0.5, user, first))  # editing the first message: a second root
     assert [t.reply for t in chat.conversation.turns] == ["What is 2+3?", "4.0 re: What is 2+3?"]
-    assert ui.view(chat, owner_of(user)).branch.choices[0][0] == "“What is 2+3?”: version 2/2"
+    assert ui.view(chat, owner_of(user)).branch.choices[0][0] == "2/2: “What is 2+3?”"
 
 
 def test_editing_refuses_replies_and_empty_text_and_keeps_the_chat(ui):
@@ -192,7 +192,7 @@ def test_editing_a_caption_reruns_with_the_new_caption(ui):
     list(ui.edit(chat, 3, 0.7, 16, 0.5, user, edit))
     assert chat.conversation.turns[0].attachments[0].text == "a <blue> mug"
     assert ui.engine.generator.prompts[-1][-1]["content"] == "[The user sent a picture. a <blue> mug]\nwhat is it?"
-    assert ui.view(chat, owner).branch.choices[0][0] == "“what is it?”: version 2/2"
+    assert ui.view(chat, owner).branch.choices[0][0] == "2/2: “what is it?”"
 
 
 def test_like_and_dislike_are_logged_for_the_shown_reply(ui, db_path):
