@@ -148,14 +148,18 @@ class ChatEngine:
     ) -> Iterator[str]:
         """Sample N more candidates for the last reply; the earlier ones stay as its siblings.
 
-        All candidates are ranked together; the best new one is shown (the old one stays shown
-        when every new one is empty or sampling fails).
+        The last reply may be followed by refused messages only. All candidates are ranked
+        together; the best new one is shown (the old one stays shown when every new one is
+        empty or sampling fails).
         """
         settings = (settings or self.default_settings()).clamped()
-        reply = conversation.turns[-1] if conversation.turns else None
+        index = len(conversation.turns) - 1
+        while index >= 0 and conversation.turns[index].role == "user" and conversation.turns[index].error:
+            index -= 1
+        reply = conversation.turns[index] if index >= 0 else None
         if reply is None or reply.role != "assistant" or reply.error or not reply.candidates:
             raise InputError("There is no reply to regenerate.")
-        yield from self._answer(conversation, settings, stop or threading.Event(), reply)
+        yield from self._answer(conversation, settings, stop or threading.Event(), index)
 
     def _read_attachment(self, user: Turn, path: str) -> Iterator[str]:
         """Guard, then caption or transcribe one file into the user's turn."""
@@ -180,14 +184,17 @@ class ChatEngine:
         yield "Read " + kind
 
     def _answer(
-        self, conversation: Conversation, settings: TurnSettings, stop: threading.Event, reply: Turn | None = None
+        self, conversation: Conversation, settings: TurnSettings, stop: threading.Event, again: int | None = None
     ) -> Iterator[str]:
         """Sample N candidates for the last user turn, stream the leader, rerank at the end.
 
-        With `reply` (the conversation's last turn) the new candidates are added to it.
+        With `again` (the index of a reply) the new candidates are added to that reply instead.
         """
+        reply = None if again is None else conversation.turns[again]
         kept, kept_chosen = (reply.candidates, reply.chosen) if reply is not None else ([], 0)
-        before = conversation if reply is None else Conversation(conversation.system_prompt, conversation.turns[:-1])
+        before = conversation
+        if again is not None:  # the prompt that reply answered
+            before = Conversation(conversation.system_prompt, conversation.turns[:again])
         budget = self.config.generation.context_tokens - settings.max_new_tokens
         try:
             messages, dropped = fit_to_budget(before.messages(), self.generator.count_tokens, budget)

@@ -26,11 +26,12 @@ class Chat:
     browse: int | None = None  # candidate of the last reply being looked at; None: the shown one
 
     def last_reply(self) -> int | None:
-        """Index of the latest reply that has candidates (the one whose candidates can be browsed)."""
+        """Index of the last reply, if only refused messages follow it (its candidates can be browsed)."""
         for i in range(len(self.conversation.turns) - 1, -1, -1):
             turn = self.conversation.turns[i]
-            if turn.role == "assistant":
-                return i if turn.candidates and not turn.error else None
+            if turn.role == "user" and turn.error:
+                continue
+            return i if turn.role == "assistant" and turn.candidates and not turn.error else None
         return None
 
 

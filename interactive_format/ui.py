@@ -334,7 +334,7 @@ class ChatUI:
     ) -> Iterator[View]:
         """More candidates for the last reply; the earlier ones stay browsable."""
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
-        index = len(chat.conversation.turns) - 1
+        index = chat.last_reply()
         run = partial(self.engine.regenerate, chat.conversation, settings)
         yield from self._turn(run, chat, user_id, request, profile, changed=index)
 

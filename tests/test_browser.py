@@ -6,7 +6,9 @@ Screenshots of each step are saved under test-artifacts/browser/ (CI prints the 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -112,6 +114,31 @@ def test_browse_to_another_candidate_and_use_it(page):
     page.wait_for_function("document.querySelector('#cand-info').innerText.includes('· shown')", timeout=10_000)
     shot(page, "07-candidate-picked")
     assert browsed[:30] in chat_text(page)
+
+
+def test_like_a_reply_and_regenerate_more_candidates(page, store):
+    import sqlite3
+
+    def likes() -> int:
+        db = sqlite3.connect(store.db_path)
+        try:
+            return db.execute("SELECT count(*) FROM feedback WHERE kind = 'like'").fetchone()[0]
+        finally:
+            db.close()
+
+    before = likes()
+    page.locator("#chatbot button[aria-label=Like]").first.click()
+    deadline = time.monotonic() + 10
+    while likes() == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert likes() == before + 1
+    n = int(re.search(r"Candidate \d+/(\d+)", page.inner_text("#cand-info")).group(1))
+    page.click("#regen-btn")
+    # the candidate bar leaves the page while the new candidates stream
+    page.wait_for_function(f"document.querySelector('#cand-info')?.innerText.includes('/{2 * n}')", timeout=90_000)
+    page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=90_000)
+    shot(page, "07b-regenerated")
+    assert f"{2 * n} candidate(s), ranked" in chat_text(page)
 
 
 def test_edit_a_message_makes_a_branch_and_the_old_one_stays(page):

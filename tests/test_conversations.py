@@ -134,6 +134,12 @@ def test_regenerate_adds_siblings_and_keeps_the_old_ones(ui, db_path):
     assert len(chat.turn_ids) == 2  # no new turn, more candidates on the same one
     assert rows(db_path, "SELECT idx, seed FROM candidates ORDER BY idx") == [(0, 1), (1, 1), (2, 1), (3, 2), (4, 2)]
     assert ui.history.open(owner_of(user), chat.id).conversation.turns[1].reply == "2.0 re: Name a colour"
+    say(ui, chat, user, "z" * 5000)  # refused: the reply before it is still the last reply
+    assert chat.conversation.turns[2].error and chat.last_reply() == 1
+    list(ui.regenerate(chat, 1, 0.7, 16, 0.5, user))
+    assert len(reply.candidates) == 6 and reply.reply == "3.0 re: Name a colour"
+    assert ui.engine.generator.prompts[-1][-1] == {"role": "user", "content": "Name a colour"}
+    assert len(ui.history.open(owner_of(user), chat.id).conversation.turns[1].candidates) == 6
     with pytest.warns(UserWarning, match="no reply to regenerate"):
         list(ui.regenerate(start(ui, user).chat, 2, 0.7, 16, 0.5, user))
 
