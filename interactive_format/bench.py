@@ -50,13 +50,14 @@ def _media(folder: Path) -> tuple[Path, list[Path]]:
 def bench_turns(n: int, max_new_tokens: int, repeats: int) -> dict:
     from gradio_client import Client, handle_file
 
+    from .store import Store
     from .ui import build_demo
 
     config = load_config()
     start = time.perf_counter()
     engine = ChatEngine.build(config)
     load_s = time.perf_counter() - start
-    demo = build_demo(engine)
+    demo = build_demo(engine, Store(":memory:"))  # the chat API keeps nothing anyway
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     client = Client(url, verbose=False)
     results: dict[str, list[float]] = {"text": [], "picture": [], "voice": []}

@@ -121,6 +121,46 @@ class ChatEngine:
             return
         yield from self._answer(conversation, settings, stop)
 
+    def rerun(
+        self, conversation: Conversation, settings: TurnSettings | None = None, stop: threading.Event | None = None
+    ) -> Iterator[str]:
+        """Answer the conversation's last turn, a user turn already in place (e.g. just edited)."""
+        settings = (settings or self.default_settings()).clamped()
+        user = conversation.turns[-1] if conversation.turns else None
+        if user is None or user.role != "user":
+            raise InputError("There is no message to answer.")
+        try:
+            user.text = self.guard.text(user.text)
+            for a in user.attachments:  # an edited caption or transcript
+                a.text = self.guard.text(a.text)
+            if not user.text and not user.attachments:
+                raise InputError("The message is empty.")
+        except InteractiveFormatError as e:
+            user.text = preview(user.text)
+            user.error = str(e)
+            yield "Input refused"
+            return
+        user.error = None
+        yield from self._answer(conversation, settings, stop or threading.Event())
+
+    def regenerate(
+        self, conversation: Conversation, settings: TurnSettings | None = None, stop: threading.Event | None = None
+    ) -> Iterator[str]:
+        """Sample N more candidates for the last reply; the earlier ones stay as its siblings.
+
+        The last reply may be followed by refused messages only. All candidates are ranked
+        together; the best new one is shown (the old one stays shown when every new one is
+        empty or sampling fails).
+        """
+        settings = (settings or self.default_settings()).clamped()
+        index = len(conversation.turns) - 1
+        while index >= 0 and conversation.turns[index].role == "user" and conversation.turns[index].error:
+            index -= 1
+        reply = conversation.turns[index] if index >= 0 else None
+        if reply is None or reply.role != "assistant" or reply.error or not reply.candidates:
+            raise InputError("There is no reply to regenerate.")
+        yield from self._answer(conversation, settings, stop or threading.Event(), index)
+
     def _read_attachment(self, user: Turn, path: str) -> Iterator[str]:
         """Guard, then caption or transcribe one file into the user's turn."""
         kind = self.guard.file(path)
@@ -143,19 +183,31 @@ class ChatEngine:
             }
         yield "Read " + kind
 
-    def _answer(self, conversation: Conversation, settings: TurnSettings, stop: threading.Event) -> Iterator[str]:
-        """Sample N candidates for the last user turn, stream the leader, rerank at the end."""
-        reply = Turn("assistant")
+    def _answer(
+        self, conversation: Conversation, settings: TurnSettings, stop: threading.Event, again: int | None = None
+    ) -> Iterator[str]:
+        """Sample N candidates for the last user turn, stream the leader, rerank at the end.
+
+        With `again` (the index of a reply) the new candidates are added to that reply instead.
+        """
+        reply = None if again is None else conversation.turns[again]
+        kept, kept_chosen = (reply.candidates, reply.chosen) if reply is not None else ([], 0)
+        before = conversation
+        if again is not None:  # the prompt that reply answered
+            before = Conversation(conversation.system_prompt, conversation.turns[:again])
         budget = self.config.generation.context_tokens - settings.max_new_tokens
         try:
-            messages, dropped = fit_to_budget(conversation.messages(), self.generator.count_tokens, budget)
+            messages, dropped = fit_to_budget(before.messages(), self.generator.count_tokens, budget)
         except ValueError:
             conversation.turns[-1].error = "This message is too long for the model's context; please shorten it."
             yield "Input refused"
             return
+        if reply is None:
+            reply = Turn("assistant")
+            conversation.turns.append(reply)
+        reply.notice = None
         if dropped:
             reply.notice = f"{dropped} oldest message(s) no longer fit the model's context and were left out."
-        conversation.turns.append(reply)
         params = SamplingParams(
             n=settings.num_candidates,
             temperature=settings.temperature,
@@ -166,21 +218,21 @@ class ChatEngine:
         first_token_s = None
         try:
             for sample in self.generator.stream(messages, params, stop):
-                reply.candidates = [Candidate(d.text, d.mean_logprob, finished=d.finished) for d in sample.drafts]
-                if first_token_s is None and any(c.text for c in reply.candidates):
+                fresh = [Candidate(d.text, d.mean_logprob, finished=d.finished) for d in sample.drafts]
+                reply.candidates = kept + fresh
+                if first_token_s is None and any(c.text for c in fresh):
                     first_token_s = time.perf_counter() - start
                 if sample.done:
-                    self._finish(reply, messages, settings, sample.seed, sample.stopped)
+                    self._finish(reply, messages, settings, sample.seed, sample.stopped, len(kept))
                     break
-                reply.chosen = max(range(len(reply.candidates)), key=lambda i: _live_key(reply.candidates[i]))
+                reply.chosen = len(kept) + max(range(len(fresh)), key=lambda i: _live_key(fresh[i]))
                 yield f"Sampling {params.n} candidate(s)…"
         except InteractiveFormatError as e:
-            reply.error = str(e)
-            reply.candidates = []
+            self._failed(reply, str(e), kept, kept_chosen)
         except Exception as e:  # a bug or a model crash: the user sees a message, the app keeps serving
             log.exception("turn failed")
-            reply.error = f"Something went wrong while answering ({e.__class__.__name__}). Please try again."
-            reply.candidates = []
+            message = f"Something went wrong while answering ({e.__class__.__name__}). Please try again."
+            self._failed(reply, message, kept, kept_chosen)
         finally:
             stop.set()  # also ends a generation whose consumer went away
         reply.meta.update(
@@ -188,9 +240,22 @@ class ChatEngine:
         )
         yield "Error" if reply.error else "Done"
 
-    def _finish(self, reply: Turn, messages: list[dict], settings: TurnSettings, seed: int, stopped: bool) -> None:
+    @staticmethod
+    def _failed(reply: Turn, message: str, kept: list[Candidate], kept_chosen: int) -> None:
+        """A failed answer shows the error; a failed regeneration keeps the earlier replies."""
+        reply.candidates, reply.chosen = kept, kept_chosen
+        if kept:
+            reply.notice = f"Regenerating failed: {message}"
+        else:
+            reply.error = message
+
+    def _finish(
+        self, reply: Turn, messages: list[dict], settings: TurnSettings, seed: int, stopped: bool, first_new: int = 0
+    ) -> None:
         order = self.reranker.rank(context_text(messages), reply.candidates, settings.lam)
-        reply.chosen = order[0]
+        best_new = next(i for i in order if i >= first_new)
+        if first_new == 0 or reply.candidates[best_new].text.strip():
+            reply.chosen = best_new
         reply.meta.update(seed=seed, model=self.generator.name, ranked=order)
         if stopped:
             reply.notice = ((reply.notice or "") + " Stopped before the replies were complete.").strip()

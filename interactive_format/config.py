@@ -24,6 +24,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "interactive_format"
 
 
+def default_db_path() -> Path:
+    """Where conversations are kept (XDG data dir, overridable)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "interactive_format" / "chats.db"
+
+
 @dataclass(frozen=True)
 class ModelsConfig:
     llm: str = "embedded:smollm2-135m"  # chat model: embedded name, HF id or local path
@@ -66,6 +72,12 @@ class ServerConfig:
     title: str = "Interactive Format"
     concurrency_limit: int = 2  # turns generated at once
     max_queue: int = 32  # further requests are told the app is busy
+    hf_login: bool = False  # a "Sign in with Hugging Face" button (a Space with hf_oauth: true)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    db_path: Path = field(default_factory=default_db_path)  # SQLite file with every user's conversations
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ class AppConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     limits: Limits = field(default_factory=Limits)
     server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -101,7 +114,13 @@ def validate(config: AppConfig) -> None:
             raise ValueError(f"invalid config value for {name}")
 
 
-SECTIONS = {"models": ModelsConfig, "generation": GenerationConfig, "limits": Limits, "server": ServerConfig}
+SECTIONS = {
+    "models": ModelsConfig,
+    "generation": GenerationConfig,
+    "limits": Limits,
+    "server": ServerConfig,
+    "storage": StorageConfig,
+}
 
 # IF_<NAME> environment variables and the (section, field) they set.
 ENV_VARS = {
@@ -117,6 +136,8 @@ ENV_VARS = {
     "IF_LAM": ("generation", "lam"),
     "IF_HOST": ("server", "host"),
     "IF_PORT": ("server", "port"),
+    "IF_DB": ("storage", "db_path"),
+    "IF_HF_LOGIN": ("server", "hf_login"),
 }
 
 
@@ -129,12 +150,25 @@ def _coerce(section: str, name: str, value: Any) -> Any:
         return Path(value).expanduser()
     if isinstance(default, tuple):
         return tuple(value)
+    if isinstance(default, bool):
+        return _boolean(section, name, value)
     if isinstance(default, bool) or not isinstance(default, (int, float)):
         return value
     try:
         return type(default)(value)
     except (TypeError, ValueError) as e:
         raise ValueError(f"invalid config value for {section}.{name}: {value!r}") from e
+
+
+def _boolean(section: str, name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"invalid config value for {section}.{name}: {value!r} (use true or false)")
 
 
 def merge(config: AppConfig, overrides: Mapping[str, Mapping[str, Any]]) -> AppConfig:
@@ -167,6 +201,7 @@ FLAGS = {
     "discriminator": ("models", "discriminator"),
     "host": ("server", "host"),
     "port": ("server", "port"),
+    "db": ("storage", "db_path"),
 }
 
 
@@ -196,6 +231,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--discriminator", help="trained discriminator directory ('off': rank by likelihood only)")
     p.add_argument("--host", help="address to serve on (0.0.0.0 for all interfaces)")
     p.add_argument("--port", type=int, help="port to serve on")
+    p.add_argument("--db", help="SQLite file for the conversations (also IF_DB)")
     return p.parse_args(argv)
 
 

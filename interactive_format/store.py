@@ -17,6 +17,7 @@ Schema (see the numbered `MIGRATIONS` below):
 - ``feedback(id, turn_id, candidate_idx, kind, created)`` — 'like', 'dislike' and 'pick' events.
 - ``preferences(id, turn_id, context, chosen, rejected, created)`` — one row per (picked,
   other) pair when the user picks a candidate.
+- ``settings(key, value)`` — values made once per database (`Store.secret`).
 
 Non-finite scores (an empty reply's ``-inf``) are stored as NULL: ``j`` and ``score`` read back
 as ``float("-inf")``, ``d`` as None. Deleting a conversation deletes its turns, candidates,
@@ -55,6 +56,7 @@ from __future__ import annotations
 import builtins  # Store.list shadows `list` inside the class body
 import json
 import math
+import secrets
 import sqlite3
 import threading
 import time
@@ -179,6 +181,11 @@ def m002_feedback(db: sqlite3.Connection) -> None:
         CREATE INDEX preferences_turn ON preferences (turn_id);
         """,
     )
+
+
+@migration
+def m003_settings(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
 def _execute_all(db: sqlite3.Connection, script: str) -> None:
@@ -333,16 +340,24 @@ class Store:
             _upsert_candidates(db, turn_id, turn)
             _touch(db, row["conversation_id"])
 
-    def edit_user_turn(self, owner: str, turn_id: str, new_text: str) -> str:
+    def edit_user_turn(
+        self, owner: str, turn_id: str, new_text: str, attachment_texts: dict[int, str] | None = None
+    ) -> str:
         """A new branch: a sibling of user turn `turn_id` with `new_text` and the same attachments.
 
-        The new turn becomes the active leaf; the old branch stays reachable. Returns its id.
+        `attachment_texts` replaces the caption or transcript of attachments by index. The new
+        turn becomes the active leaf; the old branch stays reachable. Returns its id.
         """
         with self._tx() as db:
             row = _turn(db, owner, turn_id)
             if row["role"] != "user":
                 raise InputError("Only your own messages can be edited.")
-            edited = Turn("user", new_text, attachments=_attachments(row["attachments"]))
+            attachments = _attachments(row["attachments"])
+            for i, text in (attachment_texts or {}).items():
+                if not 0 <= i < len(attachments):
+                    raise InputError("That picture or voice clip is no longer there; please reload the conversation.")
+                attachments[i].text = text
+            edited = Turn("user", new_text, attachments=attachments)
             tid = _insert_turn(db, row["conversation_id"], edited, row["parent_id"], edited_from=turn_id)
             _touch(db, row["conversation_id"], active_leaf=tid)
         return tid
@@ -448,6 +463,18 @@ class Store:
             ).fetchall()
         return "".join(json.dumps(dict(r), ensure_ascii=False) + "\n" for r in rows)
 
+    # Settings
+
+    def secret(self, name: str) -> str:
+        """A random value made once per database and kept (e.g. the browser-storage key)."""
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM settings WHERE key = ?", (name,)).fetchone()
+            if row is not None:
+                return row["value"]
+            value = secrets.token_urlsafe(24)
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (name, value))
+        return value
+
     # Export and import
 
     def export(self, owner: str, cid: str | None = None) -> dict:
@@ -473,6 +500,13 @@ class Store:
         with self._tx() as db:
             cids = [_insert_imported(db, owner, conv) for conv in parsed]
         return cids
+
+    def import_file(self, owner: str, path: str | Path, max_bytes: int = MAX_IMPORT_BYTES) -> builtins.list[str]:
+        """`import_` of a file on disk; a file over `max_bytes` is refused before it is read."""
+        size = Path(path).stat().st_size
+        if size > max_bytes:
+            raise _too_large(size, max_bytes)
+        return self.import_(owner, Path(path).read_bytes(), max_bytes)
 
 
 # Rows
@@ -804,11 +838,15 @@ def _parse_import(data: dict | bytes | str, max_bytes: int) -> list[_ImportedCon
 def _load_json(data: bytes | str, max_bytes: int) -> Any:
     size = len(data) if isinstance(data, bytes) or len(data) > max_bytes else len(data.encode("utf-8"))
     if size > max_bytes:
-        raise InputError(f"The file is too large ({size / 2**20:.1f} MB); the limit is {max_bytes / 2**20:.0f} MB.")
+        raise _too_large(size, max_bytes)
     try:
         return json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError):  # also bad UTF-8, NaN/Infinity, absurd nesting
         raise InputError("The file is not valid JSON; please choose a conversation export from this app.") from None
+
+
+def _too_large(size: int, max_bytes: int) -> InputError:
+    return InputError(f"The file is too large ({size / 2**20:.1f} MB); the limit is {max_bytes / 2**20:.0f} MB.")
 
 
 def _no_constant(name: str) -> None:

@@ -1,29 +1,55 @@
-"""The Gradio Blocks front end: thin callbacks over ChatEngine, one history format.
+"""The Gradio Blocks front end: thin callbacks over ChatEngine and History, one history format.
 
-`build_demo(engine)` returns Blocks without launching. The conversation lives in the
-session's gr.State as our own `Conversation`; `to_messages` is the one place that turns it
-into Gradio's messages format.
+`build_demo(engine, store)` returns Blocks without launching. Each browser session holds a
+`Chat` (our own `Conversation` plus its store ids) in gr.State; `render` is the one place that
+turns it into Gradio's messages format, and remembers which turn each message came from so
+likes and edits find their turn.
+
+Who is asking: the Hugging Face user when the Space has OAuth and they are signed in, else a
+random id the browser keeps in its local storage (gr.BrowserState). It is never read from a
+visible input; API callers pass their own random `user_id`, which only reaches their own
+conversations.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import json
+import re
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import gradio as gr
 
 from .chat import ChatEngine, TurnSettings
 from .dialogue import Conversation, Turn
-from .errors import InteractiveFormatError
+from .errors import InputError, InteractiveFormatError
+from .history import Chat, History
+from .store import Store
 
 UPDATE_INTERVAL_S = 0.04  # stream to the browser at most ~25 times a second
+USER_ID = re.compile(r"[0-9a-f]{32}")  # a browser's id: uuid4().hex
+STORAGE_KEY = "interactive_format_user"  # where the browser keeps its id
+
+Origin = tuple[int, str, int | None]  # the (turn index, part, attachment index) a chat message shows
 
 
 def _escape(text: str) -> str:
-    """Text of ours (captions, transcripts, errors) shown literally, never as HTML."""
+    """Text from users, models or files shown literally, never as HTML (markdown still works)."""
     return html.escape(text, quote=False)
+
+
+def _unescape(shown: str) -> str:
+    """The text a user edited back from its escaped form (text typed as-is stays as typed)."""
+    plain = html.unescape(shown)
+    return plain if _escape(plain) == shown else shown
 
 
 def _cell(text: str) -> str:
@@ -36,60 +62,98 @@ def _num(x: float | None) -> str:
     return "–" if x is None or x == float("-inf") else f"{x:.3f}"
 
 
+def _ranked(turn: Turn) -> list[int]:
+    order = turn.meta.get("ranked") or []
+    return order if sorted(order) == list(range(len(turn.candidates))) else list(range(len(turn.candidates)))
+
+
 def candidates_table(turn: Turn) -> str:
     """Markdown table of a reply's candidates, best first, the shown one marked."""
-    order = turn.meta.get("ranked") or range(len(turn.candidates))
     rows = ["| | score | D | J | reply |", "|---|---|---|---|---|"]
-    for rank, i in enumerate(order, 1):
+    for rank, i in enumerate(_ranked(turn), 1):
         c = turn.candidates[i]
         mark = "▶" if i == turn.chosen else str(rank)
         rows.append(f"| {mark} | {_num(c.score)} | {_num(c.d)} | {_num(c.j)} | {_cell(c.text) or '*(empty)*'} |")
     return "\n".join(rows)
 
 
-def _user_messages(turn: Turn) -> list[dict]:
-    out = []
-    for a in turn.attachments:
-        out.append({"role": "user", "content": {"path": a.path}})
+def _caption_label(kind: str, meta: dict) -> str:
+    if kind == "image":
+        return "Picture tags" if meta.get("kind") == "tags" else "Picture caption"
+    return f"Transcript ({meta.get('language', '?')})"
+
+
+def _user_messages(turn: Turn, i: int) -> list[tuple[dict, Origin]]:
+    out: list[tuple[dict, Origin]] = []
+    for k, a in enumerate(turn.attachments):
+        if a.path and Path(a.path).is_file():  # imported chats (and cleaned-up uploads) keep only the text
+            out.append(({"role": "user", "content": {"path": a.path}}, (i, "file", k)))
         if a.text:
-            if a.kind == "image":
-                label = "Picture tags" if a.meta.get("kind") == "tags" else "Picture caption"
-            else:
-                label = f"Transcript ({a.meta.get('language', '?')})"
-            out.append({"role": "user", "content": f"*{label}:* {_escape(a.text)}"})
+            out.append(
+                (
+                    {"role": "user", "content": f"*{_caption_label(a.kind, a.meta)}:* {_escape(a.text)}"},
+                    (i, "caption", k),
+                )
+            )
     if turn.text:
-        out.append({"role": "user", "content": turn.text})
+        out.append(({"role": "user", "content": _escape(turn.text)}, (i, "text", None)))
+    if turn.error:
+        out.append(({"role": "assistant", "content": f"⚠️ {_escape(turn.error)}"}, (i, "error", None)))
     return out
 
 
-def _assistant_messages(turn: Turn, ranking_note: str, pending: bool) -> list[dict]:
-    out = []
+def _assistant_messages(turn: Turn, i: int, ranking_note: str, pending: bool) -> list[tuple[dict, Origin]]:
+    out: list[tuple[dict, Origin]] = []
     if turn.notice:
-        out.append({"role": "assistant", "content": f"ℹ️ {_escape(turn.notice)}"})
+        out.append(({"role": "assistant", "content": f"ℹ️ {_escape(turn.notice)}"}, (i, "notice", None)))
     if turn.error:
-        return out + [{"role": "assistant", "content": f"⚠️ {_escape(turn.error)}"}]
-    out.append({"role": "assistant", "content": turn.reply or "…"})
+        return out + [({"role": "assistant", "content": f"⚠️ {_escape(turn.error)}"}, (i, "error", None))]
+    out.append(({"role": "assistant", "content": _escape(turn.reply) or "…"}, (i, "reply", None)))
     if len(turn.candidates) > 1 or (turn.candidates and not pending):
         n = len(turn.candidates)
         title = f"Sampling {n} candidates…" if pending else f"{n} candidate(s), ranked"
         meta = {"title": title, "status": "pending" if pending else "done"}
-        body = candidates_table(turn) if not pending else "\n\n".join(f"{i + 1}. {_cell(c.text)}" for i, c in enumerate(turn.candidates))
-        out.append({"role": "assistant", "content": f"{body}\n\n*{ranking_note}*", "metadata": meta})
+        body = (
+            candidates_table(turn)
+            if not pending
+            else "\n\n".join(f"{k + 1}. {_cell(c.text)}" for k, c in enumerate(turn.candidates))
+        )
+        out.append(
+            (
+                {"role": "assistant", "content": f"{body}\n\n*{_escape(ranking_note)}*", "metadata": meta},
+                (i, "candidates", None),
+            )
+        )
+    return out
+
+
+def render(conversation: Conversation, ranking_note: str = "", pending: bool = False) -> list[tuple[dict, Origin]]:
+    """Each chat message in Gradio's messages format with the turn it shows (pending: the last reply streams)."""
+    out: list[tuple[dict, Origin]] = []
+    last = len(conversation.turns) - 1
+    for i, turn in enumerate(conversation.turns):
+        if turn.role == "user":
+            out += _user_messages(turn, i)
+        else:
+            out += _assistant_messages(turn, i, ranking_note, pending and i == last)
     return out
 
 
 def to_messages(conversation: Conversation, ranking_note: str = "", pending: bool = False) -> list[dict]:
-    """The conversation in Gradio's messages format (pending: the last reply is streaming)."""
-    out: list[dict] = []
-    last = len(conversation.turns) - 1
-    for i, turn in enumerate(conversation.turns):
-        if turn.role == "user":
-            out += _user_messages(turn)
-            if turn.error:
-                out.append({"role": "assistant", "content": f"⚠️ {_escape(turn.error)}"})
-        else:
-            out += _assistant_messages(turn, ranking_note, pending and i == last)
-    return out
+    """The conversation in Gradio's messages format."""
+    return [message for message, _ in render(conversation, ranking_note, pending)]
+
+
+def candidate_info(turn: Turn, browse: int | None) -> str:
+    """The candidate being browsed: its place in the ranking, scores, whether it is shown, and its text."""
+    order = _ranked(turn)
+    idx = turn.chosen if browse is None else browse
+    c = turn.candidates[idx]
+    shown = "shown" if idx == turn.chosen else "not shown: *Use this reply* continues with it"
+    return (
+        f"**Candidate {order.index(idx) + 1}/{len(order)}** · score {_num(c.score)} · D {_num(c.d)} · "
+        f"J {_num(c.j)} · {shown}\n\n{_escape(c.text) or '*(empty)*'}"
+    )
 
 
 def turn_result(conversation: Conversation) -> dict:
@@ -99,7 +163,7 @@ def turn_result(conversation: Conversation) -> dict:
     error = user.error or (reply.error if reply else None)
     if error:
         raise InteractiveFormatError(error)
-    order = reply.meta.get("ranked", [])
+    order = _ranked(reply)
     return {
         "reply": reply.reply,
         "chosen": reply.chosen,
@@ -114,35 +178,252 @@ def turn_result(conversation: Conversation) -> dict:
     }
 
 
+def owner_of(user_id: str | None, profile: gr.OAuthProfile | None = None) -> str:
+    """The store owner of a request: the signed-in Hugging Face user, else the browser's random id."""
+    if profile is not None:
+        return f"hf:{profile.username}"
+    if isinstance(user_id, str) and USER_ID.fullmatch(user_id):
+        return f"browser:{user_id}"
+    raise InputError("Unknown user: reload the page (API callers: user_id is 32 hex digits, e.g. uuid4().hex).")
+
+
+class View(NamedTuple):
+    """What most callbacks update, in the order of build_demo's outputs (gr.skip(): unchanged)."""
+
+    chatbot: Any
+    box: Any
+    chat: Chat
+    status: Any
+    chats: Any  # the sidebar's list of conversations
+    title: Any  # the rename box
+    candidate_bar: Any  # shown when the last reply can be browsed
+    candidate: Any  # the browsed candidate
+    pick: Any  # "Use this reply"
+    branch_bar: Any  # shown when a message of this branch has other versions
+    branch: Any  # which edited message the arrows switch
+
+
 class ChatUI:
-    """Callbacks are methods that delegate to the engine, so tests can call them directly."""
+    """Callbacks are methods that delegate to the engine and the history, so tests can call them directly."""
 
-    def __init__(self, engine: ChatEngine) -> None:
+    def __init__(self, engine: ChatEngine, store: Store) -> None:
         self.engine = engine
-        self._stops: dict[str, threading.Event] = {}
+        self.store = store
+        self.history = History(store, engine.config.generation.system_prompt)
+        self._stops: dict[str | None, threading.Event] = {}
 
-    def respond(self, message: dict | None, conversation: Conversation, n, temperature, max_new_tokens, lam, request: gr.Request | None = None) -> Iterator[tuple]:
-        """Stream one turn into the chat; the input box is locked until it ends."""
+    # --- views ---------------------------------------------------------------------------
+
+    def view(self, chat: Chat, owner: str, status: str = "Ready", box: Any = None) -> View:
+        """Everything shown for `chat` (box: the input box's update; None leaves it as it is)."""
+        reply = chat.last_reply()
+        turn = chat.conversation.turns[reply] if reply is not None else None
+        branches = self.history.branches(owner, chat) if chat.id else []
+        choices = [(self._branch_label(chat, b), b.index) for b in branches]
+        chats = self.store.list(owner)
+        title = next((c.title for c in chats if c.id == chat.id), "")
+        return View(
+            chatbot=to_messages(chat.conversation, self.engine.ranking_note),
+            box=gr.skip() if box is None else box,
+            chat=chat,
+            status=status,
+            chats=gr.Radio(choices=[(c.title, c.id) for c in chats], value=chat.id),
+            title=title,
+            candidate_bar=gr.update(visible=turn is not None),
+            candidate=candidate_info(turn, chat.browse) if turn is not None else "",
+            pick=gr.Button(interactive=turn is not None and chat.browse not in (None, turn.chosen)),
+            branch_bar=gr.update(visible=bool(branches)),
+            branch=gr.Dropdown(choices=choices, value=choices[-1][1] if choices else None),
+        )
+
+    @staticmethod
+    def _branch_label(chat: Chat, b) -> str:
+        turn = chat.conversation.turns[b.index]
+        text = " ".join(turn.text.split()) or "(picture or voice)"
+        text = text if len(text) <= 40 else text[:39] + "…"
+        return f"{b.position + 1}/{b.count}: “{text}”"
+
+    def _streaming(self, chat: Chat, status: str) -> View:
+        locked = gr.MultimodalTextbox(value=None, interactive=False)
+        skip = gr.skip()
+        messages = to_messages(chat.conversation, self.engine.ranking_note, pending=status.startswith("Sampling"))
+        hidden = gr.update(visible=False)  # no browsing, picking or switching while a reply streams
+        return View(messages, locked, chat, status, skip, skip, hidden, skip, skip, hidden, skip)
+
+    def _unchanged(self, chat: Chat, status: str = "Ready") -> View:
+        skip = gr.skip()
+        return View(skip, skip, chat, status, skip, skip, skip, skip, skip, skip, skip)
+
+    # --- identity and the sidebar ----------------------------------------------------------
+
+    def load(self, user_id: str | None, profile: gr.OAuthProfile | None = None) -> tuple:
+        """Page load: give a new browser its random id, list its conversations, start a new chat."""
+        if profile is None and not (isinstance(user_id, str) and USER_ID.fullmatch(user_id)):
+            user_id = uuid.uuid4().hex
+        ready = gr.MultimodalTextbox(interactive=True)  # typing starts once the user is known
+        return (user_id, *self.view(self.history.new(), owner_of(user_id, profile), box=ready))
+
+    def new_chat(self, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
+        return self.view(
+            self.history.new(), owner_of(user_id, profile), box=gr.MultimodalTextbox(value=None, interactive=True)
+        )
+
+    def open(self, cid: str | None, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
+        """Show one of the user's conversations (chosen in the sidebar)."""
+        return self._guarded(
+            chat, lambda owner: self.view(self.history.open(owner, cid or ""), owner), user_id, profile
+        )
+
+    def rename(self, chat: Chat, title: str, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
+        def run(owner: str) -> View:
+            if chat.id is None:
+                raise InputError("Send a message first; an empty chat is not saved.")
+            self.store.rename(owner, chat.id, title)
+            return self.view(chat, owner)
+
+        return self._guarded(chat, run, user_id, profile)
+
+    def delete(self, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
+        def run(owner: str) -> View:
+            if chat.id is not None:
+                self.store.delete(owner, chat.id)
+            return self.view(self.history.new(), owner, box=gr.MultimodalTextbox(value=None, interactive=True))
+
+        return self._guarded(chat, run, user_id, profile)
+
+    def _guarded(
+        self, chat: Chat, run: Callable[[str], View], user_id: str | None, profile: gr.OAuthProfile | None
+    ) -> View:
+        """run(owner), or the unchanged view with the reason shown as a warning."""
+        try:
+            return run(owner_of(user_id, profile))
+        except InteractiveFormatError as e:
+            gr.Warning(_escape(str(e)))
+            return self._unchanged(chat)
+
+    # --- turns -------------------------------------------------------------------------------
+
+    def respond(
+        self,
+        message: dict | None,
+        chat: Chat,
+        n,
+        temperature,
+        max_new_tokens,
+        lam,
+        user_id: str | None,
+        request: gr.Request | None = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> Iterator[View]:
+        """Stream one turn into the chat; the input box is locked until it ends, then the turn is saved."""
         message = message or {}
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
+        run = partial(self.engine.respond, chat.conversation, message.get("text"), message.get("files"), settings)
+        yield from self._turn(run, chat, user_id, request, profile)
+
+    def regenerate(
+        self,
+        chat: Chat,
+        n,
+        temperature,
+        max_new_tokens,
+        lam,
+        user_id: str | None,
+        request: gr.Request | None = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> Iterator[View]:
+        """More candidates for the last reply; the earlier ones stay browsable."""
+        settings = TurnSettings(n, temperature, max_new_tokens, lam)
+        index = chat.last_reply()
+        run = partial(self.engine.regenerate, chat.conversation, settings)
+        yield from self._turn(run, chat, user_id, request, profile, changed=index)
+
+    def edit(
+        self,
+        chat: Chat,
+        n,
+        temperature,
+        max_new_tokens,
+        lam,
+        user_id: str | None,
+        data: gr.EditData,
+        request: gr.Request | None = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> Iterator[View]:
+        """The user edited one of their messages (or a caption/transcript): branch there and answer again."""
+        if data.value == getattr(data, "previous_value", None):  # Gradio also reports untouched messages
+            yield View(*[gr.skip()] * len(View._fields))
+            return
+        settings = TurnSettings(n, temperature, max_new_tokens, lam)
+        try:
+            owner = owner_of(user_id, profile)
+        except InputError as e:
+            gr.Warning(_escape(str(e)))
+            yield self._unchanged(chat)
+            return
+        try:
+            index, text, attachment_texts = self._edit_target(chat, data.index, data.value)
+            self.history.edit(owner, chat, index, text, attachment_texts)
+        except InteractiveFormatError as e:
+            gr.Warning(_escape(str(e)))
+            yield self.view(chat, owner)  # puts the message back as it was
+            return
+        run = partial(self.engine.rerun, chat.conversation, settings)
+        yield from self._turn(run, chat, user_id, request, profile)
+
+    def _edit_target(self, chat: Chat, index: Any, value: Any) -> tuple[int, str, dict[int, str] | None]:
+        """(user turn index, new text, new attachment texts) for an edit of chat message `index`."""
+        origins = [origin for _, origin in render(chat.conversation)]
+        if not isinstance(index, int) or not 0 <= index < len(origins) or not isinstance(value, str):
+            raise InputError("That message is no longer there; please reload the conversation.")
+        i, part, k = origins[index]
+        turn = chat.conversation.turns[i]
+        if part == "text":
+            text, attachment_texts = _unescape(value).strip(), None
+        elif part == "caption":
+            a = turn.attachments[k]
+            label = f"*{_caption_label(a.kind, a.meta)}:* "
+            text, attachment_texts = turn.text, {k: _unescape(value.removeprefix(label)).strip()}
+        else:
+            raise InputError("Only your messages, picture captions and transcripts can be edited.")
+        if not text and not turn.attachments:
+            raise InputError("An edited message cannot be empty.")
+        return i, text, attachment_texts
+
+    def _turn(
+        self,
+        run: Callable[[threading.Event], Iterator[str]],
+        chat: Chat,
+        user_id: str | None,
+        request: gr.Request | None,
+        profile: gr.OAuthProfile | None,
+        changed: int | None = None,
+    ) -> Iterator[View]:
+        """Stream the engine's steps, save what the turn left (also when stopped or cut off), show the result."""
+        try:
+            owner = owner_of(user_id, profile)
+        except InputError as e:
+            gr.Warning(_escape(str(e)))
+            yield self._unchanged(chat)
+            return
         stop = threading.Event()
         key = request.session_hash if request is not None else None
         self._stops[key] = stop
-        note = self.engine.ranking_note
-        locked = gr.MultimodalTextbox(value=None, interactive=False)
+        chat.browse = None
         try:
             last = 0.0
-            for status in self.engine.respond(conversation, message.get("text"), message.get("files"), settings, stop):
+            for status in run(stop):
                 now = time.monotonic()
                 if status.startswith("Sampling") and now - last < UPDATE_INTERVAL_S:
                     continue
                 last = now
-                yield to_messages(conversation, note, pending=status.startswith("Sampling")), locked, conversation, status
-        except InteractiveFormatError as e:  # an empty submission: nothing was added
-            gr.Warning(str(e))
+                yield self._streaming(chat, status)
+        except InteractiveFormatError as e:  # an empty submission, or nothing to regenerate
+            gr.Warning(_escape(str(e)))
         finally:
             self._stops.pop(key, None)
-        yield to_messages(conversation, note), gr.MultimodalTextbox(value=None, interactive=True), conversation, "Ready"
+            self.history.save(owner, chat, changed)
+        yield self.view(chat, owner, box=gr.MultimodalTextbox(value=None, interactive=True))
 
     def stop(self, request: gr.Request | None = None) -> None:
         """Ask this session's running turn to end after the current token."""
@@ -150,77 +431,347 @@ class ChatUI:
         if event is not None:
             event.set()
 
-    def clear(self) -> tuple:
-        return [], gr.MultimodalTextbox(value=None, interactive=True), self.engine.new_conversation(), "Ready"
+    # --- candidates and feedback -------------------------------------------------------------
 
-    def api_chat(self, message: str, image: str | None, audio: str | None, candidates: float, temperature: float, max_new_tokens: float) -> dict:
+    def browse(self, chat: Chat, step: int) -> tuple:
+        """Look at the next (+1) or previous (−1) candidate of the last reply, best first."""
+        reply = chat.last_reply()
+        if reply is None:
+            return chat, gr.skip(), gr.skip()
+        turn = chat.conversation.turns[reply]
+        order = _ranked(turn)
+        current = turn.chosen if chat.browse is None else chat.browse
+        chat.browse = order[(order.index(current) + step) % len(order)]
+        return chat, candidate_info(turn, chat.browse), gr.Button(interactive=chat.browse != turn.chosen)
+
+    def previous_candidate(self, chat: Chat) -> tuple:
+        return self.browse(chat, -1)
+
+    def next_candidate(self, chat: Chat) -> tuple:
+        return self.browse(chat, +1)
+
+    def pick(self, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
+        """Make the browsed candidate the shown reply; logged as (chosen, rejected) pairs."""
+
+        def run(owner: str) -> View:
+            reply = chat.last_reply()
+            if reply is not None and chat.browse is not None:
+                self.history.pick(owner, chat, reply, chat.browse)
+            chat.browse = None
+            return self.view(chat, owner)
+
+        return self._guarded(chat, run, user_id, profile)
+
+    def like(self, chat: Chat, user_id: str | None, data: gr.LikeData, profile: gr.OAuthProfile | None = None) -> None:
+        """A thumbs up/down on a reply is logged for the shown candidate."""
+        origins = [origin for _, origin in render(chat.conversation)]
+        kind = {True: "like", False: "dislike"}.get(data.liked) if isinstance(data.liked, bool) else None
+        if kind is None or not isinstance(data.index, int) or not 0 <= data.index < len(origins):
+            return
+        index = origins[data.index][0]
+        turn = chat.conversation.turns[index]
+        if turn.role != "assistant" or not turn.candidates:
+            return
+        try:
+            self.history.feedback(owner_of(user_id, profile), chat, index, kind)
+        except InteractiveFormatError as e:
+            gr.Warning(_escape(str(e)))
+
+    def switch_branch(
+        self, chat: Chat, index: int | None, step: int, user_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> View:
+        """Show another version of an edited message (and the newest turns after it)."""
+
+        def run(owner: str) -> View:
+            if index is not None:
+                self.history.switch(owner, chat, int(index), step)
+            return self.view(chat, owner)
+
+        return self._guarded(chat, run, user_id, profile)
+
+    def older_version(
+        self, chat: Chat, index: int | None, user_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> View:
+        return self.switch_branch(chat, index, -1, user_id, profile)
+
+    def newer_version(
+        self, chat: Chat, index: int | None, user_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> View:
+        return self.switch_branch(chat, index, +1, user_id, profile)
+
+    # --- export and import -------------------------------------------------------------------
+
+    def export_chat(self, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None) -> str | None:
+        """This conversation as a JSON file (the format is in store.py's docstring)."""
+        if chat.id is None:
+            gr.Warning("Send a message first; an empty chat is not saved.")
+            return None
+        return self._export(
+            lambda owner: _json_file(self.store.export(owner, chat.id), f"chat-{chat.id[:8]}.json"), user_id, profile
+        )
+
+    def export_all(self, user_id: str | None, profile: gr.OAuthProfile | None = None) -> str | None:
+        """All of the user's conversations as one JSON file."""
+        return self._export(lambda owner: _json_file(self.store.export(owner), "chats.json"), user_id, profile)
+
+    def export_pairs(self, user_id: str | None, profile: gr.OAuthProfile | None = None) -> str | None:
+        """The user's picks as (context, chosen, rejected) JSON lines: extra training data for D."""
+        return self._export(
+            lambda owner: _text_file(self.store.preferences_jsonl(owner), "preferences.jsonl"), user_id, profile
+        )
+
+    def _export(self, run: Callable[[str], str], user_id: str | None, profile: gr.OAuthProfile | None) -> str | None:
+        try:
+            return run(owner_of(user_id, profile))
+        except InteractiveFormatError as e:
+            gr.Warning(_escape(str(e)))
+            return None
+
+    def import_chats(
+        self, path: str | None, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> View:
+        """Add the conversations of an export file; the first one is opened. Bad files are refused whole."""
+
+        def run(owner: str) -> View:
+            if not path:
+                raise InputError("Choose a conversation export (.json) to import.")
+            cids = self.store.import_file(owner, path)
+            gr.Info(f"Imported {len(cids)} conversation(s).")
+            return self.view(self.history.open(owner, cids[0]) if cids else chat, owner)
+
+        return self._guarded(chat, run, user_id, profile)
+
+    # --- API -----------------------------------------------------------------------------------
+
+    def api_chat(
+        self,
+        message: str,
+        image: str | None,
+        audio: str | None,
+        candidates: float,
+        temperature: float,
+        max_new_tokens: float,
+    ) -> dict:
         """One stateless turn: text plus optional picture/voice file -> reply and ranked candidates."""
         conversation = self.engine.new_conversation()
-        files = [f for f in (image, audio) if f]
-        defaults = self.engine.default_settings()
-        settings = TurnSettings(candidates or defaults.num_candidates, temperature or defaults.temperature, max_new_tokens or defaults.max_new_tokens, defaults.lam)
         try:
-            for _ in self.engine.respond(conversation, message, files, settings):
+            for _ in self.engine.respond(
+                conversation,
+                message,
+                [f for f in (image, audio) if f],
+                self._settings(candidates, temperature, max_new_tokens),
+            ):
                 pass
             return turn_result(conversation)
         except InteractiveFormatError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
+    def api_reply(
+        self,
+        conversation_id: str,
+        message: str,
+        image: str | None,
+        audio: str | None,
+        candidates: float,
+        temperature: float,
+        max_new_tokens: float,
+        user_id: str,
+    ) -> dict:
+        """One turn in a stored conversation ("" starts a new one); returns its id with the turn's result."""
+        try:
+            owner = owner_of(user_id)
+            chat = self.history.open(owner, conversation_id) if conversation_id else self.history.new()
+            settings = self._settings(candidates, temperature, max_new_tokens)
+            try:
+                for _ in self.engine.respond(chat.conversation, message, [f for f in (image, audio) if f], settings):
+                    pass
+            finally:
+                self.history.save(owner, chat)
+            return {"conversation_id": chat.id, **turn_result(chat.conversation)}
+        except InteractiveFormatError as e:
+            raise gr.Error(str(e), print_exception=False) from None
 
-def build_demo(engine: ChatEngine) -> gr.Blocks:
+    def api_pick(self, conversation_id: str, candidate: float, user_id: str) -> dict:
+        """Show candidate `candidate` (an index) of the conversation's last reply; logged as preference pairs."""
+        try:
+            owner = owner_of(user_id)
+            chat = self.history.open(owner, conversation_id)
+            if candidate is None:
+                raise InputError("Say which candidate to pick: its index in the reply's candidates.")
+            reply = chat.last_reply()
+            if reply is None:
+                raise InputError("This conversation has no reply to pick from.")
+            self.history.pick(owner, chat, reply, int(candidate))
+            return {"conversation_id": chat.id, "chosen": int(candidate), "reply": chat.conversation.turns[reply].reply}
+        except InteractiveFormatError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    def api_conversations(self, user_id: str) -> list[dict]:
+        """The caller's conversations, newest first."""
+        try:
+            return [dataclasses.asdict(info) for info in self.store.list(owner_of(user_id))]
+        except InteractiveFormatError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    def api_conversation(self, conversation_id: str, user_id: str) -> dict:
+        """One of the caller's conversations in the export format; anyone else's is "No such conversation."."""
+        try:
+            return self.store.export(owner_of(user_id), conversation_id)
+        except InteractiveFormatError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    def _settings(self, candidates: float, temperature: float, max_new_tokens: float) -> TurnSettings:
+        defaults = self.engine.default_settings()
+        return TurnSettings(
+            candidates or defaults.num_candidates,
+            temperature or defaults.temperature,
+            max_new_tokens or defaults.max_new_tokens,
+            defaults.lam,
+        )
+
+
+def _json_file(data: dict, name: str) -> str:
+    return _text_file(json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False), name)
+
+
+def _text_file(text: str, name: str) -> str:
+    """`text` written to a fresh temporary folder (Gradio serves it from its own cache)."""
+    path = Path(tempfile.mkdtemp(prefix="if-export-")) / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
     """The app's Blocks (not launched)."""
-    ui = ChatUI(engine)
+    ui = ChatUI(engine, store)
     config = engine.config
     g = engine.default_settings()
     has_d = engine.reranker.uses_discriminator
     with gr.Blocks(title=config.server.title) as demo:
+        # The key survives restarts (it lives in the database), so reopened pages find their id again.
+        user_id = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=store.secret("browser_state"))
+        chat = gr.State(ui.history.new())
+        with gr.Sidebar(label="Conversations", elem_id="sidebar"):
+            if config.server.hf_login:  # signed in, your chats belong to your Hugging Face account
+                gr.LoginButton()
+            new_btn = gr.Button("New chat", variant="primary", elem_id="new-chat")
+            chats = gr.Radio([], label="Your conversations", elem_id="chat-list")
+            with gr.Accordion("This conversation", open=False, elem_id="this-chat"):
+                title = gr.Textbox(label="Title", max_lines=1, elem_id="chat-title")
+                with gr.Row():
+                    rename_btn = gr.Button("Rename", size="sm", elem_id="rename-btn")
+                    delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-btn")
+            with gr.Accordion("Export / import", open=False, elem_id="export-import"):
+                export_btn = gr.Button("Export this chat (JSON)", size="sm", elem_id="export-chat")
+                export_all_btn = gr.Button("Export all my chats (JSON)", size="sm", elem_id="export-all")
+                pairs_btn = gr.Button("My picks as preference pairs (JSONL)", size="sm", elem_id="export-pairs")
+                export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+                import_btn = gr.UploadButton(
+                    "Import chats (JSON)", file_types=[".json"], type="filepath", size="sm", elem_id="import-btn"
+                )
         gr.Markdown(
             f"## {_escape(config.server.title)}\n"
-            "Type, send a picture, or speak. Each reply is chosen from several sampled candidates."
+            "Type, send a picture, or speak. Each reply is chosen from several sampled candidates; "
+            "browse them under the chat, edit your messages with the pencil, and find past chats in the sidebar."
         )
-        conversation = gr.State(engine.new_conversation())
         with gr.Row():
             with gr.Column(scale=4):
-                chatbot = gr.Chatbot(label="Conversation", height=560, buttons=["copy"], elem_id="chatbot")
+                chatbot = gr.Chatbot(
+                    label="Conversation",
+                    height=560,
+                    buttons=["copy"],
+                    elem_id="chatbot",
+                    editable="user",
+                    allow_tags=False,
+                    group_consecutive_messages=False,  # one message per bubble: edits and likes name one message
+                )
+                with gr.Group(visible=False, elem_id="candidate-bar") as candidate_bar:
+                    with gr.Row():
+                        prev_btn = gr.Button("‹", size="sm", scale=0, min_width=48, elem_id="cand-prev")
+                        next_btn = gr.Button("›", size="sm", scale=0, min_width=48, elem_id="cand-next")
+                        pick_btn = gr.Button(
+                            "Use this reply", size="sm", scale=0, interactive=False, elem_id="cand-pick"
+                        )
+                        regen_btn = gr.Button("Regenerate", size="sm", scale=0, elem_id="regen-btn")
+                    candidate = gr.Markdown(elem_id="cand-info")
+                with gr.Row(visible=False, elem_id="branch-bar") as branch_bar:
+                    branch = gr.Dropdown([], label="Edited message", scale=4, elem_id="branch-turn")
+                    branch_prev = gr.Button("‹ version", size="sm", scale=1, elem_id="branch-prev")
+                    branch_next = gr.Button("version ›", size="sm", scale=1, elem_id="branch-next")
                 box = gr.MultimodalTextbox(
                     placeholder="Type a message, attach a picture, or record your voice…",
                     file_types=["image", "audio"],
                     file_count="multiple",
                     sources=["upload", "microphone"],
                     show_label=False,
+                    interactive=False,  # until the page load has identified the user
                     elem_id="input-box",
                 )
-                with gr.Row():
-                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
-                    clear_btn = gr.Button("Clear conversation", elem_id="clear-btn")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
                 status = gr.Markdown("Ready", elem_id="status")
             with gr.Column(scale=1, min_width=260):
                 with gr.Accordion("Settings", open=True):
                     n = gr.Slider(1, 8, value=g.num_candidates, step=1, label="Candidates per reply")
                     temperature = gr.Slider(0.1, 1.5, value=g.temperature, step=0.05, label="Temperature")
                     max_tokens = gr.Slider(16, 512, value=g.max_new_tokens, step=16, label="Max new tokens")
-                    lam = gr.Slider(0, 1, value=g.lam, step=0.05, label="λ (discriminator weight)", interactive=has_d,
-                                    info=None if has_d else "Inactive: no trained discriminator yet")
+                    lam = gr.Slider(
+                        0,
+                        1,
+                        value=g.lam,
+                        step=0.05,
+                        label="λ (discriminator weight)",
+                        interactive=has_d,
+                        info=None if has_d else "Inactive: no trained discriminator yet",
+                    )
                 gr.Markdown(f"*{_escape(engine.ranking_note)}*", elem_id="ranking-note")
                 m = config.models
                 gr.Markdown(f"Models: chat `{m.llm}` · speech `{m.asr}` · pictures `{m.captioner}`")
-        outputs = [chatbot, box, conversation, status]
-        box.submit(ui.respond, [box, conversation, n, temperature, max_tokens, lam], outputs, api_visibility="private",
-                   concurrency_id="turn")
-        stop_btn.click(ui.stop, None, None, queue=False, api_visibility="private")
-        clear_btn.click(ui.clear, None, outputs, api_visibility="private")
-        chatbot.clear(ui.clear, None, outputs, api_visibility="private")  # the chat's own trash icon
-        with gr.Column(visible=False):
-            api_inputs = [
-                gr.Textbox(label="message"),
-                gr.File(label="image", type="filepath"),
-                gr.File(label="audio", type="filepath"),
-                gr.Number(label="candidates", value=g.num_candidates),
-                gr.Number(label="temperature", value=g.temperature),
-                gr.Number(label="max_new_tokens", value=g.max_new_tokens),
-            ]
+
+        with gr.Column(visible=False):  # the API's inputs: not shown (wired first: its names win)
+            message = gr.Textbox(label="message")
+            image = gr.File(label="image", type="filepath")
+            audio = gr.File(label="audio", type="filepath")
+            candidates = gr.Number(label="candidates", value=g.num_candidates)
+            api_temperature = gr.Number(label="temperature", value=g.temperature)
+            api_max_tokens = gr.Number(label="max_new_tokens", value=g.max_new_tokens)
+            conversation_id = gr.Textbox(label="conversation_id")
+            candidate_idx = gr.Number(label="candidate", precision=0)
+            api_user = gr.Textbox(label="user_id")
             api_out = gr.JSON(label="result")
-            api_btn = gr.Button("api")
-        api_btn.click(ui.api_chat, api_inputs, api_out, api_name="chat", concurrency_id="turn")
+            api_btns = [gr.Button(name) for name in ("chat", "reply", "pick", "conversations", "conversation")]
+        sampling = [message, image, audio, candidates, api_temperature, api_max_tokens]
+        api_btns[0].click(ui.api_chat, sampling, api_out, api_name="chat", concurrency_id="turn")
+        api_btns[1].click(
+            ui.api_reply, [conversation_id, *sampling, api_user], api_out, api_name="reply", concurrency_id="turn"
+        )
+        api_btns[2].click(ui.api_pick, [conversation_id, candidate_idx, api_user], api_out, api_name="pick")
+        api_btns[3].click(ui.api_conversations, [api_user], api_out, api_name="conversations")
+        api_btns[4].click(ui.api_conversation, [conversation_id, api_user], api_out, api_name="conversation")
+        view = [chatbot, box, chat, status, chats, title, candidate_bar, candidate, pick_btn, branch_bar, branch]
+        knobs = [n, temperature, max_tokens, lam]
+        private = {"api_visibility": "private"}
+        turn = {**private, "concurrency_id": "turn"}
+        demo.load(ui.load, [user_id], [user_id, *view], **private)
+        box.submit(ui.respond, [box, chat, *knobs, user_id], view, **turn)
+        regen_btn.click(ui.regenerate, [chat, *knobs, user_id], view, **turn)
+        chatbot.edit(ui.edit, [chat, *knobs, user_id], view, **turn)
+        stop_btn.click(ui.stop, None, None, queue=False, **private)
+        chatbot.like(ui.like, [chat, user_id], None, **private)
+        prev_btn.click(ui.previous_candidate, [chat], [chat, candidate, pick_btn], **private)
+        next_btn.click(ui.next_candidate, [chat], [chat, candidate, pick_btn], **private)
+        pick_btn.click(ui.pick, [chat, user_id], view, **private)
+        branch_prev.click(ui.older_version, [chat, branch, user_id], view, **private)
+        branch_next.click(ui.newer_version, [chat, branch, user_id], view, **private)
+        new_btn.click(ui.new_chat, [user_id], view, **private)
+        chatbot.clear(ui.new_chat, [user_id], view, **private)  # the chat's own trash icon: a fresh chat
+        chats.input(ui.open, [chats, chat, user_id], view, **private)
+        rename_btn.click(ui.rename, [chat, title, user_id], view, **private)
+        title.submit(ui.rename, [chat, title, user_id], view, **private)
+        delete_btn.click(ui.delete, [chat, user_id], view, **private)
+        export_btn.click(ui.export_chat, [chat, user_id], export_file, **private)
+        export_all_btn.click(ui.export_all, [user_id], export_file, **private)
+        pairs_btn.click(ui.export_pairs, [user_id], export_file, **private)
+        import_btn.upload(ui.import_chats, [import_btn, chat, user_id], view, **private)
+
     demo.queue(default_concurrency_limit=config.server.concurrency_limit, max_size=config.server.max_queue)
     return demo

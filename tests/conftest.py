@@ -48,11 +48,21 @@ def engine(cache_dir):
 
 
 @pytest.fixture(scope="session")
-def server(engine):
+def store(tmp_path_factory):
+    """The served app's conversation database."""
+    from interactive_format.store import Store
+
+    store = Store(tmp_path_factory.mktemp("db") / "chats.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def server(engine, store):
     """The Gradio app served on loopback; yields its URL."""
     from interactive_format.ui import build_demo
 
-    demo = build_demo(engine)
+    demo = build_demo(engine, store)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield url.rstrip("/")
     demo.close()

@@ -5,7 +5,10 @@ Screenshots of each step are saved under test-artifacts/browser/ (CI prints the 
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -24,11 +27,22 @@ def page(server):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.dialogs = []  # an alert() from injected HTML would land here
+        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
         page.goto(server)
-        page.wait_for_selector("#input-box textarea")
+        ready(page)
         yield page
         browser.close()
+
+
+def ready(page) -> None:
+    """Wait until the page load has identified the user (the input box is enabled then)."""
+    page.wait_for_selector("#input-box textarea:not([disabled])", timeout=30_000)
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def bot_count(page) -> int:
@@ -88,8 +102,118 @@ def test_bad_picture_message_keeps_history(page, media):
     assert "⚠️" in text and "puppy" in text.lower()  # the error is shown, the first turn is still there
 
 
-def test_clear_empties_the_conversation(page):
-    page.click("#clear-btn")
+def test_browse_to_another_candidate_and_use_it(page):
+    assert "Candidate 1/" in page.inner_text("#cand-info")
+    page.click("#cand-next")
+    page.wait_for_function("document.querySelector('#cand-info').innerText.includes('Candidate 2/')", timeout=10_000)
+    info = page.inner_text("#cand-info")
+    assert "not shown" in info and "D " in info and "J " in info
+    shot(page, "06-candidate-2-of-n")
+    browsed = info.split("\n", 1)[1].strip().splitlines()[0]
+    page.click("#cand-pick")
+    page.wait_for_function("document.querySelector('#cand-info').innerText.includes('· shown')", timeout=10_000)
+    shot(page, "07-candidate-picked")
+    assert browsed[:30] in chat_text(page)
+
+
+def test_like_a_reply_and_regenerate_more_candidates(page, store):
+    import sqlite3
+
+    def likes() -> int:
+        db = sqlite3.connect(store.db_path)
+        try:
+            return db.execute("SELECT count(*) FROM feedback WHERE kind = 'like'").fetchone()[0]
+        finally:
+            db.close()
+
+    before = likes()
+    page.locator("#chatbot button[aria-label=Like]").first.click()
+    deadline = time.monotonic() + 10
+    while likes() == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert likes() == before + 1
+    n = int(re.search(r"Candidate \d+/(\d+)", page.inner_text("#cand-info")).group(1))
+    page.click("#regen-btn")
+    # the candidate bar leaves the page while the new candidates stream
+    page.wait_for_function(f"document.querySelector('#cand-info')?.innerText.includes('/{2 * n}')", timeout=90_000)
+    page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=90_000)
+    shot(page, "07b-regenerated")
+    assert f"{2 * n} candidate(s), ranked" in chat_text(page)
+
+
+def test_edit_a_message_makes_a_branch_and_the_old_one_stays(page):
+    page.locator("#chatbot button[aria-label=Edit]").first.click()  # the first message: the puppy one
+    editor = page.locator("#chatbot textarea").first
+    assert "puppy" in editor.input_value()
+    editor.fill("Hello! Suggest a name for a kitten.")
+    before = bot_count(page)
+    page.locator("#chatbot button[aria-label=Submit]").first.click()
+    page.wait_for_function("n => document.querySelectorAll('#chatbot [data-testid=bot]').length !== n", arg=before, timeout=30_000)
+    page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=90_000)
+    page.wait_for_selector("#branch-bar", state="visible", timeout=10_000)
+    shot(page, "08-edited-branch")
+    text = chat_text(page).lower()
+    assert "kitten" in text and "puppy" not in text
+    page.click("#branch-prev")
+    page.wait_for_function("document.querySelector('#chatbot').innerText.toLowerCase().includes('puppy')", timeout=10_000)
+    shot(page, "09-old-branch")
+    assert "kitten" not in chat_text(page).lower()
+
+
+def test_reload_finds_the_conversation_in_the_sidebar(page):
+    page.reload()
+    ready(page)
+    entry = page.locator("#chat-list label").filter(has_text="puppy")
+    entry.wait_for(timeout=20_000)
+    assert bot_count(page) == 0  # a fresh chat until one is opened
+    shot(page, "10-reloaded-sidebar")
+    entry.click()
+    page.wait_for_function("document.querySelector('#chatbot').innerText.toLowerCase().includes('puppy')", timeout=20_000)
+    shot(page, "11-reopened")
+    assert "picture tags" in chat_text(page).lower() and "Candidate" in page.inner_text("#cand-info")
+
+
+def test_new_chat_empties_the_conversation(page):
+    page.click("#new-chat")
     page.wait_for_function("document.querySelectorAll('#chatbot [data-testid=bot]').length === 0", timeout=10_000)
-    send(page, "Hi again!", shot="06-after-clear")
+    send(page, "Hi again!", shot="12-new-chat")
     assert "puppy" not in chat_text(page).lower()
+    assert page.locator("#chat-list label").filter(has_text="Hi again!").count() == 1
+
+
+HOSTILE = '<img src=x onerror="alert(1)"><script>alert(2)</script><b>bold</b>'
+
+
+def import_file(page, path: Path) -> None:
+    if not page.locator("#import-btn").is_visible():
+        page.click("#export-import button:has-text('Export / import'), #export-import >> text=Export / import")
+        page.wait_for_selector("#import-btn", state="visible")
+    page.set_input_files("input[type=file][data-testid='Import chats (JSON)-upload-button']", str(path))
+
+
+def test_imported_html_is_shown_as_text(page, tmp_path):
+    message = {"role": "user", "content": f"hostile {HOSTILE}", "attachments": [{"kind": "image", "text": HOSTILE}]}
+    reply = {"role": "assistant", "content": "", "candidates": [{"text": HOSTILE, "j": -1.0}]}
+    data = {"format": "interactive-format/conversations", "version": 1,
+            "conversations": [{"title": f"hostile {HOSTILE}", "messages": [message, reply]}]}
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(data))
+    import_file(page, path)
+    page.wait_for_function("document.querySelector('#chatbot').innerText.includes('onerror')", timeout=20_000)
+    shot(page, "13-imported-html")
+    assert "<script>alert(2)</script>" in chat_text(page) and "<b>bold</b>" in chat_text(page)
+    assert page.locator("#chatbot img[src=x], #chatbot script, #chatbot b, #chat-list img, #chat-list b").count() == 0
+    assert page.locator("#chat-list label").filter(has_text="<b>bold</b>").count() == 1
+    assert page.dialogs == []
+
+
+def test_bad_import_is_refused_with_a_clear_message(page, tmp_path):
+    path = tmp_path / "wrong.json"
+    path.write_text(json.dumps({"format": "<b>other-app</b>", "conversations": []}))
+    before = page.locator("#chat-list label").count()
+    import_file(page, path)
+    toast = page.locator(".toast-body").filter(has_text="Cannot import this file")
+    toast.wait_for(timeout=20_000)
+    shot(page, "14-bad-import")
+    assert "format must be" in toast.inner_text() and page.locator(".toast-body b").count() == 0
+    assert page.locator("#chat-list label").count() == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from interactive_format.config import AppConfig, load_config, parse_args
@@ -106,3 +108,24 @@ def test_spaces_gradio_server_variables_are_honoured_and_if_vars_win():
     assert (config.server.host, config.server.port) == ("0.0.0.0", 7861)
     config = load_config(environ={"GRADIO_SERVER_NAME": "0.0.0.0", "IF_HOST": "127.0.0.2"})
     assert config.server.host == "127.0.0.2"
+
+
+def test_database_path_from_file_env_and_flag(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert load_config(environ={}).storage.db_path == tmp_path / "data" / "interactive_format" / "chats.db"
+    path = tmp_path / "c.toml"
+    path.write_text('[storage]\ndb_path = "~/chats-from-file.db"\n')
+    assert load_config(path, environ={}).storage.db_path == Path("~/chats-from-file.db").expanduser()
+    assert load_config(path, environ={"IF_DB": str(tmp_path / "env.db")}).storage.db_path == tmp_path / "env.db"
+    flags = parse_args(["--db", str(tmp_path / "flag.db")])
+    assert load_config(path, environ={"IF_DB": "x.db"}, flags=flags).storage.db_path == tmp_path / "flag.db"
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("off", False), ("0", False)])
+def test_boolean_settings_from_the_environment(value, expected):
+    assert load_config(environ={"IF_HF_LOGIN": value}).server.hf_login is expected
+
+
+def test_a_bad_boolean_names_the_field():
+    with pytest.raises(ValueError, match="server.hf_login"):
+        load_config(environ={"IF_HF_LOGIN": "maybe"})

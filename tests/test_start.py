@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
         (["--config", "missing.toml"], "missing.toml"),
     ],
 )
-def test_bad_start_is_one_clear_line(cache_dir, args, expected):
-    env = {**os.environ, "IF_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1"}
+def test_bad_start_is_one_clear_line(cache_dir, tmp_path, args, expected):
+    env = {**os.environ, "IF_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1", "IF_DB": str(tmp_path / "chats.db")}
     run = subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert run.returncode != 0
     assert expected in run.stderr

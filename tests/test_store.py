@@ -196,6 +196,40 @@ def test_edit_makes_a_branch_and_the_old_branch_stays_reachable(store, db_path):
         store.edit_user_turn("alice", a0, "rewrite the bot")
 
 
+def test_editing_a_caption_keeps_the_picture_and_changes_only_its_text(store):
+    cid = store.create("alice", "")
+    picture = Attachment("image", "/tmp/a.png", "a cup", {"kind": "tags"})
+    u = store.add_turn("alice", cid, user("what is it?", attachments=[picture]))
+    edited = store.edit_user_turn("alice", u, "what is it?", {0: "a mug"})
+    mug = Attachment("image", "/tmp/a.png", "a mug", {"kind": "tags"})
+    assert store.path("alice", cid) == [(edited, user("what is it?", attachments=[mug]))]
+    assert store.path("alice", cid, u)[0][1].attachments == [picture]
+    with pytest.raises(InputError, match="no longer there"):
+        store.edit_user_turn("alice", u, "x", {1: "a second picture"})
+
+
+def test_secrets_are_made_once_per_database(db_path):
+    first = Store(db_path)
+    key = first.secret("browser_state")
+    assert len(key) >= 32 and first.secret("browser_state") == key and first.secret("other") != key
+    first.close()
+    second = Store(db_path)
+    assert second.secret("browser_state") == key
+    second.close()
+
+
+def test_import_file_refuses_a_large_file_before_reading_it(store, tmp_path, monkeypatch):
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(50 * 1024 * 1024)  # 50 MB of holes: cheap to make
+    with monkeypatch.context() as m, pytest.raises(InputError, match=r"too large \(50.0 MB\); the limit is 20 MB"):
+        m.setattr(type(big), "read_bytes", lambda self: pytest.fail("read a file over the limit"))
+        store.import_file("alice", big)
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps(good_export()))
+    assert len(store.import_file("alice", ok)) == 1
+
+
 def test_pick_logs_one_preference_pair_per_other_non_empty_reply(store, db_path):
     cid = store.create("alice", "")
     u = store.add_turn("alice", cid, user("tell a joke"))
@@ -431,7 +465,7 @@ def test_migrations_run_once_and_an_older_database_gets_the_new_ones(db_path, tm
     Store(db_path).close()
     names = [fn.__name__ for fn in MIGRATIONS]
     applied = rows(db_path, "SELECT name, applied FROM _migrations ORDER BY rowid")
-    assert [name for name, _ in applied] == names == ["m001_conversations", "m002_feedback"]
+    assert [name for name, _ in applied] == names == ["m001_conversations", "m002_feedback", "m003_settings"]
     Store(db_path).close()  # reopening applies nothing again
     assert rows(db_path, "SELECT name, applied FROM _migrations ORDER BY rowid") == applied
 

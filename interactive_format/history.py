@@ -1,0 +1,130 @@
+"""A session's open conversation and how it is kept in the Store; no gradio here.
+
+`Chat` is what the UI holds per browser session: the active branch as a `Conversation`, plus
+the store ids of its saved turns. `History` saves, reopens, edits, picks and switches branches
+for one owner at a time; every call names the owner, so the Store's owner checks apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .dialogue import Conversation, Turn, context_text
+from .errors import InputError
+from .store import Store
+
+TITLE_CHARS = 60  # a new conversation's title: the start of its first message
+
+
+@dataclass
+class Chat:
+    """The conversation shown in one browser tab."""
+
+    conversation: Conversation
+    id: str | None = None  # the conversation in the store; None until its first turn is saved
+    turn_ids: list[str] = field(default_factory=list)  # store ids of the first len(turn_ids) turns
+    browse: int | None = None  # candidate of the last reply being looked at; None: the shown one
+
+    def last_reply(self) -> int | None:
+        """Index of the last reply, if only refused messages follow it (its candidates can be browsed)."""
+        for i in range(len(self.conversation.turns) - 1, -1, -1):
+            turn = self.conversation.turns[i]
+            if turn.role == "user" and turn.error:
+                continue
+            return i if turn.role == "assistant" and turn.candidates and not turn.error else None
+        return None
+
+
+@dataclass(frozen=True)
+class Branch:
+    """User turn `index` of the active branch is version `position` (from 0) of `count`."""
+
+    index: int
+    position: int
+    count: int
+
+
+def title_for(turn: Turn) -> str:
+    """A title from a first message: its text, else its caption or transcript."""
+    text = " ".join(turn.text.split()) or next((" ".join(a.text.split()) for a in turn.attachments if a.text), "")
+    if not text:
+        text = {"image": "Picture", "audio": "Voice message"}.get(
+            turn.attachments[0].kind if turn.attachments else "", "New chat"
+        )
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
+
+
+class History:
+    """Conversations of any owner, kept in `store`."""
+
+    def __init__(self, store: Store, system_prompt: str) -> None:
+        self.store = store
+        self.system_prompt = system_prompt
+
+    def new(self) -> Chat:
+        """An empty chat; it is stored with its first turn."""
+        return Chat(Conversation(self.system_prompt))
+
+    def open(self, owner: str, cid: str) -> Chat:
+        """The active branch of one of `owner`'s conversations (NotFound for anyone else's)."""
+        conversation, ids = self.store.load_with_ids(owner, cid)
+        return Chat(conversation, cid, ids)
+
+    def save(self, owner: str, chat: Chat, changed: int | None = None) -> None:
+        """Store the turns not saved yet, and rewrite turn `changed` (e.g. a regenerated reply)."""
+        turns = chat.conversation.turns
+        if changed is not None and 0 <= changed < len(chat.turn_ids):
+            self.store.update_turn(owner, chat.turn_ids[changed], turns[changed])
+        if len(chat.turn_ids) == len(turns):
+            return
+        if chat.id is None:
+            chat.id = self.store.create(owner, chat.conversation.system_prompt, title_for(turns[0]))
+        parent = chat.turn_ids[-1] if chat.turn_ids else None
+        for turn in turns[len(chat.turn_ids) :]:
+            parent = self.store.add_turn(owner, chat.id, turn, parent)
+            chat.turn_ids.append(parent)
+
+    def pick(self, owner: str, chat: Chat, index: int, candidate: int) -> None:
+        """Show candidate `candidate` of reply `index` from now on; logged as preference pairs."""
+        turns = chat.conversation.turns
+        context = context_text(Conversation("", turns[:index]).messages())
+        self.store.pick(owner, self._saved(chat, index), candidate, context)
+        turns[index].chosen = candidate
+
+    def feedback(self, owner: str, chat: Chat, index: int, kind: str) -> None:
+        """Log a like or dislike of reply `index` (the candidate shown)."""
+        self.store.feedback(owner, self._saved(chat, index), chat.conversation.turns[index].chosen, kind)
+
+    def edit(
+        self, owner: str, chat: Chat, index: int, text: str, attachment_texts: dict[int, str] | None = None
+    ) -> None:
+        """Branch at user turn `index` with new text (or captions); `chat` then ends with that turn."""
+        self.store.edit_user_turn(owner, self._saved(chat, index), text, attachment_texts)
+        self._reopen(owner, chat)
+
+    def branches(self, owner: str, chat: Chat) -> list[Branch]:
+        """The user turns of the active branch that have other versions (edits), oldest first."""
+        out = []
+        for i, tid in enumerate(chat.turn_ids):
+            if chat.conversation.turns[i].role == "user":
+                siblings = self.store.siblings(owner, tid)
+                if len(siblings) > 1:
+                    out.append(Branch(i, siblings.index(tid), len(siblings)))
+        return out
+
+    def switch(self, owner: str, chat: Chat, index: int, step: int) -> None:
+        """Show the next (+1) or previous (−1) version of user turn `index`, with its newest continuation."""
+        tid = self._saved(chat, index)
+        siblings = self.store.siblings(owner, tid)
+        target = siblings[(siblings.index(tid) + step) % len(siblings)]
+        self.store.set_active_leaf(owner, chat.id, self.store.leaf(owner, target))
+        self._reopen(owner, chat)
+
+    def _saved(self, chat: Chat, index: int) -> str:
+        if chat.id is None or not 0 <= index < len(chat.turn_ids):
+            raise InputError("That message is not saved yet; wait until the reply has finished.")
+        return chat.turn_ids[index]
+
+    def _reopen(self, owner: str, chat: Chat) -> None:
+        fresh = self.open(owner, chat.id)
+        chat.conversation, chat.turn_ids, chat.browse = fresh.conversation, fresh.turn_ids, None
