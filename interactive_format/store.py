@@ -14,7 +14,8 @@ Schema (see the numbered `MIGRATIONS` below):
   ``edited_from`` names the original. ``attachments`` and ``meta`` are JSON.
 - ``candidates(turn_id, idx, text, j, d, score, finished, seed, model, created)`` — every
   sampled reply of an assistant turn; ``turns.chosen`` is the index shown.
-- ``feedback(id, turn_id, candidate_idx, kind, created)`` — 'like', 'dislike' and 'pick' events.
+- ``feedback(id, turn_id, candidate_idx, kind, created)`` — 'like', 'dislike', 'clear' (a like or
+  dislike taken back) and 'pick' events.
 - ``preferences(id, turn_id, context, chosen, rejected, created)`` — one row per (picked,
   other) pair when the user picks a candidate.
 - ``settings(key, value)`` — values made once per database (`Store.secret`).
@@ -77,7 +78,7 @@ MAX_TITLE_CHARS = 200
 MAX_TEXT_CHARS = 200_000  # any one text field of an imported file
 MAX_CANDIDATES = 64  # per imported turn
 ROLES = ("user", "assistant")
-FEEDBACK_KINDS = ("like", "dislike")
+FEEDBACK_KINDS = ("like", "dislike", "clear")
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
 
@@ -186,6 +187,27 @@ def m002_feedback(db: sqlite3.Connection) -> None:
 @migration
 def m003_settings(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+@migration
+def m004_feedback_clear(db: sqlite3.Connection) -> None:
+    """A like or dislike can be taken back ('clear'); SQLite changes a CHECK only by rebuilding the table."""
+    _execute_all(
+        db,
+        """
+        CREATE TABLE feedback_new (
+            id INTEGER PRIMARY KEY,
+            turn_id TEXT NOT NULL REFERENCES turns (id) ON DELETE CASCADE,
+            candidate_idx INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('like', 'dislike', 'clear', 'pick')),
+            created REAL NOT NULL
+        );
+        INSERT INTO feedback_new SELECT id, turn_id, candidate_idx, kind, created FROM feedback;
+        DROP TABLE feedback;
+        ALTER TABLE feedback_new RENAME TO feedback;
+        CREATE INDEX feedback_turn ON feedback (turn_id)
+        """,
+    )
 
 
 def _execute_all(db: sqlite3.Connection, script: str) -> None:
@@ -438,7 +460,7 @@ class Store:
             _touch(db, row["conversation_id"])
 
     def feedback(self, owner: str, turn_id: str, idx: int, kind: str) -> None:
-        """Log a 'like' or 'dislike' of candidate `idx`."""
+        """Log a 'like', 'dislike' or 'clear' (taken back) of candidate `idx`."""
         if kind not in FEEDBACK_KINDS:
             raise ValueError(f"feedback kind must be one of {FEEDBACK_KINDS}, not {kind!r}")
         with self._tx() as db:
@@ -448,6 +470,24 @@ class Store:
                 "INSERT INTO feedback (turn_id, candidate_idx, kind, created) VALUES (?, ?, ?, ?)",
                 (turn_id, idx, kind, time.time()),
             )
+
+    def ratings(self, owner: str, turn_ids: builtins.list[str]) -> dict[str, str]:
+        """{turn id: 'like' or 'dislike'}: the latest rating of each turn's shown reply, if not taken back."""
+        _check_owner(owner)
+        if not turn_ids:
+            return {}
+        marks = ",".join("?" * len(turn_ids))
+        with self._tx(write=False) as db:
+            rows = db.execute(
+                f"""
+                SELECT f.turn_id, f.kind, f.candidate_idx = t.chosen AS shown FROM feedback f
+                JOIN turns t ON t.id = f.turn_id JOIN conversations c ON c.id = t.conversation_id
+                WHERE c.owner = ? AND f.turn_id IN ({marks}) AND f.kind != 'pick' ORDER BY f.id
+                """,
+                (owner, *turn_ids),
+            ).fetchall()
+        latest = {r["turn_id"]: (r["kind"], r["shown"]) for r in rows}
+        return {tid: kind for tid, (kind, shown) in latest.items() if shown and kind != "clear"}
 
     def preferences_jsonl(self, owner: str) -> str:
         """The owner's preference pairs as JSON lines (format in the module docstring), oldest first."""

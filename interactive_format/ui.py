@@ -37,6 +37,7 @@ from .store import Store
 UPDATE_INTERVAL_S = 0.04  # stream to the browser at most ~25 times a second
 USER_ID = re.compile(r"[0-9a-f]{32}")  # a browser's id: uuid4().hex
 STORAGE_KEY = "interactive_format_user"  # where the browser keeps its id
+RATING_LABELS = {"like": "Like", "dislike": "Dislike"}  # the store's kinds as Gradio's feedback options
 
 Origin = tuple[int, str, int | None]  # the (turn index, part, attachment index) a chat message shows
 
@@ -223,7 +224,10 @@ class ChatUI:
         chats = self.store.list(owner)
         title = next((c.title for c in chats if c.id == chat.id), "")
         return View(
-            chatbot=to_messages(chat.conversation, self.engine.ranking_note),
+            chatbot=gr.update(
+                value=to_messages(chat.conversation, self.engine.ranking_note),
+                feedback_value=self._ratings(chat, owner),
+            ),
             box=gr.skip() if box is None else box,
             chat=chat,
             status=status,
@@ -235,6 +239,16 @@ class ChatUI:
             branch_bar=gr.update(visible=bool(branches)),
             branch=gr.Dropdown(choices=choices, value=choices[-1][1] if choices else None),
         )
+
+    def _ratings(self, chat: Chat, owner: str) -> list[str | None]:
+        """The like/dislike shown on each assistant message (Gradio counts them in order), from the store."""
+        saved = self.store.ratings(owner, chat.turn_ids) if chat.id else {}
+        marks = {i: RATING_LABELS[saved[tid]] for i, tid in enumerate(chat.turn_ids) if tid in saved}
+        return [
+            marks.get(i) if part == "reply" else None
+            for message, (i, part, _) in render(chat.conversation)
+            if message["role"] == "assistant"
+        ]
 
     @staticmethod
     def _branch_label(chat: Chat, b) -> str:
@@ -463,9 +477,13 @@ class ChatUI:
         return self._guarded(chat, run, user_id, profile)
 
     def like(self, chat: Chat, user_id: str | None, data: gr.LikeData, profile: gr.OAuthProfile | None = None) -> None:
-        """A thumbs up/down on a reply is logged for the shown candidate."""
+        """A thumbs up/down on a reply is logged for the shown candidate; clicking it again takes it back."""
         origins = [origin for _, origin in render(chat.conversation)]
-        kind = {True: "like", False: "dislike"}.get(data.liked) if isinstance(data.liked, bool) else None
+        kind = (
+            {True: "like", False: "dislike", "": "clear"}.get(data.liked)
+            if isinstance(data.liked, (bool, str))
+            else None
+        )
         if kind is None or not isinstance(data.index, int) or not 0 <= data.index < len(origins):
             return
         index = origins[data.index][0]

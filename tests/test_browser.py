@@ -171,6 +171,8 @@ def test_reload_finds_the_conversation_in_the_sidebar(page):
     page.wait_for_function("document.querySelector('#chatbot').innerText.toLowerCase().includes('puppy')", timeout=20_000)
     shot(page, "11-reopened")
     assert "picture tags" in chat_text(page).lower() and "Candidate" in page.inner_text("#cand-info")
+    page.wait_for_selector("#chatbot button[aria-label=Liked]", timeout=10_000)  # the like given before the reload
+    assert page.locator("#chatbot button[aria-label=Liked]").count() == 1
 
 
 def test_new_chat_empties_the_conversation(page):

@@ -85,7 +85,7 @@ def test_a_turn_is_saved_and_survives_a_restart_with_its_candidates_and_picks(ui
     opened = again.open(chat.id, listed.chat, user)
     turn = opened.chat.conversation.turns[1]
     assert [c.text for c in turn.candidates] == ["1.0 re: Hello there", "1.1 re: Hello there", "1.2 re: Hello there"]
-    assert turn.chosen == 1 and opened.chatbot[1]["content"] == "1.1 re: Hello there"
+    assert turn.chosen == 1 and opened.chatbot["value"][1]["content"] == "1.1 re: Hello there"
     assert [c.j for c in turn.candidates] == [-1.0, -1.1, -1.2]
     assert store.preferences_jsonl(owner_of(user)).count("\n") == 2
     say(again, opened.chat, user, "And then?")  # the conversation goes on after the restart
@@ -110,7 +110,7 @@ def test_browsing_candidates_and_picking_one_logs_preference_pairs(ui, db_path):
     assert "**Candidate 3/3**" in info and "J -1.200" in info
     view = ui.pick(chat, user)
     assert chat.conversation.turns[1].reply == "1.2 re: Tell me a joke"
-    assert view.chatbot[1]["content"] == "1.2 re: Tell me a joke" and "· shown" in view.candidate
+    assert view.chatbot["value"][1]["content"] == "1.2 re: Tell me a joke" and "· shown" in view.candidate
     assert view.pick.interactive is False
     pairs = [json.loads(line) for line in ui.store.preferences_jsonl(owner_of(user)).splitlines()]
     assert pairs == [
@@ -181,7 +181,7 @@ def test_editing_refuses_replies_and_empty_text_and_keeps_the_chat(ui):
     ]:
         with pytest.warns(UserWarning, match=reason):
             view = list(ui.edit(chat, 3, 0.7, 16, 0.5, user, SimpleNamespace(index=index, value=value)))[-1]
-        assert view.chatbot[0]["content"] == "Hi" and len(chat.conversation.turns) == 2
+        assert view.chatbot["value"][0]["content"] == "Hi" and len(chat.conversation.turns) == 2
 
 
 def test_editing_a_caption_reruns_with_the_new_caption(ui):
@@ -208,11 +208,22 @@ def test_like_and_dislike_are_logged_for_the_shown_reply(ui, db_path):
     ui.like(chat, user, SimpleNamespace(index=1, liked=True))
     ui.like(chat, user, SimpleNamespace(index=2, liked=False))  # the candidates table belongs to the reply too
     ui.like(chat, user, SimpleNamespace(index=0, liked=True))  # a user message: ignored
-    ui.like(chat, user, SimpleNamespace(index=1, liked=""))  # un-liking: nothing to log
+    assert ui.view(chat, owner_of(user)).chatbot["feedback_value"] == ["Dislike", None]  # the latest, on the reply
+    ui.like(chat, user, SimpleNamespace(index=1, liked=""))  # clicked again: taken back
     assert rows(db_path, "SELECT turn_id, candidate_idx, kind FROM feedback ORDER BY id") == [
         (chat.turn_ids[1], 0, "like"),
         (chat.turn_ids[1], 0, "dislike"),
+        (chat.turn_ids[1], 0, "clear"),
     ]
+    assert ui.open(chat.id, chat, user).chatbot["feedback_value"] == [None, None]  # reply, candidates table
+
+    say(ui, chat, user, "And again")
+    ui.like(chat, user, SimpleNamespace(index=4, liked=True))  # messages: Hi, reply, table, And again, reply
+    reopened = ui.open(chat.id, chat, user)  # e.g. after a reload: the like is shown on the second reply only
+    assert reopened.chatbot["feedback_value"] == [None, None, "Like", None]
+    ui.browse(reopened.chat, +1)
+    ui.pick(reopened.chat, user)  # another candidate shown: the like was for the old one
+    assert ui.view(reopened.chat, owner_of(user)).chatbot["feedback_value"] == [None, None, None, None]
 
 
 def test_two_users_never_see_each_others_conversations(ui):

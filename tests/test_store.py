@@ -465,7 +465,12 @@ def test_migrations_run_once_and_an_older_database_gets_the_new_ones(db_path, tm
     Store(db_path).close()
     names = [fn.__name__ for fn in MIGRATIONS]
     applied = rows(db_path, "SELECT name, applied FROM _migrations ORDER BY rowid")
-    assert [name for name, _ in applied] == names == ["m001_conversations", "m002_feedback", "m003_settings"]
+    assert [name for name, _ in applied] == names == [
+        "m001_conversations",
+        "m002_feedback",
+        "m003_settings",
+        "m004_feedback_clear",
+    ]
     Store(db_path).close()  # reopening applies nothing again
     assert rows(db_path, "SELECT name, applied FROM _migrations ORDER BY rowid") == applied
 
@@ -480,6 +485,31 @@ def test_migrations_run_once_and_an_older_database_gets_the_new_ones(db_path, tm
     u = store.add_turn("alice", "c1", user())
     store.pick("alice", store.add_turn("alice", "c1", assistant("x", "y"), u), 1, "")  # the new tables work
     assert rows(old, "SELECT chosen, rejected FROM preferences") == [("y", "x")]
+    store.close()
+
+
+def test_feedback_rows_survive_the_clear_migration_and_ratings_read_them(tmp_path):
+    path = tmp_path / "before-m004.db"
+    m004 = MIGRATIONS.pop()  # a database made by the release before m004, with a like in it
+    try:
+        store = Store(path)
+        u = store.add_turn("alice", store.create("alice", "", "Chat"), user())
+        a = store.add_turn("alice", store.list("alice")[0].id, assistant("x", "y"), u)
+        store.feedback("alice", a, 0, "like")
+        store.close()
+    finally:
+        MIGRATIONS.append(m004)
+    assert "'clear'" not in rows(path, "SELECT sql FROM sqlite_master WHERE name = 'feedback'")[0][0]
+
+    store = Store(path)  # m004 rebuilds the table
+    assert rows(path, "SELECT candidate_idx, kind FROM feedback") == [(0, "like")]
+    assert store.ratings("alice", [u, a]) == {a: "like"}
+    store.feedback("alice", a, 0, "clear")
+    assert store.ratings("alice", [u, a]) == {}
+    store.feedback("alice", a, 0, "dislike")
+    assert store.ratings("alice", [a]) == {a: "dislike"} and store.ratings("bob", [a]) == {}
+    store.pick("alice", a, 1, "")  # the rating was of the reply shown before
+    assert store.ratings("alice", [a]) == {}
     store.close()
 
 
