@@ -86,6 +86,12 @@ class _StopOnEvent:
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+def visible_text(tokenizer, token_ids: list[int]) -> str:
+    """The decoded reply without a character cut in half at its end (byte tokens of an emoji still to come,
+    or the token limit reached mid-character), which would show as U+FFFD."""
+    return tokenizer.decode(token_ids, skip_special_tokens=True).rstrip("\ufffd")
+
+
 class _DraftStreamer:
     """transformers streamer: receives each step's tokens (batch,) and updates the drafts."""
 
@@ -109,7 +115,7 @@ class _DraftStreamer:
             draft.token_ids.append(token)
             if logprobs is not None:
                 draft.logprob_sum += float(logprobs[i, token])
-            draft.text = self.tokenizer.decode(draft.token_ids, skip_special_tokens=True)
+            draft.text = visible_text(self.tokenizer, draft.token_ids)
         self.out.put([Draft(d.text, list(d.token_ids), d.logprob_sum, d.finished) for d in self.drafts])
 
     def end(self) -> None:
@@ -228,5 +234,5 @@ def sample_replies(generator: TransformersGenerator, prompts: list[list[dict]], 
     for row, lp in zip(new.tolist(), logprobs.tolist()):
         end = next((i for i, t in enumerate(row) if t in generator.eos_ids), len(row))
         tokens = row[:end]
-        drafts.append(Draft(tok.decode(tokens, skip_special_tokens=True), tokens, float(sum(lp[:end])), end < len(row)))
+        drafts.append(Draft(visible_text(tok, tokens), tokens, float(sum(lp[:end])), end < len(row)))
     return [drafts[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]

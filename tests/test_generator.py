@@ -79,3 +79,13 @@ def test_model_error_mid_stream_raises_generation_error(generator, monkeypatch):
     assert seen  # some tokens streamed before the failure
     monkeypatch.setattr(generator.model, "forward", real_forward)
     assert run(generator, SamplingParams(n=1, max_new_tokens=4, seed=1))[-1].drafts[0].token_ids  # still usable
+
+
+def test_a_character_cut_in_half_is_not_shown(generator):
+    """An emoji is several byte tokens: a reply cut between them (token limit, or still streaming) shows no U+FFFD."""
+    from interactive_format.generator import visible_text
+
+    ids = generator.tokenizer.encode("Nice 😄", add_special_tokens=False)
+    assert generator.tokenizer.decode(ids[:-1]).endswith("\ufffd")  # the premise: a byte token alone
+    assert visible_text(generator.tokenizer, ids[:-1]) == "Nice "
+    assert visible_text(generator.tokenizer, ids) == "Nice 😄"
