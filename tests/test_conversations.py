@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sqlite3
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from interactive_format.store import Store
 from interactive_format.ui import ChatUI, View, owner_of, render
 
 from .fakes import fake_engine
+from .test_store import rows
 
 HOSTILE = '<img src=x onerror="alert(1)"><script>alert(2)</script><b>bold</b>'
 
@@ -57,14 +57,6 @@ def say(ui, chat, user, text, files=None):
 
 def choices(view) -> list[tuple[str, str]]:
     return [tuple(c) for c in view.chats.choices]
-
-
-def rows(path, sql, *args):
-    db = sqlite3.connect(path)
-    try:
-        return [tuple(r) for r in db.execute(sql, args)]
-    finally:
-        db.close()
 
 
 def test_a_turn_is_saved_and_survives_a_restart_with_its_candidates_and_picks(ui, db_path):
