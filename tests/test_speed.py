@@ -1,0 +1,114 @@
+"""Speed machinery: the benchmark runs end to end, and our generator's fast paths change no output.
+
+Greedy (temperature 0) output of `TransformersGenerator.stream` must equal plain `model.generate`
+on the same inputs — for one reply and for N replies (shared prefill copied to N rows, and the
+static-cache buckets that pad the batch), on a tiny random Llama and on the embedded SmolLM2.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+
+from interactive_format import bench
+from interactive_format.archs import ARCHS, byte_tokenizer, random_generator
+from interactive_format.generator import SamplingParams, SpeedOptions, TransformersGenerator
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful AI assistant."},
+    {"role": "user", "content": "Tell me something about the sea, please."},
+]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return random_generator("tiny", tokenizer=byte_tokenizer())
+
+
+def plain_greedy(generator: TransformersGenerator, tokens: int) -> list[int]:
+    """Plain `generate`, greedy, batch 1, dynamic cache: the reference."""
+    ids = generator.prompt_ids(MESSAGES)
+    prompt = torch.tensor([ids], device=generator.device)
+    with torch.inference_mode():
+        out = generator.model.generate(
+            input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False, max_new_tokens=tokens,
+            pad_token_id=generator.pad_id,
+        )  # fmt: skip
+    row = out[0, len(ids) :].tolist()
+    end = next((i for i, t in enumerate(row) if t in generator.eos_ids), len(row))
+    return row[:end]
+
+
+def greedy(generator: TransformersGenerator, n: int, tokens: int) -> list[list[int]]:
+    params = SamplingParams(n=n, temperature=0, max_new_tokens=tokens)
+    samples = list(generator.stream(MESSAGES, params, threading.Event()))
+    assert samples[-1].done and len(samples[-1].drafts) == n
+    return [d.token_ids for d in samples[-1].drafts]
+
+
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("static_cache", [False, True])
+def test_greedy_output_equals_plain_generate_on_a_tiny_model(tiny, n, static_cache):
+    options = SpeedOptions(static_cache=static_cache, max_cache_len=512)
+    generator = TransformersGenerator(tiny.model, tiny.tokenizer, options=options)
+    reference = plain_greedy(generator, 24)
+    assert len(reference) == 24  # random weights never end the turn: the whole length is compared
+    assert greedy(generator, n, 24) == [reference] * n
+    if static_cache:  # n = 3 ran as a batch of 4 (the next bucket); the padding row was dropped
+        assert generator.rows(n) == (1 if n == 1 else 4)
+
+
+def test_greedy_output_equals_plain_generate_on_smollm2(generator):
+    reference = plain_greedy(generator, 20)
+    assert reference
+    assert greedy(generator, 1, 20) == [reference]
+    assert greedy(generator, 4, 20) == [reference] * 4  # the prompt prefilled once, shared by the 4 rows
+
+
+def test_static_cache_too_short_falls_back_to_a_dynamic_one(tiny):
+    generator = TransformersGenerator(
+        tiny.model, tiny.tokenizer, options=SpeedOptions(static_cache=True, max_cache_len=8)
+    )
+    assert greedy(generator, 2, 12) == [plain_greedy(generator, 12)] * 2
+    assert generator._static == {}  # the prompt alone is longer than 8 tokens: no static cache was made
+
+
+def test_warm_up_runs_each_batch_size(tiny, monkeypatch):
+    seen = []
+    real = tiny.model.generate
+    monkeypatch.setattr(tiny.model, "generate", lambda **kw: seen.append(kw["num_return_sequences"]) or real(**kw))
+    assert tiny.warm_up((1, 4)) > 0
+    assert seen == [1, 4]
+
+
+def test_random_architectures_have_the_published_shapes():
+    from interactive_format.archs import random_model
+
+    model = random_model("qwen2.5-0.5b", 100, device="meta")
+    assert 490e6 < sum(p.numel() for p in model.parameters()) < 500e6  # Qwen2.5-0.5B: 494M
+    assert model.config.num_key_value_heads == 2 and model.config.vocab_size == ARCHS["qwen2.5-0.5b"]["vocab_size"]
+    small = random_model("smollm2-135m", 100, device="meta")
+    assert 134e6 < sum(p.numel() for p in small.parameters()) < 136e6
+
+
+def test_bench_runs_end_to_end_on_a_tiny_model(tmp_path, capsys):
+    out = bench.main(
+        ["llm", "--arch", "tiny", "--random-weights", "--quick", "--device", "cpu", "--out", str(tmp_path / "b.json")]
+    )
+    result = json.loads(out.read_text())
+    llm = result["llm"]
+    assert llm["model"] == "random:tiny" and llm["baseline"]["how"].startswith("model.generate")
+    for part in ("time_to_first_token", "time_to_first_token_n4", "decode_single_stream"):
+        for side in ("ours", "baseline"):
+            run = llm[part][side]
+            assert 0 < run["first_token_s"] <= run["total_s"] and run["decode_tokens_per_s"] > 0
+    assert llm["time_to_first_token"]["prompt_tokens"] == pytest.approx(48, abs=2)
+    assert set(llm["candidates"]) == {"1", "2"} and llm["candidates"]["2"]["ours"]["tokens"] == 6  # fixed length
+    users = llm["concurrent_users"]
+    assert users["users"] == 3 and users["ours"]["aggregate_tokens_per_s"] > 0
+    assert users["baseline_sequential"]["per_user_tokens_per_s_min"] > 0
+    table = capsys.readouterr().out
+    assert "decode tokens/s, 1 stream" in table and str(out) in table
