@@ -165,10 +165,15 @@ class TransformersGenerator:
     def from_spec(
         cls, spec: str, cache_dir: Path, device: str = "auto", dtype: str = "auto"
     ) -> "TransformersGenerator":
-        """dtype "auto": bf16 on CUDA, fp32 on CPU; or "float32" / "bfloat16" / "float16"."""
-        from .models import load_causal_lm, resolve_device
+        """dtype "auto": bf16 on CUDA, fp32 on CPU; or "float32" / "bfloat16" / "float16".
+
+        On a CPU with native bf16 (AVX512-BF16, AMX) "bfloat16" decodes ~1.3× faster with the same replies in
+        most turns; "auto" keeps fp32 there so that J stays exact (see README, "Speed").
+        """
+        from .models import configure_threads, load_causal_lm, resolve_device
 
         device = resolve_device(device)
+        configure_threads()
         if dtype == "auto":
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
         model, tokenizer = load_causal_lm(spec, cache_dir, device, dtype=getattr(torch, dtype))

@@ -334,6 +334,12 @@ class Transcriber:
                 log.info("speech model %s ready in %.1f s", self.spec, time.perf_counter() - started)
             return self._model
 
+    def warm_up(self) -> None:
+        """Transcribe one second of quiet noise once, so that the first voice turn does not pay for setup."""
+        noise = np.random.default_rng(0).normal(0, 0.01, SAMPLE_RATE).astype(np.float32)
+        with self._lock:
+            self._run(self.load(), noise)
+
     @property
     def multilingual(self) -> bool:
         """Whether the model detects the language itself (else it is English-only)."""

@@ -112,3 +112,20 @@ def test_bench_runs_end_to_end_on_a_tiny_model(tmp_path, capsys):
     assert users["baseline_sequential"]["per_user_tokens_per_s_min"] > 0
     table = capsys.readouterr().out
     assert "decode tokens/s, 1 stream" in table and str(out) in table
+
+
+def test_dtype_and_warmup_are_configurable():
+    from interactive_format.config import load_config
+
+    config = load_config(environ={"IF_DTYPE": "bfloat16", "IF_WARMUP": "false"})
+    assert config.models.dtype == "bfloat16" and config.models.warmup is False
+    assert load_config(environ={}).models.dtype == "auto"
+    with pytest.raises(ValueError, match="models.dtype"):
+        load_config(environ={"IF_DTYPE": "int3"})
+
+
+def test_bfloat16_generator_matches_plain_generate_in_the_same_dtype(tiny):
+    """The opt-in CPU bf16 path: greedy output equals plain generate on the same bf16 weights."""
+    model = random_generator("tiny", dtype=torch.bfloat16, tokenizer=tiny.tokenizer).model
+    generator = TransformersGenerator(model, tiny.tokenizer)
+    assert greedy(generator, 1, 16) == [plain_greedy(generator, 16)]
