@@ -45,7 +45,8 @@ class SpeedOptions:
     compile: bool = False  # torch.compile the decode step (CUDA graphs); only with static_cache on CUDA
     buckets: tuple[int, ...] = (1, 2, 4, 8, 16)  # static cache: N is rounded up to one of these batch sizes
     max_cache_len: int = 4096  # static cache length (prompt + reply); longer turns use a dynamic cache
-    warmup: bool = True  # run every bucket once at start so no user turn pays for compiling
+    batch_window_s: float = 0.01  # requests arriving within this window share one generate call
+    max_batch_rows: int = 16  # candidates (all requests together) in one shared generate call
 
     @classmethod
     def for_device(cls, device: str | torch.device) -> "SpeedOptions":
@@ -100,30 +101,52 @@ class _LogprobRecorder:
         return scores
 
 
-class _StopOnEvent:
-    """Stopping criterion: every sequence stops once `event` is set."""
+@dataclass
+class _Request:
+    """One `stream` call waiting for, or taking part in, a generate call."""
 
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
+    prompt_ids: list[int]
+    params: SamplingParams
+    stop: threading.Event
+    seed: int
+    out: queue.Queue = field(default_factory=queue.Queue)  # list[Draft] snapshots, then None
+    ended: threading.Event = field(default_factory=threading.Event)
+    failure: BaseException | None = None
 
-    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+    def end(self, failure: BaseException | None = None) -> None:
+        """Tell the consumer there is nothing more (once)."""
+        if not self.ended.is_set():
+            self.failure = failure
+            self.ended.set()
+            self.out.put(None)
 
 
 class _DraftStreamer:
-    """transformers streamer: receives each step's tokens (batch,) and updates the drafts."""
+    """transformers streamer for one request: receives each step's tokens (batch,), updates its rows' drafts.
 
-    def __init__(self, tokenizer, recorder: _LogprobRecorder, n: int, eos_ids: set[int], out: queue.Queue):
-        self.tokenizer, self.recorder, self.eos_ids, self.out = tokenizer, recorder, eos_ids, out
-        self.drafts = [Draft() for _ in range(n)]
+    The request ends as soon as all its drafts are complete (end of turn, its token limit, or its
+    stop), even while other requests of the same batch go on.
+    """
+
+    def __init__(self, tokenizer, recorder: _LogprobRecorder, request: _Request, eos_ids: set[int], rows: slice):
+        self.tokenizer, self.recorder, self.request, self.eos_ids, self.rows = (
+            tokenizer,
+            recorder,
+            request,
+            eos_ids,
+            rows,
+        )
+        self.drafts = [Draft() for _ in range(request.params.n)]
         self.prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
         if not self.prompt_seen:  # the first call carries the prompt
             self.prompt_seen = True
             return
-        tokens = value.view(-1).tolist()
-        logprobs = self.recorder.last
+        if self.request.ended.is_set():
+            return
+        tokens = value.view(-1)[self.rows].tolist()
+        logprobs = self.recorder.last[self.rows] if self.recorder.last is not None else None
         for i, (draft, token) in enumerate(zip(self.drafts, tokens)):
             if draft.finished:
                 continue
@@ -134,20 +157,101 @@ class _DraftStreamer:
             if logprobs is not None:
                 draft.logprob_sum += float(logprobs[i, token])
             draft.text = self.tokenizer.decode(draft.token_ids, skip_special_tokens=True)
-        self.out.put([Draft(d.text, list(d.token_ids), d.logprob_sum, d.finished) for d in self.drafts])
+        self.request.out.put([Draft(d.text, list(d.token_ids), d.logprob_sum, d.finished) for d in self.drafts])
+        limit = self.request.params.max_new_tokens
+        if self.request.stop.is_set() or all(d.finished or len(d.token_ids) >= limit for d in self.drafts):
+            self.request.end()
 
     def end(self) -> None:
         pass
 
 
-class _RowsDone:
-    """Stopping criterion: rows from `n` on (batch padding up to a static-cache bucket) are done at once."""
+class _FanOut:
+    """One streamer for a batch of several requests: hands each step to every request's streamer."""
 
-    def __init__(self, n: int) -> None:
-        self.n = n
+    def __init__(self, streamers: list[_DraftStreamer]) -> None:
+        self.streamers = streamers
+
+    def put(self, value: torch.Tensor) -> None:
+        for streamer in self.streamers:
+            streamer.put(value)
+
+    def end(self) -> None:
+        pass
+
+
+class _RowStop:
+    """Stopping criterion for a batch: a row is done at its request's stop or token limit.
+
+    Rows without a request (padding up to a static-cache bucket) are done at once.
+    """
+
+    def __init__(self, requests: list[_Request | None], prompt_width: int) -> None:
+        self.requests, self.prompt_width = requests, prompt_width
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        return torch.arange(input_ids.shape[0], device=input_ids.device) >= self.n
+        made = input_ids.shape[1] - self.prompt_width
+        done = [r is None or r.stop.is_set() or made >= r.params.max_new_tokens for r in self.requests]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class _RowWarper:
+    """Logits processor: each row's own temperature and top-p (temperature 0: greedy), for mixed batches."""
+
+    def __init__(self, temperature: torch.Tensor, top_p: torch.Tensor) -> None:
+        self.temperature, self.top_p = temperature, top_p  # (rows,)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.float() / self.temperature.clamp_min(1e-5)[:, None]
+        ordered, index = scores.sort(dim=-1, descending=True)
+        probs = ordered.softmax(-1)
+        drop = probs.cumsum(-1) - probs > self.top_p[:, None]  # the most likely token is always kept
+        drop[:, 1:] |= (self.temperature <= 0)[:, None]
+        return torch.empty_like(scores).scatter_(-1, index, ordered.masked_fill(drop, float("-inf")))
+
+
+class _Batcher:
+    """Collects the requests that arrive together and hands them to `run` as one group (one generate call).
+
+    A request that comes while a group is generating waits for the next group. Groups hold at
+    most `max_rows` rows (candidates); a larger single request still runs alone.
+    """
+
+    def __init__(self, run, max_rows: int, window_s: float) -> None:
+        self.run, self.max_rows, self.window_s = run, max_rows, window_s
+        self.pending: list[_Request] = []
+        self.ready = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+    def submit(self, request: _Request) -> None:
+        with self.ready:
+            self.pending.append(request)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="generate", daemon=True)
+                self.thread.start()
+            self.ready.notify()
+
+    def _next_group(self) -> list[_Request]:
+        with self.ready:
+            self.ready.wait_for(lambda: self.pending)
+        time.sleep(self.window_s)  # let requests that arrive together join
+        with self.ready:
+            group, rows = [], 0
+            while self.pending and (not group or rows + self.pending[0].params.n <= self.max_rows):
+                group.append(self.pending.pop(0))
+                rows += group[-1].params.n
+            return group
+
+    def _loop(self) -> None:
+        while True:
+            group = self._next_group()
+            try:
+                self.run(group)
+            except BaseException as e:  # reported to each consumer; the worker keeps serving
+                for request in group:
+                    request.end(e)
+            for request in group:
+                request.end()
 
 
 class TransformersGenerator:
@@ -159,6 +263,7 @@ class TransformersGenerator:
         self.options = options or SpeedOptions.for_device(self.device)
         self._lock = threading.Lock()  # one generate at a time on this model
         self._static: dict[int, object] = {}  # batch rows -> a reusable StaticCache
+        self._batcher = _Batcher(self._run_group, self.options.max_batch_rows, self.options.batch_window_s)
         self.eos_ids = self._eos_ids()
 
     @classmethod
@@ -265,45 +370,85 @@ class TransformersGenerator:
             kwargs["disable_compile"] = True
         return kwargs
 
-    def stream(self, messages: list[dict], params: SamplingParams, stop: threading.Event) -> Iterator[Sample]:
-        """Yield snapshots of the N drafts as they grow; the last one has done=True."""
-        seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
-        prompt_ids = self.prompt_ids(messages)
-        out: queue.Queue = queue.Queue()
+    def group_kwargs(self, group: list[_Request]) -> tuple[dict, list[_Request | None]]:
+        """Arguments for one `model.generate` call answering several requests (left-padded prompts, one row
+        per candidate, each row with its own temperature/top-p), and the request of each row."""
+        requests: list[_Request | None] = [r for r in group for _ in range(r.params.n)]
+        requests += [None] * (self.rows(len(requests)) - len(requests))  # static-cache bucket padding
+        prompts = [(r or group[0]).prompt_ids for r in requests]
+        width = max(map(len, prompts))
+        ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        longest = max(r.params.max_new_tokens for r in group)
+        kwargs = dict(
+            input_ids=ids, attention_mask=mask, max_new_tokens=longest, pad_token_id=self.pad_id,
+            do_sample=True, temperature=1.0, top_p=1.0, top_k=0,  # _RowWarper does each row's own
+        )  # fmt: skip
+        cache = self._static_cache(len(requests), width + longest)
+        if cache is not None:
+            kwargs["past_key_values"] = cache
+        if not self.options.compile:
+            kwargs["disable_compile"] = True
+        return kwargs, requests
+
+    def _run_group(self, group: list[_Request]) -> None:
+        """Generate for the requests of one group (the batcher's worker thread), streaming to each."""
         recorder = _LogprobRecorder()
-        streamer = _DraftStreamer(self.tokenizer, recorder, params.n, self.eos_ids, out)
-        failure: list[BaseException] = []
+        with self._lock, torch.inference_mode():
+            torch.manual_seed(group[0].seed)
+            if len(group) == 1:  # alone: N rows of one prompt (shared prefill; the seed reproduces it)
+                (request,) = group
+                kwargs = self.generate_kwargs(request.prompt_ids, request.params)
+                rows = [request] * request.params.n + [None] * (kwargs["num_return_sequences"] - request.params.n)
+                processors = [recorder]
+                streamer = _DraftStreamer(self.tokenizer, recorder, request, self.eos_ids, slice(0, request.params.n))
+            else:
+                kwargs, rows = self.group_kwargs(group)
+                warper = _RowWarper(*self._row_sampling(rows))
+                processors = [recorder, warper]
+                streamer = _FanOut(self._streamers(group, recorder))
+            width = kwargs["input_ids"].shape[1]
+            self.model.generate(
+                **kwargs, logits_processor=processors, stopping_criteria=[_RowStop(rows, width)], streamer=streamer
+            )
 
-        def run() -> None:
-            try:
-                with self._lock, torch.inference_mode():
-                    torch.manual_seed(seed)
-                    self.model.generate(
-                        **self.generate_kwargs(prompt_ids, params),
-                        logits_processor=[recorder],
-                        stopping_criteria=[_StopOnEvent(stop), _RowsDone(params.n)],
-                        streamer=streamer,
-                    )
-            except BaseException as e:  # reported to the consumer below
-                failure.append(e)
-            finally:
-                out.put(None)
+    def _row_sampling(self, rows: list[_Request | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(temperature, top_p) per row; padding rows are greedy."""
+        temperature = [r.params.temperature if r else 0.0 for r in rows]
+        top_p = [r.params.top_p if r else 1.0 for r in rows]
+        return torch.tensor(temperature, device=self.device), torch.tensor(top_p, device=self.device)
 
-        thread = threading.Thread(target=run, name="generate", daemon=True)
-        thread.start()
+    def _streamers(self, group: list[_Request], recorder: _LogprobRecorder) -> list[_DraftStreamer]:
+        """One streamer per request over its own rows of the batch."""
+        streamers, start = [], 0
+        for r in group:
+            streamers.append(
+                _DraftStreamer(self.tokenizer, recorder, r, self.eos_ids, slice(start, start + r.params.n))
+            )
+            start += r.params.n
+        return streamers
+
+    def stream(self, messages: list[dict], params: SamplingParams, stop: threading.Event) -> Iterator[Sample]:
+        """Yield snapshots of the N drafts as they grow; the last one has done=True.
+
+        Requests from several callers that arrive together are answered by one generate call; the
+        seed reproduces a reply when the request ran alone.
+        """
+        seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+        request = _Request(self.prompt_ids(messages), params, stop, seed)
+        self._batcher.submit(request)
         drafts = [Draft() for _ in range(params.n)]
         try:
-            while (item := out.get()) is not None:
+            while (item := request.out.get()) is not None:
                 drafts = item
                 yield Sample(drafts, seed)
         finally:
-            if thread.is_alive():
-                stop.set()  # the consumer went away (or the stream ended early): end the generation
-        if failure:
-            log.exception("generation failed", exc_info=failure[0])
-            raise GenerationError(
-                f"The language model failed while answering ({failure[0].__class__.__name__})."
-            ) from failure[0]
+            if not request.ended.is_set():
+                stop.set()  # the consumer went away: end its rows
+        if request.failure is not None:
+            log.exception("generation failed", exc_info=request.failure)
+            name = request.failure.__class__.__name__
+            raise GenerationError(f"The language model failed while answering ({name}).") from request.failure
         yield Sample(drafts, seed, done=True, stopped=stop.is_set())
 
     def warm_up(self, ns: tuple[int, ...] = (1, 4)) -> float:

@@ -129,3 +129,63 @@ def test_bfloat16_generator_matches_plain_generate_in_the_same_dtype(tiny):
     model = random_generator("tiny", dtype=torch.bfloat16, tokenizer=tiny.tokenizer).model
     generator = TransformersGenerator(model, tiny.tokenizer)
     assert greedy(generator, 1, 16) == [plain_greedy(generator, 16)]
+
+
+# --- requests from several users share one generate call --------------------------------------
+
+
+def _together(generator: TransformersGenerator, jobs: list[tuple[list[dict], SamplingParams, threading.Event]]):
+    """Start every job's stream at once (one thread each); the final Sample of each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        return list(pool.map(lambda job: list(generator.stream(*job))[-1], jobs))
+
+
+def _asking(question: str) -> list[dict]:
+    return [{"role": "user", "content": question}]
+
+
+def test_requests_arriving_together_share_one_generate_call(tiny, monkeypatch):
+    questions = ["Hi", "What is the capital of a country far away?", "Tell me a story about a cat, please."]
+    solo = [greedy_reply(tiny, q, 12) for q in questions]  # each alone first
+    calls = []
+    real = tiny.model.generate
+    monkeypatch.setattr(tiny.model, "generate", lambda **kw: calls.append(kw["input_ids"].shape) or real(**kw))
+    jobs = [(_asking(q), SamplingParams(n=2, temperature=0, max_new_tokens=12), threading.Event()) for q in questions]
+    finals = _together(tiny, jobs)
+    assert calls == [(6, max(len(tiny.prompt_ids(_asking(q))) for q in questions))]  # 3 users × 2 rows, one call
+    for final, reference in zip(finals, solo):  # left padding changes nothing: each got its own greedy reply
+        assert final.done and [d.token_ids for d in final.drafts] == [reference, reference]
+
+
+def greedy_reply(generator: TransformersGenerator, question: str, tokens: int) -> list[int]:
+    params = SamplingParams(n=1, temperature=0, max_new_tokens=tokens)
+    return list(generator.stream(_asking(question), params, threading.Event()))[-1].drafts[0].token_ids
+
+
+def test_each_request_in_a_shared_call_keeps_its_own_limit_and_stop(tiny):
+    stopped = threading.Event()
+    stopped.set()  # this user pressed stop at once
+    jobs = [
+        (_asking("Short, please."), SamplingParams(n=1, max_new_tokens=3, seed=1), threading.Event()),
+        (
+            _asking("A longer one."),
+            SamplingParams(n=3, temperature=1.2, top_p=0.5, max_new_tokens=20),
+            threading.Event(),
+        ),
+        (_asking("Never mind."), SamplingParams(n=1, max_new_tokens=20), stopped),
+    ]
+    short, long, gone = _together(tiny, jobs)
+    assert [len(d.token_ids) for d in short.drafts] == [3] and not short.stopped
+    assert [len(d.token_ids) for d in long.drafts] == [20, 20, 20]
+    assert gone.stopped and len(gone.drafts[0].token_ids) <= 1
+
+
+def test_row_warper_keeps_the_top_p_mass_and_greedy_rows():
+    from interactive_format.generator import _RowWarper
+
+    scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.1, 0.2, 0.3, 0.4]]))
+    out = _RowWarper(torch.tensor([1.0, 0.0]), torch.tensor([0.7, 1.0]))(None, scores)
+    assert torch.isfinite(out[0]).tolist() == [True, True, False, False]  # 0.5 + 0.3 reaches 0.7
+    assert torch.isfinite(out[1]).tolist() == [False, False, False, True]  # temperature 0: argmax only
