@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 
 import pytest
 import torch
@@ -189,3 +190,87 @@ def test_row_warper_keeps_the_top_p_mass_and_greedy_rows():
     out = _RowWarper(torch.tensor([1.0, 0.0]), torch.tensor([0.7, 1.0]))(None, scores)
     assert torch.isfinite(out[0]).tolist() == [True, True, False, False]  # 0.5 + 0.3 reaches 0.7
     assert torch.isfinite(out[1]).tolist() == [False, False, False, True]  # temperature 0: argmax only
+
+
+# --- streaming to the browser is coalesced ------------------------------------------------------
+
+
+class _FastGenerator:
+    """Yields a new snapshot every 2 ms for 0.6 s: far more often than a browser should be updated."""
+
+    name = "fast"
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        return 10
+
+    def stream(self, messages, params, stop):
+        import time
+
+        from interactive_format.generator import Draft, Sample
+
+        drafts = [Draft() for _ in range(params.n)]
+        for step in range(300):
+            for d in drafts:
+                d.token_ids.append(step)
+                d.text = f"word{step}"
+            yield Sample([Draft(d.text, list(d.token_ids)) for d in drafts], 1)
+            time.sleep(0.002)
+        yield Sample(drafts, 1, done=True)
+
+
+def test_streaming_to_the_browser_is_at_most_25_updates_per_second(tmp_path):
+    import time
+
+    from interactive_format.store import Store
+    from interactive_format.ui import UPDATE_INTERVAL_S, ChatUI, View
+
+    from .fakes import fake_engine
+
+    engine = fake_engine()
+    engine.generator = _FastGenerator()
+    store = Store(tmp_path / "chats.db")
+    ui = ChatUI(engine, store)
+    user = uuid.uuid4().hex
+    chat = View(*ui.load(user)[1:]).chat
+    times = []
+    for view in ui.respond({"text": "Hello", "files": []}, chat, 2, 0.7, 16, 0.5, user):
+        if str(view.status).startswith("Sampling"):
+            times.append(time.monotonic())
+    store.close()
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert UPDATE_INTERVAL_S >= 0.04
+    assert len(times) >= 8  # the reply still streams (0.6 s of tokens)
+    assert min(gaps) >= UPDATE_INTERVAL_S - 0.002  # never more than ~25 updates a second
+    assert (len(times) - 1) / (times[-1] - times[0]) <= 25.5  # updates per second, over the stream
+
+
+# --- the GPU path (skipped without CUDA) ---------------------------------------------------------
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@cuda
+def test_gpu_path_compiles_at_warm_up_and_not_during_a_turn(tiny):
+    """Static cache + compiled decode on CUDA: warm-up compiles every bucket; a turn then recompiles nothing
+    and its greedy output equals plain eager generate on the same weights."""
+    model = random_generator("tiny", device="cuda", tokenizer=tiny.tokenizer).model
+    generator = TransformersGenerator(model, tiny.tokenizer, options=SpeedOptions.for_device("cuda"))
+    assert generator.options.static_cache and generator.options.compile
+    generator.warm_up()
+    reference = plain_greedy(generator, 24)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        assert greedy(generator, 3, 24) == [reference] * 3  # batch bucket 4, prefill shared
+        assert greedy(generator, 1, 24) == [reference]
+
+
+@pytest.mark.gpu
+@cuda
+def test_bench_runs_on_the_gpu(tmp_path):
+    out = bench.main(
+        ["llm", "--arch", "tiny", "--random-weights", "--quick", "--device", "cuda", "--out", str(tmp_path / "g.json")]
+    )
+    llm = json.loads(out.read_text())["llm"]
+    assert llm["device"] == "cuda" and llm["ours"]["options"]["compile"] is True
+    assert llm["ours"]["dtype"] == "torch.bfloat16"
+    assert llm["decode_single_stream"]["ours"]["decode_tokens_per_s"] > 0
