@@ -355,9 +355,9 @@ def bench_speech(spec: str, cache_dir: Path, device: str, repeats: int) -> dict:
             for clip in clips:
                 audio = decode_audio(clip, transcriber.limits)
                 seconds.append(len(audio) / 16_000)
-                ours.append(_timed(lambda: transcriber.transcribe(clip)))
+                ours.append(_timed(transcriber.transcribe, clip))
                 with torch.inference_mode():
-                    plain.append(_timed(lambda: model.transcribe(audio, fp16=device != "cpu", verbose=None)))
+                    plain.append(_timed(model.transcribe, audio, fp16=device != "cpu", verbose=None))
     audio_s = statistics.median(seconds)
     return {
         "model": spec,
@@ -387,13 +387,14 @@ def bench_vision(spec: str, cache_dir: Path, device: str, repeats: int) -> dict:
         picture = Path(tmp) / "coffee.png"
         Image.fromarray(data.coffee()).save(picture)
         captioner.describe(picture)  # untimed: first-call setup
-        times = [_timed(lambda: captioner.describe(picture)) for _ in range(repeats)]
+        times = [_timed(captioner.describe, picture) for _ in range(repeats)]
     return {"model": spec, "seconds_median": round(statistics.median(times), 4)}
 
 
-def _timed(call) -> float:
+def _timed(call, *args, **kwargs) -> float:
+    """Seconds that `call(*args, **kwargs)` took."""
     started = time.perf_counter()
-    call()
+    call(*args, **kwargs)
     return time.perf_counter() - started
 
 
