@@ -45,14 +45,14 @@ class SpeedOptions:
     compile: bool = False  # torch.compile the decode step (CUDA graphs); only with static_cache on CUDA
     buckets: tuple[int, ...] = (1, 2, 4, 8, 16)  # static cache: N is rounded up to one of these batch sizes
     max_cache_len: int = 4096  # static cache length (prompt + reply); longer turns use a dynamic cache
-    batch_window_s: float = 0.01  # requests arriving within this window share one generate call
+    batch_window_s: float = 0.01  # requests arriving within this window share one generate call (adds to TTFT)
     max_batch_rows: int = 16  # candidates (all requests together) in one shared generate call
 
     @classmethod
     def for_device(cls, device: str | torch.device) -> "SpeedOptions":
         """Static cache + compiled decode on CUDA; a dynamic cache on CPU (a static one is slower there)."""
         cuda = torch.device(device).type == "cuda"
-        return cls(static_cache=cuda, compile=cuda)
+        return cls(static_cache=cuda, compile=cuda, batch_window_s=0.002 if cuda else 0.01)
 
 
 @dataclass
@@ -145,17 +145,21 @@ class _DraftStreamer:
             return
         if self.request.ended.is_set():
             return
-        tokens = value.view(-1)[self.rows].tolist()
-        logprobs = self.recorder.last[self.rows] if self.recorder.last is not None else None
-        for i, (draft, token) in enumerate(zip(self.drafts, tokens)):
+        picked = value.view(-1)[self.rows]
+        tokens = picked.tolist()
+        logprobs = [0.0] * len(tokens)
+        if self.recorder.last is not None:  # one device-to-host copy for all rows
+            logprobs = (
+                self.recorder.last[self.rows].gather(1, picked[:, None].to(self.recorder.last.device))[:, 0].tolist()
+            )
+        for draft, token, logprob in zip(self.drafts, tokens, logprobs):
             if draft.finished:
                 continue
             if token in self.eos_ids:
                 draft.finished = True
                 continue
             draft.token_ids.append(token)
-            if logprobs is not None:
-                draft.logprob_sum += float(logprobs[i, token])
+            draft.logprob_sum += logprob
             draft.text = self.tokenizer.decode(draft.token_ids, skip_special_tokens=True)
         self.request.out.put([Draft(d.text, list(d.token_ids), d.logprob_sum, d.finished) for d in self.drafts])
         limit = self.request.params.max_new_tokens
