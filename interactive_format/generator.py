@@ -276,8 +276,8 @@ class TransformersGenerator:
     ) -> "TransformersGenerator":
         """dtype "auto": bf16 on CUDA, fp32 on CPU; or "float32" / "bfloat16" / "float16".
 
-        On a CPU with native bf16 (AVX512-BF16, AMX) "bfloat16" decodes ~1.3× faster with the same replies in
-        most turns; "auto" keeps fp32 there so that J stays exact (see README, "Speed").
+        On a CPU with native bf16 (AVX512-BF16, AMX) "bfloat16" is faster with similar replies; "auto" keeps
+        fp32 there so that J stays exact (see README, "Speed").
         """
         from .models import configure_threads, load_causal_lm, resolve_device
 
