@@ -66,9 +66,12 @@ class ChatEngine:
 
         m = config.models
         device = resolve_device(m.device)
-        generator = TransformersGenerator.from_spec(m.llm, m.cache_dir, device)
+        generator = TransformersGenerator.from_spec(m.llm, m.cache_dir, device, m.dtype)
         transcriber = Transcriber(m.asr, m.cache_dir, device, config.limits)
         transcriber.load()  # convert/load now, not during the first voice turn
+        if m.warmup:  # so that the first user turn is not the slow one
+            generator.warm_up((1, config.generation.num_candidates))
+            transcriber.warm_up()
         captioner = Captioner(m.captioner, m.cache_dir, device, config.limits)
         discriminator = load_discriminator(m.discriminator, device, m.discriminator_encoder)
         lam = config.generation.lam

@@ -41,6 +41,8 @@ class ModelsConfig:
     discriminator_encoder: str = ""
     cache_dir: Path = field(default_factory=default_cache_dir)  # converted weights live here
     device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1", ...
+    dtype: str = "auto"  # chat model: "auto" (bf16 on CUDA, fp32 on CPU), "bfloat16", "float32", "float16"
+    warmup: bool = True  # run the models once at start (on CUDA: compile the decode step for every batch size)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def validate(config: AppConfig) -> None:
         "limits.max_text_chars": lim.max_text_chars > 0,
         "server.port": 0 <= config.server.port < 65536,
         "server.concurrency_limit": config.server.concurrency_limit >= 1,
+        "models.dtype": config.models.dtype in ("auto", "bfloat16", "float32", "float16"),
     }
     for name, ok in checks.items():
         if not ok:
@@ -131,6 +134,8 @@ ENV_VARS = {
     "IF_DISCRIMINATOR_ENCODER": ("models", "discriminator_encoder"),
     "IF_CACHE_DIR": ("models", "cache_dir"),
     "IF_DEVICE": ("models", "device"),
+    "IF_DTYPE": ("models", "dtype"),
+    "IF_WARMUP": ("models", "warmup"),
     "IF_CANDIDATES": ("generation", "num_candidates"),
     "IF_MAX_NEW_TOKENS": ("generation", "max_new_tokens"),
     "IF_LAM": ("generation", "lam"),
@@ -196,6 +201,7 @@ FLAGS = {
     "asr": ("models", "asr"),
     "captioner": ("models", "captioner"),
     "device": ("models", "device"),
+    "dtype": ("models", "dtype"),
     "candidates": ("generation", "num_candidates"),
     "lam": ("generation", "lam"),
     "discriminator": ("models", "discriminator"),
@@ -226,6 +232,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--asr", help="speech model spec (embedded:whisper-base, whisper name, path)")
     p.add_argument("--captioner", help="image model spec (embedded:imagenet-tags or image-to-text id)")
     p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--dtype", help="chat model dtype: auto, bfloat16, float32 or float16")
     p.add_argument("--candidates", type=int, help="replies sampled per turn")
     p.add_argument("--lam", type=float, help="λ, the discriminator's weight in the ranking (default: D's own)")
     p.add_argument("--discriminator", help="trained discriminator directory ('off': rank by likelihood only)")

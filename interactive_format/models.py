@@ -233,6 +233,16 @@ def load_causal_lm(spec_text: str, cache_dir: Path, device: str, dtype=None):
     return model.to(device).eval(), tokenizer
 
 
+def configure_threads() -> int:
+    """Use one intra-op thread per CPU this process may run on (torch may count fewer, e.g. physical cores only)."""
+    import torch
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if torch.get_num_threads() != cpus:
+        torch.set_num_threads(cpus)
+    return cpus
+
+
 def resolve_device(device: str) -> str:
     """'auto' becomes 'cuda' when a GPU is visible, else 'cpu'."""
     if device != "auto":

@@ -39,6 +39,9 @@ MAX_POLYPHASE_TAPS = 2_000_000  # filter bank size up to which one strided convo
 TEMPERATURES = (0.0, 0.2, 0.4)  # greedy first, short fallback on repetitive/unsure output
 TOKENS_PER_SECOND = 16  # generous speech token rate (dense scripts included) to cap decoding
 COMPRESSION_RATIO_LIMIT = 2.4  # whisper's own threshold: above it a segment is a repetition loop
+LOGPROB_LIMIT = -1.0  # whisper's own: a mean token log-prob below it asks for the next temperature
+NO_SPEECH_LIMIT = 0.6  # whisper's own: P(no speech) above it (with a low log-prob) means silence
+WINDOW_SECONDS = 30.0  # Whisper's input window; clips up to this long take the one-pass path
 # What torch.load / whisper.load_model raise for a missing download or an unreadable file.
 LOAD_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError,
                zipfile.BadZipFile)  # fmt: skip
@@ -334,6 +337,12 @@ class Transcriber:
                 log.info("speech model %s ready in %.1f s", self.spec, time.perf_counter() - started)
             return self._model
 
+    def warm_up(self) -> None:
+        """Transcribe one second of quiet noise once, so that the first voice turn does not pay for setup."""
+        noise = np.random.default_rng(0).normal(0, 0.01, SAMPLE_RATE).astype(np.float32)
+        with self._lock:
+            self._run(self.load(), noise)
+
     @property
     def multilingual(self) -> bool:
         """Whether the model detects the language itself (else it is English-only)."""
@@ -352,9 +361,12 @@ class Transcriber:
         return Transcript(text, str(result.get("language") or "en"), self.spec, ms, len(audio) / SAMPLE_RATE)
 
     def _run(self, model: Any, audio: np.ndarray) -> dict[str, Any]:
-        """One whisper `transcribe` call with app defaults."""
+        """Transcribe: clips that fit one window in one pass, longer ones with whisper's `transcribe`."""
         import torch
 
+        if len(audio) <= WINDOW_SECONDS * SAMPLE_RATE:
+            with torch.inference_mode():
+                return self._one_window(model, audio)
         with torch.inference_mode():
             return model.transcribe(
                 audio,
@@ -366,3 +378,29 @@ class Transcriber:
                 sample_len=_sample_len(len(audio) / SAMPLE_RATE, model.dims.n_text_ctx),
                 verbose=None,
             )
+
+    def _one_window(self, model: Any, audio: np.ndarray) -> dict[str, Any]:
+        """A clip of at most 30 s: the encoder runs once, for both language detection and decoding
+        (`transcribe` runs it twice), and no timestamp tokens are decoded. Same fallback rules as
+        `transcribe`: the next temperature on a repetition loop or a low log-prob; silence gives no text."""
+        import whisper
+
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(audio), model.dims.n_mels).to(model.device)
+        fp16 = self.device != "cpu"
+        features = model.encoder(mel[None].half() if fp16 else mel[None])
+        language = "en"
+        if model.is_multilingual:
+            _, probs = model.detect_language(features)
+            language = max(probs[0], key=probs[0].get)
+        sample_len = _sample_len(len(audio) / SAMPLE_RATE, model.dims.n_text_ctx)
+        for temperature in TEMPERATURES:
+            options = whisper.DecodingOptions(
+                language=language, temperature=temperature, sample_len=sample_len, without_timestamps=True, fp16=fp16
+            )
+            result = whisper.decode(model, features, options)[0]
+            loop = result.compression_ratio > COMPRESSION_RATIO_LIMIT
+            if not loop and result.avg_logprob >= LOGPROB_LIMIT:
+                break
+        silent = result.no_speech_prob > NO_SPEECH_LIMIT and result.avg_logprob < LOGPROB_LIMIT
+        segments = [] if silent else [{"text": result.text, "compression_ratio": result.compression_ratio}]
+        return {"text": result.text, "language": language, "segments": segments}
