@@ -282,6 +282,14 @@ class FlowSet:
         self._lock = threading.Lock()
 
     @classmethod
+    def serving(cls, engine: ChatEngine, configs: Mapping[str, AppConfig], models: Any) -> FlowSet:
+        """`configs` with `engine` (already built, sharing the model cache `models`) as the start flow."""
+        from .chat import ChatEngine
+
+        name = engine.config.flow.name
+        return cls(configs, name, lambda config: ChatEngine.build(config, models), {name: engine})
+
+    @classmethod
     def single(cls, engine: ChatEngine) -> FlowSet:
         """Only the engine's own flow (no switching)."""
         name = engine.config.flow.name
