@@ -8,7 +8,7 @@ from interactive_format.config import flow_configs, load_config, parse_args
 from interactive_format.errors import InteractiveFormatError
 from interactive_format.flows import FlowSet
 from interactive_format.store import Store
-from interactive_format.ui import build_demo, launch_options
+from interactive_format.ui import build_demo
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -22,4 +22,4 @@ if __name__ == "__main__":
     except (InteractiveFormatError, ValueError, OSError) as e:  # bad config, flow or model spec: one line
         sys.exit(f"interactive-format: {e}")
     demo = build_demo(engine, store, flows)
-    demo.launch(server_name=config.server.host, server_port=config.server.port, **launch_options(config.flow))
+    demo.launch(server_name=config.server.host, server_port=config.server.port)

@@ -773,6 +773,17 @@ def launch_options(flow: Flow) -> dict:
     return {"theme": flow.theme, "i18n": translations()}
 
 
+class FlowBlocks(gr.Blocks):
+    """Blocks whose `launch` brings the start flow's theme and the UI's translations (Gradio 6 takes both there)."""
+
+    def __init__(self, flow: Flow, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.launch_defaults = launch_options(flow)
+
+    def launch(self, *args: Any, **kwargs: Any):
+        return super().launch(*args, **{**self.launch_defaults, **kwargs})
+
+
 def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -> gr.Blocks:
     """The app's Blocks (not launched); `flows` adds a menu to switch flows (else only the engine's own)."""
     ui = ChatUI(engine, store, flows)
@@ -781,7 +792,7 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
     t = labels(flow.language)
     g = engine.default_settings()
     has_d = engine.reranker.uses_discriminator
-    with gr.Blocks(title=flow.title) as demo:
+    with FlowBlocks(flow, title=flow.title) as demo:
         # The key survives restarts (it lives in the database), so reopened pages find their id again.
         user_id = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=store.secret("browser_state"))
         chat = gr.State(ui.history.new(flow=ui.flows.start))

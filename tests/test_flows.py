@@ -12,10 +12,9 @@ import pytest
 
 from interactive_format.chat import ChatEngine
 from interactive_format.config import flow_configs, load_config, parse_args
-from interactive_format.errors import InputError
 from interactive_format.flows import FlowError, FlowSet, key_line, load_flow, shipped_flows
 from interactive_format.store import Store
-from interactive_format.ui import ChatUI, build_demo, launch_options
+from interactive_format.ui import ChatUI, build_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = "0123456789abcdef0123456789abcdef"
@@ -108,7 +107,9 @@ def test_a_bad_flow_stops_the_start_with_one_line(cache_dir, tmp_path):
     path = tmp_path / "shop.toml"
     path.write_text('title = "Shop"\ncandidates = 99\n')
     env = {**os.environ, "IF_CACHE_DIR": str(cache_dir), "IF_DB": str(tmp_path / "chats.db"), "IF_FLOW": str(path)}
-    run = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "app.py"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert f"{path}, line 2, 'candidates': must be a whole number from 1 to 8 (got 99)" in run.stderr
 
@@ -155,5 +156,5 @@ def test_a_chinese_flow_fixes_the_ui_language(flows, tmp_path):
     labels = {c.get("props", {}).get("label") for c in demo.config["components"]}
     values = [c.get("props", {}).get("value") for c in demo.config["components"]]
     assert {"对话", "场景", "设置", "每次回复的候选数"} <= labels and "新对话" in values
-    assert launch_options(home.config.flow)["theme"] == "citrus"
+    assert demo.launch_defaults["theme"] == "citrus" and demo.launch_defaults["i18n"].translations_dict["zh-CN"]
     store.close()

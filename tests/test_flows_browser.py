@@ -10,7 +10,7 @@ import pytest
 from interactive_format.chat import ChatEngine
 from interactive_format.config import flow_configs, load_config
 from interactive_format.flows import FlowSet
-from interactive_format.ui import build_demo, launch_options
+from interactive_format.ui import build_demo
 
 from .conftest import free_port, speak
 from .test_browser import ARTIFACTS, CHROMIUM, FLAGS, ready
@@ -30,7 +30,6 @@ def flow_server(cache_dir, models, engine, store):
         server_port=free_port(),
         prevent_thread_lock=True,
         quiet=True,
-        **launch_options(start.config.flow),
     )
     yield url.rstrip("/")
     demo.close()
@@ -66,7 +65,9 @@ def test_a_chinese_browser_gets_chinese_labels_and_a_mandarin_voice_turn(browser
     assert page.locator("#quick-replies button").filter(has_text="打开客厅的灯").count() == 1
     clip = speak("你好，请帮我打开客厅的灯，谢谢。", tmp_path / "mandarin.wav", voice="cmn-latn-pinyin")
     page.set_input_files("#input-box input[type=file]", [str(clip)])
-    page.wait_for_function("document.querySelectorAll('#input-box .thumbnail-item, #input-box audio').length >= 1", timeout=20_000)
+    page.wait_for_function(
+        "document.querySelectorAll('#input-box .thumbnail-item, #input-box audio').length >= 1", timeout=20_000
+    )
     page.press("#input-box textarea", "Enter")
     finished(page, 0)
     page.screenshot(path=str(ARTIFACTS / "flow-smart-home-zh.png"), full_page=True)
