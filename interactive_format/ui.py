@@ -411,7 +411,7 @@ class ChatUI:
 
     def respond(
         self,
-        message: dict | None,
+        message: dict | str | None,
         chat: Chat,
         n,
         temperature,
@@ -421,29 +421,16 @@ class ChatUI:
         request: gr.Request | None = None,
         profile: gr.OAuthProfile | None = None,
     ) -> Iterator[View]:
-        """Stream one turn into the chat; the input box is locked until it ends, then the turn is saved."""
-        message = message or {}
+        """Stream one turn into the chat; the input box is locked until it ends, then the turn is saved.
+
+        `message` is the input box's value, or the text of a quick-reply button.
+        """
+        message = {"text": message} if isinstance(message, str) else message or {}
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
         run = partial(
             self._engine(chat).respond, chat.conversation, message.get("text"), message.get("files"), settings
         )
         yield from self._turn(run, chat, user_id, request, profile)
-
-    def quick_reply(
-        self,
-        text: str,
-        chat: Chat,
-        n,
-        temperature,
-        max_new_tokens,
-        lam,
-        user_id: str | None,
-        request: gr.Request | None = None,
-        profile: gr.OAuthProfile | None = None,
-    ) -> Iterator[View]:
-        """A quick-reply button sends its text as the user's message."""
-        message = {"text": text, "files": []}
-        yield from self.respond(message, chat, n, temperature, max_new_tokens, lam, user_id, request, profile)
 
     def regenerate(
         self,
@@ -917,7 +904,7 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
         )
         box.submit(ui.respond, [box, chat, *knobs, user_id], view, **turn)
         for button in quick:
-            button.click(ui.quick_reply, [button, chat, *knobs, user_id], view, **turn)
+            button.click(ui.respond, [button, chat, *knobs, user_id], view, **turn)  # sends its text
         examples.click(ui.example, [examples], [box], **private)
         regen_btn.click(ui.regenerate, [chat, *knobs, user_id], view, **turn)
         chatbot.edit(ui.edit, [chat, *knobs, user_id], view, **turn)

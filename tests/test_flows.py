@@ -138,7 +138,7 @@ def test_switching_flows_in_the_ui_keeps_models_and_changes_the_chat(flows, tmp_
         "Travel assistant" in page.header and page.candidates == 4 and page.box["sources"] == ["upload", "microphone"]
     )
     assert [b.value for b in page.quick_replies if b.visible] == list(flows.flow("travel-assistant").quick_replies)
-    views = list(ui.quick_reply("Make it cheaper", chat, 2, 0.7, 24, 0.5, USER))
+    views = list(ui.respond("Make it cheaper", chat, 2, 0.7, 24, 0.5, USER))
     assert any(v.status.startswith("Sampling") for v in views[:-1])  # it streamed
     final = views[-1].chat
     assert final.conversation.turns[0].text == "Make it cheaper" and final.conversation.turns[-1].reply.strip()
