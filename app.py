@@ -1,20 +1,25 @@
-"""Interactive Format: `python app.py [--config FILE] [--llm SPEC] ...` serves the chat app."""
+"""Interactive Format: `python app.py [--flow FILE] [--config FILE] [--llm SPEC] ...` serves the chat app."""
 
 import logging
 import sys
 
-from interactive_format.chat import ChatEngine
-from interactive_format.config import load_config, parse_args
+from interactive_format.chat import ChatEngine, ModelCache
+from interactive_format.config import flow_configs, load_config, parse_args
 from interactive_format.errors import InteractiveFormatError
+from interactive_format.flows import FlowSet
 from interactive_format.store import Store
 from interactive_format.ui import build_demo
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(flags=parse_args())
+        flags = parse_args()
+        config = load_config(flags=flags)
         store = Store(config.storage.db_path)
-        engine = ChatEngine.build(config)
-    except (InteractiveFormatError, ValueError, OSError) as e:  # bad config or model spec: one line, no traceback
+        models = ModelCache()  # flows that name the same models share them
+        engine = ChatEngine.build(config, models)
+        flows = FlowSet.serving(engine, flow_configs(config, flags=flags), models)
+    except (InteractiveFormatError, ValueError, OSError) as e:  # bad config, flow or model spec: one line
         sys.exit(f"interactive-format: {e}")
-    build_demo(engine, store).launch(server_name=config.server.host, server_port=config.server.port)
+    demo = build_demo(engine, store, flows)
+    demo.launch(server_name=config.server.host, server_port=config.server.port)

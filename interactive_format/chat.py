@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .config import AppConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
@@ -42,6 +43,21 @@ class TurnSettings:
         )
 
 
+class ModelCache:
+    """Loaded models by (role, spec, device), so engines of flows that name the same specs share the weights."""
+
+    def __init__(self) -> None:
+        self._items: dict[Hashable, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
+        """The cached model for `key`, loading it with `load()` the first time."""
+        with self._lock:  # one load at a time: a second flow with the same specs waits, then shares
+            if key not in self._items:
+                self._items[key] = load()
+            return self._items[key]
+
+
 class ChatEngine:
     """Everything a turn needs, passed in; `build` makes the real one from a config."""
 
@@ -58,22 +74,22 @@ class ChatEngine:
         self.guard = InputGuard(config.limits)
 
     @classmethod
-    def build(cls, config: AppConfig) -> "ChatEngine":
-        """Load the configured models (converting embedded ones once into the cache)."""
+    def build(cls, config: AppConfig, models: ModelCache | None = None) -> "ChatEngine":
+        """Load the configured models (converting embedded ones once into the cache); `models` shares them."""
         from .discriminator import load_discriminator
-        from .generator import TransformersGenerator
         from .models import resolve_device
 
-        m = config.models
+        m, models = config.models, models or ModelCache()
         device = resolve_device(m.device)
-        generator = TransformersGenerator.from_spec(m.llm, m.cache_dir, device, m.dtype)
-        transcriber = Transcriber(m.asr, m.cache_dir, device, config.limits)
-        transcriber.load()  # convert/load now, not during the first voice turn
-        if m.warmup:  # so that the first user turn is not the slow one
-            generator.warm_up((1, config.generation.num_candidates))
-            transcriber.warm_up()
-        captioner = Captioner(m.captioner, m.cache_dir, device, config.limits)
-        discriminator = load_discriminator(m.discriminator, device, m.discriminator_encoder)
+        generator = models.get(("llm", m.llm, m.dtype, device), lambda: _load_generator(config, device))
+        transcriber = models.get(("asr", m.asr, device), lambda: _load_transcriber(config, device))
+        captioner = models.get(
+            ("captioner", m.captioner, device), lambda: Captioner(m.captioner, m.cache_dir, device, config.limits)
+        )
+        discriminator = models.get(
+            ("discriminator", m.discriminator, m.discriminator_encoder, device),
+            lambda: load_discriminator(m.discriminator, device, m.discriminator_encoder),
+        )
         lam = config.generation.lam
         if lam is None:  # the λ that won on validation when D was trained
             lam = float(discriminator.meta.get("lam", 0.5)) if discriminator else 0.5
@@ -89,8 +105,10 @@ class ChatEngine:
     @property
     def ranking_note(self) -> str:
         if self.reranker.uses_discriminator:
-            return (f"Replies are ranked by λ·D + (1−λ)·J with λ = {self.reranker.lam:g}: "
-                    "D is the trained discriminator's P(human), J the model's mean token log-probability.")
+            return (
+                f"Replies are ranked by λ·D + (1−λ)·J with λ = {self.reranker.lam:g}: "
+                "D is the trained discriminator's P(human), J the model's mean token log-probability."
+            )
         return "Ranking uses likelihood only (J): no trained discriminator is installed yet."
 
     # --- one turn -----------------------------------------------------------------------
@@ -167,6 +185,9 @@ class ChatEngine:
     def _read_attachment(self, user: Turn, path: str) -> Iterator[str]:
         """Guard, then caption or transcribe one file into the user's turn."""
         kind = self.guard.file(path)
+        if not self.config.flow.allows(kind):
+            what = "pictures" if kind == "image" else "voice messages"
+            raise InputError(f"This chat ({self.config.flow.title}) does not take {what}; please type your message.")
         attachment = Attachment(kind, str(path))
         user.attachments.append(attachment)
         if kind == "image":
@@ -270,3 +291,23 @@ def _live_key(c: Candidate) -> tuple[bool, float]:
     """While streaming, show the candidate with text and the best running J."""
     return (bool(c.text), c.j)
 
+
+def _load_generator(config: AppConfig, device: str) -> Generator:
+    """The chat model, warmed up (when configured) so that the first user turn is not the slow one."""
+    from .generator import TransformersGenerator
+
+    m = config.models
+    generator = TransformersGenerator.from_spec(m.llm, m.cache_dir, device, m.dtype)
+    if m.warmup:
+        generator.warm_up((1, config.generation.num_candidates))
+    return generator
+
+
+def _load_transcriber(config: AppConfig, device: str) -> Transcriber:
+    """Whisper, converted/loaded now rather than during the first voice turn (and warmed up when configured)."""
+    m = config.models
+    transcriber = Transcriber(m.asr, m.cache_dir, device, config.limits)
+    transcriber.load()
+    if m.warmup:
+        transcriber.warm_up()
+    return transcriber

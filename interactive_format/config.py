@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .flows import FLOWS_DIR, Flow, load_flow, shipped_flows
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"  # shipped with the app (trained D, images)
 
@@ -89,6 +90,7 @@ class AppConfig:
     limits: Limits = field(default_factory=Limits)
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    flow: Flow = field(default_factory=Flow)  # the chat product: persona, welcome, buttons, language (flows.py)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -143,7 +145,7 @@ ENV_VARS = {
     "IF_PORT": ("server", "port"),
     "IF_DB": ("storage", "db_path"),
     "IF_HF_LOGIN": ("server", "hf_login"),
-}
+}  # IF_FLOW (a flow file) is read by load_config
 
 
 def _coerce(section: str, name: str, value: Any) -> Any:
@@ -228,6 +230,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Interactive Format: multimodal chat with reranked replies")
     p.add_argument("--config", help="TOML config file (also IF_CONFIG)")
+    p.add_argument("--flow", help="flow file, e.g. assets/flows/travel-assistant.toml (also IF_FLOW)")
     p.add_argument("--llm", help="chat model spec (embedded:smollm2-135m, HF id or path)")
     p.add_argument("--asr", help="speech model spec (embedded:whisper-base, whisper name, path)")
     p.add_argument("--captioner", help="image model spec (embedded:imagenet-tags or image-to-text id)")
@@ -246,15 +249,40 @@ def load_config(
     path: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     flags: argparse.Namespace | None = None,
+    flow: str | Path | Flow | None = None,
 ) -> AppConfig:
-    """Build the config from defaults, a TOML file, the environment and parsed flags."""
+    """Build the config from defaults, a TOML file, a flow, the environment and parsed flags (later wins)."""
     environ = os.environ if environ is None else environ
     path = path or (flags.config if flags else None) or environ.get("IF_CONFIG")
+    flow = flow or (getattr(flags, "flow", None) if flags else None) or environ.get("IF_FLOW") or DEFAULT_FLOW
     config = AppConfig()
     if path:
         with open(path, "rb") as f:
             config = merge(config, tomllib.load(f))
+    if flow:
+        config = with_flow(config, flow if isinstance(flow, Flow) else load_flow(flow))
     config = merge(config, env_overrides(environ))
     if flags is not None:
         config = merge(config, _overrides(vars(flags), FLAGS))
     return config
+
+
+DEFAULT_FLOW = FLOWS_DIR / "playground.toml"  # the bare chat, when no flow is named
+
+
+def with_flow(config: AppConfig, flow: Flow) -> AppConfig:
+    """`config` with the flow's persona, candidates, λ, title and model specs applied."""
+    return dataclasses.replace(merge(config, flow.overrides()), flow=flow)
+
+
+def flow_configs(
+    config: AppConfig, environ: Mapping[str, str] | None = None, flags: argparse.Namespace | None = None
+) -> dict[str, AppConfig]:
+    """The config of every flow the UI offers: the shipped ones, with the started one (`config`) in its place.
+
+    Each is built like the started one (same file, environment and flags), so IF_LLM and friends
+    still win over a flow's model specs.
+    """
+    configs = {p.stem: load_config(environ=environ, flags=flags, flow=p) for p in shipped_flows()}
+    configs[config.flow.name] = config
+    return configs

@@ -31,8 +31,11 @@ import gradio as gr
 from .chat import ChatEngine, TurnSettings
 from .dialogue import Conversation, Turn
 from .errors import InputError, InteractiveFormatError
+from .flows import MAX_QUICK_REPLIES, Flow, FlowSet
 from .history import Chat, History
+from .i18n import labels, placeholder_key, translations
 from .store import Store
+from .zerogpu import on_gpu, turn_steps
 
 UPDATE_INTERVAL_S = 0.04  # stream to the browser at most ~25 times a second
 USER_ID = re.compile(r"[0-9a-f]{32}")  # a browser's id: uuid4().hex
@@ -204,14 +207,61 @@ class View(NamedTuple):
     branch: Any  # which edited message the arrows switch
 
 
+class FlowView(NamedTuple):
+    """What a flow changes on the page, in the order of build_demo's flow outputs."""
+
+    header: Any  # title and description
+    chatbot: Any  # its welcome message, shown while the chat is empty
+    examples: Any
+    quick_replies: tuple  # MAX_QUICK_REPLIES buttons
+    box: Any  # which uploads and sources the input box offers
+    candidates: Any  # the settings' sliders
+    lam: Any
+    models: Any
+    ranking_note: Any
+    flow: Any  # the flow menu
+
+    def outputs(self) -> tuple:
+        """Flat, one value per output component."""
+        return (*self[:3], *self.quick_replies, *self[4:])
+
+
+def _header(flow: Flow) -> str:
+    return f"## {_escape(flow.title)}\n{_escape(flow.description)}"
+
+
+def _models_line(engine: ChatEngine) -> str:
+    m = engine.config.models
+    return f"Models: chat `{m.llm}` · speech `{m.asr}` · pictures `{m.captioner}`"
+
+
+def _box_options(flow: Flow) -> dict:
+    """The input box's file types and sources for the flow's modalities (text only: no uploads)."""
+    types = [kind for kind, modality in (("image", "image"), ("audio", "voice")) if modality in flow.modalities]
+    sources = (["upload"] if types else []) + (["microphone"] if "voice" in flow.modalities else [])
+    return {"file_types": types, "sources": sources}
+
+
 class ChatUI:
     """Callbacks are methods that delegate to the engine and the history, so tests can call them directly."""
 
-    def __init__(self, engine: ChatEngine, store: Store) -> None:
-        self.engine = engine
+    def __init__(self, engine: ChatEngine, store: Store, flows: FlowSet | None = None) -> None:
+        self.engine = engine  # the start flow's; the API uses it
+        self.flows = flows or FlowSet.single(engine)
         self.store = store
         self.history = History(store, engine.config.generation.system_prompt)
         self._stops: dict[str | None, threading.Event] = {}
+        self._steps = on_gpu(turn_steps)  # on a ZeroGPU Space the engine's part of a turn holds the GPU
+        self._label = labels(engine.config.flow.language)  # the UI's language is the start flow's
+
+    def _engine(self, chat: Chat) -> ChatEngine:
+        """The engine of the chat's flow."""
+        return self.flows.engine(chat.flow)
+
+    def _new(self, flow: str | None) -> Chat:
+        """An empty chat in `flow`, with that flow's persona."""
+        name = self.flows.known(flow)
+        return self.history.new(self.flows.engine(name).config.generation.system_prompt, name)
 
     # --- views ---------------------------------------------------------------------------
 
@@ -225,7 +275,7 @@ class ChatUI:
         title = next((c.title for c in chats if c.id == chat.id), "")
         return View(
             chatbot=gr.update(
-                value=to_messages(chat.conversation, self.engine.ranking_note),
+                value=to_messages(chat.conversation, self._engine(chat).ranking_note),
                 feedback_value=self._ratings(chat, owner),
             ),
             box=gr.skip() if box is None else box,
@@ -260,7 +310,9 @@ class ChatUI:
     def _streaming(self, chat: Chat, status: str) -> View:
         locked = gr.MultimodalTextbox(value=None, interactive=False)
         skip = gr.skip()
-        messages = to_messages(chat.conversation, self.engine.ranking_note, pending=status.startswith("Sampling"))
+        messages = to_messages(
+            chat.conversation, self._engine(chat).ranking_note, pending=status.startswith("Sampling")
+        )
         hidden = gr.update(visible=False)  # no browsing, picking or switching while a reply streams
         return View(messages, locked, chat, status, skip, skip, hidden, skip, skip, hidden, skip)
 
@@ -270,23 +322,77 @@ class ChatUI:
 
     # --- identity and the sidebar ----------------------------------------------------------
 
-    def load(self, user_id: str | None, profile: gr.OAuthProfile | None = None) -> tuple:
-        """Page load: give a new browser its random id, list its conversations, start a new chat."""
+    def load(
+        self, user_id: str | None, request: gr.Request | None = None, profile: gr.OAuthProfile | None = None
+    ) -> tuple:
+        """Page load: give a new browser its random id, list its conversations, start a new chat.
+
+        The chat is in the flow named by the page's `?flow=NAME`, else the start flow.
+        """
         if profile is None and not (isinstance(user_id, str) and USER_ID.fullmatch(user_id)):
             user_id = uuid.uuid4().hex
         ready = gr.MultimodalTextbox(interactive=True)  # typing starts once the user is known
-        return (user_id, *self.view(self.history.new(), owner_of(user_id, profile), box=ready))
+        asked = request.query_params.get("flow") if request is not None else None
+        try:
+            chat = self._new(asked)
+        except InteractiveFormatError as e:  # that flow's models cannot load: the start flow instead
+            gr.Warning(_escape(str(e)))
+            chat = self._new(None)
+        return (user_id, *self.view(chat, owner_of(user_id, profile), box=ready))
 
-    def new_chat(self, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
+    def new_chat(self, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
+        """A fresh chat in the same flow."""
         return self.view(
-            self.history.new(), owner_of(user_id, profile), box=gr.MultimodalTextbox(value=None, interactive=True)
+            self._new(chat.flow), owner_of(user_id, profile), box=gr.MultimodalTextbox(value=None, interactive=True)
         )
+
+    def switch_flow(
+        self, name: str | None, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> View:
+        """Start a new chat in another flow (its models load the first time it is used; then it is instant)."""
+
+        def run(owner: str) -> View:
+            fresh = self._new(name)
+            return self.view(fresh, owner, status="Ready", box=gr.MultimodalTextbox(value=None, interactive=True))
+
+        return self._guarded(chat, run, user_id, profile)
+
+    def flow_view(self, chat: Chat) -> FlowView:
+        """The page as the chat's flow wants it: header, welcome, examples, buttons, uploads, settings."""
+        name = self.flows.known(chat.flow)
+        flow, engine = self.flows.flow(name), self.flows.engine(name)
+        replies = list(flow.quick_replies) + [""] * (MAX_QUICK_REPLIES - len(flow.quick_replies))
+        return FlowView(
+            header=_header(flow),
+            chatbot=gr.update(placeholder=_escape(flow.welcome) or None),
+            examples=gr.Dataset(samples=[[e] for e in flow.examples], visible=bool(flow.examples)),
+            quick_replies=tuple(gr.Button(value=text or " ", visible=bool(text)) for text in replies),
+            box=gr.update(placeholder=self._label(placeholder_key(flow.modalities)), **_box_options(flow)),
+            candidates=engine.default_settings().num_candidates,
+            lam=engine.default_settings().lam,
+            models=_models_line(engine),
+            ranking_note=f"*{_escape(engine.ranking_note)}*",
+            flow=name,
+        )
+
+    def show_flow(self, chat: Chat) -> tuple:
+        """flow_view as the flat tuple Gradio expects."""
+        return self.flow_view(chat).outputs()
+
+    def example(self, sample: list | None) -> Any:
+        """A clicked example goes into the input box (to edit or send)."""
+        text = sample[0] if sample else ""
+        return gr.MultimodalTextbox(value={"text": text, "files": []})
 
     def open(self, cid: str | None, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
-        """Show one of the user's conversations (chosen in the sidebar)."""
-        return self._guarded(
-            chat, lambda owner: self.view(self.history.open(owner, cid or ""), owner), user_id, profile
-        )
+        """Show one of the user's conversations (chosen in the sidebar), answered in the current flow."""
+
+        def run(owner: str) -> View:
+            opened = self.history.open(owner, cid or "")
+            opened.flow = chat.flow
+            return self.view(opened, owner)
+
+        return self._guarded(chat, run, user_id, profile)
 
     def rename(self, chat: Chat, title: str, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
         def run(owner: str) -> View:
@@ -301,7 +407,7 @@ class ChatUI:
         def run(owner: str) -> View:
             if chat.id is not None:
                 self.store.delete(owner, chat.id)
-            return self.view(self.history.new(), owner, box=gr.MultimodalTextbox(value=None, interactive=True))
+            return self.view(self._new(chat.flow), owner, box=gr.MultimodalTextbox(value=None, interactive=True))
 
         return self._guarded(chat, run, user_id, profile)
 
@@ -319,7 +425,7 @@ class ChatUI:
 
     def respond(
         self,
-        message: dict | None,
+        message: dict | str | None,
         chat: Chat,
         n,
         temperature,
@@ -329,10 +435,15 @@ class ChatUI:
         request: gr.Request | None = None,
         profile: gr.OAuthProfile | None = None,
     ) -> Iterator[View]:
-        """Stream one turn into the chat; the input box is locked until it ends, then the turn is saved."""
-        message = message or {}
+        """Stream one turn into the chat; the input box is locked until it ends, then the turn is saved.
+
+        `message` is the input box's value, or the text of a quick-reply button.
+        """
+        message = {"text": message} if isinstance(message, str) else message or {}
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
-        run = partial(self.engine.respond, chat.conversation, message.get("text"), message.get("files"), settings)
+        run = partial(
+            self._engine(chat).respond, chat.conversation, message.get("text"), message.get("files"), settings
+        )
         yield from self._turn(run, chat, user_id, request, profile)
 
     def regenerate(
@@ -349,7 +460,7 @@ class ChatUI:
         """More candidates for the last reply; the earlier ones stay browsable."""
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
         index = chat.last_reply()
-        run = partial(self.engine.regenerate, chat.conversation, settings)
+        run = partial(self._engine(chat).regenerate, chat.conversation, settings)
         yield from self._turn(run, chat, user_id, request, profile, changed=index)
 
     def edit(
@@ -382,7 +493,7 @@ class ChatUI:
             gr.Warning(_escape(str(e)))
             yield self.view(chat, owner)  # puts the message back as it was
             return
-        run = partial(self.engine.rerun, chat.conversation, settings)
+        run = partial(self._engine(chat).rerun, chat.conversation, settings)
         yield from self._turn(run, chat, user_id, request, profile)
 
     def _edit_target(self, chat: Chat, index: Any, value: Any) -> tuple[int, str, dict[int, str] | None]:
@@ -426,7 +537,8 @@ class ChatUI:
         chat.browse = None
         try:
             last = 0.0
-            for status in run(stop):
+            for status, conversation in self._steps(run, chat.conversation, stop):
+                chat.conversation = conversation  # the same object, unless a ZeroGPU worker sent a copy
                 now = time.monotonic()
                 if status.startswith("Sampling") and now - last < UPDATE_INTERVAL_S:
                     continue
@@ -555,7 +667,9 @@ class ChatUI:
                 raise InputError("Choose a conversation export (.json) to import.")
             cids = self.store.import_file(owner, path)
             gr.Info(f"Imported {len(cids)} conversation(s).")
-            return self.view(self.history.open(owner, cids[0]) if cids else chat, owner)
+            opened = self.history.open(owner, cids[0]) if cids else chat
+            opened.flow = chat.flow
+            return self.view(opened, owner)
 
         return self._guarded(chat, run, user_id, profile)
 
@@ -659,91 +773,123 @@ def _text_file(text: str, name: str) -> str:
     return str(path)
 
 
-def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
-    """The app's Blocks (not launched)."""
-    ui = ChatUI(engine, store)
+def launch_options(flow: Flow) -> dict:
+    """What `launch` needs besides the address: the start flow's theme and the UI's translations."""
+    return {"theme": flow.theme, "i18n": translations()}
+
+
+class FlowBlocks(gr.Blocks):
+    """Blocks whose `launch` brings the start flow's theme and the UI's translations (Gradio 6 takes both there)."""
+
+    def __init__(self, flow: Flow, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.launch_defaults = launch_options(flow)
+
+    def launch(self, *args: Any, **kwargs: Any):
+        return super().launch(*args, **{**self.launch_defaults, **kwargs})
+
+
+def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -> gr.Blocks:
+    """The app's Blocks (not launched); `flows` adds a menu to switch flows (else only the engine's own)."""
+    ui = ChatUI(engine, store, flows)
     config = engine.config
+    flow = config.flow
+    t = labels(flow.language)
     g = engine.default_settings()
     has_d = engine.reranker.uses_discriminator
-    with gr.Blocks(title=config.server.title) as demo:
+    with FlowBlocks(flow, title=flow.title) as demo:
         # The key survives restarts (it lives in the database), so reopened pages find their id again.
         user_id = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=store.secret("browser_state"))
-        chat = gr.State(ui.history.new())
-        with gr.Sidebar(label="Conversations", elem_id="sidebar"):
+        chat = gr.State(ui.history.new(flow=ui.flows.start))
+        with gr.Sidebar(label=t("conversations"), elem_id="sidebar"):
             if config.server.hf_login:  # signed in, your chats belong to your Hugging Face account
                 gr.LoginButton()
-            new_btn = gr.Button("New chat", variant="primary", elem_id="new-chat")
-            chats = gr.Radio([], label="Your conversations", elem_id="chat-list")
-            with gr.Accordion("This conversation", open=False, elem_id="this-chat"):
-                title = gr.Textbox(label="Title", max_lines=1, elem_id="chat-title")
+            flow_menu = gr.Dropdown(
+                [(ui.flows.flow(name).title, name) for name in ui.flows.names],
+                value=ui.flows.start,
+                label=t("flow"),
+                visible=len(ui.flows.names) > 1,
+                elem_id="flow-menu",
+            )
+            new_btn = gr.Button(t("new_chat"), variant="primary", elem_id="new-chat")
+            chats = gr.Radio([], label=t("your_conversations"), elem_id="chat-list")
+            with gr.Accordion(t("this_conversation"), open=False, elem_id="this-chat"):
+                title = gr.Textbox(label=t("title"), max_lines=1, elem_id="chat-title")
                 with gr.Row():
-                    rename_btn = gr.Button("Rename", size="sm", elem_id="rename-btn")
-                    delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="delete-btn")
-            with gr.Accordion("Export / import", open=False, elem_id="export-import"):
-                export_btn = gr.Button("Export this chat (JSON)", size="sm", elem_id="export-chat")
-                export_all_btn = gr.Button("Export all my chats (JSON)", size="sm", elem_id="export-all")
-                pairs_btn = gr.Button("My picks as preference pairs (JSONL)", size="sm", elem_id="export-pairs")
-                export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+                    rename_btn = gr.Button(t("rename"), size="sm", elem_id="rename-btn")
+                    delete_btn = gr.Button(t("delete"), size="sm", variant="stop", elem_id="delete-btn")
+            with gr.Accordion(t("export_import"), open=False, elem_id="export-import"):
+                export_btn = gr.Button(t("export_chat"), size="sm", elem_id="export-chat")
+                export_all_btn = gr.Button(t("export_all"), size="sm", elem_id="export-all")
+                pairs_btn = gr.Button(t("export_pairs"), size="sm", elem_id="export-pairs")
+                export_file = gr.File(label=t("download"), interactive=False, elem_id="export-file")
                 import_btn = gr.UploadButton(
-                    "Import chats (JSON)", file_types=[".json"], type="filepath", size="sm", elem_id="import-btn"
+                    t("import_chats"), file_types=[".json"], type="filepath", size="sm", elem_id="import-btn"
                 )
-        gr.Markdown(
-            f"## {_escape(config.server.title)}\n"
-            "Type, send a picture, or speak. Each reply is chosen from several sampled candidates; "
-            "browse them under the chat, edit your messages with the pencil, and find past chats in the sidebar."
-        )
+        header = gr.Markdown(_header(flow), elem_id="flow-header")
         with gr.Row():
             with gr.Column(scale=4):
                 chatbot = gr.Chatbot(
-                    label="Conversation",
+                    label=t("conversation"),
                     height=560,
                     buttons=["copy"],
                     elem_id="chatbot",
                     editable="user",
                     allow_tags=False,
                     group_consecutive_messages=False,  # one message per bubble: edits and likes name one message
+                    placeholder=_escape(flow.welcome) or None,
                 )
                 with gr.Group(visible=False, elem_id="candidate-bar") as candidate_bar:
                     with gr.Row():
                         prev_btn = gr.Button("‹", size="sm", scale=0, min_width=48, elem_id="cand-prev")
                         next_btn = gr.Button("›", size="sm", scale=0, min_width=48, elem_id="cand-next")
-                        pick_btn = gr.Button(
-                            "Use this reply", size="sm", scale=0, interactive=False, elem_id="cand-pick"
-                        )
-                        regen_btn = gr.Button("Regenerate", size="sm", scale=0, elem_id="regen-btn")
+                        pick_btn = gr.Button(t("use_reply"), size="sm", scale=0, interactive=False, elem_id="cand-pick")
+                        regen_btn = gr.Button(t("regenerate"), size="sm", scale=0, elem_id="regen-btn")
                     candidate = gr.Markdown(elem_id="cand-info")
                 with gr.Row(visible=False, elem_id="branch-bar") as branch_bar:
-                    branch = gr.Dropdown([], label="Edited message", scale=4, elem_id="branch-turn")
-                    branch_prev = gr.Button("‹ version", size="sm", scale=1, elem_id="branch-prev")
-                    branch_next = gr.Button("version ›", size="sm", scale=1, elem_id="branch-next")
+                    branch = gr.Dropdown([], label=t("edited_message"), scale=4, elem_id="branch-turn")
+                    branch_prev = gr.Button(t("older_version"), size="sm", scale=1, elem_id="branch-prev")
+                    branch_next = gr.Button(t("newer_version"), size="sm", scale=1, elem_id="branch-next")
+                with gr.Row(elem_id="quick-replies"):
+                    quick = [
+                        gr.Button(text or " ", size="sm", visible=bool(text), elem_id=f"quick-{k}")
+                        for k, text in enumerate(
+                            list(flow.quick_replies) + [""] * (MAX_QUICK_REPLIES - len(flow.quick_replies))
+                        )
+                    ]
                 box = gr.MultimodalTextbox(
-                    placeholder="Type a message, attach a picture, or record your voice…",
-                    file_types=["image", "audio"],
+                    placeholder=t(placeholder_key(flow.modalities)),
                     file_count="multiple",
-                    sources=["upload", "microphone"],
                     show_label=False,
                     interactive=False,  # until the page load has identified the user
                     elem_id="input-box",
+                    **_box_options(flow),
                 )
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                examples = gr.Dataset(
+                    components=[gr.Textbox(visible=False)],
+                    samples=[[e] for e in flow.examples],
+                    label=t("examples"),
+                    visible=bool(flow.examples),
+                    elem_id="examples",
+                )
+                stop_btn = gr.Button(t("stop"), variant="stop", elem_id="stop-btn")
                 status = gr.Markdown("Ready", elem_id="status")
             with gr.Column(scale=1, min_width=260):
-                with gr.Accordion("Settings", open=True):
-                    n = gr.Slider(1, 8, value=g.num_candidates, step=1, label="Candidates per reply")
-                    temperature = gr.Slider(0.1, 1.5, value=g.temperature, step=0.05, label="Temperature")
-                    max_tokens = gr.Slider(16, 512, value=g.max_new_tokens, step=16, label="Max new tokens")
+                with gr.Accordion(t("settings"), open=True):
+                    n = gr.Slider(1, 8, value=g.num_candidates, step=1, label=t("candidates"))
+                    temperature = gr.Slider(0.1, 1.5, value=g.temperature, step=0.05, label=t("temperature"))
+                    max_tokens = gr.Slider(16, 512, value=g.max_new_tokens, step=16, label=t("max_tokens"))
                     lam = gr.Slider(
                         0,
                         1,
                         value=g.lam,
                         step=0.05,
-                        label="λ (discriminator weight)",
+                        label=t("lam"),
                         interactive=has_d,
-                        info=None if has_d else "Inactive: no trained discriminator yet",
+                        info=None if has_d else t("no_discriminator"),
                     )
-                gr.Markdown(f"*{_escape(engine.ranking_note)}*", elem_id="ranking-note")
-                m = config.models
-                gr.Markdown(f"Models: chat `{m.llm}` · speech `{m.asr}` · pictures `{m.captioner}`")
+                ranking_note = gr.Markdown(f"*{_escape(engine.ranking_note)}*", elem_id="ranking-note")
+                models = gr.Markdown(_models_line(engine), elem_id="models")
 
         with gr.Column(visible=False):  # the API's inputs: not shown (wired first: its names win)
             message = gr.Textbox(label="message")
@@ -766,11 +912,18 @@ def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
         api_btns[3].click(ui.api_conversations, [api_user], api_out, api_name="conversations")
         api_btns[4].click(ui.api_conversation, [conversation_id, api_user], api_out, api_name="conversation")
         view = [chatbot, box, chat, status, chats, title, candidate_bar, candidate, pick_btn, branch_bar, branch]
+        flow_parts = [header, chatbot, examples, *quick, box, n, lam, models, ranking_note, flow_menu]
         knobs = [n, temperature, max_tokens, lam]
         private = {"api_visibility": "private"}
         turn = {**private, "concurrency_id": "turn"}
-        demo.load(ui.load, [user_id], [user_id, *view], **private)
+        demo.load(ui.load, [user_id], [user_id, *view], **private).then(ui.show_flow, [chat], flow_parts, **private)
+        flow_menu.input(ui.switch_flow, [flow_menu, chat, user_id], view, **turn).then(
+            ui.show_flow, [chat], flow_parts, **private
+        )
         box.submit(ui.respond, [box, chat, *knobs, user_id], view, **turn)
+        for button in quick:
+            button.click(ui.respond, [button, chat, *knobs, user_id], view, **turn)  # sends its text
+        examples.click(ui.example, [examples], [box], **private)
         regen_btn.click(ui.regenerate, [chat, *knobs, user_id], view, **turn)
         chatbot.edit(ui.edit, [chat, *knobs, user_id], view, **turn)
         stop_btn.click(ui.stop, None, None, queue=False, **private)
@@ -780,8 +933,8 @@ def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
         pick_btn.click(ui.pick, [chat, user_id], view, **private)
         branch_prev.click(ui.older_version, [chat, branch, user_id], view, **private)
         branch_next.click(ui.newer_version, [chat, branch, user_id], view, **private)
-        new_btn.click(ui.new_chat, [user_id], view, **private)
-        chatbot.clear(ui.new_chat, [user_id], view, **private)  # the chat's own trash icon: a fresh chat
+        new_btn.click(ui.new_chat, [chat, user_id], view, **private)
+        chatbot.clear(ui.new_chat, [chat, user_id], view, **private)  # the chat's own trash icon: a fresh chat
         chats.input(ui.open, [chats, chat, user_id], view, **private)
         rename_btn.click(ui.rename, [chat, title, user_id], view, **private)
         title.submit(ui.rename, [chat, title, user_id], view, **private)

@@ -35,7 +35,15 @@ def generator(cache_dir):
 
 
 @pytest.fixture(scope="session")
-def engine(cache_dir):
+def models():
+    """Loaded models shared by every engine of the session that names the same specs (flows, the app)."""
+    from interactive_format.chat import ModelCache
+
+    return ModelCache()
+
+
+@pytest.fixture(scope="session")
+def engine(cache_dir, models):
     """The real engine on the embedded defaults (models load once per session)."""
     from interactive_format.chat import ChatEngine
     from interactive_format.config import AppConfig, GenerationConfig, ModelsConfig
@@ -44,7 +52,7 @@ def engine(cache_dir):
         models=ModelsConfig(cache_dir=cache_dir, device="cpu"),
         generation=GenerationConfig(max_new_tokens=24),
     )
-    return ChatEngine.build(config)
+    return ChatEngine.build(config, models)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from interactive_format.config import Limits
 from interactive_format.errors import InputError, ModelLoadError
 from interactive_format.speech import SAMPLE_RATE, Transcriber, decode_audio, whisper_checkpoint
 
-from .conftest import LIBRIVOX
+from .conftest import LIBRIVOX, speak
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 needs_librivox = pytest.mark.skipif(not LIBRIVOX.is_dir(), reason="pocketsphinx-testdata is not installed")
@@ -313,6 +313,20 @@ def test_synthesised_sentence_is_mostly_right(base, tmp_path):
     result = base.transcribe(wav)
     assert wer([sentence], [result.text]) <= 0.34, result.text
     assert 2 < result.seconds < 10
+
+
+MANDARIN = "你好，请帮我打开客厅的灯，谢谢。"  # "Hello, please turn on the living-room light, thanks."
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_mandarin_voice_is_transcribed_in_chinese_characters(base, tmp_path):
+    """Whisper detects Mandarin by itself. The voice is espeak-ng's Mandarin (cmn) reading pinyin: its plain
+    `cmn` voice (1.51) speaks the tone digits of its own pinyin as English numbers ("da three")."""
+    result = base.transcribe(speak(MANDARIN, tmp_path / "mandarin.wav", voice="cmn-latn-pinyin"))
+    hanzi = [c for c in result.text if "\u4e00" <= c <= "\u9fff"]
+    print(f"Mandarin clip -> {result.text!r} ({result.language}, {result.ms:.0f} ms)")
+    assert result.language == "zh", result
+    assert len(hanzi) >= 8 and "你好" in result.text, result.text
 
 
 def test_noise_without_speech_is_reported_not_hallucinated(base, tmp_path):
