@@ -8,6 +8,7 @@ with a readable error on it and every earlier turn is untouched.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -61,12 +62,12 @@ class ChatEngine:
     def build(cls, config: AppConfig) -> "ChatEngine":
         """Load the configured models (converting embedded ones once into the cache)."""
         from .discriminator import load_discriminator
-        from .generator import TransformersGenerator
+        from .generator import load_generator
         from .models import resolve_device
 
         m = config.models
         device = resolve_device(m.device)
-        generator = TransformersGenerator.from_spec(m.llm, m.cache_dir, device)
+        generator = load_generator(m, device)
         transcriber = Transcriber(m.asr, m.cache_dir, device, config.limits)
         transcriber.load()  # convert/load now, not during the first voice turn
         captioner = Captioner(m.captioner, m.cache_dir, device, config.limits)
@@ -264,6 +265,6 @@ class ChatEngine:
 
 
 def _live_key(c: Candidate) -> tuple[bool, float]:
-    """While streaming, show the candidate with text and the best running J."""
-    return (bool(c.text), c.j)
+    """While streaming, show the candidate with text and the best running J (an unavailable J counts as 0)."""
+    return (bool(c.text), 0.0 if math.isnan(c.j) else c.j)
 

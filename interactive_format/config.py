@@ -32,7 +32,10 @@ def default_db_path() -> Path:
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    llm: str = "embedded:smollm2-135m"  # chat model: embedded name, HF id or local path
+    llm: str = "embedded:smollm2-135m"  # chat model: embedded name, HF id, local path, or openai:URL of a server
+    llm_model: str = ""  # with openai:URL, the model name to request ("" = the first one the server lists)
+    llm_api_key: str = field(default="", repr=False)  # with openai:URL, sent as a Bearer token when set
+    llm_timeout: float = 60.0  # with openai:URL, seconds to wait for the server's next streamed chunk
     asr: str = "embedded:whisper-base"  # speech model; also "embedded:whisper-tiny.en", whisper names
     captioner: str = "embedded:imagenet-tags"  # or an image-to-text model (HF id / path)
     discriminator: str = str(ASSETS / "discriminator")  # trained D; "off" -> likelihood-only ranking
@@ -73,6 +76,7 @@ class ServerConfig:
     concurrency_limit: int = 2  # turns generated at once
     max_queue: int = 32  # further requests are told the app is busy
     hf_login: bool = False  # a "Sign in with Hugging Face" button (a Space with hf_oauth: true)
+    mcp: bool = False  # also serve an MCP server (tool generate_and_rank) at /gradio_api/mcp/
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ def validate(config: AppConfig) -> None:
         "limits.max_text_chars": lim.max_text_chars > 0,
         "server.port": 0 <= config.server.port < 65536,
         "server.concurrency_limit": config.server.concurrency_limit >= 1,
+        "models.llm_timeout": config.models.llm_timeout > 0,
     }
     for name, ok in checks.items():
         if not ok:
@@ -125,6 +130,9 @@ SECTIONS = {
 # IF_<NAME> environment variables and the (section, field) they set.
 ENV_VARS = {
     "IF_LLM": ("models", "llm"),
+    "IF_LLM_MODEL": ("models", "llm_model"),
+    "IF_LLM_API_KEY": ("models", "llm_api_key"),
+    "IF_LLM_TIMEOUT": ("models", "llm_timeout"),
     "IF_ASR": ("models", "asr"),
     "IF_CAPTIONER": ("models", "captioner"),
     "IF_DISCRIMINATOR": ("models", "discriminator"),
@@ -138,6 +146,7 @@ ENV_VARS = {
     "IF_PORT": ("server", "port"),
     "IF_DB": ("storage", "db_path"),
     "IF_HF_LOGIN": ("server", "hf_login"),
+    "IF_MCP": ("server", "mcp"),
 }
 
 
@@ -193,6 +202,7 @@ GRADIO_ENV_VARS = {"GRADIO_SERVER_NAME": ("server", "host"), "GRADIO_SERVER_PORT
 # Command-line flags (argparse dest) and the (section, field) they set.
 FLAGS = {
     "llm": ("models", "llm"),
+    "llm_model": ("models", "llm_model"),
     "asr": ("models", "asr"),
     "captioner": ("models", "captioner"),
     "device": ("models", "device"),
@@ -202,6 +212,7 @@ FLAGS = {
     "host": ("server", "host"),
     "port": ("server", "port"),
     "db": ("storage", "db_path"),
+    "mcp": ("server", "mcp"),
 }
 
 
@@ -222,7 +233,8 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Interactive Format: multimodal chat with reranked replies")
     p.add_argument("--config", help="TOML config file (also IF_CONFIG)")
-    p.add_argument("--llm", help="chat model spec (embedded:smollm2-135m, HF id or path)")
+    p.add_argument("--llm", help="chat model spec (embedded:smollm2-135m, HF id, path, or openai:URL of a server)")
+    p.add_argument("--llm-model", help="with --llm openai:URL, the model name to request (also IF_LLM_MODEL)")
     p.add_argument("--asr", help="speech model spec (embedded:whisper-base, whisper name, path)")
     p.add_argument("--captioner", help="image model spec (embedded:imagenet-tags or image-to-text id)")
     p.add_argument("--device", help="auto, cpu or cuda")
@@ -232,6 +244,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", help="address to serve on (0.0.0.0 for all interfaces)")
     p.add_argument("--port", type=int, help="port to serve on")
     p.add_argument("--db", help="SQLite file for the conversations (also IF_DB)")
+    p.add_argument("--mcp", action="store_true", default=None, help="also serve the MCP tool generate_and_rank")
     return p.parse_args(argv)
 
 

@@ -202,6 +202,20 @@ class TransformersGenerator:
         yield Sample(drafts, seed, done=True, stopped=stop.is_set())
 
 
+def load_generator(models, device: str) -> Generator:
+    """The configured chat model (a ModelsConfig): a server for `openai:URL` specs, else local transformers weights."""
+    from .models import parse_spec
+
+    spec = parse_spec(models.llm)
+    if spec.kind == "openai":
+        from .openai_backend import OpenAICompatibleGenerator, ServerOptions
+
+        return OpenAICompatibleGenerator.connect(
+            ServerOptions(spec.name, models.llm_model, models.llm_api_key, models.llm_timeout)
+        )
+    return TransformersGenerator.from_spec(models.llm, models.cache_dir, device)
+
+
 def sample_replies(generator: TransformersGenerator, prompts: list[list[dict]], params: SamplingParams) -> list[list[Draft]]:
     """N complete replies to each of several prompts, all in one left-padded `generate` call.
 
