@@ -17,4 +17,5 @@ if __name__ == "__main__":
         engine = ChatEngine.build(config)
     except (InteractiveFormatError, ValueError, OSError) as e:  # bad config or model spec: one line, no traceback
         sys.exit(f"interactive-format: {e}")
-    build_demo(engine, store).launch(server_name=config.server.host, server_port=config.server.port)
+    server = config.server
+    build_demo(engine, store).launch(server_name=server.host, server_port=server.port, mcp_server=server.mcp)

@@ -34,6 +34,7 @@ from .dialogue import Conversation, Turn
 from .errors import InputError, InteractiveFormatError
 from .history import Chat, History
 from .store import Store
+from .store import _json as strict_json  # non-finite scores (an empty reply's) become null
 
 UPDATE_INTERVAL_S = 0.04  # stream to the browser at most ~25 times a second
 USER_ID = re.compile(r"[0-9a-f]{32}")  # a browser's id: uuid4().hex
@@ -569,7 +570,7 @@ class ChatUI:
 
     def generate_and_rank(
         self, message: str, candidates: int = 4, temperature: float = 0.7, max_new_tokens: int = 128
-    ) -> dict:
+    ) -> str:
         """Sample several replies to one message with the chat model and rank them (λ·D + (1−λ)·J); nothing is stored.
 
         Args:
@@ -578,9 +579,9 @@ class ChatUI:
             temperature: Sampling temperature (0.05 to 2); higher gives more varied replies.
             max_new_tokens: The longest reply, in tokens (1 to 1024).
         Returns:
-            The best reply and every candidate with its text, rank (1 = best), score, d (the discriminator's P(human)) and j (mean token log-prob).
+            JSON text: the best reply and every candidate with its text, rank (1 = best), score, d (the discriminator's P(human)) and j (mean token log-prob).
         """
-        return self.api_chat(message, None, None, candidates, temperature, max_new_tokens)
+        return strict_json(self.api_chat(message, None, None, candidates, temperature, max_new_tokens))
 
     def api_reply(
         self,
