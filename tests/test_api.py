@@ -48,6 +48,14 @@ def test_chat_over_plain_http(mcp_app):
     assert event == "error" and data["error"] == "Type a message, attach a picture or record your voice first."
 
 
+def test_picture_over_plain_http(mcp_app, media):
+    with open(media["coffee"], "rb") as f:
+        uploaded = httpx.post(f"{mcp_app}/gradio_api/upload", files={"files": ("coffee.png", f)}, timeout=30)
+    picture = {"path": uploaded.json()[0], "meta": {"_type": "gradio.FileData"}}
+    event, data = call(mcp_app, "chat", ["What is this?", picture, None, 1, 0.7, 8])
+    assert event == "complete" and data[0]["caption"] and data[0]["reply"].strip()
+
+
 async def _mcp_session(url: str, work):
     from mcp import ClientSession
     from mcp.client.streamable_http import streamablehttp_client
