@@ -36,6 +36,9 @@ class ModelsConfig:
     llm_model: str = ""  # with openai:URL, the model name to request ("" = the first one the server lists)
     llm_api_key: str = field(default="", repr=False)  # with openai:URL, sent as a Bearer token when set
     llm_timeout: float = 60.0  # with openai:URL, seconds to wait for the server's next streamed chunk
+    # With openai:URL, a local model (spec) that gives J by teacher forcing when the server sends no log-probs;
+    # best the same model the server runs (e.g. embedded:smollm2-135m for its GGUF). "" = J unavailable then.
+    llm_scorer: str = ""
     asr: str = "embedded:whisper-base"  # speech model; also "embedded:whisper-tiny.en", whisper names
     captioner: str = "embedded:imagenet-tags"  # or an image-to-text model (HF id / path)
     discriminator: str = str(ASSETS / "discriminator")  # trained D; "off" -> likelihood-only ranking
@@ -133,6 +136,7 @@ ENV_VARS = {
     "IF_LLM_MODEL": ("models", "llm_model"),
     "IF_LLM_API_KEY": ("models", "llm_api_key"),
     "IF_LLM_TIMEOUT": ("models", "llm_timeout"),
+    "IF_LLM_SCORER": ("models", "llm_scorer"),
     "IF_ASR": ("models", "asr"),
     "IF_CAPTIONER": ("models", "captioner"),
     "IF_DISCRIMINATOR": ("models", "discriminator"),

@@ -5,7 +5,8 @@ completions. One request asks for `n` choices with `logprobs`, so J (mean token 
 comes from the server's own distribution. A server that ignores `n` (llama.cpp's answers with
 one choice) is detected from that first answer: the missing candidates, and every later turn,
 get one concurrent request per candidate, each with its own seed. A server that offers no
-log-probs leaves J unavailable (NaN): the reranker then orders by D alone.
+log-probs gets J from a local scorer when one is configured (teacher forcing, ideally the
+same model); otherwise J is unavailable (NaN) and the reranker orders by D alone.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
+import torch
 
 from .errors import GenerationError, ModelLoadError
-from .generator import Draft, Sample, SamplingParams
+from .generator import Draft, Sample, SamplingParams, TransformersGenerator, sequence_logprobs
 from .models import SERVER_PREFIX
 
 log = logging.getLogger(__name__)
@@ -155,8 +157,8 @@ class _Turn:
 class OpenAICompatibleGenerator:
     """N streamed candidates from an OpenAI-compatible `/chat/completions` endpoint."""
 
-    def __init__(self, options: ServerOptions) -> None:
-        self.options = options
+    def __init__(self, options: ServerOptions, scorer: TransformersGenerator | None = None) -> None:
+        self.options, self.scorer = options, scorer  # scorer: J for replies sent without log-probs
         self.base_url = options.base_url.rstrip("/")
         self.model = options.model
         self.name = f"{SERVER_PREFIX}{self.base_url}" + (f" ({self.model})" if self.model else "")
@@ -167,9 +169,9 @@ class OpenAICompatibleGenerator:
         self.client = httpx.Client(headers=headers, timeout=timeout, limits=httpx.Limits(max_connections=64))
 
     @classmethod
-    def connect(cls, options: ServerOptions) -> OpenAICompatibleGenerator:
+    def connect(cls, options: ServerOptions, scorer: TransformersGenerator | None = None) -> OpenAICompatibleGenerator:
         """A generator whose server answered `GET /models` (which also names the model when none is set)."""
-        generator = cls(options)
+        generator = cls(options, scorer)
         models = generator.list_models()
         if not options.model:
             if not models:
@@ -282,7 +284,23 @@ class OpenAICompatibleGenerator:
             if turn.running:
                 stop.set()  # the consumer went away (or a request failed): end the other requests
                 turn.close()
+        self.score_locally(messages, drafts)
         yield Sample(drafts, seed, done=True, stopped=stop.is_set())
+
+    def score_locally(self, messages: list[dict], drafts: list[RemoteDraft]) -> None:
+        """J for the replies that came without log-probs: the local scorer's mean token log-prob (teacher forcing)."""
+        if self.scorer is None:
+            return
+        tokenizer = self.scorer.tokenizer
+        todo = [(d, tokenizer(d.text, add_special_tokens=False)["input_ids"]) for d in drafts if not d.logprob_count]
+        todo = [(d, ids) for d, ids in todo if ids]
+        if not todo:
+            return
+        prompt = self.scorer.prompt_ids(messages)
+        with torch.inference_mode():
+            j = sequence_logprobs(self.scorer, [prompt] * len(todo), [ids for _, ids in todo], with_end=False)
+        for (draft, ids), value in zip(todo, j.tolist()):
+            draft.logprob_sum, draft.logprob_count = value * len(ids), len(ids)
 
     def _learn_n(self, turn: _Turn, choices: set[int], messages: list[dict], params: SamplingParams, seed: int) -> None:
         """After the first answer: a server that sent one choice for n > 1 gets the rest as separate requests."""

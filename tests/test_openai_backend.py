@@ -22,7 +22,7 @@ from interactive_format.config import ModelsConfig
 from interactive_format.errors import GenerationError, ModelLoadError
 from interactive_format.generator import SamplingParams, load_generator
 from interactive_format.models import embedded_files, llm_path, parse_spec
-from interactive_format.openai_backend import OpenAICompatibleGenerator, ServerOptions
+from interactive_format.openai_backend import OpenAICompatibleGenerator, RemoteDraft, ServerOptions
 
 from .conftest import free_port
 
@@ -111,6 +111,22 @@ def test_without_logprobs_j_is_unavailable(llama_server):
     generator = OpenAICompatibleGenerator.connect(ServerOptions(llama_server, logprobs=False))
     drafts = run(generator, SamplingParams(n=2, max_new_tokens=8, seed=3))[-1].drafts
     assert all(d.text and math.isnan(d.mean_logprob) for d in drafts)
+
+
+def test_without_logprobs_a_local_scorer_gives_j(llama_server, backend, generator):
+    served = run(backend, SamplingParams(n=3, max_new_tokens=12, seed=5))[-1].drafts  # J from the server
+    rescored = [RemoteDraft(d.text) for d in served]
+    OpenAICompatibleGenerator(ServerOptions(llama_server, ALIAS), scorer=generator).score_locally(MESSAGES, rescored)
+    print(
+        "\nJ server vs local scorer:",
+        [(round(a.mean_logprob, 3), round(b.mean_logprob, 3)) for a, b in zip(served, rescored)],
+    )
+    for a, b in zip(served, rescored):  # the local copy of the same model agrees with the server's log-probs
+        assert b.mean_logprob == pytest.approx(a.mean_logprob, abs=0.1)
+
+    scored = OpenAICompatibleGenerator.connect(ServerOptions(llama_server, logprobs=False), scorer=generator)
+    drafts = run(scored, SamplingParams(n=2, max_new_tokens=8, seed=3))[-1].drafts
+    assert all(d.text and math.isfinite(d.mean_logprob) and d.mean_logprob < 0 for d in drafts)
 
 
 def test_stop_closes_the_stream_early(backend):
