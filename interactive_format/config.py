@@ -39,6 +39,7 @@ class ModelsConfig:
     # With openai:URL, a local model (spec) that gives J by teacher forcing when the server sends no log-probs;
     # best the same model the server runs (e.g. embedded:smollm2-135m for its GGUF). "" = J unavailable then.
     llm_scorer: str = ""
+    llm_logprobs: bool = True  # with openai:URL, ask the server for log-probs (False: J from llm_scorer, or none)
     asr: str = "embedded:whisper-base"  # speech model; also "embedded:whisper-tiny.en", whisper names
     captioner: str = "embedded:imagenet-tags"  # or an image-to-text model (HF id / path)
     discriminator: str = str(ASSETS / "discriminator")  # trained D; "off" -> likelihood-only ranking
@@ -137,6 +138,7 @@ ENV_VARS = {
     "IF_LLM_API_KEY": ("models", "llm_api_key"),
     "IF_LLM_TIMEOUT": ("models", "llm_timeout"),
     "IF_LLM_SCORER": ("models", "llm_scorer"),
+    "IF_LLM_LOGPROBS": ("models", "llm_logprobs"),
     "IF_ASR": ("models", "asr"),
     "IF_CAPTIONER": ("models", "captioner"),
     "IF_DISCRIMINATOR": ("models", "discriminator"),

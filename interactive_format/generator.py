@@ -233,7 +233,9 @@ def load_generator(models, device: str) -> Generator:
     if spec.kind == "openai":
         from .openai_backend import OpenAICompatibleGenerator, ServerOptions
 
-        options = ServerOptions(spec.name, models.llm_model, models.llm_api_key, models.llm_timeout)
+        options = ServerOptions(
+            spec.name, models.llm_model, models.llm_api_key, models.llm_timeout, logprobs=models.llm_logprobs
+        )
         scorer = None  # J for a server without log-probs
         if models.llm_scorer:
             scorer = TransformersGenerator.from_spec(models.llm_scorer, models.cache_dir, device)

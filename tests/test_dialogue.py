@@ -84,6 +84,7 @@ def test_server_backend_settings_from_env_and_flags():
     config = load_config(environ=env)
     assert (config.models.llm_model, config.models.llm_api_key, config.server.mcp) == ("m", "sk-secret", True)
     assert "sk-secret" not in repr(config)
+    assert load_config(environ={"IF_LLM_LOGPROBS": "false"}).models.llm_logprobs is False
     assert load_config(environ={}, flags=parse_args(["--mcp", "--llm-model", "x"])).server.mcp is True
     assert load_config(environ={}, flags=parse_args([])).server.mcp is False
     with pytest.raises(ValueError, match="models.llm_timeout"):

@@ -162,9 +162,10 @@ def test_wrong_path_and_bad_specs_are_clear_errors(llama_server):
 
 
 def test_model_spec_selects_the_backend(llama_server):
-    generator = load_generator(ModelsConfig(llm=f"openai:{llama_server}/", llm_model=ALIAS, llm_timeout=30), "cpu")
+    models = ModelsConfig(llm=f"openai:{llama_server}/", llm_model=ALIAS, llm_timeout=30, llm_logprobs=False)
+    generator = load_generator(models, "cpu")
     assert isinstance(generator, OpenAICompatibleGenerator)
-    assert generator.base_url == llama_server and generator.options.timeout_s == 30
+    assert generator.base_url == llama_server and generator.options.timeout_s == 30 and not generator.logprobs
     assert generator.name == f"openai:{llama_server} ({ALIAS})"
 
 
