@@ -571,7 +571,9 @@ class ChatUI:
     def generate_and_rank(
         self, message: str, candidates: int = 4, temperature: float = 0.7, max_new_tokens: int = 128
     ) -> str:
-        """Sample several replies to one message with the chat model and rank them (λ·D + (1−λ)·J); nothing is stored.
+        """Sample several replies to one message with the chat model and rank them by λ·D + (1−λ)·J.
+
+        Nothing is stored.
 
         Args:
             message: The message to answer, as plain text.
@@ -579,7 +581,8 @@ class ChatUI:
             temperature: Sampling temperature (0.05 to 2); higher gives more varied replies.
             max_new_tokens: The longest reply, in tokens (1 to 1024).
         Returns:
-            JSON text: the best reply and every candidate with its text, rank (1 = best), score, d (the discriminator's P(human)) and j (mean token log-prob).
+            JSON text: the best reply and every candidate with its text, rank (1 = best) and score
+            plus d (the discriminator's P(human)) and j (mean token log-prob).
         """
         return strict_json(self.api_chat(message, None, None, candidates, temperature, max_new_tokens))
 

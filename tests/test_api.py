@@ -81,7 +81,10 @@ def test_mcp_tool_is_listed_and_callable(mcp_app):
 
     tools, result, refused = asyncio.run(_mcp_session(mcp_app, work))
     tool = tools["generate_and_rank"]
-    assert tool.description.startswith("Sample several replies to one message")
+    assert (
+        tool.description.startswith("Sample several replies to one message")
+        and "Returns: JSON text" in tool.description
+    )
     properties = tool.inputSchema["properties"]
     assert properties["message"]["type"] == "string" and properties["candidates"]["type"] == "integer"
     assert "How many replies" in properties["candidates"]["description"]

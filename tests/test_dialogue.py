@@ -80,8 +80,8 @@ def test_without_j_the_reranker_orders_by_d_alone():
 
 
 def test_server_backend_settings_from_env_and_flags():
-    env = {"IF_LLM": "openai:http://127.0.0.1:8000/v1", "IF_LLM_MODEL": "m", "IF_LLM_API_KEY": "sk-secret", "IF_MCP": "1"}
-    config = load_config(environ=env)
+    env = {"IF_LLM": "openai:http://127.0.0.1:8000/v1", "IF_LLM_MODEL": "m", "IF_LLM_API_KEY": "sk-secret"}
+    config = load_config(environ={**env, "IF_MCP": "1"})
     assert (config.models.llm_model, config.models.llm_api_key, config.server.mcp) == ("m", "sk-secret", True)
     assert "sk-secret" not in repr(config)
     assert load_config(environ={"IF_LLM_LOGPROBS": "false"}).models.llm_logprobs is False
