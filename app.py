@@ -21,5 +21,6 @@ if __name__ == "__main__":
         flows = FlowSet.serving(engine, flow_configs(config, flags=flags), models)
     except (InteractiveFormatError, ValueError, OSError) as e:  # bad config, flow or model spec: one line
         sys.exit(f"interactive-format: {e}")
+    server = config.server
     demo = build_demo(engine, store, flows)
-    demo.launch(server_name=config.server.host, server_port=config.server.port)
+    demo.launch(server_name=server.host, server_port=server.port, mcp_server=server.mcp)

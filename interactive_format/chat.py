@@ -8,6 +8,7 @@ with a readable error on it and every earlier turn is untouched.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -288,17 +289,17 @@ class ChatEngine:
 
 
 def _live_key(c: Candidate) -> tuple[bool, float]:
-    """While streaming, show the candidate with text and the best running J."""
-    return (bool(c.text), c.j)
+    """While streaming, show the candidate with text and the best running J (an unavailable J counts as 0)."""
+    return (bool(c.text), 0.0 if math.isnan(c.j) else c.j)
 
 
 def _load_generator(config: AppConfig, device: str) -> Generator:
     """The chat model, warmed up (when configured) so that the first user turn is not the slow one."""
-    from .generator import TransformersGenerator
+    from .generator import load_generator
 
     m = config.models
-    generator = TransformersGenerator.from_spec(m.llm, m.cache_dir, device, m.dtype)
-    if m.warmup:
+    generator = load_generator(m, device)
+    if m.warmup and hasattr(generator, "warm_up"):  # a server backend warms up on its own
         generator.warm_up((1, config.generation.num_candidates))
     return generator
 

@@ -33,7 +33,14 @@ def default_db_path() -> Path:
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    llm: str = "embedded:smollm2-135m"  # chat model: embedded name, HF id or local path
+    llm: str = "embedded:smollm2-135m"  # chat model: embedded name, HF id, local path, or openai:URL of a server
+    llm_model: str = ""  # with openai:URL, the model name to request ("" = the first one the server lists)
+    llm_api_key: str = field(default="", repr=False)  # with openai:URL, sent as a Bearer token when set
+    llm_timeout: float = 60.0  # with openai:URL, seconds to wait for the server's next streamed chunk
+    # With openai:URL, a local model (spec) that gives J by teacher forcing when the server sends no log-probs;
+    # best the same model the server runs (e.g. embedded:smollm2-135m for its GGUF). "" = J unavailable then.
+    llm_scorer: str = ""
+    llm_logprobs: bool = True  # with openai:URL, ask the server for log-probs (False: J from llm_scorer, or none)
     asr: str = "embedded:whisper-base"  # speech model; also "embedded:whisper-tiny.en", whisper names
     captioner: str = "embedded:imagenet-tags"  # or an image-to-text model (HF id / path)
     discriminator: str = str(ASSETS / "discriminator")  # trained D; "off" -> likelihood-only ranking
@@ -76,6 +83,7 @@ class ServerConfig:
     concurrency_limit: int = 2  # turns generated at once
     max_queue: int = 32  # further requests are told the app is busy
     hf_login: bool = False  # a "Sign in with Hugging Face" button (a Space with hf_oauth: true)
+    mcp: bool = False  # also serve an MCP server (tool generate_and_rank) at /gradio_api/mcp/
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,7 @@ def validate(config: AppConfig) -> None:
         "server.port": 0 <= config.server.port < 65536,
         "server.concurrency_limit": config.server.concurrency_limit >= 1,
         "models.dtype": config.models.dtype in ("auto", "bfloat16", "float32", "float16"),
+        "models.llm_timeout": config.models.llm_timeout > 0,
     }
     for name, ok in checks.items():
         if not ok:
@@ -130,6 +139,11 @@ SECTIONS = {
 # IF_<NAME> environment variables and the (section, field) they set.
 ENV_VARS = {
     "IF_LLM": ("models", "llm"),
+    "IF_LLM_MODEL": ("models", "llm_model"),
+    "IF_LLM_API_KEY": ("models", "llm_api_key"),
+    "IF_LLM_TIMEOUT": ("models", "llm_timeout"),
+    "IF_LLM_SCORER": ("models", "llm_scorer"),
+    "IF_LLM_LOGPROBS": ("models", "llm_logprobs"),
     "IF_ASR": ("models", "asr"),
     "IF_CAPTIONER": ("models", "captioner"),
     "IF_DISCRIMINATOR": ("models", "discriminator"),
@@ -145,6 +159,7 @@ ENV_VARS = {
     "IF_PORT": ("server", "port"),
     "IF_DB": ("storage", "db_path"),
     "IF_HF_LOGIN": ("server", "hf_login"),
+    "IF_MCP": ("server", "mcp"),
 }  # IF_FLOW (a flow file) is read by load_config
 
 
@@ -200,6 +215,7 @@ GRADIO_ENV_VARS = {"GRADIO_SERVER_NAME": ("server", "host"), "GRADIO_SERVER_PORT
 # Command-line flags (argparse dest) and the (section, field) they set.
 FLAGS = {
     "llm": ("models", "llm"),
+    "llm_model": ("models", "llm_model"),
     "asr": ("models", "asr"),
     "captioner": ("models", "captioner"),
     "device": ("models", "device"),
@@ -210,6 +226,7 @@ FLAGS = {
     "host": ("server", "host"),
     "port": ("server", "port"),
     "db": ("storage", "db_path"),
+    "mcp": ("server", "mcp"),
 }
 
 
@@ -231,7 +248,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Interactive Format: multimodal chat with reranked replies")
     p.add_argument("--config", help="TOML config file (also IF_CONFIG)")
     p.add_argument("--flow", help="flow file, e.g. assets/flows/travel-assistant.toml (also IF_FLOW)")
-    p.add_argument("--llm", help="chat model spec (embedded:smollm2-135m, HF id or path)")
+    p.add_argument("--llm", help="chat model spec (embedded:smollm2-135m, HF id, path, or openai:URL of a server)")
+    p.add_argument("--llm-model", help="with --llm openai:URL, the model name to request (also IF_LLM_MODEL)")
     p.add_argument("--asr", help="speech model spec (embedded:whisper-base, whisper name, path)")
     p.add_argument("--captioner", help="image model spec (embedded:imagenet-tags or image-to-text id)")
     p.add_argument("--device", help="auto, cpu or cuda")
@@ -242,6 +260,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", help="address to serve on (0.0.0.0 for all interfaces)")
     p.add_argument("--port", type=int, help="port to serve on")
     p.add_argument("--db", help="SQLite file for the conversations (also IF_DB)")
+    p.add_argument("--mcp", action="store_true", default=None, help="also serve the MCP tool generate_and_rank")
     return p.parse_args(argv)
 
 

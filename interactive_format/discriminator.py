@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,5 +149,10 @@ class Reranker:
 
 
 def combine(d: float | None, j: float, lam: float) -> float:
-    """The reranking score: λ·D + (1−λ)·J, or J alone without D."""
+    """The reranking score: λ·D + (1−λ)·J, J alone without D, D alone when J is unavailable (NaN).
+
+    J is NaN for a server that sends no log-probs; without D too, every candidate scores 0 (server order).
+    """
+    if math.isnan(j):
+        return 0.0 if d is None else d
     return j if d is None else lam * d + (1 - lam) * j

@@ -479,6 +479,47 @@ class TransformersGenerator:
         return time.perf_counter() - started
 
 
+def sequence_logprobs(
+    generator: TransformersGenerator, prompts: list[list[int]], replies: list[list[int]], with_end: bool = True
+) -> torch.Tensor:
+    """Mean token log-prob of each reply after its prompt, by teacher forcing (with gradients unless disabled).
+
+    `with_end`: the reply's end-of-turn token counts too (training); without it, J as `stream` measures it.
+    Returns (len(replies),); a reply needs at least one token when `with_end` is False.
+    """
+    model, device = generator.model, generator.device
+    eos = min(generator.eos_ids)
+    seqs = [p + r + [eos] for p, r in zip(prompts, replies)]
+    width = max(map(len, seqs))
+    ids = torch.tensor([s + [eos] * (width - len(s)) for s in seqs], device=device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
+    target = torch.zeros_like(ids, dtype=torch.bool)
+    for i, (p, r) in enumerate(zip(prompts, replies)):
+        target[i, len(p) : len(p) + len(r) + int(with_end)] = True
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    lp = logits.log_softmax(-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    t = target[:, 1:].to(lp.dtype)
+    return (lp * t).sum(1) / t.sum(1)
+
+
+def load_generator(models, device: str) -> Generator:
+    """The configured chat model (a ModelsConfig): a server for `openai:URL` specs, else local transformers weights."""
+    from .models import parse_spec
+
+    spec = parse_spec(models.llm)
+    if spec.kind == "openai":
+        from .openai_backend import OpenAICompatibleGenerator, ServerOptions
+
+        options = ServerOptions(
+            spec.name, models.llm_model, models.llm_api_key, models.llm_timeout, logprobs=models.llm_logprobs
+        )
+        scorer = None  # J for a server without log-probs
+        if models.llm_scorer:
+            scorer = TransformersGenerator.from_spec(models.llm_scorer, models.cache_dir, device)
+        return OpenAICompatibleGenerator.connect(options, scorer)
+    return TransformersGenerator.from_spec(models.llm, models.cache_dir, device, models.dtype)
+
+
 def sample_replies(
     generator: TransformersGenerator, prompts: list[list[dict]], params: SamplingParams
 ) -> list[list[Draft]]:

@@ -60,8 +60,8 @@ class Spec:
     """A parsed model spec."""
 
     text: str  # as the user wrote it
-    kind: str  # "embedded", "path" or "hub"
-    name: str  # embedded name, filesystem path, or hub id
+    kind: str  # "embedded", "path", "hub" or "openai" (a model server)
+    name: str  # embedded name, filesystem path, hub id, or server URL
 
 
 def parse_spec(text: str) -> Spec:
@@ -75,6 +75,8 @@ def parse_spec(text: str) -> Spec:
             known = ", ".join(f"embedded:{k}" for k in EMBEDDED)
             raise ModelLoadError(f"Unknown model spec '{text}'. Embedded models are: {known}.")
         return Spec(text, "embedded", name)
+    if text.startswith(SERVER_PREFIX):
+        return Spec(text, "openai", server_url(text))
     try:
         path = Path(text).expanduser()
         exists = path.exists()
@@ -83,6 +85,20 @@ def parse_spec(text: str) -> Spec:
     if exists or text.startswith(("/", "./", "../", "~")):
         return Spec(text, "path", str(path))
     return Spec(text, "hub", text)
+
+
+SERVER_PREFIX = "openai:"  # an OpenAI-compatible server: openai:http://127.0.0.1:8000/v1
+
+
+def server_url(spec: str) -> str:
+    """The API root of an `openai:URL` spec; ModelLoadError for anything but an http(s) URL with a host."""
+    url = spec.strip().removeprefix(SERVER_PREFIX).strip().rstrip("/")
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("http", "https") or not rest.split("/")[0]:
+        raise ModelLoadError(
+            f"Model spec '{spec}' needs a server URL after '{SERVER_PREFIX}', e.g. openai:http://127.0.0.1:8000/v1."
+        )
+    return url
 
 
 def package_dir(import_name: str, spec: str, pip_name: str) -> Path:
@@ -205,6 +221,8 @@ def convert_for(spec_text: str, gguf: Path, out: Path) -> None:
 def llm_path(spec_text: str, cache_dir: Path) -> str:
     """A directory or hub id that `from_pretrained` can load for this spec."""
     spec = parse_spec(spec_text)
+    if spec.kind == "openai":
+        raise ModelLoadError(f"'{spec.text}' is a model server; this needs local weights (embedded, id or path).")
     if spec.kind != "embedded":
         path = Path(spec.name)
         if spec.kind == "path" and not path.exists():

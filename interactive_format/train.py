@@ -348,23 +348,6 @@ def g_trainable_params(model, share: float) -> list[str]:
     return names
 
 
-def _sequence_logprobs(generator, prompts: list[list[int]], replies: list[list[int]]) -> torch.Tensor:
-    """Mean token log-prob of each reply after its prompt (teacher forcing, with gradients)."""
-    model, device = generator.model, generator.device
-    eos = min(generator.eos_ids)
-    seqs = [p + r + [eos] for p, r in zip(prompts, replies)]
-    width = max(map(len, seqs))
-    ids = torch.tensor([s + [eos] * (width - len(s)) for s in seqs], device=device)
-    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
-    target = torch.zeros_like(ids, dtype=torch.bool)
-    for i, (p, r) in enumerate(zip(prompts, replies)):
-        target[i, len(p):len(p) + len(r) + 1] = True  # the reply and its end-of-turn
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-    lp = logits.log_softmax(-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    t = target[:, 1:].to(lp.dtype)
-    return (lp * t).sum(1) / t.sum(1)
-
-
 def g_step(cfg: TrainConfig, generator, d, optimizer, examples: list[Example]) -> dict:
     """One REINFORCE step on G: reward = D's P(human), baseline = the context's mean reward.
 
@@ -372,7 +355,7 @@ def g_step(cfg: TrainConfig, generator, d, optimizer, examples: list[Example]) -
     term keeps G close to human text instead of drifting to whatever fools D.
     Returns the reward stats and the fresh samples (new fakes for the next D-steps).
     """
-    from .generator import sample_replies
+    from .generator import sample_replies, sequence_logprobs
 
     model, tok = generator.model, generator.tokenizer
     model.eval()
@@ -391,9 +374,9 @@ def g_step(cfg: TrainConfig, generator, d, optimizer, examples: list[Example]) -
     human = [tok(e.reply, add_special_tokens=False)["input_ids"] for e in examples]
     model.train()
     with torch.enable_grad():
-        logp = _sequence_logprobs(generator, prompts, replies)
+        logp = sequence_logprobs(generator, prompts, replies)
         adv = torch.tensor(rewards, device=logp.device)
-        nll = -_sequence_logprobs(generator, human_prompts, human).mean()
+        nll = -sequence_logprobs(generator, human_prompts, human).mean()
         loss = -(adv * logp).mean() + cfg.g_likelihood * nll
         optimizer.zero_grad()
         loss.backward()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import math
 import re
 import tempfile
 import threading
@@ -35,6 +36,7 @@ from .flows import MAX_QUICK_REPLIES, Flow, FlowSet
 from .history import Chat, History
 from .i18n import labels, placeholder_key, translations
 from .store import Store
+from .store import _json as strict_json  # non-finite scores (an empty reply's) become null
 from .zerogpu import on_gpu, turn_steps
 
 UPDATE_INTERVAL_S = 0.04  # stream to the browser at most ~25 times a second
@@ -63,7 +65,7 @@ def _cell(text: str) -> str:
 
 
 def _num(x: float | None) -> str:
-    return "–" if x is None or x == float("-inf") else f"{x:.3f}"
+    return "–" if x is None or not math.isfinite(x) else f"{x:.3f}"
 
 
 def _ranked(turn: Turn) -> list[int]:
@@ -698,6 +700,24 @@ class ChatUI:
         except InteractiveFormatError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
+    def generate_and_rank(
+        self, message: str, candidates: int = 4, temperature: float = 0.7, max_new_tokens: int = 128
+    ) -> str:
+        """Sample several replies to one message with the chat model and rank them by λ·D + (1−λ)·J.
+
+        Nothing is stored.
+
+        Args:
+            message: The message to answer, as plain text.
+            candidates: How many replies to sample (1 to 16).
+            temperature: Sampling temperature (0.05 to 2); higher gives more varied replies.
+            max_new_tokens: The longest reply, in tokens (1 to 1024).
+        Returns:
+            JSON text: the best reply and every candidate with its text, rank (1 = best) and score
+            plus d (the discriminator's P(human)) and j (mean token log-prob).
+        """
+        return strict_json(self.api_chat(message, None, None, candidates, temperature, max_new_tokens))
+
     def api_reply(
         self,
         conversation_id: str,
@@ -911,6 +931,7 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
         api_btns[2].click(ui.api_pick, [conversation_id, candidate_idx, api_user], api_out, api_name="pick")
         api_btns[3].click(ui.api_conversations, [api_user], api_out, api_name="conversations")
         api_btns[4].click(ui.api_conversation, [conversation_id, api_user], api_out, api_name="conversation")
+        gr.api(ui.generate_and_rank, api_name="generate_and_rank", concurrency_id="turn")  # also the MCP tool
         view = [chatbot, box, chat, status, chats, title, candidate_bar, candidate, pick_btn, branch_bar, branch]
         flow_parts = [header, chatbot, examples, *quick, box, n, lam, models, ranking_note, flow_menu]
         knobs = [n, temperature, max_tokens, lam]

@@ -70,6 +70,27 @@ def test_reranker_mixes_d_and_j_with_lambda():
     assert cands[0].score == pytest.approx(0.5 * 0.9 + 0.5 * -2.0)
 
 
+def test_without_j_the_reranker_orders_by_d_alone():
+    nan = float("nan")  # a server that sends no log-probs
+    cands = [Candidate("plain", nan), Candidate("human-like", nan), Candidate("", float("-inf"))]
+    assert Reranker(FixedD({"plain": 0.2, "human-like": 0.7}), lam=0.3).rank("c", cands) == [1, 0, 2]
+    assert cands[1].score == 0.7
+    fresh = [Candidate("", float("-inf")), Candidate("plain", nan), Candidate("human-like", nan)]
+    assert Reranker(None).rank("c", fresh) == [1, 2, 0]  # neither J nor D: the server's order, empty last
+
+
+def test_server_backend_settings_from_env_and_flags():
+    env = {"IF_LLM": "openai:http://127.0.0.1:8000/v1", "IF_LLM_MODEL": "m", "IF_LLM_API_KEY": "sk-secret"}
+    config = load_config(environ={**env, "IF_MCP": "1"})
+    assert (config.models.llm_model, config.models.llm_api_key, config.server.mcp) == ("m", "sk-secret", True)
+    assert "sk-secret" not in repr(config)
+    assert load_config(environ={"IF_LLM_LOGPROBS": "false"}).models.llm_logprobs is False
+    assert load_config(environ={}, flags=parse_args(["--mcp", "--llm-model", "x"])).server.mcp is True
+    assert load_config(environ={}, flags=parse_args([])).server.mcp is False
+    with pytest.raises(ValueError, match="models.llm_timeout"):
+        load_config(environ={"IF_LLM_TIMEOUT": "0"})
+
+
 def test_context_text_leaves_out_the_system_prompt():
     msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
     assert context_text(msgs) == "user: hi\nassistant: yo"

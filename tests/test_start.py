@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
         (["--llm", "./no-such-model-dir"], "does not exist"),
         (["--asr", "embedded:minilm"], "embedded:minilm"),
         (["--config", "missing.toml"], "missing.toml"),
+        (["--llm", "openai:http://127.0.0.1:9/v1"], "Could not reach the OpenAI-compatible model server"),
+        (["--llm", "openai:localhost:8000"], "needs a server URL"),
     ],
 )
 def test_bad_start_is_one_clear_line(cache_dir, tmp_path, args, expected):
