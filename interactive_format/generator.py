@@ -6,6 +6,7 @@ and top-p) while sampling, so J(reply) — the mean token log-prob — costs not
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
@@ -232,6 +233,8 @@ class _Batcher:
         self.pending: list[_Request] = []
         self.ready = threading.Condition()
         self.thread: threading.Thread | None = None
+        self.idle = threading.Event()  # no group is generating (a stream may end before its generate call does)
+        self.idle.set()
 
     def submit(self, request: _Request) -> None:
         with self.ready:
@@ -239,6 +242,7 @@ class _Batcher:
             if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, name="generate", daemon=True)
                 self.thread.start()
+                atexit.register(self.idle.wait, 10.0)  # torch aborts if the interpreter exits mid-generate
             self.ready.notify()
 
     def _next_group(self) -> list[_Request]:
@@ -255,11 +259,14 @@ class _Batcher:
     def _loop(self) -> None:
         while True:
             group = self._next_group()
+            self.idle.clear()
             try:
                 self.run(group)
             except BaseException as e:  # reported to each consumer; the worker keeps serving
                 for request in group:
                     request.end(e)
+            finally:
+                self.idle.set()
             for request in group:
                 request.end()
 
