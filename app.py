@@ -4,17 +4,19 @@ import logging
 import sys
 
 from interactive_format.chat import ChatEngine
-from interactive_format.config import load_config, parse_args
+from interactive_format.config import auth_pair, load_config, parse_args
 from interactive_format.errors import InteractiveFormatError
 from interactive_format.store import Store
 from interactive_format.ui import build_demo
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(flags=parse_args())
-        store = Store(config.storage.db_path)
+        level = logging.DEBUG if config.server.debug else logging.INFO
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        store = Store(config.storage.db_path if config.storage.persist else ":memory:")
         engine = ChatEngine.build(config)
     except (InteractiveFormatError, ValueError, OSError) as e:  # bad config or model spec: one line, no traceback
         sys.exit(f"interactive-format: {e}")
-    build_demo(engine, store).launch(server_name=config.server.host, server_port=config.server.port)
+    demo = build_demo(engine, store)
+    demo.launch(server_name=config.server.host, server_port=config.server.port, auth=auth_pair(config))

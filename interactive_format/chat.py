@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .config import AppConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
 from .discriminator import Reranker
-from .errors import InputError, InteractiveFormatError
+from .errors import InputError, InteractiveFormatError, log_failure
 from .generator import Generator, SamplingParams
 from .pipeline import Captioner, InputGuard, Transcriber, preview
 
@@ -148,7 +148,8 @@ class ChatEngine:
     ) -> Iterator[str]:
         """Sample N more candidates for the last reply; the earlier ones stay as its siblings.
 
-        The last reply may be followed by refused messages only. All candidates are ranked
+        A last reply that failed (model error, timeout) is answered again: the retry. The last
+        reply may be followed by refused messages only. All candidates are ranked
         together; the best new one is shown (the old one stays shown when every new one is
         empty or sampling fails).
         """
@@ -157,8 +158,12 @@ class ChatEngine:
         while index >= 0 and conversation.turns[index].role == "user" and conversation.turns[index].error:
             index -= 1
         reply = conversation.turns[index] if index >= 0 else None
-        if reply is None or reply.role != "assistant" or reply.error or not reply.candidates:
+        if reply is None or reply.role != "assistant" or not (reply.candidates or reply.error):
             raise InputError("There is no reply to regenerate.")
+        if reply.error:  # a failed reply (model error, timeout): retry it
+            if index != len(conversation.turns) - 1:
+                raise InputError("Only the last reply can be retried.")
+            reply.error = None
         yield from self._answer(conversation, settings, stop or threading.Event(), index)
 
     def _read_attachment(self, user: Turn, path: str) -> Iterator[str]:
@@ -213,6 +218,7 @@ class ChatEngine:
             temperature=settings.temperature,
             top_p=self.config.generation.top_p,
             max_new_tokens=settings.max_new_tokens,
+            timeout_s=self.config.generation.turn_timeout_s,
         )
         start = time.perf_counter()
         first_token_s = None
@@ -230,7 +236,7 @@ class ChatEngine:
         except InteractiveFormatError as e:
             self._failed(reply, str(e), kept, kept_chosen)
         except Exception as e:  # a bug or a model crash: the user sees a message, the app keeps serving
-            log.exception("turn failed")
+            log_failure(log, "turn failed", e)
             message = f"Something went wrong while answering ({e.__class__.__name__}). Please try again."
             self._failed(reply, message, kept, kept_chosen)
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Protocol
 
 import torch
 
-from .errors import GenerationError
+from .errors import GenerationError, log_failure
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class SamplingParams:
     top_p: float = 0.95
     max_new_tokens: int = 160
     seed: int | None = None  # None: a fresh random seed, recorded in the result
+    timeout_s: float | None = None  # wall-clock limit for the whole reply; None: no limit
 
 
 @dataclass
@@ -189,17 +191,49 @@ class TransformersGenerator:
         thread = threading.Thread(target=run, name="generate", daemon=True)
         thread.start()
         drafts = [Draft() for _ in range(params.n)]
+        deadline = Deadline(params.timeout_s)
         try:
-            while (item := out.get()) is not None:
+            while (item := deadline.get(out)) is not None:
                 drafts = item
                 yield Sample(drafts, seed)
         finally:
             if thread.is_alive():
-                stop.set()  # the consumer went away (or the stream ended early): end the generation
+                stop.set()  # the consumer went away, the stream ended early or timed out: end the generation
         if failure:
-            log.exception("generation failed", exc_info=failure[0])
-            raise GenerationError(f"The language model failed while answering ({failure[0].__class__.__name__}).") from failure[0]
+            raise generation_error(failure[0]) from failure[0]
         yield Sample(drafts, seed, done=True, stopped=stop.is_set())
+
+
+class Deadline:
+    """Waits on a queue for at most what is left of `timeout_s` (None: forever)."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.timeout_s = timeout_s
+        self.end = None if timeout_s is None else time.monotonic() + timeout_s
+
+    def get(self, q: queue.Queue):
+        """The next item; GenerationError once the time is up (a stalled model included)."""
+        if self.end is None:
+            return q.get()
+        try:
+            return q.get(timeout=max(self.end - time.monotonic(), 0.0))
+        except queue.Empty:
+            raise GenerationError(
+                f"The reply took longer than {self.timeout_s:g} seconds and was stopped. Please try again "
+                "(fewer candidates or a shorter reply are quicker)."
+            ) from None
+
+
+def generation_error(error: BaseException) -> GenerationError:
+    """The user's message for a failure inside the model (logged with its traceback, no user text)."""
+    log_failure(log, "generation failed", error)
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        torch.cuda.empty_cache()  # give the memory back for the next turn
+        return GenerationError(
+            "The server ran out of GPU memory for this reply. Please try again, with fewer candidates "
+            "or a shorter reply."
+        )
+    return GenerationError(f"The language model failed while answering ({error.__class__.__name__}). Please try again.")
 
 
 def sample_replies(generator: TransformersGenerator, prompts: list[list[dict]], params: SamplingParams) -> list[list[Draft]]:

@@ -32,6 +32,7 @@ from .chat import ChatEngine, TurnSettings
 from .dialogue import Conversation, Turn
 from .errors import InputError, InteractiveFormatError
 from .history import Chat, History
+from .ratelimit import RateLimiter
 from .store import Store
 
 UPDATE_INTERVAL_S = 0.04  # stream to the browser at most ~25 times a second
@@ -201,6 +202,7 @@ class View(NamedTuple):
     pick: Any  # "Use this reply"
     branch_bar: Any  # shown when a message of this branch has other versions
     branch: Any  # which edited message the arrows switch
+    retry: Any  # shown when the last reply failed (model error, timeout)
 
 
 class ChatUI:
@@ -210,6 +212,8 @@ class ChatUI:
         self.engine = engine
         self.store = store
         self.history = History(store, engine.config.generation.system_prompt)
+        self.limiter = RateLimiter(engine.config.server.rate_limit)
+        self.keep_uploads = engine.config.storage.persist
         self._stops: dict[str | None, threading.Event] = {}
 
     # --- views ---------------------------------------------------------------------------
@@ -234,6 +238,7 @@ class ChatUI:
             pick=gr.Button(interactive=turn is not None and chat.browse not in (None, turn.chosen)),
             branch_bar=gr.update(visible=bool(branches)),
             branch=gr.Dropdown(choices=choices, value=choices[-1][1] if choices else None),
+            retry=gr.update(visible=_failed_reply(chat) is not None),
         )
 
     @staticmethod
@@ -248,11 +253,11 @@ class ChatUI:
         skip = gr.skip()
         messages = to_messages(chat.conversation, self.engine.ranking_note, pending=status.startswith("Sampling"))
         hidden = gr.update(visible=False)  # no browsing, picking or switching while a reply streams
-        return View(messages, locked, chat, status, skip, skip, hidden, skip, skip, hidden, skip)
+        return View(messages, locked, chat, status, skip, skip, hidden, skip, skip, hidden, skip, hidden)
 
     def _unchanged(self, chat: Chat, status: str = "Ready") -> View:
         skip = gr.skip()
-        return View(skip, skip, chat, status, skip, skip, skip, skip, skip, skip, skip)
+        return View(skip, skip, chat, status, skip, skip, skip, skip, skip, skip, skip, skip)
 
     # --- identity and the sidebar ----------------------------------------------------------
 
@@ -332,9 +337,10 @@ class ChatUI:
         request: gr.Request | None = None,
         profile: gr.OAuthProfile | None = None,
     ) -> Iterator[View]:
-        """More candidates for the last reply; the earlier ones stay browsable."""
+        """More candidates for the last reply (the earlier ones stay browsable), or a retry of a failed one."""
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
         index = chat.last_reply()
+        index = _failed_reply(chat) if index is None else index
         run = partial(self.engine.regenerate, chat.conversation, settings)
         yield from self._turn(run, chat, user_id, request, profile, changed=index)
 
@@ -406,6 +412,12 @@ class ChatUI:
             gr.Warning(_escape(str(e)))
             yield self._unchanged(chat)
             return
+        try:
+            self.limiter.check(owner)
+        except InputError as e:
+            gr.Warning(_escape(str(e)))
+            yield self._unchanged(chat)
+            return
         stop = threading.Event()
         key = request.session_hash if request is not None else None
         self._stops[key] = stop
@@ -423,7 +435,16 @@ class ChatUI:
         finally:
             self._stops.pop(key, None)
             self.history.save(owner, chat, changed)
+            self._drop_uploads(chat.conversation)
         yield self.view(chat, owner, box=gr.MultimodalTextbox(value=None, interactive=True))
+
+    def _drop_uploads(self, conversation: Conversation) -> None:
+        """With storage off, delete the last message's uploaded files once they have been read."""
+        if self.keep_uploads:
+            return
+        user = next((t for t in reversed(conversation.turns) if t.role == "user"), None)
+        for a in user.attachments if user else []:
+            remove_upload(a.path)
 
     def stop(self, request: gr.Request | None = None) -> None:
         """Ask this session's running turn to end after the current token."""
@@ -551,17 +572,22 @@ class ChatUI:
         candidates: float,
         temperature: float,
         max_new_tokens: float,
+        request: gr.Request | None = None,
     ) -> dict:
         """One stateless turn: text plus optional picture/voice file -> reply and ranked candidates."""
         conversation = self.engine.new_conversation()
         try:
-            for _ in self.engine.respond(
-                conversation,
-                message,
-                [f for f in (image, audio) if f],
-                self._settings(candidates, temperature, max_new_tokens),
-            ):
-                pass
+            self.limiter.check(_client_key(request))
+            try:
+                for _ in self.engine.respond(
+                    conversation,
+                    message,
+                    [f for f in (image, audio) if f],
+                    self._settings(candidates, temperature, max_new_tokens),
+                ):
+                    pass
+            finally:
+                self._drop_uploads(conversation)
             return turn_result(conversation)
         except InteractiveFormatError as e:
             raise gr.Error(str(e), print_exception=False) from None
@@ -582,11 +608,13 @@ class ChatUI:
             owner = owner_of(user_id)
             chat = self.history.open(owner, conversation_id) if conversation_id else self.history.new()
             settings = self._settings(candidates, temperature, max_new_tokens)
+            self.limiter.check(owner)
             try:
                 for _ in self.engine.respond(chat.conversation, message, [f for f in (image, audio) if f], settings):
                     pass
             finally:
                 self.history.save(owner, chat)
+                self._drop_uploads(chat.conversation)
             return {"conversation_id": chat.id, **turn_result(chat.conversation)}
         except InteractiveFormatError as e:
             raise gr.Error(str(e), print_exception=False) from None
@@ -630,6 +658,30 @@ class ChatUI:
         )
 
 
+def _failed_reply(chat: Chat) -> int | None:
+    """Index of the last turn if it is a reply that failed (and can be retried)."""
+    turns = chat.conversation.turns
+    return len(turns) - 1 if turns and turns[-1].role == "assistant" and turns[-1].error else None
+
+
+def _client_key(request: gr.Request | None) -> str:
+    """Who is asking, for the rate limit of the stateless API: the client's address."""
+    host = getattr(getattr(request, "client", None), "host", None)
+    return f"ip:{host or 'unknown'}"
+
+
+def remove_upload(path: str | None) -> None:
+    """Delete an uploaded file, only if it lies in Gradio's upload cache (never anything else)."""
+    if not path:
+        return
+    cache = Path(gr.utils.get_upload_folder()).resolve()
+    file = Path(path).resolve()
+    if file.is_file() and file.is_relative_to(cache):
+        file.unlink(missing_ok=True)
+        if file.parent != cache and not any(file.parent.iterdir()):
+            file.parent.rmdir()
+
+
 def _json_file(data: dict, name: str) -> str:
     return _text_file(json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False), name)
 
@@ -647,7 +699,8 @@ def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
     config = engine.config
     g = engine.default_settings()
     has_d = engine.reranker.uses_discriminator
-    with gr.Blocks(title=config.server.title) as demo:
+    age = config.server.upload_max_age_s
+    with gr.Blocks(title=config.server.title, delete_cache=(min(age, 3600), age)) as demo:
         # The key survives restarts (it lives in the database), so reopened pages find their id again.
         user_id = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=store.secret("browser_state"))
         chat = gr.State(ui.history.new())
@@ -707,7 +760,9 @@ def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
                     interactive=False,  # until the page load has identified the user
                     elem_id="input-box",
                 )
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                with gr.Row():
+                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                    retry_btn = gr.Button("Retry", visible=False, elem_id="retry-btn")
                 status = gr.Markdown("Ready", elem_id="status")
             with gr.Column(scale=1, min_width=260):
                 with gr.Accordion("Settings", open=True):
@@ -747,13 +802,14 @@ def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
         api_btns[2].click(ui.api_pick, [conversation_id, candidate_idx, api_user], api_out, api_name="pick")
         api_btns[3].click(ui.api_conversations, [api_user], api_out, api_name="conversations")
         api_btns[4].click(ui.api_conversation, [conversation_id, api_user], api_out, api_name="conversation")
-        view = [chatbot, box, chat, status, chats, title, candidate_bar, candidate, pick_btn, branch_bar, branch]
+        view = [chatbot, box, chat, status, chats, title, candidate_bar, candidate, pick_btn, branch_bar, branch, retry_btn]
         knobs = [n, temperature, max_tokens, lam]
         private = {"api_visibility": "private"}
         turn = {**private, "concurrency_id": "turn"}
         demo.load(ui.load, [user_id], [user_id, *view], **private)
         box.submit(ui.respond, [box, chat, *knobs, user_id], view, **turn)
         regen_btn.click(ui.regenerate, [chat, *knobs, user_id], view, **turn)
+        retry_btn.click(ui.regenerate, [chat, *knobs, user_id], view, **turn)
         chatbot.edit(ui.edit, [chat, *knobs, user_id], view, **turn)
         stop_btn.click(ui.stop, None, None, queue=False, **private)
         chatbot.like(ui.like, [chat, user_id], None, **private)
