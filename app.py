@@ -6,7 +6,7 @@ import sys
 from interactive_format.chat import ChatEngine
 from interactive_format.config import auth_pair, load_config, parse_args
 from interactive_format.errors import InteractiveFormatError
-from interactive_format.store import Store
+from interactive_format.store import open_store
 from interactive_format.ui import build_demo
 
 if __name__ == "__main__":
@@ -14,7 +14,7 @@ if __name__ == "__main__":
         config = load_config(flags=parse_args())
         level = logging.DEBUG if config.server.debug else logging.INFO
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        store = Store(config.storage.db_path if config.storage.persist else ":memory:")
+        store = open_store(config.storage)
         engine = ChatEngine.build(config)
     except (InteractiveFormatError, ValueError, OSError) as e:  # bad config or model spec: one line, no traceback
         sys.exit(f"interactive-format: {e}")

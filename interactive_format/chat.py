@@ -8,6 +8,7 @@ with a readable error on it and every earlier turn is untouched.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -33,13 +34,23 @@ class TurnSettings:
     lam: float = 0.5
 
     def clamped(self) -> "TurnSettings":
-        """Values forced into safe ranges (API callers may send anything)."""
+        """Values forced into safe ranges (API callers may send anything; not a number: the default)."""
+        d = TurnSettings()
         return TurnSettings(
-            num_candidates=min(max(int(self.num_candidates), 1), 16),
-            temperature=min(max(float(self.temperature), 0.05), 2.0),
-            max_new_tokens=min(max(int(self.max_new_tokens), 1), 1024),
-            lam=min(max(float(self.lam), 0.0), 1.0),
+            num_candidates=int(_clamp(self.num_candidates, 1, 16, d.num_candidates)),
+            temperature=_clamp(self.temperature, 0.05, 2.0, d.temperature),
+            max_new_tokens=int(_clamp(self.max_new_tokens, 1, 1024, d.max_new_tokens)),
+            lam=_clamp(self.lam, 0.0, 1.0, d.lam),
         )
+
+
+def _clamp(value: object, low: float, high: float, default: float) -> float:
+    """`value` as a float within [low, high]; `default` for anything that is not a finite number."""
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return min(max(x, low), high) if math.isfinite(x) else default
 
 
 class ChatEngine:
@@ -112,6 +123,8 @@ class ChatEngine:
         conversation.turns.append(user)
         try:
             user.text = self.guard.text(text)
+            if not user.text and not files:
+                raise InputError("The message has no visible text (only control or formatting characters).")
             for path in files or []:
                 yield from self._read_attachment(user, path)
         except InteractiveFormatError as e:

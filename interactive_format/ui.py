@@ -42,14 +42,22 @@ STORAGE_KEY = "interactive_format_user"  # where the browser keeps its id
 Origin = tuple[int, str, int | None]  # the (turn index, part, attachment index) a chat message shows
 
 
+# A markdown link or reference definition whose target is not http(s) or mailto (javascript:, data:, ...).
+UNSAFE_LINK = re.compile(r"\]\((?!\s*(?:https?://|mailto:))")
+LINK_DEFINITION = re.compile(r"^( {0,3}\[[^\]\n]*\]):", re.MULTILINE)
+
+
 def _escape(text: str) -> str:
-    """Text from users, models or files shown literally, never as HTML (markdown still works)."""
-    return html.escape(text, quote=False)
+    """Text from users, models or files shown literally, never as HTML (markdown still works, but
+    links only to http(s) and mailto: anything else stays plain text)."""
+    text = UNSAFE_LINK.sub(r"]\\(", html.escape(text, quote=False))
+    return LINK_DEFINITION.sub(r"\1\\:", text)
 
 
 def _unescape(shown: str) -> str:
     """The text a user edited back from its escaped form (text typed as-is stays as typed)."""
-    plain = html.unescape(shown)
+    plain = html.unescape(shown).replace("]\\(", "](")
+    plain = re.sub(r"^( {0,3}\[[^\]\n]*\])\\:", r"\1:", plain, flags=re.MULTILINE)
     return plain if _escape(plain) == shown else shown
 
 
