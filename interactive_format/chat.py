@@ -19,7 +19,7 @@ from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, f
 from .discriminator import Reranker
 from .errors import InputError, InteractiveFormatError, log_failure
 from .generator import Generator, SamplingParams
-from .pipeline import Captioner, InputGuard, Transcriber, preview
+from .pipeline import Captioner, InputGuard, Transcriber, preview, visible
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,8 @@ class ChatEngine:
         conversation.turns.append(user)
         try:
             user.text = self.guard.text(text)
-            if not user.text and not files:
-                raise InputError("The message has no visible text (only control or formatting characters).")
+            if not visible(user.text) and not files:
+                raise InputError("The message has no visible text (only spaces, control or invisible characters).")
             for path in files or []:
                 yield from self._read_attachment(user, path)
         except InteractiveFormatError as e:

@@ -63,7 +63,10 @@ class Limits:
     max_audio_seconds: float = 120.0  # longer clips are refused, not truncated
     max_text_chars: int = 4000  # one message
     image_types: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-    audio_types: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".webm", ".m4a", ".aac", ".opus")
+    audio_types: tuple[str, ...] = (
+        *(".wav", ".flac", ".ogg", ".mp3", ".webm", ".m4a", ".aac", ".opus"),
+        *(".aiff", ".aif", ".aifc", ".au", ".caf", ".w64"),  # further formats soundfile reads
+    )
 
 
 @dataclass(frozen=True)

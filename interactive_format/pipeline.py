@@ -60,6 +60,11 @@ class InputGuard:
         return sniff(path) or ("image" if suffix in self.limits.image_types else "audio")
 
 
+def visible(text: str) -> bool:
+    """Whether `text` has a character that shows (not only spaces, controls or zero-width marks)."""
+    return any(unicodedata.category(c)[0] not in "CZ" for c in text)
+
+
 def _clean_char(c: str) -> str:
     """One character of a message: kept, dropped (controls, bidi overrides) or U+FFFD (a lone surrogate)."""
     if c in "\n\t":

@@ -27,6 +27,8 @@ SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (8, b"AIFF", "audio"),
     (8, b"AIFC", "audio"),
     (0, b".snd", "audio"),
+    (0, b"caff", "audio"),
+    (0, b"riff\x2e\x91\xcf\x11", "audio"),  # Sony Wave64
 )
 
 
