@@ -666,6 +666,11 @@ class ChatUI:
         )
 
 
+def _around(low: float, high: float, value: float) -> tuple[float, float]:
+    """A slider's range widened to include the configured default (else Gradio refuses every turn)."""
+    return min(low, value), max(high, value)
+
+
 def _failed_reply(chat: Chat) -> int | None:
     """Index of the last turn if it is a reply that failed (and can be retried)."""
     turns = chat.conversation.turns
@@ -774,9 +779,12 @@ def build_demo(engine: ChatEngine, store: Store) -> gr.Blocks:
                 status = gr.Markdown("Ready", elem_id="status")
             with gr.Column(scale=1, min_width=260):
                 with gr.Accordion("Settings", open=True):
-                    n = gr.Slider(1, 8, value=g.num_candidates, step=1, label="Candidates per reply")
-                    temperature = gr.Slider(0.1, 1.5, value=g.temperature, step=0.05, label="Temperature")
-                    max_tokens = gr.Slider(16, 512, value=g.max_new_tokens, step=16, label="Max new tokens")
+                    n = gr.Slider(*_around(1, 8, g.num_candidates), value=g.num_candidates, step=1,
+                                  label="Candidates per reply")  # fmt: skip
+                    temperature = gr.Slider(*_around(0.1, 1.5, g.temperature), value=g.temperature, step=0.05,
+                                            label="Temperature")  # fmt: skip
+                    max_tokens = gr.Slider(*_around(16, 512, g.max_new_tokens), value=g.max_new_tokens, step=16,
+                                           label="Max new tokens")  # fmt: skip
                     lam = gr.Slider(
                         0,
                         1,
