@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .config import Limits
 from .errors import InputError
-from .speech import Transcript, Transcriber  # noqa: F401  (re-exported: the pipeline's stages)
+from .speech import Transcriber, Transcript  # noqa: F401  (re-exported: the pipeline's stages)
 from .uploads import checked_size, display_name, sniff
 from .vision import Caption, Captioner  # noqa: F401
 

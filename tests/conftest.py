@@ -68,10 +68,20 @@ def server(engine, store):
     """The Gradio app served on loopback; yields its URL."""
     from interactive_format.ui import build_demo
 
-    demo = build_demo(engine, store)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield url.rstrip("/")
-    demo.close()
+    with served(build_demo(engine, store)) as url:
+        yield url
+
+
+@contextmanager
+def served(demo, **launch):
+    """`demo` served on a free loopback port; yields its URL; closed afterwards."""
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **launch
+    )
+    try:
+        yield url.rstrip("/")
+    finally:
+        demo.close()
 
 
 @pytest.fixture(scope="session")

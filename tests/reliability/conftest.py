@@ -18,7 +18,7 @@ from interactive_format.config import AppConfig, GenerationConfig, Limits, Serve
 from interactive_format.store import Store
 from interactive_format.ui import build_demo
 
-from ..conftest import free_port
+from ..conftest import served
 
 TURN_TIMEOUT_S = 20.0
 RATE_LIMIT = 30  # turns per user per minute
@@ -32,9 +32,7 @@ def reliability_config(base: AppConfig, **server) -> AppConfig:
         base,
         generation=GenerationConfig(num_candidates=1, max_new_tokens=8, turn_timeout_s=TURN_TIMEOUT_S),
         limits=Limits(max_audio_seconds=5.0, max_file_bytes=2 * 2**20),
-        server=ServerConfig(
-            concurrency_limit=CONCURRENCY, max_queue=MAX_QUEUE, rate_limit=RATE_LIMIT, **server
-        ),
+        server=ServerConfig(concurrency_limit=CONCURRENCY, max_queue=MAX_QUEUE, rate_limit=RATE_LIMIT, **server),
     )
 
 
@@ -60,10 +58,8 @@ def rel_store(tmp_path_factory):
 @pytest.fixture(scope="package")
 def rel_server(rel_engine, rel_store):
     """The app on 127.0.0.1; yields its URL."""
-    demo = build_demo(rel_engine, rel_store)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield url.rstrip("/")
-    demo.close()
+    with served(build_demo(rel_engine, rel_store)) as url:
+        yield url
 
 
 @pytest.fixture(scope="package")

@@ -61,9 +61,14 @@ def _png_bomb(width: int, height: int) -> bytes:
 
 
 def _gif_bomb(width: int, height: int) -> bytes:
-    return b"GIF89a" + struct.pack("<HH", width, height) + b"\x00\x00\x00" + b",\x00\x00\x00\x00" + struct.pack(
-        "<HH", width, height
-    ) + b"\x00\x02\x02D\x01\x00;"
+    return (
+        b"GIF89a"
+        + struct.pack("<HH", width, height)
+        + b"\x00\x00\x00"
+        + b",\x00\x00\x00\x00"
+        + struct.pack("<HH", width, height)
+        + b"\x00\x02\x02D\x01\x00;"
+    )
 
 
 def _bmp_bomb(width: int, height: int) -> bytes:
@@ -90,7 +95,14 @@ def _image_cases(d: Path, rng: random.Random) -> list[Case]:
         notes = d / f"notes{ext}"
         notes.write_text("these are meeting notes, not a picture\n" * 30)
         cases.append(Case(f"text as {ext}", "image", PICTURE_WORDS, file=notes))
-    for fmt, ext in (("PNG", ".png"), ("JPEG", ".jpg"), ("GIF", ".gif"), ("WEBP", ".webp"), ("BMP", ".bmp"), ("TIFF", ".tif")):
+    for fmt, ext in (
+        ("PNG", ".png"),
+        ("JPEG", ".jpg"),
+        ("GIF", ".gif"),
+        ("WEBP", ".webp"),
+        ("BMP", ".bmp"),
+        ("TIFF", ".tif"),
+    ):
         data = _encoded(fmt)
         for cut in (0.05, 0.3, 0.6, 0.9):
             path = d / f"truncated-{int(cut * 100)}{ext}"
@@ -140,7 +152,7 @@ def _audio_cases(d: Path, rng: random.Random) -> list[Case]:
         path = d / f"long-{seconds}s-{rate}.wav"
         sf.write(path, _tone(seconds, rate), rate, subtype="PCM_16")
         cases.append(Case(f"{seconds}-s recording", "audio", r"seconds long; the limit is 5 seconds", file=path))
-    wav = (d / "silent-16000-PCM_16.wav")
+    wav = d / "silent-16000-PCM_16.wav"
     sf.write(wav, _tone(1, 16000), 16000, subtype="PCM_16")
     data = wav.read_bytes()
     for cut in (12, 30, 44, 45):
@@ -164,7 +176,9 @@ def _text_cases() -> list[Case]:
               "newlines": "\n".join(["line"] * 1000), "RTL override giant": "\u202eabc" * 1400,
               "combining marks": "e" + "\u0301" * 5000, "private use": "\ue000" * 4001,
               "NUL-padded giant": "hi" + "\x00" * 10 + "x" * 5000, "zalgo": "Z\u0336\u0337" * 1500}  # fmt: skip
-    cases += [Case(f"giant text ({k})", "text", r"characters long; the limit is 4,000", text=v) for k, v in giants.items()]
+    cases += [
+        Case(f"giant text ({k})", "text", r"characters long; the limit is 4,000", text=v) for k, v in giants.items()
+    ]
     return cases
 
 

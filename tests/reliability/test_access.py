@@ -17,23 +17,20 @@ from interactive_format.config import StorageConfig, auth_pair, load_config
 from interactive_format.store import open_store
 from interactive_format.ui import ChatUI, build_demo, to_messages
 
-from ..conftest import free_port
+from ..conftest import served
 from .conftest import RATE_LIMIT, engine_with, new_user, reply
 
 
 def test_password_auth_keeps_out_anyone_without_it(rel_engine, rel_store):
-    config = dataclasses.replace(rel_engine.config, server=dataclasses.replace(rel_engine.config.server, auth="ada:s3cret"))
-    demo = build_demo(engine_with(rel_engine, config), rel_store)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                            auth=auth_pair(config))  # fmt: skip
-    try:
-        assert httpx.get(url.rstrip("/") + "/config", timeout=10).status_code == 401
-        bad = httpx.post(url.rstrip("/") + "/login", data={"username": "ada", "password": "guess"}, timeout=10)
+    config = dataclasses.replace(
+        rel_engine.config, server=dataclasses.replace(rel_engine.config.server, auth="ada:s3cret")
+    )
+    with served(build_demo(engine_with(rel_engine, config), rel_store), auth=auth_pair(config)) as url:
+        assert httpx.get(url + "/config", timeout=10).status_code == 401
+        bad = httpx.post(url + "/login", data={"username": "ada", "password": "guess"}, timeout=10)
         assert bad.status_code == 400
         client = Client(url, auth=("ada", "s3cret"), verbose=False)
         assert client.predict(user_id=new_user(), api_name="/conversations") == []
-    finally:
-        demo.close()
 
 
 def test_auth_setting_is_checked():

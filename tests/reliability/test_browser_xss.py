@@ -12,8 +12,8 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chro
 
 HOSTILE = (
     '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> '
-    "[click me](javascript:window.__pwned=3) <a href=\"javascript:window.__pwned=4\">link</a> "
-    "<svg onload=\"window.__pwned=5\"></svg> [ok](https://example.org/)"
+    '[click me](javascript:window.__pwned=3) <a href="javascript:window.__pwned=4">link</a> '
+    '<svg onload="window.__pwned=5"></svg> [ok](https://example.org/)'
 )
 
 

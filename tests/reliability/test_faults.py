@@ -44,8 +44,10 @@ def broken():
 
 @pytest.mark.parametrize(
     "fault, message",
-    [(out_of_memory, "ran out of GPU memory for this reply. Please try again, with fewer candidates"),
-     (broken, r"failed while answering \(RuntimeError\). Please try again")],  # fmt: skip
+    [
+        (out_of_memory, "ran out of GPU memory for this reply. Please try again, with fewer candidates"),
+        (broken, r"failed while answering \(RuntimeError\). Please try again"),
+    ],
 )
 def test_model_fault_ends_that_turn_others_continue_and_a_retry_works(
     rel_server, rel_engine, monkeypatch, fault, message

@@ -22,8 +22,18 @@ ARTIFACTS = ROOT / "test-artifacts" / "reliability"
 
 
 def test_32_users_are_answered_or_told_busy_and_see_only_their_own_chats(rel_server, rel_client):
-    cmd = [sys.executable, "-m", "tests.reliability.load_users", rel_server, str(USERS), str(RUN_S), str(TURN_TIMEOUT_S)]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, timeout=RUN_S + TURN_TIMEOUT_S + 60)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.reliability.load_users",
+        rel_server,
+        str(USERS),
+        str(RUN_S),
+        str(TURN_TIMEOUT_S),
+    ]
+    done = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, check=False, timeout=RUN_S + TURN_TIMEOUT_S + 60
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     logs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(logs) == USERS
@@ -44,7 +54,9 @@ def test_32_users_are_answered_or_told_busy_and_see_only_their_own_chats(rel_ser
         assert [c["id"] for c in chats] == ([log["conversation_id"]] if log["sent"] else [])
         if not log["sent"]:
             continue
-        saved = rel_client.predict(conversation_id=log["conversation_id"], user_id=log["user"], api_name="/conversation")
+        saved = rel_client.predict(
+            conversation_id=log["conversation_id"], user_id=log["user"], api_name="/conversation"
+        )
         messages = saved["conversations"][0]["messages"]
         assert [m["content"] for m in messages if m["role"] == "user"] == log["sent"]
         others = markers - {log["user"][:8]}

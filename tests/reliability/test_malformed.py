@@ -39,7 +39,12 @@ def send(client: Client, case: Case) -> str:
 def clear(message: str, case: Case) -> bool:
     """A refusal a person can act on: our reason, short, one line of printable text."""
     printable = all(unicodedata.category(c)[0] != "C" for c in message)
-    return bool(re.search(case.expect, message, re.IGNORECASE)) and GENERIC not in message and printable and len(message) < 600
+    return (
+        bool(re.search(case.expect, message, re.IGNORECASE))
+        and GENERIC not in message
+        and printable
+        and len(message) < 600
+    )
 
 
 def test_every_malformed_input_is_refused_clearly_and_the_server_keeps_answering(rel_server, rel_client, cases):
