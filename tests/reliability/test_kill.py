@@ -9,7 +9,6 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 from gradio_client import Client
 
 from ..conftest import app_process, free_port
@@ -27,7 +26,7 @@ def write_until_killed(url: str, user: str, committed: list[str], cut: list[str]
         text = f"{SECRET} {user[:6]} note {k}: remember it."
         try:
             cid = reply(client, user, text, cid)["conversation_id"]
-        except (OSError, ValueError, RuntimeError, httpx.HTTPError):  # the server died under us, mid-turn
+        except Exception:  # noqa: BLE001 - any failure once the server is killed: this turn was never confirmed
             cut.append(text)
             return
         committed.append(text)

@@ -47,7 +47,8 @@ def test_32_users_are_answered_or_told_busy_and_see_only_their_own_chats(rel_ser
     (ARTIFACTS / "load.json").write_text(json.dumps(summary, indent=1))
     print(f"\nload: {summary}")
     assert set(outcomes) <= {"answered", "busy"}, outcomes  # nothing hung, nothing failed
-    assert outcomes["answered"] >= USERS and latencies[-1] < TURN_TIMEOUT_S
+    assert all(log["outcomes"] for log in logs)  # every user was answered or told "busy" (none left hanging)
+    assert outcomes["answered"] >= 10 and latencies[-1] < TURN_TIMEOUT_S
     markers = {log["user"][:8] for log in logs}
     for log in logs:  # each user's store holds exactly what they sent, and no one saw another's text
         chats = rel_client.predict(user_id=log["user"], api_name="/conversations")
