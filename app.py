@@ -4,18 +4,19 @@ import logging
 import sys
 
 from interactive_format.chat import ChatEngine, ModelCache
-from interactive_format.config import flow_configs, load_config, parse_args
+from interactive_format.config import auth_pair, flow_configs, load_config, parse_args
 from interactive_format.errors import InteractiveFormatError
 from interactive_format.flows import FlowSet
-from interactive_format.store import Store
+from interactive_format.store import open_store
 from interactive_format.ui import build_demo
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         flags = parse_args()
         config = load_config(flags=flags)
-        store = Store(config.storage.db_path)
+        level = logging.DEBUG if config.server.debug else logging.INFO
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        store = open_store(config.storage)
         models = ModelCache()  # flows that name the same models share them
         engine = ChatEngine.build(config, models)
         flows = FlowSet.serving(engine, flow_configs(config, flags=flags), models)
@@ -23,4 +24,4 @@ if __name__ == "__main__":
         sys.exit(f"interactive-format: {e}")
     server = config.server
     demo = build_demo(engine, store, flows)
-    demo.launch(server_name=server.host, server_port=server.port, mcp_server=server.mcp)
+    demo.launch(server_name=server.host, server_port=server.port, mcp_server=server.mcp, auth=auth_pair(config))

@@ -18,9 +18,9 @@ from typing import Any
 from .config import AppConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
 from .discriminator import Reranker
-from .errors import InputError, InteractiveFormatError
+from .errors import InputError, InteractiveFormatError, log_failure
 from .generator import Generator, SamplingParams
-from .pipeline import Captioner, InputGuard, Transcriber, preview
+from .pipeline import Captioner, InputGuard, Transcriber, preview, visible
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,13 @@ class TurnSettings:
     lam: float = 0.5
 
     def clamped(self) -> "TurnSettings":
-        """Values forced into safe ranges (API callers may send anything)."""
+        """Values forced into safe ranges (API callers may send anything; not a number: the default)."""
+        d = TurnSettings()
         return TurnSettings(
-            num_candidates=min(max(int(self.num_candidates), 1), 16),
-            temperature=min(max(float(self.temperature), 0.05), 2.0),
-            max_new_tokens=min(max(int(self.max_new_tokens), 1), 1024),
-            lam=min(max(float(self.lam), 0.0), 1.0),
+            num_candidates=int(_clamp(self.num_candidates, 1, 16, d.num_candidates)),
+            temperature=_clamp(self.temperature, 0.05, 2.0, d.temperature),
+            max_new_tokens=int(_clamp(self.max_new_tokens, 1, 1024, d.max_new_tokens)),
+            lam=_clamp(self.lam, 0.0, 1.0, d.lam),
         )
 
 
@@ -57,6 +58,15 @@ class ModelCache:
             if key not in self._items:
                 self._items[key] = load()
             return self._items[key]
+
+
+def _clamp(value: object, low: float, high: float, default: float) -> float:
+    """`value` as a float within [low, high]; `default` for anything that is not a finite number."""
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return min(max(x, low), high) if math.isfinite(x) else default
 
 
 class ChatEngine:
@@ -134,6 +144,8 @@ class ChatEngine:
         conversation.turns.append(user)
         try:
             user.text = self.guard.text(text)
+            if not visible(user.text) and not files:
+                raise InputError("The message has no visible text (only spaces, control or invisible characters).")
             for path in files or []:
                 yield from self._read_attachment(user, path)
         except InteractiveFormatError as e:
@@ -170,7 +182,8 @@ class ChatEngine:
     ) -> Iterator[str]:
         """Sample N more candidates for the last reply; the earlier ones stay as its siblings.
 
-        The last reply may be followed by refused messages only. All candidates are ranked
+        A last reply that failed (model error, timeout) is answered again: the retry. The last
+        reply may be followed by refused messages only. All candidates are ranked
         together; the best new one is shown (the old one stays shown when every new one is
         empty or sampling fails).
         """
@@ -179,8 +192,12 @@ class ChatEngine:
         while index >= 0 and conversation.turns[index].role == "user" and conversation.turns[index].error:
             index -= 1
         reply = conversation.turns[index] if index >= 0 else None
-        if reply is None or reply.role != "assistant" or reply.error or not reply.candidates:
+        if reply is None or reply.role != "assistant" or not (reply.candidates or reply.error):
             raise InputError("There is no reply to regenerate.")
+        if reply.error:  # a failed reply (model error, timeout): retry it
+            if index != len(conversation.turns) - 1:
+                raise InputError("Only the last reply can be retried.")
+            reply.error = None
         yield from self._answer(conversation, settings, stop or threading.Event(), index)
 
     def _read_attachment(self, user: Turn, path: str) -> Iterator[str]:
@@ -238,6 +255,7 @@ class ChatEngine:
             temperature=settings.temperature,
             top_p=self.config.generation.top_p,
             max_new_tokens=settings.max_new_tokens,
+            timeout_s=self.config.generation.turn_timeout_s,
         )
         start = time.perf_counter()
         first_token_s = None
@@ -255,7 +273,7 @@ class ChatEngine:
         except InteractiveFormatError as e:
             self._failed(reply, str(e), kept, kept_chosen)
         except Exception as e:  # a bug or a model crash: the user sees a message, the app keeps serving
-            log.exception("turn failed")
+            log_failure(log, "turn failed", e)
             message = f"Something went wrong while answering ({e.__class__.__name__}). Please try again."
             self._failed(reply, message, kept, kept_chosen)
         finally:

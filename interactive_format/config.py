@@ -63,6 +63,7 @@ class GenerationConfig:
     lam: float | None = None  # λ in score = λ·D + (1−λ)·J; None: the λ chosen on validation when D was trained
     # SmolLM2-135M drifts into French under longer persona prompts; this one keeps it on track.
     system_prompt: str = "You are a helpful AI assistant."
+    turn_timeout_s: float = 120.0  # a reply still not finished after this long ends with a "try again" message
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ class Limits:
     max_audio_seconds: float = 120.0  # longer clips are refused, not truncated
     max_text_chars: int = 4000  # one message
     image_types: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-    audio_types: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".webm", ".m4a", ".aac", ".opus")
+    audio_types: tuple[str, ...] = (
+        *(".wav", ".flac", ".ogg", ".mp3", ".webm", ".m4a", ".aac", ".opus"),
+        *(".aiff", ".aif", ".aifc", ".au", ".caf", ".w64"),  # further formats soundfile reads
+    )
 
 
 @dataclass(frozen=True)
@@ -81,14 +85,21 @@ class ServerConfig:
     port: int = 7860
     title: str = "Interactive Format"
     concurrency_limit: int = 2  # turns generated at once
-    max_queue: int = 32  # further requests are told the app is busy
+    max_queue: int = 32  # turns waiting beyond this are told "busy, try again" at once
+    rate_limit: int = 30  # turns one user may start per minute (0: no limit)
+    auth: str = ""  # "user:password": every page and API call must log in (Gradio auth); "" = open
     hf_login: bool = False  # a "Sign in with Hugging Face" button (a Space with hf_oauth: true)
     mcp: bool = False  # also serve an MCP server (tool generate_and_rank) at /gradio_api/mcp/
+    upload_max_age_s: int = 86_400  # uploaded files older than this are deleted from Gradio's cache
+    debug: bool = False  # debug logging, which may include what users sent; never on a public server
 
 
 @dataclass(frozen=True)
 class StorageConfig:
     db_path: Path = field(default_factory=default_db_path)  # SQLite file with every user's conversations
+    # False: store nothing — no database file (chats live in memory until the server stops) and each
+    # uploaded file is deleted as soon as its turn has read it.
+    persist: bool = True
 
 
 @dataclass(frozen=True)
@@ -122,10 +133,26 @@ def validate(config: AppConfig) -> None:
         "server.concurrency_limit": config.server.concurrency_limit >= 1,
         "models.dtype": config.models.dtype in ("auto", "bfloat16", "float32", "float16"),
         "models.llm_timeout": config.models.llm_timeout > 0,
+        "server.max_queue": config.server.max_queue >= 1,
+        "server.rate_limit": config.server.rate_limit >= 0,
+        "server.auth": not config.server.auth or _auth_pair(config.server.auth) is not None,
+        "server.upload_max_age_s": config.server.upload_max_age_s >= 1,
+        "generation.turn_timeout_s": g.turn_timeout_s > 0,
     }
     for name, ok in checks.items():
         if not ok:
             raise ValueError(f"invalid config value for {name}")
+
+
+def _auth_pair(text: str) -> tuple[str, str] | None:
+    """("user", "password") from "user:password"; None if either part is empty."""
+    user, _, password = text.partition(":")
+    return (user, password) if user and password else None
+
+
+def auth_pair(config: AppConfig) -> tuple[str, str] | None:
+    """The login Gradio asks for, or None for an open app."""
+    return _auth_pair(config.server.auth) if config.server.auth else None
 
 
 SECTIONS = {
@@ -160,6 +187,13 @@ ENV_VARS = {
     "IF_DB": ("storage", "db_path"),
     "IF_HF_LOGIN": ("server", "hf_login"),
     "IF_MCP": ("server", "mcp"),
+    "IF_TURN_TIMEOUT": ("generation", "turn_timeout_s"),
+    "IF_CONCURRENCY": ("server", "concurrency_limit"),
+    "IF_MAX_QUEUE": ("server", "max_queue"),
+    "IF_RATE_LIMIT": ("server", "rate_limit"),
+    "IF_AUTH": ("server", "auth"),
+    "IF_DEBUG": ("server", "debug"),
+    "IF_PERSIST": ("storage", "persist"),
 }  # IF_FLOW (a flow file) is read by load_config
 
 
@@ -227,6 +261,11 @@ FLAGS = {
     "port": ("server", "port"),
     "db": ("storage", "db_path"),
     "mcp": ("server", "mcp"),
+    "auth": ("server", "auth"),
+    "rate_limit": ("server", "rate_limit"),
+    "turn_timeout": ("generation", "turn_timeout_s"),
+    "persist": ("storage", "persist"),
+    "debug": ("server", "debug"),
 }
 
 
@@ -261,6 +300,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, help="port to serve on")
     p.add_argument("--db", help="SQLite file for the conversations (also IF_DB)")
     p.add_argument("--mcp", action="store_true", default=None, help="also serve the MCP tool generate_and_rank")
+    p.add_argument("--auth", help="USER:PASSWORD required to open the app or call its API (also IF_AUTH)")
+    p.add_argument("--rate-limit", type=int, help="turns one user may start per minute (0: no limit)")
+    p.add_argument("--turn-timeout", type=float, help="seconds a reply may take before it is ended")
+    p.add_argument("--store-nothing", dest="persist", action="store_const", const=False,
+                   help="keep no database and delete uploads after use (also IF_PERSIST=false)")
+    p.add_argument("--debug", action="store_const", const=True, help="debug logging (may log what users send)")
     return p.parse_args(argv)
 
 

@@ -4,6 +4,9 @@ Anything raised as an `InteractiveFormatError` is shown to the user verbatim at 
 boundary; every other exception is treated as a bug and shown as a generic failure.
 """
 
+import logging
+import traceback
+
 
 class InteractiveFormatError(Exception):
     """A failure with a message meant for the user."""
@@ -19,3 +22,12 @@ class ModelLoadError(InteractiveFormatError):
 
 class GenerationError(InteractiveFormatError):
     """The language model failed while answering."""
+
+
+def log_failure(logger: logging.Logger, what: str, error: BaseException, level: int = logging.ERROR) -> None:
+    """Log a failure's type and stack; its message (which may quote what the user sent) only when debugging."""
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("%s", what, exc_info=error)
+        return
+    stack = "".join(traceback.format_tb(error.__traceback__))
+    logger.log(level, "%s: %s (message hidden; debug logging shows it)\n%s", what, error.__class__.__name__, stack)

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import torch
 
-from .errors import GenerationError
+from .errors import GenerationError, log_failure
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class SamplingParams:
     top_p: float = 0.95
     max_new_tokens: int = 160
     seed: int | None = None  # None: a fresh random seed, recorded in the result
+    timeout_s: float | None = None  # wall-clock limit for the whole reply; None: no limit
 
     @property
     def greedy(self) -> bool:
@@ -455,17 +456,16 @@ class TransformersGenerator:
         request = _Request(self.prompt_ids(messages), params, stop, seed)
         self._batcher.submit(request)
         drafts = [Draft() for _ in range(params.n)]
+        deadline = Deadline(params.timeout_s)
         try:
-            while (item := request.out.get()) is not None:
+            while (item := deadline.get(request.out)) is not None:
                 drafts = item
                 yield Sample(drafts, seed)
         finally:
             if not request.ended.is_set():
-                stop.set()  # the consumer went away: end its rows
+                stop.set()  # the consumer went away, or the reply timed out: end its rows
         if request.failure is not None:
-            log.exception("generation failed", exc_info=request.failure)
-            name = request.failure.__class__.__name__
-            raise GenerationError(f"The language model failed while answering ({name}).") from request.failure
+            raise generation_error(request.failure) from request.failure
         yield Sample(drafts, seed, done=True, stopped=stop.is_set())
 
     def warm_up(self, ns: tuple[int, ...] = (1, 4)) -> float:
@@ -525,6 +525,38 @@ def load_generator(models, device: str) -> Generator:
             scorer = TransformersGenerator.from_spec(models.llm_scorer, models.cache_dir, device)
         return OpenAICompatibleGenerator.connect(options, scorer)
     return TransformersGenerator.from_spec(models.llm, models.cache_dir, device, models.dtype)
+
+
+class Deadline:
+    """Waits on a queue for at most what is left of `timeout_s` (None: forever)."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.timeout_s = timeout_s
+        self.end = None if timeout_s is None else time.monotonic() + timeout_s
+
+    def get(self, q: queue.Queue):
+        """The next item; GenerationError once the time is up (a stalled model included)."""
+        if self.end is None:
+            return q.get()
+        try:
+            return q.get(timeout=max(self.end - time.monotonic(), 0.0))
+        except queue.Empty:
+            raise GenerationError(
+                f"The reply took longer than {self.timeout_s:g} seconds and was stopped. Please try again "
+                "(fewer candidates or a shorter reply are quicker)."
+            ) from None
+
+
+def generation_error(error: BaseException) -> GenerationError:
+    """The user's message for a failure inside the model (logged with its traceback, no user text)."""
+    log_failure(log, "generation failed", error)
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        torch.cuda.empty_cache()  # give the memory back for the next turn
+        return GenerationError(
+            "The server ran out of GPU memory for this reply. Please try again, with fewer candidates "
+            "or a shorter reply."
+        )
+    return GenerationError(f"The language model failed while answering ({error.__class__.__name__}). Please try again.")
 
 
 def sample_replies(

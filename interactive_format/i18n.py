@@ -39,6 +39,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "placeholder_all": ("Type a message, attach a picture, or record your voice…", "输入消息、添加图片或录制语音…"),
     "examples": ("Examples", "示例"),
     "stop": ("Stop", "停止"),
+    "retry": ("Retry", "重试"),
     "settings": ("Settings", "设置"),
     "candidates": ("Candidates per reply", "每次回复的候选数"),
     "temperature": ("Temperature", "温度"),

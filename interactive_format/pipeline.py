@@ -12,11 +12,13 @@ from pathlib import Path
 
 from .config import Limits
 from .errors import InputError
-from .speech import Transcript, Transcriber  # noqa: F401  (re-exported: the pipeline's stages)
-from .uploads import checked_size, display_name
+from .speech import Transcriber, Transcript  # noqa: F401  (re-exported: the pipeline's stages)
+from .uploads import checked_size, display_name, sniff
 from .vision import Caption, Captioner  # noqa: F401
 
 PREVIEW_CHARS = 300  # how much of a refused giant message stays visible in the chat
+# Embeddings, overrides and isolates: they can make shown text read differently from what was sent.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class InputGuard:
@@ -26,28 +28,50 @@ class InputGuard:
         self.limits = limits
 
     def text(self, text: str | None) -> str:
-        """The message with control characters removed; refused if over the limit."""
-        text = "".join(c for c in (text or "") if c in "\n\t" or unicodedata.category(c) != "Cc").strip()
+        """The message made safe: control and bidi-override characters removed, broken surrogates
+        replaced; refused if over the limit."""
+        text = text if isinstance(text, str) else "" if text is None else str(text)
+        if len(text) > 4 * self.limits.max_text_chars:  # far over: refuse before scanning it
+            raise self._too_long(len(text))
+        text = "".join(_clean_char(c) for c in text).strip()
         if len(text) > self.limits.max_text_chars:
-            raise InputError(
-                f"Your message is {len(text):,} characters long; the limit is {self.limits.max_text_chars:,}. "
-                "Please shorten it or send it in parts."
-            )
+            raise self._too_long(len(text))
         return text
 
+    def _too_long(self, chars: int) -> InputError:
+        return InputError(
+            f"Your message is {chars:,} characters long; the limit is {self.limits.max_text_chars:,}. "
+            "Please shorten it or send it in parts."
+        )
+
     def file(self, path: str | Path) -> str:
-        """The kind of an uploaded file ("image" or "audio"), after size and type checks."""
+        """The kind of an uploaded file ("image" or "audio"), after size and type checks.
+
+        A known extension on the other kind's content (a photo saved as .wav) is read by its content.
+        """
         path = Path(path)
         checked_size(path, self.limits)
         suffix = path.suffix.lower()
-        if suffix in self.limits.image_types:
-            return "image"
-        if suffix in self.limits.audio_types:
-            return "audio"
-        kinds = " ".join(self.limits.image_types + self.limits.audio_types)
-        raise InputError(
-            f"The file '{display_name(path)}' is not a supported picture or voice format (accepted: {kinds})."
-        )
+        if suffix not in self.limits.image_types + self.limits.audio_types:
+            kinds = " ".join(self.limits.image_types + self.limits.audio_types)
+            raise InputError(
+                f"The file '{display_name(path)}' is not a supported picture or voice format (accepted: {kinds})."
+            )
+        return sniff(path) or ("image" if suffix in self.limits.image_types else "audio")
+
+
+def visible(text: str) -> bool:
+    """Whether `text` has a character that shows (not only spaces, controls or zero-width marks)."""
+    return any(unicodedata.category(c)[0] not in "CZ" for c in text)
+
+
+def _clean_char(c: str) -> str:
+    """One character of a message: kept, dropped (controls, bidi overrides) or U+FFFD (a lone surrogate)."""
+    if c in "\n\t":
+        return c
+    if c in BIDI_CONTROLS or unicodedata.category(c) == "Cc":
+        return ""
+    return "\ufffd" if unicodedata.category(c) == "Cs" else c
 
 
 def preview(text: str) -> str:

@@ -25,7 +25,7 @@ from . import ct2whisper
 from .config import Limits
 from .errors import InputError, ModelLoadError
 from .models import EMBEDDED, cached, embedded_files, parse_spec, resolve_device, source_key
-from .uploads import checked_size
+from .uploads import checked_size, display_name
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def _read_soundfile(path: Path, limits: Limits) -> tuple[np.ndarray, int] | None
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, TypeError, ValueError):
-        raise InputError(f"The audio file '{path.name}' is damaged and could not be decoded.") from None
+        raise InputError(f"The audio file '{display_name(path)}' is damaged and could not be decoded.") from None
     return data, rate
 
 
@@ -195,7 +195,7 @@ def _ffmpeg_decode(path: Path, limits: Limits) -> np.ndarray:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise InputError(
-            f"'{path.name}' could not be read as WAV, FLAC, OGG or MP3 audio; other formats "
+            f"'{display_name(path)}' could not be read as WAV, FLAC, OGG or MP3 audio; other formats "
             "(such as WebM or M4A) need ffmpeg, which is not installed on the server."
         )
     cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", f"file:{path.resolve()}",
@@ -204,10 +204,10 @@ def _ffmpeg_decode(path: Path, limits: Limits) -> np.ndarray:
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
-        raise InputError(f"Decoding '{path.name}' took too long; please send a shorter or simpler recording.") from None
+        raise InputError(f"Decoding '{display_name(path)}' took too long; please send a shorter or simpler recording.") from None
     if proc.returncode != 0:
-        log.info("ffmpeg could not decode %s: %s", path, proc.stderr.decode(errors="replace").strip()[:300])
-        raise _not_audio(path.name)
+        log.debug("ffmpeg could not decode %s: %s", path, proc.stderr.decode(errors="replace").strip()[:300])
+        raise _not_audio(display_name(path))
     audio = np.frombuffer(proc.stdout[: len(proc.stdout) // 4 * 4], dtype="<f4").astype(np.float32)
     if len(audio) > limits.max_audio_seconds * SAMPLE_RATE:
         raise _too_long(None, limits)

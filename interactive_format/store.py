@@ -68,6 +68,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import StorageConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn
 from .errors import InputError, InteractiveFormatError
 
@@ -550,6 +551,11 @@ class Store:
 
 
 # Rows
+
+
+def open_store(storage: StorageConfig) -> Store:
+    """The configured store: the SQLite file, or (storage.persist off) one in memory that writes nothing to disk."""
+    return Store(storage.db_path if storage.persist else ":memory:")
 
 
 def _insert_imported(db: sqlite3.Connection, owner: str, conv: _ImportedConversation) -> str:

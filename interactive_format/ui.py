@@ -35,6 +35,7 @@ from .errors import InputError, InteractiveFormatError
 from .flows import MAX_QUICK_REPLIES, Flow, FlowSet
 from .history import Chat, History
 from .i18n import labels, placeholder_key, translations
+from .ratelimit import RateLimiter
 from .store import Store
 from .store import _json as strict_json  # non-finite scores (an empty reply's) become null
 from .zerogpu import on_gpu, turn_steps
@@ -47,14 +48,22 @@ RATING_LABELS = {"like": "Like", "dislike": "Dislike"}  # the store's kinds as G
 Origin = tuple[int, str, int | None]  # the (turn index, part, attachment index) a chat message shows
 
 
+# A markdown link or reference definition whose target is not http(s) or mailto (javascript:, data:, ...).
+UNSAFE_LINK = re.compile(r"\]\((?!\s*(?:https?://|mailto:))")
+LINK_DEFINITION = re.compile(r"^( {0,3}\[[^\]\n]*\]):", re.MULTILINE)
+
+
 def _escape(text: str) -> str:
-    """Text from users, models or files shown literally, never as HTML (markdown still works)."""
-    return html.escape(text, quote=False)
+    """Text from users, models or files shown literally, never as HTML (markdown still works, but
+    links only to http(s) and mailto: anything else stays plain text)."""
+    text = UNSAFE_LINK.sub(r"]\\(", html.escape(text, quote=False))
+    return LINK_DEFINITION.sub(r"\1\\:", text)
 
 
 def _unescape(shown: str) -> str:
     """The text a user edited back from its escaped form (text typed as-is stays as typed)."""
-    plain = html.unescape(shown)
+    plain = html.unescape(shown).replace("]\\(", "](")
+    plain = re.sub(r"^( {0,3}\[[^\]\n]*\])\\:", r"\1:", plain, flags=re.MULTILINE)
     return plain if _escape(plain) == shown else shown
 
 
@@ -207,6 +216,7 @@ class View(NamedTuple):
     pick: Any  # "Use this reply"
     branch_bar: Any  # shown when a message of this branch has other versions
     branch: Any  # which edited message the arrows switch
+    retry: Any  # shown when the last reply failed (model error, timeout)
 
 
 class FlowView(NamedTuple):
@@ -252,6 +262,8 @@ class ChatUI:
         self.flows = flows or FlowSet.single(engine)
         self.store = store
         self.history = History(store, engine.config.generation.system_prompt)
+        self.limiter = RateLimiter(engine.config.server.rate_limit)
+        self.keep_uploads = engine.config.storage.persist
         self._stops: dict[str | None, threading.Event] = {}
         self._steps = on_gpu(turn_steps)  # on a ZeroGPU Space the engine's part of a turn holds the GPU
         self._label = labels(engine.config.flow.language)  # the UI's language is the start flow's
@@ -290,6 +302,7 @@ class ChatUI:
             pick=gr.Button(interactive=turn is not None and chat.browse not in (None, turn.chosen)),
             branch_bar=gr.update(visible=bool(branches)),
             branch=gr.Dropdown(choices=choices, value=choices[-1][1] if choices else None),
+            retry=gr.update(visible=_failed_reply(chat) is not None),
         )
 
     def _ratings(self, chat: Chat, owner: str) -> list[str | None]:
@@ -316,11 +329,11 @@ class ChatUI:
             chat.conversation, self._engine(chat).ranking_note, pending=status.startswith("Sampling")
         )
         hidden = gr.update(visible=False)  # no browsing, picking or switching while a reply streams
-        return View(messages, locked, chat, status, skip, skip, hidden, skip, skip, hidden, skip)
+        return View(messages, locked, chat, status, skip, skip, hidden, skip, skip, hidden, skip, hidden)
 
     def _unchanged(self, chat: Chat, status: str = "Ready") -> View:
         skip = gr.skip()
-        return View(skip, skip, chat, status, skip, skip, skip, skip, skip, skip, skip)
+        return View(skip, skip, chat, status, skip, skip, skip, skip, skip, skip, skip, skip)
 
     # --- identity and the sidebar ----------------------------------------------------------
 
@@ -459,9 +472,10 @@ class ChatUI:
         request: gr.Request | None = None,
         profile: gr.OAuthProfile | None = None,
     ) -> Iterator[View]:
-        """More candidates for the last reply; the earlier ones stay browsable."""
+        """More candidates for the last reply (the earlier ones stay browsable), or a retry of a failed one."""
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
         index = chat.last_reply()
+        index = _failed_reply(chat) if index is None else index
         run = partial(self._engine(chat).regenerate, chat.conversation, settings)
         yield from self._turn(run, chat, user_id, request, profile, changed=index)
 
@@ -533,6 +547,12 @@ class ChatUI:
             gr.Warning(_escape(str(e)))
             yield self._unchanged(chat)
             return
+        try:
+            self.limiter.check(owner)
+        except InputError as e:
+            gr.Warning(_escape(str(e)))
+            yield self._unchanged(chat)
+            return
         stop = threading.Event()
         key = request.session_hash if request is not None else None
         self._stops[key] = stop
@@ -551,7 +571,16 @@ class ChatUI:
         finally:
             self._stops.pop(key, None)
             self.history.save(owner, chat, changed)
+            self._drop_uploads(chat.conversation)
         yield self.view(chat, owner, box=gr.MultimodalTextbox(value=None, interactive=True))
+
+    def _drop_uploads(self, conversation: Conversation) -> None:
+        """With storage off, delete the last message's uploaded files once they have been read."""
+        if self.keep_uploads:
+            return
+        user = next((t for t in reversed(conversation.turns) if t.role == "user"), None)
+        for a in user.attachments if user else []:
+            remove_upload(a.path)
 
     def stop(self, request: gr.Request | None = None) -> None:
         """Ask this session's running turn to end after the current token."""
@@ -685,17 +714,22 @@ class ChatUI:
         candidates: float,
         temperature: float,
         max_new_tokens: float,
+        request: gr.Request | None = None,
     ) -> dict:
         """One stateless turn: text plus optional picture/voice file -> reply and ranked candidates."""
         conversation = self.engine.new_conversation()
         try:
-            for _ in self.engine.respond(
-                conversation,
-                message,
-                [f for f in (image, audio) if f],
-                self._settings(candidates, temperature, max_new_tokens),
-            ):
-                pass
+            self.limiter.check(_client_key(request))
+            try:
+                for _ in self.engine.respond(
+                    conversation,
+                    message,
+                    [f for f in (image, audio) if f],
+                    self._settings(candidates, temperature, max_new_tokens),
+                ):
+                    pass
+            finally:
+                self._drop_uploads(conversation)
             return turn_result(conversation)
         except InteractiveFormatError as e:
             raise gr.Error(str(e), print_exception=False) from None
@@ -734,11 +768,13 @@ class ChatUI:
             owner = owner_of(user_id)
             chat = self.history.open(owner, conversation_id) if conversation_id else self.history.new()
             settings = self._settings(candidates, temperature, max_new_tokens)
+            self.limiter.check(owner)
             try:
                 for _ in self.engine.respond(chat.conversation, message, [f for f in (image, audio) if f], settings):
                     pass
             finally:
                 self.history.save(owner, chat)
+                self._drop_uploads(chat.conversation)
             return {"conversation_id": chat.id, **turn_result(chat.conversation)}
         except InteractiveFormatError as e:
             raise gr.Error(str(e), print_exception=False) from None
@@ -782,6 +818,35 @@ class ChatUI:
         )
 
 
+def _around(low: float, high: float, value: float) -> tuple[float, float]:
+    """A slider's range widened to include the configured default (else Gradio refuses every turn)."""
+    return min(low, value), max(high, value)
+
+
+def _failed_reply(chat: Chat) -> int | None:
+    """Index of the last turn if it is a reply that failed (and can be retried)."""
+    turns = chat.conversation.turns
+    return len(turns) - 1 if turns and turns[-1].role == "assistant" and turns[-1].error else None
+
+
+def _client_key(request: gr.Request | None) -> str:
+    """Who is asking, for the rate limit of the stateless API: the client's address."""
+    host = getattr(getattr(request, "client", None), "host", None)
+    return f"ip:{host or 'unknown'}"
+
+
+def remove_upload(path: str | None) -> None:
+    """Delete an uploaded file, only if it lies in Gradio's upload cache (never anything else)."""
+    if not path:
+        return
+    cache = Path(gr.utils.get_upload_folder()).resolve()
+    file = Path(path).resolve()
+    if file.is_file() and file.is_relative_to(cache):
+        file.unlink(missing_ok=True)
+        if file.parent != cache and not any(file.parent.iterdir()):
+            file.parent.rmdir()
+
+
 def _json_file(data: dict, name: str) -> str:
     return _text_file(json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False), name)
 
@@ -817,7 +882,8 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
     t = labels(flow.language)
     g = engine.default_settings()
     has_d = engine.reranker.uses_discriminator
-    with FlowBlocks(flow, title=flow.title) as demo:
+    age = config.server.upload_max_age_s
+    with FlowBlocks(flow, title=flow.title, delete_cache=(min(age, 3600), age)) as demo:
         # The key survives restarts (it lives in the database), so reopened pages find their id again.
         user_id = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=store.secret("browser_state"))
         chat = gr.State(ui.history.new(flow=ui.flows.start))
@@ -892,13 +958,18 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
                     visible=bool(flow.examples),
                     elem_id="examples",
                 )
-                stop_btn = gr.Button(t("stop"), variant="stop", elem_id="stop-btn")
+                with gr.Row():
+                    stop_btn = gr.Button(t("stop"), variant="stop", elem_id="stop-btn")
+                    retry_btn = gr.Button(t("retry"), visible=False, elem_id="retry-btn")
                 status = gr.Markdown("Ready", elem_id="status")
             with gr.Column(scale=1, min_width=260):
                 with gr.Accordion(t("settings"), open=True):
-                    n = gr.Slider(1, 8, value=g.num_candidates, step=1, label=t("candidates"))
-                    temperature = gr.Slider(0.1, 1.5, value=g.temperature, step=0.05, label=t("temperature"))
-                    max_tokens = gr.Slider(16, 512, value=g.max_new_tokens, step=16, label=t("max_tokens"))
+                    n = gr.Slider(*_around(1, 8, g.num_candidates), value=g.num_candidates, step=1,
+                                  label=t("candidates"))  # fmt: skip
+                    temperature = gr.Slider(*_around(0.1, 1.5, g.temperature), value=g.temperature, step=0.05,
+                                            label=t("temperature"))  # fmt: skip
+                    max_tokens = gr.Slider(*_around(16, 512, g.max_new_tokens), value=g.max_new_tokens, step=16,
+                                           label=t("max_tokens"))  # fmt: skip
                     lam = gr.Slider(
                         0,
                         1,
@@ -933,6 +1004,7 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
         api_btns[4].click(ui.api_conversation, [conversation_id, api_user], api_out, api_name="conversation")
         gr.api(ui.generate_and_rank, api_name="generate_and_rank", concurrency_id="turn")  # also the MCP tool
         view = [chatbot, box, chat, status, chats, title, candidate_bar, candidate, pick_btn, branch_bar, branch]
+        view.append(retry_btn)
         flow_parts = [header, chatbot, examples, *quick, box, n, lam, models, ranking_note, flow_menu]
         knobs = [n, temperature, max_tokens, lam]
         private = {"api_visibility": "private"}
@@ -946,6 +1018,7 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
             button.click(ui.respond, [button, chat, *knobs, user_id], view, **turn)  # sends its text
         examples.click(ui.example, [examples], [box], **private)
         regen_btn.click(ui.regenerate, [chat, *knobs, user_id], view, **turn)
+        retry_btn.click(ui.regenerate, [chat, *knobs, user_id], view, **turn)
         chatbot.edit(ui.edit, [chat, *knobs, user_id], view, **turn)
         stop_btn.click(ui.stop, None, None, queue=False, **private)
         chatbot.like(ui.like, [chat, user_id], None, **private)

@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 from .config import Limits
 from .errors import InputError
 
+# Leading bytes of the formats we decode, whatever the file is called (offset, bytes, kind).
+SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", "image"),
+    (0, b"\xff\xd8\xff", "image"),
+    (0, b"GIF87a", "image"),
+    (0, b"GIF89a", "image"),
+    (8, b"WEBP", "image"),
+    (0, b"BM", "image"),
+    (0, b"II*\x00", "image"),
+    (0, b"MM\x00*", "image"),
+    (8, b"WAVE", "audio"),
+    (0, b"fLaC", "audio"),
+    (0, b"OggS", "audio"),
+    (0, b"ID3", "audio"),
+    (0, b"\x1aE\xdf\xa3", "audio"),  # Matroska / WebM
+    (4, b"ftyp", "audio"),  # MP4 / M4A
+    (8, b"AIFF", "audio"),
+    (8, b"AIFC", "audio"),
+    (0, b".snd", "audio"),
+    (0, b"caff", "audio"),
+    (0, b"riff\x2e\x91\xcf\x11", "audio"),  # Sony Wave64
+)
+
 
 def display_name(path: str | Path) -> str:
-    """A file's base name, shortened, for messages."""
-    name = Path(path).name
+    """A file's base name made safe to show: no control, bidi or invisible characters, shortened."""
+    name = unicodedata.normalize("NFC", Path(path).name)
+    name = "".join("?" if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") else c for c in name)
+    name = " ".join(name.split()) or "?"
     return name if len(name) <= 60 else name[:40] + "…" + name[-15:]
+
+
+def sniff(path: str | Path) -> str | None:
+    """ "image" or "audio" from the file's first bytes, None if they match no format we read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    return next((kind for offset, magic, kind in SIGNATURES if head[offset : offset + len(magic)] == magic), None)
 
 
 def checked_size(path: str | Path, limits: Limits, noun: str = "file") -> int:
@@ -20,7 +56,7 @@ def checked_size(path: str | Path, limits: Limits, noun: str = "file") -> int:
     label = f"The {noun} '{display_name(path)}'"
     try:
         size = path.stat().st_size
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the name
         raise InputError(f"{label} could not be found or read; please upload it again.") from None
     if not path.is_file():
         raise InputError(f"{label} is not a file.")

@@ -22,8 +22,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 from .config import Limits
-from .errors import InputError, ModelLoadError
-from .uploads import checked_size
+from .errors import InputError, ModelLoadError, log_failure
+from .uploads import checked_size, display_name
 from .models import EMBEDDED, INSTALL_HINT, Spec, embedded_files, hub_error, parse_spec, resolve_device
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def load_image(path: str | Path, limits: Limits) -> Image.Image:
 
 def _refuse(path: Path, why: str) -> InputError:
     """An InputError naming the file."""
-    return InputError(f"The picture '{path.name}' {why}")
+    return InputError(f"The picture '{display_name(path)}' {why}")
 
 
 def allowed_formats(limits: Limits) -> list[str]:
@@ -102,8 +102,8 @@ def _upright(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation tag; a broken tag leaves the picture as stored."""
     try:
         return ImageOps.exif_transpose(img)
-    except Exception:  # malformed EXIF must not cost the user their picture
-        log.warning("ignoring unreadable EXIF orientation", exc_info=True)
+    except Exception as e:  # malformed EXIF must not cost the user their picture
+        log_failure(log, "ignoring unreadable EXIF orientation", e, logging.WARNING)
         return img.copy()
 
 
@@ -387,5 +387,5 @@ class Captioner:
         start = time.perf_counter()
         text = self._describer(img)
         ms = (time.perf_counter() - start) * 1000
-        log.info("described %s in %.0f ms", Path(path).name, ms)
+        log.debug("described %s in %.0f ms", Path(path).name, ms)
         return Caption(text=text, kind=self._describer.kind, model=self.spec, ms=ms)

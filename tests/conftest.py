@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -70,10 +76,20 @@ def server(engine, store):
     """The Gradio app served on loopback; yields its URL."""
     from interactive_format.ui import build_demo
 
-    demo = build_demo(engine, store)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield url.rstrip("/")
-    demo.close()
+    with served(build_demo(engine, store)) as url:
+        yield url
+
+
+@contextmanager
+def served(demo, **launch):
+    """`demo` served on a free loopback port; yields its URL; closed afterwards."""
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **launch
+    )
+    try:
+        yield url.rstrip("/")
+    finally:
+        demo.close()
 
 
 @pytest.fixture(scope="session")
@@ -112,3 +128,35 @@ def media(tmp_path_factory) -> dict[str, Path]:
     (d / "empty.wav").write_bytes(b"")
     (d / "notes.wav").write_text("these are my meeting notes, not audio\n" * 20)
     return {p.stem: p for p in d.iterdir()}
+
+
+@contextmanager
+def app_process(env: dict, timeout: float = 240, log: Path | None = None):
+    """`python app.py` with `env`; yields its URL once it answers; killed (SIGKILL) afterwards.
+
+    Its output goes to `log` when given (read it after the block), else to a pipe shown if it exits early.
+    """
+    url = f"http://127.0.0.1:{env['IF_PORT']}/"
+    with open(log, "w") if log else nullcontext(subprocess.PIPE) as out:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        try:
+            _wait_until_up(proc, url, timeout, log)
+            yield url
+        finally:
+            proc.kill()  # no clean shutdown: what was answered must already be on disk
+            proc.wait(timeout=30)
+
+
+def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float, log: Path | None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the app exited: {log.read_text() if log else proc.stdout.read()}"[-3000:])
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail("the app did not start in time")
+            time.sleep(0.5)

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
@@ -20,9 +14,7 @@ from gradio_client.exceptions import AppError
 from interactive_format.store import Store
 from interactive_format.ui import ChatUI, owner_of, to_messages
 
-from .conftest import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import app_process, free_port
 
 COFFEE_WORDS = ("espresso", "coffee", "cup", "mug")
 
@@ -240,30 +232,6 @@ def test_eight_sessions_at_once_lose_nothing(server, store):
         conv = store.load(owner_of(user), cid)
         assert conv.turns[0].text == f"Hello from {user[:6]}" and conv.turns[1].chosen == 1
         assert len(conv.turns[1].candidates) == 2
-
-
-@contextmanager
-def app_process(env: dict, timeout: float = 240):
-    """`python app.py` with `env`; yields its URL once it answers; killed (SIGKILL) afterwards."""
-    url = f"http://127.0.0.1:{env['IF_PORT']}/"
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited: {proc.stdout.read()[-3000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("the app did not start in time")
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.kill()  # no clean shutdown: what was answered must already be on disk
-        proc.wait(timeout=30)
 
 
 def test_restart_keeps_the_conversation_its_candidates_and_picks(engine, cache_dir, tmp_path):

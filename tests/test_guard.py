@@ -6,7 +6,8 @@ import pytest
 
 from interactive_format.config import Limits
 from interactive_format.errors import InputError
-from interactive_format.pipeline import InputGuard, preview
+from interactive_format.pipeline import InputGuard, preview, visible
+from interactive_format.uploads import display_name
 
 
 def test_text_limit_and_control_characters():
@@ -55,3 +56,30 @@ def test_missing_file_and_long_names(tmp_path):
 def test_preview_of_refused_text():
     assert preview("short") == "short"
     assert preview("y" * 1000).endswith("… [1,000 characters]")
+
+
+def test_text_loses_bidi_overrides_and_lone_surrogates():
+    guard = InputGuard(Limits())
+    assert guard.text("abc\u202edef\u2066") == "abcdef"
+    assert guard.text("a\ud800b") == "a\ufffdb"
+    assert guard.text(42) == "42"
+    assert not visible("\u200b \u3000\ufeff") and visible("中文 ok")
+
+
+def test_content_decides_the_kind_when_the_extension_is_the_other_kind(tmp_path):
+    guard = InputGuard(Limits())
+    photo = tmp_path / "photo.wav"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    voice = tmp_path / "voice.png"
+    voice.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ")
+    assert guard.file(photo) == "image" and guard.file(voice) == "audio"
+    exe = tmp_path / "photo.exe"
+    exe.write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(InputError, match="not a supported"):
+        guard.file(exe)
+
+
+def test_file_names_are_shown_without_control_or_invisible_characters():
+    assert display_name("/tmp/x/../../etc/pass\u202ewd\n.png") == "pass?wd?.png"
+    assert display_name("a\u200bb.wav") == "a?b.wav"
+    assert len(display_name("名" * 300 + ".png")) == 56
