@@ -262,14 +262,30 @@ class _Batcher:
             group = self._next_group()
             self.idle.clear()
             try:
-                self.run(group)
-            except BaseException as e:  # reported to each consumer; the worker keeps serving
-                for request in group:
-                    request.end(e)
+                self._attempt(group)
             finally:
                 self.idle.set()
+
+    def _attempt(self, group: list[_Request]) -> None:
+        """Run `group`. When a shared call fails, each request it left unfinished is run again on its own,
+        so a fault caused by one request (e.g. out of memory for its many candidates) fails that request
+        alone and the others are answered; a failure is reported to its consumer, the worker keeps serving."""
+        try:
+            self.run(group)
+        except Exception as e:
+            unfinished = [r for r in group if not r.ended.is_set()]
+            if len(group) > 1:
+                log.warning("a shared generate call failed (%s); running its requests one by one", type(e).__name__)
+                for request in unfinished:
+                    self._attempt([request])
+            for request in unfinished:
+                request.end(e)
+        except BaseException as e:
             for request in group:
-                request.end()
+                request.end(e)
+            raise
+        for request in group:
+            request.end()
 
 
 class TransformersGenerator:

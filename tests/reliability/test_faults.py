@@ -22,12 +22,16 @@ FAULTY_BATCH = 3  # turns asking for 3 candidates hit the fault; everyone else i
 
 
 def inject(monkeypatch, model, fault) -> None:
-    """Make the real model's forward call `fault()` for batches of FAULTY_BATCH sequences."""
+    """Make the real model's forward call `fault()` for batches of FAULTY_BATCH or more sequences.
+
+    Requests that arrive together share one generate call (generator._Batcher), so the fault also hits
+    that shared batch; the generator then runs each request alone, and only the 3-candidate one fails.
+    """
     forward = model.forward
 
     def faulty(*args, **kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
-        if ids is not None and ids.shape[0] == FAULTY_BATCH:
+        if ids is not None and ids.shape[0] >= FAULTY_BATCH:
             fault()
         return forward(*args, **kwargs)
 
