@@ -3,23 +3,28 @@
 import logging
 import sys
 
-from interactive_format.chat import ChatEngine, ModelCache
-from interactive_format.config import auth_pair, flow_configs, load_config, parse_args
-from interactive_format.errors import InteractiveFormatError
-from interactive_format.flows import FlowSet
-from interactive_format.store import open_store
-from interactive_format.ui import build_demo
+from interactive_format.errors import InteractiveFormatError, missing_package, require
 
 if __name__ == "__main__":
     try:
+        from interactive_format.chat import ChatEngine, ModelCache
+        from interactive_format.config import auth_pair, flow_configs, load_config, parse_args
+        from interactive_format.flows import FlowSet
+        from interactive_format.store import open_store
+        from interactive_format.ui import build_demo
+
         flags = parse_args()
         config = load_config(flags=flags)
+        if config.server.mcp:
+            require("mcp", "--mcp")
         level = logging.DEBUG if config.server.debug else logging.INFO
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         store = open_store(config.storage)
         models = ModelCache()  # flows that name the same models share them
         engine = ChatEngine.build(config, models)
         flows = FlowSet.serving(engine, flow_configs(config, flags=flags), models)
+    except ModuleNotFoundError as e:  # a package the app imports is not installed: name it and the command
+        sys.exit(f"interactive-format: {missing_package(e)}")
     except (InteractiveFormatError, ValueError, OSError) as e:  # bad config, flow or model spec: one line
         sys.exit(f"interactive-format: {e}")
     server = config.server

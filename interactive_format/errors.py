@@ -31,3 +31,40 @@ def log_failure(logger: logging.Logger, what: str, error: BaseException, level: 
         return
     stack = "".join(traceback.format_tb(error.__traceback__))
     logger.log(level, "%s: %s (message hidden; debug logging shows it)\n%s", what, error.__class__.__name__, stack)
+
+
+class MissingPackageError(InteractiveFormatError):
+    """A Python package a feature imports is not installed; the message names it and the install command."""
+
+
+APP_LOCK = "requirements.lock"  # the app's tested packages
+DEV_LOCK = "requirements-dev.lock"  # the app's, the tests' and training's
+# Import names whose PyPI package is called something else.
+PIP_NAMES = {
+    "PIL": "pillow",
+    "whisper": "openai-whisper",
+    "skimage": "scikit-image",
+    "yaml": "pyyaml",
+    "chitchat_dataset": "chitchat-dataset",
+    "gradio_client": "gradio-client",
+}
+
+
+def missing_package(error: ModuleNotFoundError, feature: str = "The app", lock: str = APP_LOCK) -> MissingPackageError:
+    """One line for an import that failed: which package, and the command that installs the tested version."""
+    module = (error.name or str(error)).split(".")[0]
+    pip = PIP_NAMES.get(module, module.replace("_", "-"))
+    install = f"pip install --require-hashes -r {lock}"
+    if module == "torch":  # each platform brings its own build; the locks leave it out (README: Run it)
+        install = "pip install torch==2.13.0 (on a CPU-only machine, PyTorch's CPU build)"
+    return MissingPackageError(f"{feature} needs the Python package '{pip}', which is not installed. Run: {install}")
+
+
+def require(module: str, feature: str, lock: str = APP_LOCK):
+    """Import `module` for `feature`, or raise MissingPackageError naming its package and the install command."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        raise missing_package(e, feature, lock) from None

@@ -23,6 +23,7 @@ import torch
 
 from .config import default_cache_dir
 from .discriminator import combine
+from .errors import DEV_LOCK, MissingPackageError, require
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     args = vars(p.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        require("matplotlib", "The evaluation report", DEV_LOCK)  # checked now, not after the sampling
+    except MissingPackageError as e:
+        raise SystemExit(f"evaluate: {e}") from None
     report = evaluate(EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}))
     print(json.dumps({k: v for k, v in report.items() if k != "examples"}, indent=2))
 

@@ -41,6 +41,7 @@ from .chitchat import (
     split_ids,
 )
 from .config import default_cache_dir
+from .errors import DEV_LOCK, MissingPackageError, require
 
 log = logging.getLogger(__name__)
 
@@ -590,8 +591,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = parse_args(argv)
     try:
+        for module in ("matplotlib", "tqdm"):  # checked now, not after an hour of training
+            require(module, "Training", DEV_LOCK)
         summary = train(cfg)
-    except (ValueError, FileNotFoundError) as e:  # bad settings or data files: one line, no traceback
+    except (ValueError, FileNotFoundError, MissingPackageError) as e:  # bad settings, data or packages: one line
         raise SystemExit(f"train: {e}") from None
     print(json.dumps(summary, indent=2, default=str))
 
