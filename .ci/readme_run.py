@@ -131,8 +131,9 @@ def main() -> None:
     print(f"README command, in a fresh venv ({venv}):\n  {command}", flush=True)
     began = time.monotonic()
     with log.open("wb") as out:
-        done = subprocess.run(["bash", "-c", install], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=INSTALL_LIMIT_S)
+        done = subprocess.run(
+            ["bash", "-c", install], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=INSTALL_LIMIT_S
+        )
     if done.returncode != 0:
         sys.exit(f"the README's install command failed (exit {done.returncode}):\n{tail(log)}")
     install_s = time.monotonic() - began

@@ -399,7 +399,7 @@ class TransformersGenerator:
         if self.options.share_prefill and rows > 1 and len(prompt_ids) > 1:
             cache = self._prefilled(prompt, rows, cache)
         if cache is not None:
-            kwargs["past_key_values"] = cache
+            kwargs["cache"] = cache  # `past_key_values` until transformers 5.24; removed in 6.0
         if not self.options.compile:
             kwargs["disable_compile"] = True
         return kwargs
@@ -420,7 +420,7 @@ class TransformersGenerator:
         )  # fmt: skip
         cache = self._static_cache(len(requests), width + longest)
         if cache is not None:
-            kwargs["past_key_values"] = cache
+            kwargs["cache"] = cache  # `past_key_values` until transformers 5.24; removed in 6.0
         if not self.options.compile:
             kwargs["disable_compile"] = True
         return kwargs, requests

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
+from .admission import Admission, BusyError
 from .chat import ChatEngine, TurnSettings
 from .dialogue import Conversation, Turn
 from .errors import InputError, InteractiveFormatError
@@ -263,6 +264,8 @@ class ChatUI:
         self.store = store
         self.history = History(store, engine.config.generation.system_prompt)
         self.limiter = RateLimiter(engine.config.server.rate_limit)
+        server = engine.config.server  # turns are admitted by expected wait, not by queue length alone
+        self.admission = Admission(server.concurrency_limit, engine.config.generation.turn_timeout_s, server.max_queue)
         self.keep_uploads = engine.config.storage.persist
         self._stops: dict[str | None, threading.Event] = {}
         self._steps = on_gpu(turn_steps)  # on a ZeroGPU Space the engine's part of a turn holds the GPU
@@ -549,7 +552,8 @@ class ChatUI:
             return
         try:
             self.limiter.check(owner)
-        except InputError as e:
+            slot = self.admission.slot()  # released in the `finally` below
+        except (InputError, BusyError) as e:
             gr.Warning(_escape(str(e)))
             yield self._unchanged(chat)
             return
@@ -569,6 +573,7 @@ class ChatUI:
         except InteractiveFormatError as e:  # an empty submission, or nothing to regenerate
             gr.Warning(_escape(str(e)))
         finally:
+            slot.release()
             self._stops.pop(key, None)
             self.history.save(owner, chat, changed)
             self._drop_uploads(chat.conversation)
@@ -720,16 +725,13 @@ class ChatUI:
         conversation = self.engine.new_conversation()
         try:
             self.limiter.check(_client_key(request))
-            try:
-                for _ in self.engine.respond(
-                    conversation,
-                    message,
-                    [f for f in (image, audio) if f],
-                    self._settings(candidates, temperature, max_new_tokens),
-                ):
-                    pass
-            finally:
-                self._drop_uploads(conversation)
+            settings = self._settings(candidates, temperature, max_new_tokens)
+            with self.admission.turn():
+                try:
+                    for _ in self.engine.respond(conversation, message, [f for f in (image, audio) if f], settings):
+                        pass
+                finally:
+                    self._drop_uploads(conversation)
             return turn_result(conversation)
         except InteractiveFormatError as e:
             raise gr.Error(str(e), print_exception=False) from None
@@ -769,12 +771,15 @@ class ChatUI:
             chat = self.history.open(owner, conversation_id) if conversation_id else self.history.new()
             settings = self._settings(candidates, temperature, max_new_tokens)
             self.limiter.check(owner)
-            try:
-                for _ in self.engine.respond(chat.conversation, message, [f for f in (image, audio) if f], settings):
-                    pass
-            finally:
-                self.history.save(owner, chat)
-                self._drop_uploads(chat.conversation)
+            with self.admission.turn():
+                try:
+                    for _ in self.engine.respond(
+                        chat.conversation, message, [f for f in (image, audio) if f], settings
+                    ):
+                        pass
+                finally:
+                    self.history.save(owner, chat)
+                    self._drop_uploads(chat.conversation)
             return {"conversation_id": chat.id, **turn_result(chat.conversation)}
         except InteractiveFormatError as e:
             raise gr.Error(str(e), print_exception=False) from None
@@ -995,20 +1000,23 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
             api_out = gr.JSON(label="result")
             api_btns = [gr.Button(name) for name in ("chat", "reply", "pick", "conversations", "conversation")]
         sampling = [message, image, audio, candidates, api_temperature, api_max_tokens]
-        api_btns[0].click(ui.api_chat, sampling, api_out, api_name="chat", concurrency_id="turn")
-        api_btns[1].click(
-            ui.api_reply, [conversation_id, *sampling, api_user], api_out, api_name="reply", concurrency_id="turn"
-        )
+        # Turns reach ChatUI's admission at once: it runs concurrency_limit of them, lets up to max_queue wait and
+        # refuses, at once, what would not finish in time. Gradio's own limit for them is only a generous bound
+        # (room for the refused ones too), so no turn waits unseen in Gradio's queue.
+        server = config.server
+        turn_queue = {"concurrency_id": "turn", "concurrency_limit": 2 * (server.concurrency_limit + server.max_queue)}
+        api_btns[0].click(ui.api_chat, sampling, api_out, api_name="chat", **turn_queue)
+        api_btns[1].click(ui.api_reply, [conversation_id, *sampling, api_user], api_out, api_name="reply", **turn_queue)
         api_btns[2].click(ui.api_pick, [conversation_id, candidate_idx, api_user], api_out, api_name="pick")
         api_btns[3].click(ui.api_conversations, [api_user], api_out, api_name="conversations")
         api_btns[4].click(ui.api_conversation, [conversation_id, api_user], api_out, api_name="conversation")
-        gr.api(ui.generate_and_rank, api_name="generate_and_rank", concurrency_id="turn")  # also the MCP tool
+        gr.api(ui.generate_and_rank, api_name="generate_and_rank", **turn_queue)  # also the MCP tool
         view = [chatbot, box, chat, status, chats, title, candidate_bar, candidate, pick_btn, branch_bar, branch]
         view.append(retry_btn)
         flow_parts = [header, chatbot, examples, *quick, box, n, lam, models, ranking_note, flow_menu]
         knobs = [n, temperature, max_tokens, lam]
         private = {"api_visibility": "private"}
-        turn = {**private, "concurrency_id": "turn"}
+        turn = {**private, **turn_queue}
         demo.load(ui.load, [user_id], [user_id, *view], **private).then(ui.show_flow, [chat], flow_parts, **private)
         flow_menu.input(ui.switch_flow, [flow_menu, chat, user_id], view, **turn).then(
             ui.show_flow, [chat], flow_parts, **private
