@@ -565,11 +565,12 @@ class ChatUI:
             last = 0.0
             for status, conversation in self._steps(run, chat.conversation, stop):
                 chat.conversation = conversation  # the same object, unless a ZeroGPU worker sent a copy
-                now = time.monotonic()
-                if status.startswith("Sampling") and now - last < UPDATE_INTERVAL_S:
+                if status.startswith("Sampling") and time.monotonic() - last < UPDATE_INTERVAL_S:
                     continue
-                last = now
                 yield self._streaming(chat, status)
+                # Counted from when the consumer asked for more (Gradio, once it sent the last update), so a
+                # delay in building or sending one update never lets the next one follow it sooner.
+                last = time.monotonic()
         except InteractiveFormatError as e:  # an empty submission, or nothing to regenerate
             gr.Warning(_escape(str(e)))
         finally:
