@@ -371,7 +371,7 @@ class TransformersGenerator:
         """
         from transformers import DynamicCache
 
-        shared = self.model(input_ids=prompt[:, :-1], use_cache=True).past_key_values
+        shared = self.model(input_ids=prompt[:, :-1], use_cache=True).cache
         cache = cache if cache is not None else DynamicCache(config=self.model.config)
         for i, layer in enumerate(shared.layers):
             cache.update(layer.keys.repeat(rows, 1, 1, 1), layer.values.repeat(rows, 1, 1, 1), i)
