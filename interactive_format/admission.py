@@ -4,8 +4,9 @@ A queue bounded only by its length breaks its promise on a slow or busy machine:
 waiting, the last one waits 4 turn-times, which is 4 s on a quiet CPU and 20 s when a neighbour
 takes a core. Here a turn is admitted only while (turns ahead of it ÷ slots, rounded up) × the
 recent turn time + its own turn time fits in the budget; otherwise it is refused at once with a
-message saying how long to wait. "Recent turn time" is the longest of the last few turns, so a
-slowdown is felt at the next admission and forgotten after a few quick turns.
+message saying how long to wait. "Recent turn time" is the longest of the last few turns and of the
+turns running now, so a slowdown is felt at the next admission — even before a slow turn has
+ended — and forgotten after a few quick turns.
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ class Admission:
         self.max_waiting = max_waiting
         self.clock = clock
         self._recent: deque[float] = deque(maxlen=RECENT)
+        self._started: list[float] = []  # start times of the running turns
         self._running = 0
         self._waiting = 0
         self._cond = threading.Condition()
 
     def turn_s(self) -> float:
-        """The recent turn time (0 before any turn finished)."""
-        return max(self._recent, default=0.0)
+        """The recent turn time: the longest of the last finished turns and of those running now (0 at first)."""
+        now = self.clock()
+        return max([*self._recent, *(now - t for t in self._started)], default=0.0)
 
     def expected_wait_s(self) -> float:
         """How long a turn arriving now would wait for a slot."""
@@ -71,11 +74,14 @@ class Admission:
             finally:
                 self._waiting -= 1
             self._running += 1
-        return Slot(self, self.clock())
+            started = self.clock()
+            self._started.append(started)
+        return Slot(self, started)
 
     def _release(self, started: float) -> None:
         with self._cond:
             self._running -= 1
+            self._started.remove(started)
             self._recent.append(self.clock() - started)
             self._cond.notify()
 

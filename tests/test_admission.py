@@ -82,3 +82,16 @@ def test_max_waiting_still_bounds_the_queue_and_release_twice_is_harmless():
     slot.release()
     slot.release()
     assert admission._running == 0
+
+
+def test_a_turn_still_running_long_counts_before_it_ends():
+    clock = Clock()
+    admission = Admission(slots=1, budget_s=10, max_waiting=8, clock=clock)
+    finished_turn(admission, clock, 1.0)
+    running = admission.slot()
+    assert admission.expected_wait_s() == 1.0
+    clock.now += 6.0  # this one is taking long: a newcomer would wait at least that, and its own turn too
+    with pytest.raises(BusyError):
+        admission.slot()
+    running.release()
+    assert admission.turn_s() == 6.0
