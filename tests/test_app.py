@@ -234,6 +234,7 @@ def test_eight_sessions_at_once_lose_nothing(server, store):
         assert len(conv.turns[1].candidates) == 2
 
 
+@pytest.mark.slow
 def test_restart_keeps_the_conversation_its_candidates_and_picks(engine, cache_dir, tmp_path):
     db = tmp_path / "chats.db"
     env = {**os.environ, "IF_DB": str(db), "IF_CACHE_DIR": str(cache_dir), "IF_PORT": str(free_port()),

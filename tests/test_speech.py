@@ -281,6 +281,7 @@ def base(cache_dir) -> Transcriber:
     return transcriber
 
 
+@pytest.mark.slow
 @needs_librivox
 def test_librivox_word_error_rate_on_default_model(base):
     refs, hyps = [], []

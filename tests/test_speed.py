@@ -95,6 +95,7 @@ def test_random_architectures_have_the_published_shapes():
     assert 134e6 < sum(p.numel() for p in small.parameters()) < 136e6
 
 
+@pytest.mark.slow
 def test_bench_runs_end_to_end_on_a_tiny_model(tmp_path, capsys):
     out = bench.main(
         ["llm", "--arch", "tiny", "--random-weights", "--quick", "--device", "cpu", "--out", str(tmp_path / "b.json")]

@@ -162,6 +162,7 @@ def test_training_run_writes_metrics_curves_and_a_loadable_d_then_resumes(cfg, r
     assert [p.stat().st_size for p in samples] == sizes  # G's replies came from the cache
 
 
+@pytest.mark.slow
 def test_early_stopping_triggers_when_val_auc_stops_improving(cfg, run, tmp_path):
     import shutil
 

@@ -9,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from gradio_client import Client
 
 from ..conftest import app_process, free_port
@@ -33,6 +34,7 @@ def write_until_killed(url: str, user: str, committed: list[str], cut: list[str]
         k += 1
 
 
+@pytest.mark.slow
 def test_sigkill_mid_turn_loses_no_committed_turn(engine, cache_dir, tmp_path):
     env = {**os.environ, "IF_DB": str(tmp_path / "chats.db"), "IF_CACHE_DIR": str(cache_dir),
            "IF_PORT": str(free_port()), "IF_HOST": "127.0.0.1", "IF_CANDIDATES": "1", "IF_MAX_NEW_TOKENS": "8",

@@ -13,6 +13,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from .conftest import CONCURRENCY, MAX_QUEUE, TURN_TIMEOUT_S
 
 USERS = 32
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "reliability"
 
 
+@pytest.mark.slow
 def test_32_users_are_answered_or_told_busy_and_see_only_their_own_chats(rel_server, rel_client):
     cmd = [
         sys.executable,

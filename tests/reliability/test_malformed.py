@@ -47,6 +47,7 @@ def clear(message: str, case: Case) -> bool:
     )
 
 
+@pytest.mark.slow
 def test_every_malformed_input_is_refused_clearly_and_the_server_keeps_answering(rel_server, rel_client, cases):
     assert len(cases) >= 200
     first = reply(rel_client, new_user(), "Say hello.")
