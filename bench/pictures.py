@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,7 +195,8 @@ def levenshtein(a: str, b: str) -> int:
 
 
 def squash(text: str) -> str:
-    return "".join(text.split())
+    """Without whitespace, full-width forms as their plain ones (the recogniser writes ￥ for ¥, ： for :)."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
 
 
 def accuracy(reader, folder: Path) -> list[dict]:

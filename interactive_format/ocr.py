@@ -32,7 +32,7 @@ class OcrOptions:
     det_side: int = 960  # the detector sees at most this long side (small text in big photos is lost first)
     max_boxes: int = 80  # text boxes recognised per picture, the largest first (noise makes hundreds)
     min_score: float = 0.75  # recognised lines below this confidence are dropped
-    min_chars: int = 1  # lines with fewer visible characters are dropped
+    min_score_short: float = 0.93  # lines of one or two characters need this much (texture reads as "8", "T")
     max_chars: int = 600  # the text kept per picture; longer text is cut at a line end, marked "…"
     budget_s: float = 6.0  # recognition stops after this long (the lines read so far are kept)
 
@@ -159,10 +159,16 @@ class TextReader:
         found = [
             (_upright_centre(b, orientation), _height(b), " ".join(t.split()), s)
             for b, t, s in zip(boxes, texts, scores)
-            if s >= o.min_score and sum(not c.isspace() for c in t) >= o.min_chars
+            if _confident(t, s, o)
         ]
         lines, line_scores = _reading_order(found)
         return lines, line_scores, orientation, cut
+
+
+def _confident(text: str, score: float, o: OcrOptions) -> bool:
+    """Whether a recognised box is kept: visible characters, and enough confidence for its length."""
+    chars = sum(not c.isspace() for c in text)
+    return chars > 0 and score >= (o.min_score_short if chars <= 2 else o.min_score)
 
 
 def _downscaled(img: Image.Image, max_side: int) -> Image.Image:

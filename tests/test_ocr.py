@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,8 @@ def render(lines, size=(560, 200), background=None, font_px=36, fill="black", st
 
 
 def squash(text: str) -> str:
-    return "".join(text.split())
+    """Without whitespace, full-width forms as their plain ones (the recogniser writes ￥ for ¥, ： for :)."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
 
 
 @pytest.fixture(scope="module")
