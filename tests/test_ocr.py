@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 import unicodedata
 from pathlib import Path
@@ -15,7 +17,7 @@ from interactive_format.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig, ModelsConfig
 from interactive_format.discriminator import Reranker
 from interactive_format.errors import ModelLoadError
-from interactive_format.ocr import OcrOptions, TextReader, load_reader
+from interactive_format.ocr import TextReader, load_reader
 from interactive_format.vision import TEXT_HEADING, Captioner
 
 from .fakes import FakeGenerator
@@ -84,16 +86,23 @@ def test_words_side_by_side_stay_on_one_line(reader):
     assert len(read.lines) == 1 and read.lines[0].startswith("Total") and read.lines[0].endswith("128.00"), read
 
 
+def with_options(reader: TextReader, **changes) -> TextReader:
+    """The same loaded models, read with other options."""
+    other = copy.copy(reader)
+    other.options = dataclasses.replace(reader.options, **changes)
+    return other
+
+
 def test_long_text_is_capped_at_a_line_end(reader):
     lines = [f"Line {i} of the receipt" for i in range(8)]
-    short = TextReader(OcrOptions(max_chars=60))
+    short = with_options(reader, max_chars=60)
     read = short.read(render(lines, size=(520, 480), font_px=30))
     assert read.truncated and len(read.text) <= 62 and read.text.endswith("…"), read
     assert read.lines[0] == "Line 0 of the receipt"
 
 
-def test_low_confidence_lines_are_dropped():
-    strict = TextReader(OcrOptions(min_score=1.01))  # nothing is that sure
+def test_low_confidence_lines_are_dropped(reader):
+    strict = with_options(reader, min_score=1.01, min_score_short=1.01)  # nothing is that sure
     assert strict.read(render(SIGN)).lines == ()
 
 
@@ -203,10 +212,10 @@ def test_bad_pictures_give_a_reply_or_a_clear_message_in_time(captioner, tmp_pat
             assert TEXT_HEADING not in user.attachments[0].text, (name, user.attachments[0].text)
 
 
-def test_recognition_stops_at_its_time_budget():
+def test_recognition_stops_at_its_time_budget(reader):
     lines = [f"Row {i}: item {i * 7}" for i in range(24)]
     img = render(lines, size=(900, 1400), font_px=30)
-    slow = TextReader(OcrOptions(budget_s=0.0))
+    slow = with_options(reader, budget_s=0.0)
     read = slow.read(img)
     assert read.truncated and read.lines == (), read  # nothing recognised once the budget is spent
 
