@@ -77,7 +77,8 @@ class VisionLanguageGenerator:
             processor = AutoProcessor.from_pretrained(source)
             model = AutoModelForImageTextToText.from_pretrained(source, dtype=getattr(torch, dtype))
         except (OSError, ValueError, KeyError, ImportError) as e:
-            raise ModelLoadError(f"Could not load the vision-language model '{spec}' ({e.__class__.__name__}: {e})") from e
+            why = f"{e.__class__.__name__}: {e}"
+            raise ModelLoadError(f"Could not load the vision-language model '{spec}' ({why})") from e
         if not getattr(processor, "chat_template", None):
             raise ModelLoadError(f"The vision-language model '{spec}' has no chat template in its processor.")
         log.info("vision-language model %s ready on %s", spec, device)

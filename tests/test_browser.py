@@ -90,6 +90,20 @@ def test_picture_turn_shows_tags(page, media):
     assert "picture tags" in text and any(w in text for w in ("espresso", "coffee", "cup"))
 
 
+def test_picture_with_text_shows_the_text_read_in_the_caption(page, tmp_path):
+    from PIL import Image, ImageDraw, ImageFont
+
+    sign = Image.new("RGB", (620, 220), (250, 246, 235))
+    font = ImageFont.truetype("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 40)
+    for i, line in enumerate(("欢迎光临北京烤鸭店", "Open 9:00-21:00")):
+        ImageDraw.Draw(sign).text((30, 40 + i * 70), line, font=font, fill=(30, 30, 30))
+    sign.save(tmp_path / "opening-hours.png")
+    send(page, "When does the restaurant open?", [tmp_path / "opening-hours.png"], shot="03b-picture-with-text")
+    text = chat_text(page)
+    assert "Picture tags and text" in text and "Text in the picture:" in text, text
+    assert "欢迎光临北京烤鸭店" in text and "9:00-21:00" in text, text
+
+
 def test_voice_turn_shows_transcript(page, media):
     send(page, "", [media["question"]], shot="04-voice")
     text = chat_text(page).lower()
