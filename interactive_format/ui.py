@@ -243,7 +243,9 @@ def _header(flow: Flow) -> str:
 
 def _models_line(engine: ChatEngine) -> str:
     m = engine.config.models
-    return f"Models: chat `{m.llm}` · speech `{m.asr}` · pictures `{m.captioner}`"
+    reader = getattr(engine.captioner, "reader", None)  # None: text in pictures is off (or not installed)
+    text = f" + text `{reader.name}`" if reader is not None else ""
+    return f"Models: chat `{m.llm}` · speech `{m.asr}` · pictures `{m.captioner}`{text}"
 
 
 def _box_options(flow: Flow) -> dict:

@@ -219,3 +219,11 @@ def test_recognition_stops_at_its_time_budget(reader):
     read = slow.read(img)
     assert read.truncated and read.lines == (), read  # nothing recognised once the budget is spent
 
+
+
+def test_the_models_line_says_whether_text_is_read(captioner, cache_dir):
+    from interactive_format.ui import _models_line
+
+    assert _models_line(engine_with(captioner)).endswith("pictures `embedded:imagenet-tags` + text `rapidocr`")
+    off = Captioner("embedded:imagenet-tags", cache_dir, reader=None)
+    assert _models_line(engine_with(off)).endswith("pictures `embedded:imagenet-tags`")
