@@ -177,10 +177,12 @@ def test_several_pictures_in_one_turn_are_read_in_order(captioner, tmp_path):
     assert prompt.startswith("[The user sent 2 pictures.]\n[Picture 1: A photo that looks like: ")
     one, two = prompt.index("[Picture 1: "), prompt.index("[Picture 2: ")
     assert one < prompt.index("9:00-21:00") < two < prompt.index("G1234") and prompt.endswith("leave?")
-    from interactive_format.ui import to_messages
+    from interactive_format.ui import to_messages, turn_result
 
     labels = [m["content"].split(":*")[0] for m in to_messages(conversation) if isinstance(m["content"], str)]
     assert labels[:2] == ["*Picture 1 tags and text", "*Picture 2 tags and text"]
+    captions = turn_result(conversation)["captions"]
+    assert len(captions) == 2 and "9:00-21:00" in captions[0] and "G1234" in captions[1]
 
 
 # --- bad pictures stay handled -----------------------------------------------------------------
