@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from .errors import ModelLoadError, log_failure
 
@@ -96,7 +96,7 @@ class TextReader:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = self.options.threads
         try:
             self.engine = RapidOCR(params=params)
-            self._lock = threading.Lock()  # one picture at a time: each run already uses every core
+            self._lock = threading.Lock()  # one picture at a time (waiting counts against the time budget)
             self._load_models()
         except Exception as e:  # a broken install: say which, and what to do
             why = f"The text reader (rapidocr) could not load ({e}); reinstall it with: {INSTALL}"
@@ -118,8 +118,6 @@ class TextReader:
     def warm_up(self) -> None:
         """Run all three models once on a small rendered line."""
         img = Image.new("RGB", (160, 48), "white")
-        from PIL import ImageDraw
-
         ImageDraw.Draw(img).text((10, 16), "Open 9:00", fill="black")
         self.read(img)
 
