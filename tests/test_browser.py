@@ -90,20 +90,6 @@ def test_picture_turn_shows_tags(page, media):
     assert "picture tags" in text and any(w in text for w in ("espresso", "coffee", "cup"))
 
 
-def test_picture_with_text_shows_the_text_read_in_the_caption(page, tmp_path):
-    from PIL import Image, ImageDraw, ImageFont
-
-    sign = Image.new("RGB", (620, 220), (250, 246, 235))
-    font = ImageFont.truetype("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 40)
-    for i, line in enumerate(("欢迎光临北京烤鸭店", "Open 9:00-21:00")):
-        ImageDraw.Draw(sign).text((30, 40 + i * 70), line, font=font, fill=(30, 30, 30))
-    sign.save(tmp_path / "opening-hours.png")
-    send(page, "When does the restaurant open?", [tmp_path / "opening-hours.png"], shot="03b-picture-with-text")
-    text = chat_text(page)
-    assert "Picture tags and text" in text and "Text in the picture:" in text, text
-    assert "欢迎光临北京烤鸭店" in text and "9:00-21:00" in text, text
-
-
 def test_voice_turn_shows_transcript(page, media):
     send(page, "", [media["question"]], shot="04-voice")
     text = chat_text(page).lower()
@@ -233,3 +219,19 @@ def test_bad_import_is_refused_with_a_clear_message(page, tmp_path):
     shot(page, "14-bad-import")
     assert "format must be" in toast.inner_text() and page.locator(".toast-body b").count() == 0
     assert page.locator("#chat-list label").count() == before
+
+
+def test_picture_with_text_shows_the_text_read_in_the_caption(page, tmp_path):
+    from PIL import Image, ImageDraw, ImageFont
+
+    sign = Image.new("RGB", (620, 220), (250, 246, 235))
+    font = ImageFont.truetype("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 40)
+    for i, line in enumerate(("欢迎光临北京烤鸭店", "Open 9:00-21:00")):
+        ImageDraw.Draw(sign).text((30, 40 + i * 70), line, font=font, fill=(30, 30, 30))
+    sign.save(tmp_path / "opening-hours.png")
+    page.click("#new-chat")  # its own conversation, so that the earlier steps' conversation stays as they left it
+    page.wait_for_function("document.querySelectorAll('#chatbot [data-testid=bot]').length === 0", timeout=10_000)
+    send(page, "When does the restaurant open?", [tmp_path / "opening-hours.png"], shot="03b-picture-with-text")
+    text = chat_text(page)
+    assert "Picture tags and text" in text and "Text in the picture:" in text, text
+    assert "欢迎光临北京烤鸭店" in text and "9:00-21:00" in text, text

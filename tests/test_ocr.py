@@ -229,3 +229,14 @@ def test_the_models_line_says_whether_text_is_read(captioner, cache_dir):
     assert _models_line(engine_with(captioner)).endswith("pictures `embedded:imagenet-tags` + text `rapidocr`")
     off = Captioner("embedded:imagenet-tags", cache_dir, reader=None)
     assert _models_line(engine_with(off)).endswith("pictures `embedded:imagenet-tags`")
+
+
+def test_ocr_setting_from_toml_environment_and_flag(tmp_path):
+    from interactive_format.config import load_config, parse_args
+
+    assert load_config(environ={}).models.ocr == "rapidocr"
+    assert load_config(environ={"IF_OCR": "off"}).models.ocr == "off"
+    assert load_config(environ={}, flags=parse_args(["--ocr", "off"])).models.ocr == "off"
+    toml = tmp_path / "app.toml"
+    toml.write_text('[models]\nocr = "off"\n')
+    assert load_config(toml, environ={}).models.ocr == "off"
