@@ -320,9 +320,9 @@ def main(argv: list[str] | None = None) -> None:
     result["accuracy"] = summary(rows)
     result["latency"] = {}
     if not args.no_latency:
-        result["latency"][f"threads_{reader.options.threads}"] = latency(reader)
-        other = TextReader(dataclasses.replace(reader.options, threads=2 if reader.options.threads == 1 else 1))
-        result["latency"][f"threads_{other.options.threads}"] = latency(other)
+        for threads in (0, 1):  # 0: one per core (the default), 1: one thread
+            other = TextReader(dataclasses.replace(reader.options, threads=threads))
+            result["latency"]["threads_per_core" if threads == 0 else "threads_1"] = latency(other)
     result["pictures"] = rows
     if args.replies:
         defaults = load_config(environ={})

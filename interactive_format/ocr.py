@@ -35,8 +35,9 @@ class OcrOptions:
     min_score_short: float = 0.93  # lines of one or two characters need this much (texture reads as "8", "T")
     max_chars: int = 600  # the text kept per picture; longer text is cut at a line end, marked "…"
     budget_s: float = 6.0  # recognition stops after this long (the lines read so far are kept)
-    # onnxruntime threads (0: one per core). One thread: on 2 busy cores it used half the CPU time of two
-    # (no spinning workers) and was as fast or faster, and it leaves a core to a reply being generated.
+    # onnxruntime threads (0: one per core). On the shared 2-core dev machine one thread read a 1280×720
+    # screenshot in 0.60-0.64 s in every run; one per core took 0.50-1.12 s depending on the other load, at
+    # twice the CPU time (spinning workers), which a reply being generated at the same time would lose.
     threads: int = 1
 
 
