@@ -89,13 +89,16 @@ class ChatEngine:
         """Load the configured models (converting embedded ones once into the cache); `models` shares them."""
         from .discriminator import load_discriminator
         from .models import resolve_device
+        from .ocr import load_reader
 
         m, models = config.models, models or ModelCache()
         device = resolve_device(m.device)
         generator = models.get(("llm", m.llm, m.dtype, device), lambda: _load_generator(config, device))
         transcriber = models.get(("asr", m.asr, device), lambda: _load_transcriber(config, device))
+        reader = models.get(("ocr", m.ocr), lambda: load_reader(m.ocr, warm_up=m.warmup))
         captioner = models.get(
-            ("captioner", m.captioner, device), lambda: Captioner(m.captioner, m.cache_dir, device, config.limits)
+            ("captioner", m.captioner, m.ocr, device),
+            lambda: Captioner(m.captioner, m.cache_dir, device, config.limits, reader),
         )
         discriminator = models.get(
             ("discriminator", m.discriminator, m.discriminator_encoder, device),
@@ -213,6 +216,8 @@ class ChatEngine:
             caption = self.captioner.describe(path)
             attachment.text = caption.text
             attachment.meta = {"kind": caption.kind, "model": caption.model, "ms": round(caption.ms)}
+            if caption.text_lines:
+                attachment.meta.update(text_lines=caption.text_lines, ocr_ms=round(caption.ocr_ms))
         else:
             yield "Transcribing your voice…"
             transcript = self.transcriber.transcribe(path)
@@ -239,7 +244,8 @@ class ChatEngine:
             before = Conversation(conversation.system_prompt, conversation.turns[:again])
         budget = self.config.generation.context_tokens - settings.max_new_tokens
         try:
-            messages, dropped = fit_to_budget(before.messages(), self.generator.count_tokens, budget)
+            pictures = getattr(self.generator, "sees_pictures", False)  # a vision-language model gets the pictures
+            messages, dropped = fit_to_budget(before.messages(pictures), self.generator.count_tokens, budget)
         except ValueError:
             conversation.turns[-1].error = "This message is too long for the model's context; please shorten it."
             yield "Input refused"

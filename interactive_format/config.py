@@ -43,6 +43,7 @@ class ModelsConfig:
     llm_logprobs: bool = True  # with openai:URL, ask the server for log-probs (False: J from llm_scorer, or none)
     asr: str = "embedded:whisper-base"  # speech model; also "embedded:whisper-tiny.en", whisper names
     captioner: str = "embedded:imagenet-tags"  # or an image-to-text model (HF id / path)
+    ocr: str = "rapidocr"  # text in pictures: "rapidocr" (PP-OCR, Chinese + English, models in the package) or "off"
     discriminator: str = str(ASSETS / "discriminator")  # trained D; "off" -> likelihood-only ranking
     # The text encoder under D ("" = the one D was trained on). The same weights by another
     # spec, e.g. "sentence-transformers/all-MiniLM-L6-v2" on a Space without the weight packages.
@@ -133,6 +134,7 @@ def validate(config: AppConfig) -> None:
         "server.concurrency_limit": config.server.concurrency_limit >= 1,
         "models.dtype": config.models.dtype in ("auto", "bfloat16", "float32", "float16"),
         "models.llm_timeout": config.models.llm_timeout > 0,
+        "models.ocr": config.models.ocr.strip().lower() in ("rapidocr", "off"),
         "server.max_queue": config.server.max_queue >= 1,
         "server.rate_limit": config.server.rate_limit >= 0,
         "server.auth": not config.server.auth or _auth_pair(config.server.auth) is not None,
@@ -173,6 +175,7 @@ ENV_VARS = {
     "IF_LLM_LOGPROBS": ("models", "llm_logprobs"),
     "IF_ASR": ("models", "asr"),
     "IF_CAPTIONER": ("models", "captioner"),
+    "IF_OCR": ("models", "ocr"),
     "IF_DISCRIMINATOR": ("models", "discriminator"),
     "IF_DISCRIMINATOR_ENCODER": ("models", "discriminator_encoder"),
     "IF_CACHE_DIR": ("models", "cache_dir"),
@@ -252,6 +255,7 @@ FLAGS = {
     "llm_model": ("models", "llm_model"),
     "asr": ("models", "asr"),
     "captioner": ("models", "captioner"),
+    "ocr": ("models", "ocr"),
     "device": ("models", "device"),
     "dtype": ("models", "dtype"),
     "candidates": ("generation", "num_candidates"),
@@ -291,6 +295,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--llm-model", help="with --llm openai:URL, the model name to request (also IF_LLM_MODEL)")
     p.add_argument("--asr", help="speech model spec (embedded:whisper-base, whisper name, path)")
     p.add_argument("--captioner", help="image model spec (embedded:imagenet-tags or image-to-text id)")
+    p.add_argument("--ocr", help="text in pictures: rapidocr (default) or off (also IF_OCR)")
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--dtype", help="chat model dtype: auto, bfloat16, float32 or float16")
     p.add_argument("--candidates", type=int, help="replies sampled per turn")

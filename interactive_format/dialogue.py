@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -47,13 +48,43 @@ class Turn:
         """The text shown for an assistant turn."""
         return self.candidates[self.chosen].text if self.candidates else self.text
 
+    def picture_number(self, k: int) -> int | None:
+        """1, 2, … for attachment `k` when this turn has several pictures; None for a turn's only picture."""
+        images = [i for i, a in enumerate(self.attachments) if a.kind == "image"]
+        return images.index(k) + 1 if len(images) > 1 and k in images else None
+
+    def prompt_parts(self) -> list[dict] | None:
+        """The turn as image and text parts for a model that sees pictures; None when no picture file is left."""
+        if not any(a.kind == "image" and a.path and Path(a.path).is_file() for a in self.attachments):
+            return None
+        parts: list[dict] = []
+        for k, a in enumerate(self.attachments):
+            number = self.picture_number(k)
+            if a.kind == "image" and a.path and Path(a.path).is_file():
+                if number:
+                    parts.append({"type": "text", "text": f"Picture {number}:"})
+                parts.append({"type": "image", "path": a.path})
+            elif a.kind == "image":  # its file is gone: what it showed, as text
+                head = f"Picture {number}:" if number else "The user sent a picture."
+                parts.append({"type": "text", "text": f"[{head} {a.text}]"})
+            elif a.text:
+                parts.append({"type": "text", "text": a.text})
+        if self.text:
+            parts.append({"type": "text", "text": self.text})
+        return parts
+
     def prompt_text(self) -> str:
         """What the LLM sees for this turn."""
         if self.role == "assistant":
             return self.reply
         parts = []
-        for a in self.attachments:
-            if a.kind == "image":
+        pictures = sum(a.kind == "image" for a in self.attachments)
+        if pictures > 1:
+            parts.append(f"[The user sent {pictures} pictures.]")
+        for k, a in enumerate(self.attachments):
+            if a.kind == "image" and pictures > 1:
+                parts.append(f"[Picture {self.picture_number(k)}: {a.text}]")
+            elif a.kind == "image":
                 parts.append(f"[The user sent a picture. {a.text}]")
             elif a.kind == "audio":
                 parts.append(a.text)  # a voice turn is what was said
@@ -71,11 +102,16 @@ class Conversation:
         """Turns that take part in the prompt: no errors, and each user turn answered or last."""
         return [t for t in self.turns if t.error is None and (t.role == "user" or t.candidates or t.text)]
 
-    def messages(self) -> list[dict]:
-        """All usable turns as chat-template messages, system prompt first."""
+    def messages(self, pictures: bool = False) -> list[dict]:
+        """All usable turns as chat-template messages, system prompt first.
+
+        `pictures` (a vision-language model): a user turn with pictures has a list of parts as content,
+        {"type": "image", "path": …} for each picture whose file is still there, then its text.
+        """
         msgs = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         for turn in self.usable_turns():
-            msgs.append({"role": turn.role, "content": turn.prompt_text()})
+            content = turn.prompt_parts() if pictures and turn.role == "user" else None
+            msgs.append({"role": turn.role, "content": content or turn.prompt_text()})
         return msgs
 
 
@@ -100,4 +136,11 @@ def fit_to_budget(messages: list[dict], count_tokens: Callable[[list[dict]], int
 
 def context_text(messages: list[dict]) -> str:
     """The dialogue as plain "role: text" lines (no system prompt): what D reads as context."""
-    return "\n".join(f"{m['role']}: {m['content']}" for m in messages if m["role"] != "system")
+    return "\n".join(f"{m['role']}: {_plain(m['content'])}" for m in messages if m["role"] != "system")
+
+
+def _plain(content: str | list[dict]) -> str:
+    """Message content as text: the text parts of a list, a picture as "[picture]"."""
+    if isinstance(content, str):
+        return content
+    return " ".join(p["text"] if p.get("type") == "text" else "[picture]" for p in content)

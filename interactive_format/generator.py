@@ -540,6 +540,11 @@ def load_generator(models, device: str) -> Generator:
         if models.llm_scorer:
             scorer = TransformersGenerator.from_spec(models.llm_scorer, models.cache_dir, device)
         return OpenAICompatibleGenerator.connect(options, scorer)
+    if spec.kind in ("path", "hub"):
+        from .vlm import VisionLanguageGenerator, is_vision_language
+
+        if is_vision_language(spec.name):  # an image-text-to-text model: it sees the pictures themselves
+            return VisionLanguageGenerator.from_spec(models.llm, device, models.dtype)
     return TransformersGenerator.from_spec(models.llm, models.cache_dir, device, models.dtype)
 
 

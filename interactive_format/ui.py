@@ -93,9 +93,11 @@ def candidates_table(turn: Turn) -> str:
     return "\n".join(rows)
 
 
-def _caption_label(kind: str, meta: dict) -> str:
+def _caption_label(kind: str, meta: dict, number: int | None = None) -> str:
     if kind == "image":
-        return "Picture tags" if meta.get("kind") == "tags" else "Picture caption"
+        picture = f"Picture {number}" if number else "Picture"
+        label = f"{picture} tags" if meta.get("kind") == "tags" else f"{picture} caption"
+        return label + " and text" if meta.get("text_lines") else label
     return f"Transcript ({meta.get('language', '?')})"
 
 
@@ -105,12 +107,8 @@ def _user_messages(turn: Turn, i: int) -> list[tuple[dict, Origin]]:
         if a.path and Path(a.path).is_file():  # imported chats (and cleaned-up uploads) keep only the text
             out.append(({"role": "user", "content": {"path": a.path}}, (i, "file", k)))
         if a.text:
-            out.append(
-                (
-                    {"role": "user", "content": f"*{_caption_label(a.kind, a.meta)}:* {_escape(a.text)}"},
-                    (i, "caption", k),
-                )
-            )
+            label = _caption_label(a.kind, a.meta, turn.picture_number(k))
+            out.append(({"role": "user", "content": f"*{label}:* {_escape(a.text)}"}, (i, "caption", k)))
     if turn.text:
         out.append(({"role": "user", "content": _escape(turn.text)}, (i, "text", None)))
     if turn.error:
@@ -189,6 +187,7 @@ def turn_result(conversation: Conversation) -> dict:
         ],
         "transcript": next((a.text for a in user.attachments if a.kind == "audio"), None),
         "caption": next((a.text for a in user.attachments if a.kind == "image"), None),
+        "captions": [a.text for a in user.attachments if a.kind == "image"],  # every picture's, in order
         "notice": reply.notice,
         "meta": {k: v for k, v in reply.meta.items() if k != "ranked"},
     }
@@ -245,7 +244,9 @@ def _header(flow: Flow) -> str:
 
 def _models_line(engine: ChatEngine) -> str:
     m = engine.config.models
-    return f"Models: chat `{m.llm}` · speech `{m.asr}` · pictures `{m.captioner}`"
+    reader = getattr(engine.captioner, "reader", None)  # None: text in pictures is off (or not installed)
+    text = f" + text `{reader.name}`" if reader is not None else ""
+    return f"Models: chat `{m.llm}` · speech `{m.asr}` · pictures `{m.captioner}`{text}"
 
 
 def _box_options(flow: Flow) -> dict:
@@ -526,7 +527,7 @@ class ChatUI:
             text, attachment_texts = _unescape(value).strip(), None
         elif part == "caption":
             a = turn.attachments[k]
-            label = f"*{_caption_label(a.kind, a.meta)}:* "
+            label = f"*{_caption_label(a.kind, a.meta, turn.picture_number(k))}:* "
             text, attachment_texts = turn.text, {k: _unescape(value.removeprefix(label)).strip()}
         else:
             raise InputError("Only your messages, picture captions and transcripts can be edited.")

@@ -2,7 +2,8 @@
 
 `load_image` turns an uploaded file into a safe RGB picture (or refuses it with an `InputError`).
 `Captioner` describes it: the embedded EfficientNet-Lite0 gives ImageNet tags plus the main
-colours ("tags"); any other spec is a transformers image-to-text model ("caption").
+colours ("tags"); any other spec is a transformers image-to-text model ("caption"). With a text
+reader (ocr.py) the description ends with the text read from the picture, line by line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .config import Limits
 from .errors import InputError, ModelLoadError, log_failure
 from .uploads import checked_size, display_name
 from .models import EMBEDDED, INSTALL_HINT, Spec, embedded_files, hub_error, parse_spec, resolve_device
+from .ocr import TextReader
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +293,12 @@ class Caption:
     text: str  # what the picture shows, ready to put in a prompt
     kind: str  # "tags" (ImageNet labels + colours) or "caption" (an image-to-text model's sentence)
     model: str  # the spec that produced it
-    ms: float  # time spent describing (model work, not file decoding)
+    ms: float  # time spent describing (model work, not file decoding), reading text included
+    text_lines: int = 0  # lines of text read from the picture (0: none found, or no text reader)
+    ocr_ms: float = 0.0  # time spent reading text
+
+
+TEXT_HEADING = "Text in the picture:"  # starts the lines read from a picture, in the description the model reads
 
 
 class ImageNetTagger:
@@ -363,11 +370,19 @@ def _processors(source: str):
 class Captioner:
     """Describes pictures with the model named by `spec`."""
 
-    def __init__(self, spec: str, cache_dir: Path, device: str = "cpu", limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        cache_dir: Path,
+        device: str = "cpu",
+        limits: Limits | None = None,
+        reader: TextReader | None = None,
+    ) -> None:
         self.spec = spec
         self.cache_dir = Path(cache_dir)  # nothing needs converting yet; kept for a uniform loader API
         self.device = resolve_device(device)
         self.limits = limits or Limits()
+        self.reader = reader  # None: no text is read from pictures
         self._describer = self._load(parse_spec(spec))
         log.info("captioner %s ready on %s", spec, self.device)
 
@@ -386,6 +401,10 @@ class Captioner:
         img = load_image(path, self.limits)
         start = time.perf_counter()
         text = self._describer(img)
+        read = self.reader.read(img) if self.reader is not None else None
+        if read is not None and read.lines:
+            text = f"{text} {TEXT_HEADING}\n{read.text}"
         ms = (time.perf_counter() - start) * 1000
         log.debug("described %s in %.0f ms", Path(path).name, ms)
-        return Caption(text=text, kind=self._describer.kind, model=self.spec, ms=ms)
+        lines, ocr_ms = (len(read.lines), read.ms) if read is not None else (0, 0.0)
+        return Caption(text=text, kind=self._describer.kind, model=self.spec, ms=ms, text_lines=lines, ocr_ms=ocr_ms)

@@ -183,6 +183,22 @@ def test_new_chat_empties_the_conversation(page):
     assert page.locator("#chat-list label").filter(has_text="Hi again!").count() == 1
 
 
+def test_picture_with_text_shows_the_text_read_in_the_caption(page, tmp_path):
+    from PIL import Image, ImageDraw, ImageFont
+
+    sign = Image.new("RGB", (620, 220), (250, 246, 235))
+    font = ImageFont.truetype("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 40)
+    for i, line in enumerate(("欢迎光临北京烤鸭店", "Open 9:00-21:00")):
+        ImageDraw.Draw(sign).text((30, 40 + i * 70), line, font=font, fill=(30, 30, 30))
+    sign.save(tmp_path / "opening-hours.png")
+    page.click("#new-chat")  # its own conversation, so that the earlier steps' conversation stays as they left it
+    page.wait_for_function("document.querySelectorAll('#chatbot [data-testid=bot]').length === 0", timeout=10_000)
+    send(page, "When does the restaurant open?", [tmp_path / "opening-hours.png"], shot="03b-picture-with-text")
+    text = chat_text(page)
+    assert "Picture tags and text" in text and "Text in the picture:" in text, text
+    assert "欢迎光临北京烤鸭店" in text and "9:00-21:00" in text, text
+
+
 HOSTILE = '<img src=x onerror="alert(1)"><script>alert(2)</script><b>bold</b>'
 
 
