@@ -50,6 +50,10 @@ class ModelsConfig:
     cache_dir: Path = field(default_factory=default_cache_dir)  # converted weights live here
     device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1", ...
     dtype: str = "auto"  # chat model: "auto" (bf16 on CUDA, fp32 on CPU), "bfloat16", "float32", "float16"
+    # Chat engine: "auto" = llama.cpp for GGUF models (embedded or a .gguf path) on CPU, transformers otherwise
+    # (GPUs, Hugging Face ids, training); or "llamacpp" / "transformers".
+    llm_backend: str = "auto"
+    llm_threads: int = 1  # llama.cpp threads; 1 measured best on a shared 2-core CPU (README, "Speed")
     warmup: bool = True  # run the models once at start (on CUDA: compile the decode step for every batch size)
 
 
@@ -133,6 +137,8 @@ def validate(config: AppConfig) -> None:
         "server.concurrency_limit": config.server.concurrency_limit >= 1,
         "models.dtype": config.models.dtype in ("auto", "bfloat16", "float32", "float16"),
         "models.llm_timeout": config.models.llm_timeout > 0,
+        "models.llm_backend": config.models.llm_backend in ("auto", "llamacpp", "transformers"),
+        "models.llm_threads": config.models.llm_threads >= 1,
         "server.max_queue": config.server.max_queue >= 1,
         "server.rate_limit": config.server.rate_limit >= 0,
         "server.auth": not config.server.auth or _auth_pair(config.server.auth) is not None,
@@ -179,6 +185,8 @@ ENV_VARS = {
     "IF_DEVICE": ("models", "device"),
     "IF_DTYPE": ("models", "dtype"),
     "IF_WARMUP": ("models", "warmup"),
+    "IF_LLM_BACKEND": ("models", "llm_backend"),
+    "IF_LLM_THREADS": ("models", "llm_threads"),
     "IF_CANDIDATES": ("generation", "num_candidates"),
     "IF_MAX_NEW_TOKENS": ("generation", "max_new_tokens"),
     "IF_LAM": ("generation", "lam"),
