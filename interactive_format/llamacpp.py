@@ -41,6 +41,7 @@ class LlamaCppOptions:
     slots: int = 16  # sequences decoded together: all users' candidates (a request waits for free slots)
     context: int = 16384  # KV-cache tokens shared by all slots (unified cache)
     verbosity: int = -1  # llama.cpp's own log: -1 errors only
+    ignore_eos: bool = False  # the benchmark: every reply runs to its token limit (comparable timings)
 
 
 def start_server(gguf: Path, name: str, options: LlamaCppOptions, port: int = 0, alias: str = ""):
@@ -86,7 +87,9 @@ class LlamaCppGenerator:
 
         path = gguf_path(spec, cache_dir)
         if path is None:
-            raise ModelLoadError(f"Model '{spec}' is not a GGUF file; llama.cpp needs one (or use the transformers backend).")
+            raise ModelLoadError(
+                f"Model '{spec}' is not a GGUF file; llama.cpp needs one (or use the transformers backend)."
+            )
         return cls(path, name=spec, options=options)
 
     # --- the model's own template and tokenizer -------------------------------------------------
@@ -124,6 +127,8 @@ class LlamaCppGenerator:
         )  # fmt: skip
         if params.greedy:
             body.update(temperature=0.0, top_p=1.0)
+        if self.options.ignore_eos:
+            body["ignore_eos"] = True
         return body
 
     def stream(self, messages: list[dict], params: SamplingParams, stop: threading.Event) -> Iterator[Sample]:

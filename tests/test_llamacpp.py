@@ -18,7 +18,10 @@ from interactive_format.generator import SamplingParams, backend_for
 from interactive_format.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
 SMOLLM = "embedded:smollm2-135m"
-HELLO = [{"role": "system", "content": "You are a helpful AI assistant."}, {"role": "user", "content": "Hi! Who are you?"}]
+HELLO = [
+    {"role": "system", "content": "You are a helpful AI assistant."},
+    {"role": "user", "content": "Hi! Who are you?"},
+]
 # Mean token log-prob of the same tokens, llama.cpp (Q4_1 weights, its own kernels) vs transformers teacher forcing
 # on the same weights dequantized to fp32: measured |ΔJ| ≤ 0.02 nats on 20-token replies; allowed 0.06.
 J_TOLERANCE = 0.06
@@ -38,7 +41,9 @@ def run(generator, messages, params, stop=None) -> list:
 
 
 def greedy_text(generator, messages, n=1, tokens=24) -> list[str]:
-    return [d.text for d in run(generator, messages, SamplingParams(n=n, temperature=0, max_new_tokens=tokens))[-1].drafts]
+    return [
+        d.text for d in run(generator, messages, SamplingParams(n=n, temperature=0, max_new_tokens=tokens))[-1].drafts
+    ]
 
 
 def test_greedy_reply_equals_llamacpps_own_chat_completion(llama):
@@ -109,7 +114,12 @@ def test_concurrent_users_each_get_their_own_reply(llama, generator):
         prompt = llama.prompt_ids(chat)
         forced = sequence_logprobs(generator, [prompt] * len(drafts), [d.token_ids for d in drafts], with_end=False)
         for d, j in zip(drafts, forced.tolist()):
-            assert d.token_ids and abs(d.mean_logprob - j) <= J_TOLERANCE, (chat[-1]["content"], d.text, d.mean_logprob, j)
+            assert d.token_ids and abs(d.mean_logprob - j) <= J_TOLERANCE, (
+                chat[-1]["content"],
+                d.text,
+                d.mean_logprob,
+                j,
+            )
             checked += 1
     assert checked >= 4
 
@@ -132,7 +142,9 @@ def test_a_reply_past_its_time_limit_raises_reply_timeout_after_streaming(llama)
     params = SamplingParams(n=1, temperature=0.8, max_new_tokens=1000, seed=2, timeout_s=0.5)
     seen = []
     with pytest.raises(ReplyTimeout):
-        for sample in llama.stream([{"role": "user", "content": "Write a very long story."}], params, threading.Event()):
+        for sample in llama.stream(
+            [{"role": "user", "content": "Write a very long story."}], params, threading.Event()
+        ):
             seen.append(sample)
     assert seen and seen[-1].drafts[0].text
 

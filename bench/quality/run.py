@@ -40,7 +40,10 @@ def main() -> None:
     reranker = Reranker(d, float(d.meta.get("lam", 0.5)) if d else 0.5)
     rows = []
     for i, q in enumerate(prompts["prompts"]):
-        messages = [{"role": "system", "content": prompts["systems"][q["system"]]}, {"role": "user", "content": q["text"]}]
+        messages = [
+            {"role": "system", "content": prompts["systems"][q["system"]]},
+            {"role": "user", "content": q["text"]},
+        ]
         params = SamplingParams(n=args.n, temperature=0.7, top_p=0.9, max_new_tokens=args.tokens, seed=args.seed + i)
         started = time.perf_counter()
         for sample in generator.stream(messages, params, threading.Event()):
@@ -52,8 +55,11 @@ def main() -> None:
             {
                 **q,
                 "shown": candidates[order[0]].text,
+                "shown_d": candidates[order[0]].d,
                 "seconds": round(seconds, 2),
-                "candidates": [{"text": c.text, "j": round(c.j, 4), "d": c.d, "finished": c.finished} for c in candidates],
+                "candidates": [
+                    {"text": c.text, "j": round(c.j, 4), "d": c.d, "finished": c.finished} for c in candidates
+                ],
             }
         )
         print(f"[{q['id']}] {candidates[order[0]].text[:160]!r}", flush=True)
@@ -64,7 +70,10 @@ def main() -> None:
         "n": args.n,
         "max_new_tokens": args.tokens,
         "mean_d": round(statistics.mean(ds), 4) if ds else None,
-        "mean_d_shown": round(statistics.mean(c["d"] for r in rows for c in r["candidates"] if c["text"] == r["shown"] and c["d"] is not None), 4) if ds else None,
+        "mean_d_shown": round(statistics.mean(r["shown_d"] for r in rows if r["shown_d"] is not None), 4)
+        if ds
+        else None,
+        "seconds_median": statistics.median(r["seconds"] for r in rows),
         "replies": rows,
     }
     name = args.llm.removeprefix("embedded:").replace("/", "_")
