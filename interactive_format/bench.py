@@ -341,7 +341,7 @@ def peer_run(url: str, messages: list[dict], n: int, tokens: int, bench: LLMBenc
 
     body = dict(
         messages=messages, n=n, max_tokens=tokens, temperature=bench.temperature, top_p=bench.top_p, seed=seed,
-        logprobs=True, stream=True, ignore_eos=True,
+        logprobs=True, top_logprobs=1, stream=True, ignore_eos=True,
     )  # fmt: skip
     started, first, counts = time.perf_counter(), None, [0] * n
     with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=600) as response:
