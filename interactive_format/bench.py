@@ -417,6 +417,7 @@ def bench_engines(spec: str, cache_dir: Path, bench: LLMBench, threads: int, lon
     result["llamacpp"] = _engine_metrics(
         lambda m, n, t: stream_run(ours, m, n, t, bench, seed=0), long, short, bench, users
     )
+    result["llamacpp"]["n_vs_naive_parallel"] = n_vs_naive(ours, short, bench)
     ours.close()
     process, url = peer_server(spec, cache_dir, threads)
     try:
@@ -426,6 +427,29 @@ def bench_engines(spec: str, cache_dir: Path, bench: LLMBench, threads: int, lon
         process.wait()
     result["peer"]["how"] = "llama-server (xllamacpp) /v1/chat/completions on 127.0.0.1, stream, n, logprobs"
     return result
+
+
+def n_vs_naive(generator, short: list[dict], bench: LLMBench) -> dict:
+    """N candidates as one request with "n": N (the prompt shared by the child slots) against N requests of one
+    candidate sent at once (the prompt evaluated N times); medians of wall seconds."""
+    counter = iter(range(10**6))
+    out = {}
+    for n in bench.candidates:
+        if n == 1:
+            continue
+        one = [stream_run(generator, _unique(short, next(counter)), n, bench.decode_tokens, bench).total_s
+               for _ in range(bench.repeats)]  # fmt: skip
+        naive = []
+        for _ in range(bench.repeats):
+            messages, started = _unique(short, next(counter)), time.perf_counter()
+            with ThreadPoolExecutor(n) as pool:
+                list(pool.map(lambda k: stream_run(generator, messages, 1, bench.decode_tokens, bench, k), range(n)))
+            naive.append(time.perf_counter() - started)
+        out[str(n)] = {
+            "one_request_s": round(statistics.median(one), 3),
+            "naive_parallel_s": round(statistics.median(naive), 3),
+        }
+    return out
 
 
 def bench_turn(spec: str, cache_dir: Path, threads: int, n: int = 4, tokens: int = 96, repeats: int = 3) -> dict:
