@@ -1,14 +1,22 @@
 """llama.cpp decode speed with 1 and 2 threads, idle and while another process keeps one core busy.
 
-    python bench/threads.py GGUF   (prints the load average and tokens/s; see README, "Speed")
+python bench/threads.py GGUF   (prints the load average and tokens/s; see README, "Speed")
 """
+
 import json, time, sys, subprocess, os
 import xllamacpp as x
+
 model = sys.argv[1]
 res = {}
 for threads in (1, 2):
-    p = x.CommonParams(); p.model.path = model; p.cpuparams.n_threads = threads; p.cpuparams_batch.n_threads = threads
-    p.n_parallel = 4; p.n_ctx = 4096; p.port = 0; p.verbosity = -1
+    p = x.CommonParams()
+    p.model.path = model
+    p.cpuparams.n_threads = threads
+    p.cpuparams_batch.n_threads = threads
+    p.n_parallel = 4
+    p.n_ctx = 4096
+    p.port = 0
+    p.verbosity = -1
     s = x.Server(p)
     for load in ("idle", "busy"):
         hog = subprocess.Popen([sys.executable, "-c", "while 1: pass"]) if load == "busy" else None
@@ -18,6 +26,8 @@ for threads in (1, 2):
         dt = time.perf_counter() - t
         tps = r["timings"]["predicted_per_second"] if "timings" in r else r["usage"]["completion_tokens"] / dt
         res[f"{threads}t-{load}"] = round(tps, 1)
-        if hog: hog.kill(); hog.wait()
+        if hog:
+            hog.kill()
+            hog.wait()
     del s
 print(os.getloadavg(), json.dumps(res))
