@@ -3,7 +3,12 @@
 python bench/threads.py GGUF   (prints the load average and tokens/s; see README, "Speed")
 """
 
-import json, time, sys, subprocess, os
+import json
+import os
+import subprocess
+import sys
+import time
+
 import xllamacpp as x
 
 model = sys.argv[1]
