@@ -18,7 +18,7 @@ from typing import Any
 from .config import AppConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
 from .discriminator import Reranker
-from .errors import InputError, InteractiveFormatError, log_failure
+from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
 from .generator import Generator, SamplingParams
 from .pipeline import Captioner, InputGuard, Transcriber, preview, visible
 
@@ -93,7 +93,7 @@ class ChatEngine:
 
         m, models = config.models, models or ModelCache()
         device = resolve_device(m.device)
-        generator = models.get(("llm", m.llm, m.dtype, device), lambda: _load_generator(config, device))
+        generator = models.get(("llm", m.llm, m.llm_backend, m.dtype, device), lambda: _load_generator(config, device))
         transcriber = models.get(("asr", m.asr, device), lambda: _load_transcriber(config, device))
         reader = models.get(("ocr", m.ocr), lambda: load_reader(m.ocr, warm_up=m.warmup))
         captioner = models.get(
@@ -254,6 +254,7 @@ class ChatEngine:
             reply = Turn("assistant")
             conversation.turns.append(reply)
         reply.notice = None
+        reply.meta.pop("cut_off", None)
         if dropped:
             reply.notice = f"{dropped} oldest message(s) no longer fit the model's context and were left out."
         params = SamplingParams(
@@ -264,9 +265,10 @@ class ChatEngine:
             timeout_s=self.config.generation.turn_timeout_s,
         )
         start = time.perf_counter()
-        first_token_s = None
+        first_token_s, seed = None, params.seed
         try:
             for sample in self.generator.stream(messages, params, stop):
+                seed = sample.seed
                 fresh = [Candidate(d.text, d.mean_logprob, finished=d.finished) for d in sample.drafts]
                 reply.candidates = kept + fresh
                 if first_token_s is None and any(c.text for c in fresh):
@@ -276,6 +278,11 @@ class ChatEngine:
                     break
                 reply.chosen = len(kept) + max(range(len(fresh)), key=lambda i: _live_key(fresh[i]))
                 yield f"Sampling {params.n} candidate(s)…"
+        except ReplyTimeout as e:
+            if any(c.text.strip() for c in reply.candidates[len(kept) :]):
+                self._cut_off(reply, messages, settings, seed, len(kept), params.timeout_s)
+            else:
+                self._failed(reply, str(e), kept, kept_chosen)
         except InteractiveFormatError as e:
             self._failed(reply, str(e), kept, kept_chosen)
         except Exception as e:  # a bug or a model crash: the user sees a message, the app keeps serving
@@ -297,6 +304,15 @@ class ChatEngine:
             reply.notice = f"Regenerating failed: {message}"
         else:
             reply.error = message
+
+    def _cut_off(
+        self, reply: Turn, messages: list[dict], settings: TurnSettings, seed, first_new: int, limit: float
+    ) -> None:
+        """A reply that ran out of time keeps what it generated, ranked, marked as cut off (Retry offered)."""
+        self._finish(reply, messages, settings, seed, False, first_new)
+        reply.meta["cut_off"] = True
+        note = f"The reply ran out of time ({limit:g} s) and was cut off; Retry samples new replies."
+        reply.notice = ((reply.notice or "") + " " + note).strip()
 
     def _finish(
         self, reply: Turn, messages: list[dict], settings: TurnSettings, seed: int, stopped: bool, first_new: int = 0

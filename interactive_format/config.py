@@ -33,7 +33,9 @@ def default_db_path() -> Path:
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    llm: str = "embedded:smollm2-135m"  # chat model: embedded name, HF id, local path, or openai:URL of a server
+    # Chat model: embedded name, HF id, local path, or openai:URL of a server. Qwen2.5-Coder-0.5B-Instruct (bilingual;
+    # chosen on bench/quality/: SmolLM2-135M writes no usable Chinese); embedded:smollm2-135m is the smallest.
+    llm: str = "embedded:qwen2.5-coder-0.5b"
     llm_model: str = ""  # with openai:URL, the model name to request ("" = the first one the server lists)
     llm_api_key: str = field(default="", repr=False)  # with openai:URL, sent as a Bearer token when set
     llm_timeout: float = 60.0  # with openai:URL, seconds to wait for the server's next streamed chunk
@@ -51,6 +53,10 @@ class ModelsConfig:
     cache_dir: Path = field(default_factory=default_cache_dir)  # converted weights live here
     device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1", ...
     dtype: str = "auto"  # chat model: "auto" (bf16 on CUDA, fp32 on CPU), "bfloat16", "float32", "float16"
+    # Chat engine: "auto" = llama.cpp for GGUF models (embedded or a .gguf path) on CPU, transformers otherwise
+    # (GPUs, Hugging Face ids, training); or "llamacpp" / "transformers".
+    llm_backend: str = "auto"
+    llm_threads: int = 1  # llama.cpp threads; 1 measured best on a shared 2-core CPU (README, "Speed")
     warmup: bool = True  # run the models once at start (on CUDA: compile the decode step for every batch size)
 
 
@@ -135,6 +141,8 @@ def validate(config: AppConfig) -> None:
         "models.dtype": config.models.dtype in ("auto", "bfloat16", "float32", "float16"),
         "models.llm_timeout": config.models.llm_timeout > 0,
         "models.ocr": config.models.ocr.strip().lower() in ("rapidocr", "off"),
+        "models.llm_backend": config.models.llm_backend in ("auto", "llamacpp", "transformers"),
+        "models.llm_threads": config.models.llm_threads >= 1,
         "server.max_queue": config.server.max_queue >= 1,
         "server.rate_limit": config.server.rate_limit >= 0,
         "server.auth": not config.server.auth or _auth_pair(config.server.auth) is not None,
@@ -182,6 +190,8 @@ ENV_VARS = {
     "IF_DEVICE": ("models", "device"),
     "IF_DTYPE": ("models", "dtype"),
     "IF_WARMUP": ("models", "warmup"),
+    "IF_LLM_BACKEND": ("models", "llm_backend"),
+    "IF_LLM_THREADS": ("models", "llm_threads"),
     "IF_CANDIDATES": ("generation", "num_candidates"),
     "IF_MAX_NEW_TOKENS": ("generation", "max_new_tokens"),
     "IF_LAM": ("generation", "lam"),

@@ -24,6 +24,10 @@ class GenerationError(InteractiveFormatError):
     """The language model failed while answering."""
 
 
+class ReplyTimeout(GenerationError):
+    """The reply ran past its time limit; what was generated until then may still be shown (cut off)."""
+
+
 def log_failure(logger: logging.Logger, what: str, error: BaseException, level: int = logging.ERROR) -> None:
     """Log a failure's type and stack; its message (which may quote what the user sent) only when debugging."""
     if logger.isEnabledFor(logging.DEBUG):

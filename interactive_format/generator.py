@@ -18,7 +18,7 @@ from typing import Protocol
 
 import torch
 
-from .errors import GenerationError, log_failure
+from .errors import GenerationError, ReplyTimeout, log_failure
 
 log = logging.getLogger(__name__)
 
@@ -525,10 +525,31 @@ def sequence_logprobs(
     return (lp * t).sum(1) / t.sum(1)
 
 
+def backend_for(models, device: str) -> str:
+    """ "openai", "llamacpp" or "transformers": the engine that runs the configured chat model (a ModelsConfig)."""
+    from .models import gguf_path, parse_spec
+
+    spec = parse_spec(models.llm)
+    if spec.kind == "openai":
+        return "openai"
+    if models.llm_backend != "auto":
+        return models.llm_backend
+    if not device.startswith("cpu") or spec.kind not in ("embedded", "path"):
+        return "transformers"
+    return "llamacpp" if gguf_path(models.llm, models.cache_dir) is not None else "transformers"
+
+
 def load_generator(models, device: str) -> Generator:
-    """The configured chat model (a ModelsConfig): a server for `openai:URL` specs, else local transformers weights."""
+    """The configured chat model (a ModelsConfig): a server for `openai:URL` specs, llama.cpp for GGUF on CPU,
+    else local transformers weights."""
     from .models import parse_spec
 
+    backend = backend_for(models, device)
+    if backend == "llamacpp":
+        from .llamacpp import LlamaCppGenerator, LlamaCppOptions
+
+        options = LlamaCppOptions(threads=models.llm_threads, batch_threads=models.llm_threads)
+        return LlamaCppGenerator.from_spec(models.llm, models.cache_dir, options)
     spec = parse_spec(models.llm)
     if spec.kind == "openai":
         from .openai_backend import OpenAICompatibleGenerator, ServerOptions
@@ -556,13 +577,13 @@ class Deadline:
         self.end = None if timeout_s is None else time.monotonic() + timeout_s
 
     def get(self, q: queue.Queue):
-        """The next item; GenerationError once the time is up (a stalled model included)."""
+        """The next item; ReplyTimeout (a GenerationError) once the time is up (a stalled model included)."""
         if self.end is None:
             return q.get()
         try:
             return q.get(timeout=max(self.end - time.monotonic(), 0.0))
         except queue.Empty:
-            raise GenerationError(
+            raise ReplyTimeout(
                 f"The reply took longer than {self.timeout_s:g} seconds and was stopped. Please try again "
                 "(fewer candidates or a shorter reply are quicker)."
             ) from None

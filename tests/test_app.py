@@ -14,7 +14,7 @@ from gradio_client.exceptions import AppError
 from interactive_format.store import Store
 from interactive_format.ui import ChatUI, owner_of, to_messages
 
-from .conftest import app_process, free_port
+from .conftest import TEST_ENV, app_process, free_port
 
 COFFEE_WORDS = ("espresso", "coffee", "cup", "mug")
 
@@ -238,7 +238,7 @@ def test_eight_sessions_at_once_lose_nothing(server, store):
 def test_restart_keeps_the_conversation_its_candidates_and_picks(engine, cache_dir, tmp_path):
     db = tmp_path / "chats.db"
     env = {**os.environ, "IF_DB": str(db), "IF_CACHE_DIR": str(cache_dir), "IF_PORT": str(free_port()),
-           "IF_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
+           "IF_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1", **TEST_ENV}
     user = uuid.uuid4().hex
     with app_process(env) as url:
         client = Client(url, verbose=False)

@@ -16,6 +16,8 @@ from interactive_format.flows import FlowError, FlowSet, key_line, load_flow, sh
 from interactive_format.store import Store
 from interactive_format.ui import ChatUI, build_demo
 
+from .conftest import TEST_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 USER = "0123456789abcdef0123456789abcdef"
 FRENCH = re.compile(r"\b(le|la|les|est|vous|je|une|des|et|pour|avec|dans)\b", re.IGNORECASE)
@@ -23,7 +25,7 @@ FRENCH = re.compile(r"\b(le|la|les|est|vous|je|une|des|et|pour|avec|dans)\b", re
 
 def flow_environ(cache_dir: Path) -> dict[str, str]:
     """The test session's models and short replies, the way a deployment sets them."""
-    return {"IF_CACHE_DIR": str(cache_dir), "IF_DEVICE": "cpu", "IF_MAX_NEW_TOKENS": "24"}
+    return {"IF_CACHE_DIR": str(cache_dir), "IF_DEVICE": "cpu", "IF_MAX_NEW_TOKENS": "24", **TEST_ENV}
 
 
 @pytest.fixture(scope="module")

