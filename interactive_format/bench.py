@@ -35,6 +35,7 @@ import torch
 
 from .chat import ChatEngine
 from .config import load_config
+from .errors import DEV_LOCK, missing_package
 from .generator import SamplingParams, TransformersGenerator
 
 PROMPTS = [
@@ -725,7 +726,10 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--out", default=None, help="JSON path (default: bench/results/PART-DEVICE-MODEL-DATE.json)")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    result = run_parts(args)
+    try:
+        result = run_parts(args)
+    except ModuleNotFoundError as e:  # e.g. scikit-image (the sample pictures) without the dev lock
+        raise SystemExit(f"bench: {missing_package(e, 'The benchmark', DEV_LOCK)}") from None
     out = Path(args.out) if args.out else default_out(args, resolve_device(args.device))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

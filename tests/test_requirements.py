@@ -144,9 +144,9 @@ def test_every_embedded_weight_package_is_locked():
 
     locked = pins(ROOT / "requirements-models.txt") | pins(ROOT / "requirements-models-extra.txt")
     for model in EMBEDDED.values():
-        for requirement in model.pip.split():
-            name, version = requirement.split("==")
-            assert locked.get(canonical(name)) == version, requirement
+        version = model.pip.rsplit("==", 1)[1]  # every package of one model has the same version
+        for package in model.packages:  # import names; the pip names are the same with dashes
+            assert locked.get(canonical(package)) == version, (package, model.pip)
 
 
 @pytest.mark.parametrize(
