@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
-from .admission import Admission, BusyError
+from .admission import Admission, bound_gradio_queue
 from .chat import ChatEngine, TurnSettings
 from .dialogue import Conversation, Turn
 from .errors import InputError, InteractiveFormatError
@@ -265,7 +265,7 @@ class ChatUI:
         self.store = store
         self.history = History(store, engine.config.generation.system_prompt)
         self.limiter = RateLimiter(engine.config.server.rate_limit)
-        server = engine.config.server  # turns are admitted by expected wait, not by queue length alone
+        server = engine.config.server  # waiting turns are bounded by expected wait, not by queue length alone
         self.admission = Admission(server.concurrency_limit, engine.config.generation.turn_timeout_s, server.max_queue)
         self.keep_uploads = engine.config.storage.persist
         self._stops: dict[str | None, threading.Event] = {}
@@ -554,7 +554,7 @@ class ChatUI:
         try:
             self.limiter.check(owner)
             slot = self.admission.slot()  # released in the `finally` below
-        except (InputError, BusyError) as e:
+        except InputError as e:
             gr.Warning(_escape(str(e)))
             yield self._unchanged(chat)
             return
@@ -1004,11 +1004,7 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
             api_out = gr.JSON(label="result")
             api_btns = [gr.Button(name) for name in ("chat", "reply", "pick", "conversations", "conversation")]
         sampling = [message, image, audio, candidates, api_temperature, api_max_tokens]
-        # Turns reach ChatUI's admission at once: it runs concurrency_limit of them, lets up to max_queue wait and
-        # refuses, at once, what would not finish in time. Gradio's own limit for them is only a generous bound
-        # (room for the refused ones too), so no turn waits unseen in Gradio's queue.
-        server = config.server
-        turn_queue = {"concurrency_id": "turn", "concurrency_limit": 2 * (server.concurrency_limit + server.max_queue)}
+        turn_queue = {"concurrency_id": "turn"}
         api_btns[0].click(ui.api_chat, sampling, api_out, api_name="chat", **turn_queue)
         api_btns[1].click(ui.api_reply, [conversation_id, *sampling, api_user], api_out, api_name="reply", **turn_queue)
         api_btns[2].click(ui.api_pick, [conversation_id, candidate_idx, api_user], api_out, api_name="pick")
@@ -1051,4 +1047,5 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
         import_btn.upload(ui.import_chats, [import_btn, chat, user_id], view, **private)
 
     demo.queue(default_concurrency_limit=config.server.concurrency_limit, max_size=config.server.max_queue)
+    bound_gradio_queue(demo, ui.admission)  # the queue may hold only turns that can finish in time
     return demo

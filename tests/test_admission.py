@@ -1,13 +1,18 @@
-"""Admission by expected wait: a turn is admitted only if it can finish within the budget, else refused at once."""
+"""Admission by expected wait: the queue holds only as many turns as can still finish within the budget."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
+from gradio_client import Client
+from gradio_client.utils import QueueError
 
-from interactive_format.admission import Admission, BusyError
+from interactive_format.admission import Admission
+
+from .fakes import fake_engine
 
 
 class Clock:
@@ -23,75 +28,72 @@ def finished_turn(admission: Admission, clock: Clock, seconds: float) -> None:
         clock.now += seconds
 
 
-def test_before_any_turn_is_measured_the_queue_length_alone_bounds_waiting():
-    admission = Admission(slots=1, budget_s=10, max_waiting=2, clock=Clock())
-    assert admission.expected_wait_s() == 0.0
-    slot = admission.slot()  # runs at once
-    assert admission.expected_wait_s() == 0.0  # nothing measured yet: admitted, it would wait
-    slot.release()
+def test_until_a_turn_is_measured_one_round_may_wait():
+    admission = Admission(slots=2, budget_s=20, max_waiting=8, clock=Clock())
+    bounds = []
+    admission.bind(bounds.append)
+    assert bounds == [2]
 
 
-def test_a_turn_that_would_not_finish_in_time_is_refused_at_once_and_says_how_long_to_wait():
+def test_the_bound_follows_the_measured_turn_time():
     clock = Clock()
-    admission = Admission(slots=1, budget_s=10, max_waiting=8, clock=clock)
-    finished_turn(admission, clock, 4.0)  # turns take 4 s here
-    running = admission.slot()
-    assert admission.expected_wait_s() == 4.0  # 4 s wait + 4 s turn fits in 10 s: admitted
-    waiter = threading.Thread(target=lambda: admission.slot().release())
-    waiter.start()
-    deadline = time.monotonic() + 5
-    while admission._waiting == 0 and time.monotonic() < deadline:  # the admitted one waits for the slot
-        time.sleep(0.01)
-    assert admission.expected_wait_s() == 8.0  # 8 s wait + 4 s turn > 10 s: refused, not queued
-    started = time.monotonic()
-    with pytest.raises(BusyError, match=r"busy: a new message would wait about 8 seconds.*try again in 8 seconds"):
-        admission.slot()
-    assert time.monotonic() - started < 0.5  # at once
-    running.release()
-    waiter.join(timeout=5)
-    assert not waiter.is_alive()  # the admitted one got the slot once it was free
-
-
-def test_slots_run_at_once_and_a_slowdown_is_felt_at_the_next_admission_and_forgotten_later():
-    clock = Clock()
-    admission = Admission(slots=2, budget_s=10, max_waiting=8, clock=clock)
-    finished_turn(admission, clock, 1.0)
-    a, b = admission.slot(), admission.slot()  # two slots: both run
-    assert admission.expected_wait_s() == 1.0  # a third waits for one of them
-    a.release(), b.release()
-    finished_turn(admission, clock, 9.5)  # a neighbour took the CPU: one slow turn
-    held = [admission.slot(), admission.slot()]
-    with pytest.raises(BusyError):  # 9.5 s wait + 9.5 s turn > 10 s
-        admission.slot()
-    for slot in held:
-        slot.release()
-    for _ in range(8):  # quick again: after a few turns the slow one is forgotten
-        finished_turn(admission, clock, 1.0)
-    held = [admission.slot(), admission.slot()]
-    assert admission.expected_wait_s() == 1.0
-    for slot in held:
-        slot.release()
-
-
-def test_max_waiting_still_bounds_the_queue_and_release_twice_is_harmless():
-    clock = Clock()
-    admission = Admission(slots=1, budget_s=100, max_waiting=0, clock=clock)
-    slot = admission.slot()
-    with pytest.raises(BusyError):
-        admission.slot()
-    slot.release()
-    slot.release()
-    assert admission._running == 0
+    admission = Admission(slots=2, budget_s=20, max_waiting=8, clock=clock)
+    bounds = []
+    admission.bind(bounds.append)
+    finished_turn(admission, clock, 0.5)  # quick turns: the configured queue length is the limit
+    assert admission.waiting_bound() == 8 and bounds[-1] == 8
+    finished_turn(admission, clock, 6.0)  # a neighbour took a core: (20 - 6) // 6 = 2 rounds of 2 slots
+    assert admission.waiting_bound() == 4 and bounds[-1] == 4
+    finished_turn(admission, clock, 15.0)  # a waiting turn could not finish in time: one may wait at most
+    assert admission.waiting_bound() == 1
+    for _ in range(8):  # quick again: after a few turns the slow ones are forgotten
+        finished_turn(admission, clock, 0.5)
+    assert admission.waiting_bound() == 8
 
 
 def test_a_turn_still_running_long_counts_before_it_ends():
     clock = Clock()
     admission = Admission(slots=1, budget_s=10, max_waiting=8, clock=clock)
     finished_turn(admission, clock, 1.0)
+    assert admission.waiting_bound() == 8
     running = admission.slot()
-    assert admission.expected_wait_s() == 1.0
-    clock.now += 6.0  # this one is taking long: a newcomer would wait at least that, and its own turn too
-    with pytest.raises(BusyError):
-        admission.slot()
+    clock.now += 4.0  # this one is taking long
+    assert admission.turn_s() == 4.0 and admission.waiting_bound() == 1
     running.release()
-    assert admission.turn_s() == 6.0
+    running.release()  # a second release does nothing
+    assert admission.turn_s() == 4.0
+
+
+def test_slots_are_held_and_a_third_turn_waits_for_one():
+    admission = Admission(slots=2, budget_s=10, max_waiting=8)
+    a, b = admission.slot(), admission.slot()
+    got = threading.Event()
+    waiter = threading.Thread(target=lambda: (admission.slot().release(), got.set()))
+    waiter.start()
+    time.sleep(0.2)
+    assert not got.is_set()
+    a.release()
+    assert got.wait(5)
+    b.release()
+    waiter.join(5)
+
+
+def test_the_served_app_refuses_at_once_what_its_queue_cannot_hold(tmp_path):
+    """Gradio's queue is sized by the admission: a turn beyond the bound is told "busy" at once."""
+    from interactive_format.store import Store
+    from interactive_format.ui import build_demo
+
+    from .conftest import served
+
+    store = Store(tmp_path / "chats.db")
+    demo = build_demo(fake_engine(), store)
+    assert demo._queue.max_size == 2  # one round of the default 2 slots until a turn is measured
+    with served(demo) as url:
+        demo._queue.max_size = 0  # as if every waiting place were taken
+        client = Client(url, verbose=False)
+        started = time.monotonic()
+        job = client.submit("", "Hello", None, None, 1, 0.7, 8, uuid.uuid4().hex, api_name="/reply")
+        with pytest.raises(QueueError):
+            job.result(timeout=30)
+        assert time.monotonic() - started < 10
+    store.close()
