@@ -4,10 +4,11 @@ A queue bounded only by its length breaks its promise on a slow or busy machine:
 waiting, the last one waits 4 turn-times, which is 4 s on a quiet CPU and 20 s when a neighbour
 takes a core. Here the bound on waiting turns follows the measured turn time: a turn may join the
 queue only if (its place ÷ slots, rounded up) × the recent turn time + its own turn fits in the
-budget. The bound is Gradio's own queue size, so a turn beyond it is refused at once and cheaply
-("busy, try again"), before any work is done for it. "Recent turn time" is the longest of the last
-few finished turns and of the turns running now, so a slowdown is felt at once and forgotten after
-a few quick turns. Until a turn has finished, one round (`slots` turns) may wait.
+budget, with turns planned 1.5× as slow as measured (`HEADROOM`). The bound is Gradio's own queue
+size, so a turn beyond it is refused at once and cheaply ("busy, try again"), before any work is
+done for it. "Recent turn time" is the longest of the last few finished turns and of the turns
+running now, so a slowdown is felt at once and forgotten after a few quick turns. Until a turn has
+finished, one round (`slots` turns) may wait.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 RECENT = 8  # how many finished turns the recent turn time is taken over
+# Waiting is planned for turns this many times slower than measured, since turns slow down while a turn
+# waits (more load, a neighbour taking a core). In the 32-user load test on 2 cores: with 1.0 the slowest
+# answer took 19.8 s of a 20 s budget and 2 hung; with 2.0 it took 11.4 s, with fewer turns answered.
+HEADROOM = 1.5
 
 
 class Admission:
@@ -43,7 +48,7 @@ class Admission:
         """How many turns may wait for a slot, so that the last of them still finishes within the budget."""
         if not self._recent:  # nothing measured yet: one round
             return min(self.slots, self.max_waiting)
-        turn = max(self.turn_s(), 1e-3)
+        turn = max(self.turn_s(), 1e-3) * HEADROOM
         rounds = int((self.budget_s - turn) // turn)  # whole turn-times a waiting turn may spend waiting
         return max(1, min(self.max_waiting, rounds * self.slots))
 

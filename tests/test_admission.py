@@ -42,9 +42,9 @@ def test_the_bound_follows_the_measured_turn_time():
     admission.bind(bounds.append)
     finished_turn(admission, clock, 0.5)  # quick turns: the configured queue length is the limit
     assert admission.waiting_bound() == 8 and bounds[-1] == 8
-    finished_turn(admission, clock, 6.0)  # a neighbour took a core: (20 - 6) // 6 = 2 rounds of 2 slots
+    finished_turn(admission, clock, 4.0)  # slower: planned at 1.5 × 4 s, (20 - 6) // 6 = 2 rounds of 2 slots
     assert admission.waiting_bound() == 4 and bounds[-1] == 4
-    finished_turn(admission, clock, 15.0)  # a waiting turn could not finish in time: one may wait at most
+    finished_turn(admission, clock, 9.0)  # a waiting turn could not finish in time: one may wait at most
     assert admission.waiting_bound() == 1
     for _ in range(8):  # quick again: after a few turns the slow ones are forgotten
         finished_turn(admission, clock, 0.5)
@@ -55,9 +55,9 @@ def test_a_turn_still_running_long_counts_before_it_ends():
     clock = Clock()
     admission = Admission(slots=1, budget_s=10, max_waiting=8, clock=clock)
     finished_turn(admission, clock, 1.0)
-    assert admission.waiting_bound() == 8
+    assert admission.waiting_bound() == 5  # planned at 1.5 s: (10 - 1.5) // 1.5 = 5 rounds of 1 slot
     running = admission.slot()
-    clock.now += 4.0  # this one is taking long
+    clock.now += 4.0  # this one is taking long: planned at 6 s, no whole round fits in 10 s
     assert admission.turn_s() == 4.0 and admission.waiting_bound() == 1
     running.release()
     running.release()  # a second release does nothing
