@@ -206,8 +206,8 @@ def squash(text: str) -> str:
 
 
 def accuracy(reader, folder: Path) -> list[dict]:
-    from interactive_format.vision import load_image
     from interactive_format.config import Limits
+    from interactive_format.vision import load_image
 
     rows = []
     for p in PICTURES:

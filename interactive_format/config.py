@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+import tomllib
 
 from .flows import FLOWS_DIR, Flow, load_flow, shipped_flows
 

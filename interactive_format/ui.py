@@ -1004,19 +1004,20 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
             api_out = gr.JSON(label="result")
             api_btns = [gr.Button(name) for name in ("chat", "reply", "pick", "conversations", "conversation")]
         sampling = [message, image, audio, candidates, api_temperature, api_max_tokens]
-        turn_queue = {"concurrency_id": "turn"}
-        api_btns[0].click(ui.api_chat, sampling, api_out, api_name="chat", **turn_queue)
-        api_btns[1].click(ui.api_reply, [conversation_id, *sampling, api_user], api_out, api_name="reply", **turn_queue)
+        api_btns[0].click(ui.api_chat, sampling, api_out, api_name="chat", concurrency_id="turn")
+        api_btns[1].click(
+            ui.api_reply, [conversation_id, *sampling, api_user], api_out, api_name="reply", concurrency_id="turn"
+        )
         api_btns[2].click(ui.api_pick, [conversation_id, candidate_idx, api_user], api_out, api_name="pick")
         api_btns[3].click(ui.api_conversations, [api_user], api_out, api_name="conversations")
         api_btns[4].click(ui.api_conversation, [conversation_id, api_user], api_out, api_name="conversation")
-        gr.api(ui.generate_and_rank, api_name="generate_and_rank", **turn_queue)  # also the MCP tool
+        gr.api(ui.generate_and_rank, api_name="generate_and_rank", concurrency_id="turn")  # also the MCP tool
         view = [chatbot, box, chat, status, chats, title, candidate_bar, candidate, pick_btn, branch_bar, branch]
         view.append(retry_btn)
         flow_parts = [header, chatbot, examples, *quick, box, n, lam, models, ranking_note, flow_menu]
         knobs = [n, temperature, max_tokens, lam]
         private = {"api_visibility": "private"}
-        turn = {**private, **turn_queue}
+        turn = {**private, "concurrency_id": "turn"}
         demo.load(ui.load, [user_id], [user_id, *view], **private).then(ui.show_flow, [chat], flow_parts, **private)
         flow_menu.input(ui.switch_flow, [flow_menu, chat, user_id], view, **turn).then(
             ui.show_flow, [chat], flow_parts, **private

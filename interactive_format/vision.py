@@ -24,9 +24,9 @@ from torch import nn
 
 from .config import Limits
 from .errors import InputError, ModelLoadError, log_failure
-from .uploads import checked_size, display_name
 from .models import EMBEDDED, INSTALL_HINT, Spec, embedded_files, hub_error, parse_spec, resolve_device
 from .ocr import TextReader
+from .uploads import checked_size, display_name
 
 log = logging.getLogger(__name__)
 
