@@ -32,8 +32,9 @@ import gradio as gr
 from .admission import Admission, bound_gradio_queue
 from .chat import ChatEngine, TurnSettings
 from .dialogue import Conversation, Turn
+from .engines import FlowSet
 from .errors import InputError, InteractiveFormatError
-from .flows import MAX_QUICK_REPLIES, Flow, FlowSet
+from .flows import MAX_QUICK_REPLIES, Flow
 from .history import Chat, History
 from .i18n import labels, placeholder_key, translations
 from .ratelimit import RateLimiter

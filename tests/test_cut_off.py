@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from interactive_format.errors import ReplyTimeout
-from interactive_format.generator import Draft, Sample
+from interactive_format.sampling import Draft, Sample
 from interactive_format.store import Store
 from interactive_format.ui import ChatUI
 
