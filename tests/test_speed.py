@@ -223,8 +223,8 @@ class _FastGenerator:
 def test_streaming_to_the_browser_is_at_most_25_updates_per_second(tmp_path):
     import time
 
+    from interactive_format.callbacks import UPDATE_INTERVAL_S, ChatUI, View
     from interactive_format.store import Store
-    from interactive_format.ui import UPDATE_INTERVAL_S, ChatUI, View
 
     from .fakes import fake_engine
 
