@@ -468,7 +468,7 @@ class ChatUI:
     # --- export and import -------------------------------------------------------------------
 
     def export_chat(self, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None) -> str | None:
-        """This conversation as a JSON file (the format is in store.py's docstring)."""
+        """This conversation as a JSON file (the format is in transfer.py's docstring)."""
         if chat.id is None:
             warn("Send a message first; an empty chat is not saved.")
             return None

@@ -16,6 +16,13 @@ class InputError(InteractiveFormatError):
     """The user's input (file, text, audio) cannot be used; the message says why."""
 
 
+class NotFound(InputError):
+    """No such conversation or turn for this owner (the two cases are indistinguishable)."""
+
+    def __init__(self, message: str = "No such conversation.") -> None:
+        super().__init__(message)
+
+
 class ModelLoadError(InteractiveFormatError):
     """A model spec could not be resolved or loaded; the message names the spec and the fix."""
 

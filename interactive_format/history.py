@@ -146,7 +146,7 @@ class History:
         return {i: saved[tid] for i, tid in enumerate(chat.turn_ids) if tid in saved}
 
     def export(self, owner: str, cid: str | None = None) -> dict:
-        """One conversation (or all of `owner`'s) in the export format (store.py's docstring)."""
+        """One conversation (or all of `owner`'s) in the export format (transfer.py's docstring)."""
         return self.store.export(owner, cid)
 
     def preferences_jsonl(self, owner: str) -> str:
