@@ -280,7 +280,8 @@ class ChatEngine:
         best_new = next(i for i in order if i >= first_new)
         if first_new == 0 or reply.candidates[best_new].text.strip():
             reply.chosen = best_new
-        reply.meta.update(seed=seed, model=self.generator.name, ranked=order)
+        reply.ranked = order
+        reply.meta.update(seed=seed, model=self.generator.name)
         if stopped:
             reply.notice = ((reply.notice or "") + " Stopped before the replies were complete.").strip()
         elif not reply.reply.strip():

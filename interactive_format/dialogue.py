@@ -42,6 +42,7 @@ class Turn:
     error: str | None = None  # shown to the user; the turn is left out of the prompt
     notice: str | None = None  # e.g. "2 oldest turns no longer fit and were left out"
     meta: dict = field(default_factory=dict)  # seed, model, timings
+    ranked: list[int] = field(default_factory=list)  # candidate indices, best first, as the reranker ordered them
 
     @property
     def reply(self) -> str:

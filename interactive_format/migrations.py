@@ -2,9 +2,9 @@
 
 - ``conversations(id, owner, title, system_prompt, created, updated, active_leaf)``
 - ``turns(id, conversation_id, parent_id, role, text, attachments, chosen, error, notice, meta,
-  created, edited_from)`` — ``parent_id`` is the previous turn (NULL for the first), so turns
+  created, edited_from, ranked)`` — ``parent_id`` is the previous turn (NULL for the first), so turns
   with the same parent are branches; an edited user turn is a new sibling whose
-  ``edited_from`` names the original. ``attachments`` and ``meta`` are JSON.
+  ``edited_from`` names the original. ``attachments``, ``meta`` and ``ranked`` (candidate indices, best first) are JSON.
 - ``candidates(turn_id, idx, text, j, d, score, finished, seed, model, created)`` — every
   sampled reply of an assistant turn; ``turns.chosen`` is the index shown.
 - ``feedback(id, turn_id, candidate_idx, kind, created)`` — 'like', 'dislike', 'clear' (a like or
@@ -137,6 +137,19 @@ def m004_feedback_clear(db: sqlite3.Connection) -> None:
         DROP TABLE feedback;
         ALTER TABLE feedback_new RENAME TO feedback;
         CREATE INDEX feedback_turn ON feedback (turn_id)
+        """,
+    )
+
+
+@migration
+def m005_turns_ranked(db: sqlite3.Connection) -> None:
+    """The reranker's order is a column of its own (it was the "ranked" key of meta)."""
+    _execute_all(
+        db,
+        """
+        ALTER TABLE turns ADD COLUMN ranked TEXT NOT NULL DEFAULT '[]';
+        UPDATE turns SET ranked = json_extract(meta, '$.ranked'), meta = json_remove(meta, '$.ranked')
+            WHERE json_type(meta, '$.ranked') = 'array'
         """,
     )
 

@@ -53,7 +53,7 @@ def _num(x: float | None) -> str:
 
 
 def ranked(turn: Turn) -> list[int]:
-    order = turn.meta.get("ranked") or []
+    order = turn.ranked
     return order if sorted(order) == list(range(len(turn.candidates))) else list(range(len(turn.candidates)))
 
 
@@ -163,7 +163,7 @@ def turn_result(conversation: Conversation) -> dict:
         "caption": next((a.text for a in user.attachments if a.kind == "image"), None),
         "captions": [a.text for a in user.attachments if a.kind == "image"],  # every picture's, in order
         "notice": reply.notice,
-        "meta": {k: v for k, v in reply.meta.items() if k != "ranked"},
+        "meta": dict(reply.meta),
     }
 
 

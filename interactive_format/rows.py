@@ -58,6 +58,7 @@ TURN_COLUMNS: tuple[Column, ...] = (
     Column("error"),
     Column("notice"),
     Column("meta", dumps, json.loads),
+    Column("ranked", dumps, json.loads, kind="a list", nullable=False),
 )
 _NAMES = [c.name for c in TURN_COLUMNS]
 _INSERT = (

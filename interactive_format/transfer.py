@@ -11,12 +11,14 @@ Export format (`Store.export`, accepted back by `Store.import_`)::
             # plus "error" / "notice" on turns that have one
         "turns": [  # the whole tree, parents before children
             {"id", "parent_id", "edited_from", "role", "text", "attachments", "chosen", "error",
-             "notice", "meta", "candidates", "created"}]}]}  # the turns columns of rows.TURN_COLUMNS
+             "notice", "meta", "ranked", "candidates", "created"}]}]}  # the columns of rows.TURN_COLUMNS
 
 Scores that are not finite are written as null. Server file paths of attachments are not
 exported; imported attachments keep their kind, text (caption or transcript) and meta, with
 an empty path. Import rebuilds the tree from "turns" when present, else a single branch from
-"messages"; ids in the file only link turns to each other and are never reused.
+"messages"; ids in the file only link turns to each other and are never reused. "ranked" (the
+reranker's order, candidate indices best first) was a key of "meta" in files made before it
+became a column; such files import the same way.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024
 MAX_TEXT_CHARS = 200_000  # any one text field of an imported file
 MAX_CANDIDATES = 64  # per imported turn
 
-_CHECKED = {"role", "text", "attachments", "chosen", "meta"}  # parsed by name below; the rest by their Column
+_CHECKED = {"role", "text", "attachments", "chosen", "meta", "ranked"}  # parsed by name below; the rest by their Column
 _PLAIN = [c for c in TURN_COLUMNS if c.name not in _CHECKED]
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Turn)}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Turn) if f.default is not dataclasses.MISSING}
 
 
 def export_conversation(db: sqlite3.Connection, conv: sqlite3.Row) -> dict:
@@ -232,6 +234,8 @@ def _parsetree(conv: dict, where: str) -> tuple[list[_ImportedTurn], str | None]
         parent, edited_from = (_link(row, name, at, seen) for name in ("parent_id", "edited_from"))
         turn, sources = _parse_turn(row, at, _field(row, "text", at, "a string", default=""))
         turn.meta = plain(_field(row, "meta", at, "an object", default={}))
+        if not turn.ranked and _is_order(turn.meta.get("ranked")):  # a file from before "ranked" was a column
+            turn.ranked = turn.meta.pop("ranked")
         turns.append(_ImportedTurn(key, parent, edited_from, turn, sources, _time(row, at)))
         seen.add(key)
     leaf = _field(conv, "active_leaf", where, "a string", default=None, nullable=True)
@@ -266,9 +270,22 @@ def _parse_turn(obj: dict, where: str, text: str) -> tuple[Turn, list[Source]]:
         attachments=[_parse_attachment(a, f"{where}.attachments[{i}]") for i, a in enumerate(attachments)],
         candidates=[c for c, _ in parsed],
         chosen=chosen,
+        ranked=_order(obj, where),
         **{c.name: _field(obj, c.name, where, c.kind, default=_DEFAULTS[c.name], nullable=c.nullable) for c in _PLAIN},
     )
     return turn, [source for _, source in parsed]
+
+
+def _order(obj: dict, where: str) -> list[int]:
+    """The reranker's order of the candidates: a list of candidate indices (empty when absent)."""
+    order = _field(obj, "ranked", where, "a list", default=[])
+    if not _is_order(order):
+        raise _bad(f"{where}.ranked", "must be a list of candidate indices")
+    return order
+
+
+def _is_order(value: Any) -> bool:
+    return isinstance(value, list) and all(type(i) is int for i in value)
 
 
 def _parse_attachment(value: Any, where: str) -> Attachment:

@@ -124,7 +124,7 @@ def test_regenerate_adds_siblings_and_keeps_the_old_ones(ui, db_path):
     reply = chat.conversation.turns[1]
     assert [c.text for c in reply.candidates][3:] == ["2.0 re: Name a colour", "2.1 re: Name a colour"]
     assert len(reply.candidates) == 5 and reply.reply == "2.0 re: Name a colour"  # the best new one
-    assert sorted(reply.meta["ranked"]) == list(range(5)) and "/5**" in view.candidate
+    assert sorted(reply.ranked) == list(range(5)) and "/5**" in view.candidate
     assert len(chat.turn_ids) == 2  # no new turn, more candidates on the same one
     assert rows(db_path, "SELECT idx, seed FROM candidates ORDER BY idx") == [(0, 1), (1, 1), (2, 1), (3, 2), (4, 2)]
     assert ui.history.open(owner_of(user), chat.id).conversation.turns[1].reply == "2.0 re: Name a colour"

@@ -471,6 +471,7 @@ def test_migrations_run_once_and_an_older_database_gets_the_new_ones(db_path, tm
         "m002_feedback",
         "m003_settings",
         "m004_feedback_clear",
+        "m005_turns_ranked",
     ]
     Store(db_path).close()  # reopening applies nothing again
     assert rows(db_path, "SELECT name, applied FROM _migrations ORDER BY rowid") == applied
@@ -491,7 +492,7 @@ def test_migrations_run_once_and_an_older_database_gets_the_new_ones(db_path, tm
 
 def test_feedback_rows_survive_the_clear_migration_and_ratings_read_them(tmp_path):
     path = tmp_path / "before-m004.db"
-    m004 = MIGRATIONS.pop()  # a database made by the release before m004, with a like in it
+    m004 = MIGRATIONS.pop(3)  # a database made by the release before m004, with a like in it
     try:
         store = Store(path)
         u = store.add_turn("alice", store.create("alice", "", "Chat"), user())
@@ -499,7 +500,7 @@ def test_feedback_rows_survive_the_clear_migration_and_ratings_read_them(tmp_pat
         store.feedback("alice", a, 0, "like")
         store.close()
     finally:
-        MIGRATIONS.append(m004)
+        MIGRATIONS.insert(3, m004)
     assert "'clear'" not in rows(path, "SELECT sql FROM sqlite_master WHERE name = 'feedback'")[0][0]
 
     store = Store(path)  # m004 rebuilds the table
