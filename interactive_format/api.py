@@ -19,6 +19,7 @@ import gradio as gr
 from .chat import ChatEngine, TurnSettings
 from .errors import InputError, InteractiveFormatError
 from .history import History
+from .knobs import KNOBS
 from .rendering import turn_result
 from .strictjson import dumps
 from .uploads import remove_upload
@@ -54,6 +55,13 @@ def api_errors(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _knob_docs(method: F) -> F:
+    """Fill the knobs' lines of `method`'s docstring from knobs.KNOBS (MCP clients read it)."""
+    lines = {name: f"{k.about} ({k.range_text})" for name, k in KNOBS.items()}
+    method.__doc__ = (method.__doc__ or "").format(**lines)
+    return method
+
+
 class ChatAPI:
     """The endpoints, over the start flow's engine; `keep_uploads` False deletes files once read."""
 
@@ -77,17 +85,16 @@ class ChatAPI:
         """One stateless turn: text plus optional picture/voice file -> reply and ranked candidates."""
         conversation = self.engine.new_conversation()
         self.limiter.check(_client_key(request))
-        settings = self._settings(candidates, temperature, max_new_tokens)
-        with self.admission.turn():
-            try:
-                for _ in self.engine.respond(conversation, message, [f for f in (image, audio) if f], settings):
-                    pass
-            finally:
-                self.drop_uploads(conversation)
+        self._answer(conversation, message, [image, audio], self._settings(candidates, temperature, max_new_tokens))
         return turn_result(conversation)
 
+    @_knob_docs
     def generate_and_rank(
-        self, message: str, candidates: int = 4, temperature: float = 0.7, max_new_tokens: int = 128
+        self,
+        message: str,
+        candidates: int = int(KNOBS["num_candidates"].default),
+        temperature: float = KNOBS["temperature"].default,
+        max_new_tokens: int = int(KNOBS["max_new_tokens"].default),
     ) -> str:
         """Sample several replies to one message with the chat model and rank them by λ·D + (1−λ)·J.
 
@@ -95,9 +102,9 @@ class ChatAPI:
 
         Args:
             message: The message to answer, as plain text.
-            candidates: How many replies to sample (1 to 16).
-            temperature: Sampling temperature (0.05 to 2); higher gives more varied replies.
-            max_new_tokens: The longest reply, in tokens (1 to 1024).
+            candidates: {num_candidates}.
+            temperature: {temperature}.
+            max_new_tokens: {max_new_tokens}.
         Returns:
             JSON text: the best reply and every candidate with its text, rank (1 = best) and score
             plus d (the discriminator's P(human)) and j (mean token log-prob).
@@ -121,13 +128,7 @@ class ChatAPI:
         chat = self.history.open(owner, conversation_id) if conversation_id else self.history.new()
         settings = self._settings(candidates, temperature, max_new_tokens)
         self.limiter.check(owner)
-        with self.admission.turn():
-            try:
-                for _ in self.engine.respond(chat.conversation, message, [f for f in (image, audio) if f], settings):
-                    pass
-            finally:
-                self.history.save(owner, chat)
-                self.drop_uploads(chat.conversation)
+        self._answer(chat.conversation, message, [image, audio], settings, save=lambda: self.history.save(owner, chat))
         return {"conversation_id": chat.id, **turn_result(chat.conversation)}
 
     @api_errors
@@ -152,6 +153,24 @@ class ChatAPI:
     def conversation(self, conversation_id: str, user_id: str) -> dict:
         """One of the caller's conversations in the export format; anyone else's is "No such conversation."."""
         return self.history.export(owner_of(user_id), conversation_id)
+
+    def _answer(
+        self,
+        conversation: Conversation,
+        message: str,
+        files: list[str | None],
+        settings: TurnSettings,
+        save: Callable[[], None] | None = None,
+    ) -> None:
+        """Run one turn once admitted; then `save()` what it left (also on failure) and drop the uploads."""
+        with self.admission.turn():
+            try:
+                for _ in self.engine.respond(conversation, message, [f for f in files if f], settings):
+                    pass
+            finally:
+                if save is not None:
+                    save()
+                self.drop_uploads(conversation)
 
     def drop_uploads(self, conversation: Conversation) -> None:
         """With storage off, delete the last message's uploaded files once they have been read."""

@@ -18,6 +18,7 @@ from .config import AppConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
 from .discriminator import Reranker
 from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
+from .knobs import KNOBS
 from .pipeline import Captioner, InputGuard, Transcriber, preview, visible
 from .sampling import Generator, SamplingParams
 
@@ -28,29 +29,14 @@ log = logging.getLogger(__name__)
 class TurnSettings:
     """What the user may change per turn (the settings panel / API arguments)."""
 
-    num_candidates: int = 4
-    temperature: float = 0.7
-    max_new_tokens: int = 128
-    lam: float = 0.5
+    num_candidates: int = int(KNOBS["num_candidates"].default)
+    temperature: float = KNOBS["temperature"].default
+    max_new_tokens: int = int(KNOBS["max_new_tokens"].default)
+    lam: float = KNOBS["lam"].default
 
     def clamped(self) -> "TurnSettings":
-        """Values forced into safe ranges (API callers may send anything; not a number: the default)."""
-        d = TurnSettings()
-        return TurnSettings(
-            num_candidates=int(_clamp(self.num_candidates, 1, 16, d.num_candidates)),
-            temperature=_clamp(self.temperature, 0.05, 2.0, d.temperature),
-            max_new_tokens=int(_clamp(self.max_new_tokens, 1, 1024, d.max_new_tokens)),
-            lam=_clamp(self.lam, 0.0, 1.0, d.lam),
-        )
-
-
-def _clamp(value: object, low: float, high: float, default: float) -> float:
-    """`value` as a float within [low, high]; `default` for anything that is not a finite number."""
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
-    return min(max(x, low), high) if math.isfinite(x) else default
+        """Values forced into the ranges of knobs.KNOBS (API callers may send anything; not a number: the default)."""
+        return TurnSettings(**{name: knob.clamp(getattr(self, name)) for name, knob in KNOBS.items()})
 
 
 class ChatEngine:
@@ -77,12 +63,8 @@ class ChatEngine:
 
     @property
     def ranking_note(self) -> str:
-        if self.reranker.uses_discriminator:
-            return (
-                f"Replies are ranked by λ·D + (1−λ)·J with λ = {self.reranker.lam:g}: "
-                "D is the trained discriminator's P(human), J the model's mean token log-probability."
-            )
-        return "Ranking uses likelihood only (J): no trained discriminator is installed yet."
+        """How replies are ranked, as the reranker says it."""
+        return self.reranker.note
 
     # --- one turn -----------------------------------------------------------------------
 

@@ -174,7 +174,7 @@ def sample_contexts(
     """Make sure the cache holds n replies of G for every example; return them (n each)."""
     from dataclasses import replace
 
-    from .generator import sample_replies
+    from .offline import sample_replies
 
     todo = cache.missing(examples, n)
     per_call = max(1, rows_per_call // n)

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import tomllib
 
 from .flows import FLOWS_DIR, Flow, load_flow, shipped_flows
+from .knobs import KNOBS
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"  # shipped with the app (trained D, images)
 
@@ -127,12 +128,12 @@ def validate(config: AppConfig) -> None:
     """Raise ValueError naming the first bad field."""
     g, lim = config.generation, config.limits
     checks = {
-        "generation.num_candidates": 1 <= g.num_candidates <= 32,
-        "generation.temperature": g.temperature > 0,
+        "generation.num_candidates": KNOBS["num_candidates"].allows(g.num_candidates),
+        "generation.temperature": KNOBS["temperature"].allows(g.temperature),
         "generation.top_p": 0 < g.top_p <= 1,
-        "generation.max_new_tokens": 1 <= g.max_new_tokens <= 4096,
+        "generation.max_new_tokens": KNOBS["max_new_tokens"].allows(g.max_new_tokens),
         "generation.context_tokens": g.context_tokens > g.max_new_tokens,
-        "generation.lam": g.lam is None or 0 <= g.lam <= 1,
+        "generation.lam": g.lam is None or KNOBS["lam"].allows(g.lam),
         "limits.max_file_bytes": lim.max_file_bytes > 0,
         "limits.max_image_pixels": lim.max_image_pixels > 0,
         "limits.max_audio_seconds": lim.max_audio_seconds > 0,
@@ -222,7 +223,7 @@ def _coerce(section: str, name: str, value: Any) -> Any:
         return tuple(value)
     if isinstance(default, bool):
         return _boolean(section, name, value)
-    if isinstance(default, bool) or not isinstance(default, (int, float)):
+    if not isinstance(default, (int, float)):
         return value
     try:
         return type(default)(value)

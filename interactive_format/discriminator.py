@@ -135,6 +135,16 @@ class Reranker:
     def uses_discriminator(self) -> bool:
         return self.discriminator is not None
 
+    @property
+    def note(self) -> str:
+        """The ranking in one sentence, for the page."""
+        if self.uses_discriminator:
+            return (
+                f"Replies are ranked by λ·D + (1−λ)·J with λ = {self.lam:g}: "
+                "D is the trained discriminator's P(human), J the model's mean token log-probability."
+            )
+        return "Ranking uses likelihood only (J): no trained discriminator is installed yet."
+
     def rank(self, context: str, candidates: list[Candidate], lam: float | None = None) -> list[int]:
         """Fill in d and score on each candidate; return indices best first (empty replies last)."""
         lam = self.lam if lam is None else lam

@@ -129,9 +129,6 @@ class FlowSet:
         """`name` if this app offers it, else the start flow."""
         return name if name in self.configs else self.start
 
-    def loaded(self, name: str) -> bool:
-        return name in self._engines
-
     def engine(self, name: str | None) -> ChatEngine:
         """The flow's engine (loading its models the first time; ModelLoadError if they cannot load)."""
         name = self.known(name)

@@ -23,6 +23,8 @@ from typing import Any
 
 import tomllib
 
+from .knobs import KNOBS
+
 FLOWS_DIR = Path(__file__).resolve().parent.parent / "assets" / "flows"  # the shipped flows
 MODALITIES = ("text", "image", "voice")
 LANGUAGES = ("auto", "en", "zh")  # auto: the browser's language
@@ -30,7 +32,6 @@ THEMES = ("default", "base", "soft", "glass", "monochrome", "origin", "citrus", 
 MODEL_KEYS = ("llm", "asr", "captioner", "discriminator", "discriminator_encoder")
 MAX_QUICK_REPLIES = 6  # buttons under the input box
 MAX_EXAMPLES = 12
-MAX_CANDIDATES = 8  # the settings slider's range
 
 
 class FlowError(ValueError):
@@ -199,14 +200,16 @@ def _modalities(check: _Checker, key: str, value: Any) -> tuple[str, ...]:
 
 
 def _candidates(check: _Checker, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CANDIDATES:
-        check.fail(key, f"must be a whole number from 1 to {MAX_CANDIDATES} (got {_shown(value)})")
+    low, high = KNOBS["num_candidates"].ui_low, KNOBS["num_candidates"].ui_high  # the settings slider's range
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        check.fail(key, f"must be a whole number from {low:g} to {high:g} (got {_shown(value)})")
     return value
 
 
 def _lam(check: _Checker, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        check.fail(key, f"must be a number from 0 to 1, e.g. 0.5 (got {_shown(value)})")
+    knob = KNOBS["lam"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not knob.allows(value):
+        check.fail(key, f"must be a number from {knob.range_text}, e.g. {knob.default:g} (got {_shown(value)})")
     return float(value)
 
 

@@ -304,7 +304,7 @@ class OpenAICompatibleGenerator:
         prompt = self.scorer.prompt_ids(messages)
         import torch  # only with a local scorer: the HTTP path needs no torch
 
-        from .generator import sequence_logprobs
+        from .offline import sequence_logprobs
 
         with torch.inference_mode():
             j = sequence_logprobs(self.scorer, [prompt] * len(todo), [ids for _, ids in todo], with_end=False)

@@ -1,8 +1,8 @@
-"""Turning what the user sent into text: the input guard, speech-to-text and picture description.
+"""The input guard: the configured limits every message and file passes before any model sees it.
 
-`InputGuard` applies the configured limits before any model sees the input; the
-Transcriber (openai-whisper, in speech.py) and the Captioner (in vision.py) each turn one
-file into text plus metadata for the dialogue history.
+`InputGuard` checks text, files (by their leading bytes), pictures and recordings. The two
+stages that then turn a file into text, the Transcriber (speech.py) and the Captioner
+(vision.py), live in their own modules and are re-exported here for the engine.
 """
 
 from __future__ import annotations

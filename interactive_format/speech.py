@@ -343,11 +343,6 @@ class Transcriber:
         with self._lock:
             self._run(self.load(), noise)
 
-    @property
-    def multilingual(self) -> bool:
-        """Whether the model detects the language itself (else it is English-only)."""
-        return bool(self.load().is_multilingual)
-
     def transcribe(self, path: str | Path) -> Transcript:
         """Transcribe a recording; InputError if it is unusable or no speech is recognised."""
         started = time.perf_counter()

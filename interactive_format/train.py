@@ -356,7 +356,7 @@ def g_step(cfg: TrainConfig, generator, d, optimizer, examples: list[Example]) -
     term keeps G close to human text instead of drifting to whatever fools D.
     Returns the reward stats and the fresh samples (new fakes for the next D-steps).
     """
-    from .generator import sample_replies, sequence_logprobs
+    from .offline import sample_replies, sequence_logprobs
 
     model, tok = generator.model, generator.tokenizer
     model.eval()
@@ -507,7 +507,7 @@ def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, st
 
 def judge_generator(cfg: TrainConfig, generator, data: Data, tag: str, d=None, judge=None, replies=None) -> dict:
     """G's replies to some val contexts; with D given, their AdverSuc and judge similarity."""
-    from .generator import sample_replies
+    from .offline import sample_replies
 
     examples = data.val[:cfg.g_eval_contexts]
     if replies is None:

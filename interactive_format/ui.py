@@ -20,6 +20,7 @@ from .engines import FlowSet
 from .flows import MAX_QUICK_REPLIES, Flow
 from .history import Store  # only its type: the page reaches the store through History
 from .i18n import labels, placeholder_key, translations
+from .knobs import KNOBS, Knob
 from .rendering import box_options, escape, header, models_line
 
 PRIVATE = {"api_visibility": "private"}  # page events: not part of the API
@@ -241,25 +242,19 @@ def _settings(engine: ChatEngine, t) -> Settings:
     """The turn's sliders, how replies are ranked and which models run."""
     g, has_d = engine.default_settings(), engine.reranker.uses_discriminator
     with gr.Accordion(t("settings"), open=True):
-        n = gr.Slider(*_around(1, 8, g.num_candidates), value=g.num_candidates, step=1, label=t("candidates"))
-        temperature = gr.Slider(
-            *_around(0.1, 1.5, g.temperature), value=g.temperature, step=0.05, label=t("temperature")
-        )
-        max_tokens = gr.Slider(
-            *_around(16, 512, g.max_new_tokens), value=g.max_new_tokens, step=16, label=t("max_tokens")
-        )
-        lam = gr.Slider(
-            0, 1, value=g.lam, step=0.05, label=t("lam"), interactive=has_d,
-            info=None if has_d else t("no_discriminator"),
-        )  # fmt: skip
+        n = _slider(KNOBS["num_candidates"], g.num_candidates, t("candidates"))
+        temperature = _slider(KNOBS["temperature"], g.temperature, t("temperature"))
+        max_tokens = _slider(KNOBS["max_new_tokens"], g.max_new_tokens, t("max_tokens"))
+        lam = _slider(KNOBS["lam"], g.lam, t("lam"), interactive=has_d, info=None if has_d else t("no_discriminator"))
     ranking_note = gr.Markdown(f"*{escape(engine.ranking_note)}*", elem_id="ranking-note")
     models = gr.Markdown(models_line(engine), elem_id="models")
     return Settings(n, temperature, max_tokens, lam, ranking_note, models)
 
 
-def _around(low: float, high: float, value: float) -> tuple[float, float]:
-    """A slider's range widened to include the configured default (else Gradio refuses every turn)."""
-    return min(low, value), max(high, value)
+def _slider(knob: Knob, value: float, label: str, **kwargs: Any) -> gr.Slider:
+    """The knob's slider, its range widened to include the configured default (else Gradio refuses every turn)."""
+    low, high = min(knob.ui_low, value), max(knob.ui_high, value)
+    return gr.Slider(low, high, value=value, step=knob.ui_step, label=label, **kwargs)
 
 
 # --- events -----------------------------------------------------------------------------------
