@@ -20,6 +20,7 @@ from .discriminator import Reranker
 from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
 from .knobs import KNOBS
 from .pipeline import Captioner, InputGuard, Transcriber, preview, visible
+from .readers import READERS
 from .sampling import Generator, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -148,19 +149,18 @@ class ChatEngine:
         """Guard, then caption or transcribe one file into the user's turn."""
         kind = self.guard.file(path)
         if not self.config.flow.allows(kind):
-            what = "pictures" if kind == "image" else "voice messages"
+            what = READERS[kind].noun
             raise InputError(f"This chat ({self.config.flow.title}) does not take {what}; please type your message.")
         attachment = Attachment(kind, str(path))
         user.attachments.append(attachment)
+        yield READERS[kind].status
         if kind == "image":
-            yield "Describing the picture…"
             caption = self.captioner.describe(path)
             attachment.text = caption.text
             attachment.meta = {"kind": caption.kind, "model": caption.model, "ms": round(caption.ms)}
             if caption.text_lines:
                 attachment.meta.update(text_lines=caption.text_lines, ocr_ms=round(caption.ocr_ms))
         else:
-            yield "Transcribing your voice…"
             transcript = self.transcriber.transcribe(path)
             attachment.text = transcript.text
             attachment.meta = {

@@ -24,9 +24,10 @@ from typing import Any
 import tomllib
 
 from .knobs import KNOBS
+from .readers import READERS, reader_for
 
 FLOWS_DIR = Path(__file__).resolve().parent.parent / "assets" / "flows"  # the shipped flows
-MODALITIES = ("text", "image", "voice")
+MODALITIES = ("text", *(r.modality for r in READERS.values()))  # ("text", "image", "voice")
 LANGUAGES = ("auto", "en", "zh")  # auto: the browser's language
 THEMES = ("default", "base", "soft", "glass", "monochrome", "origin", "citrus", "ocean")  # Gradio's built-in ones
 MODEL_KEYS = ("llm", "asr", "captioner", "discriminator", "discriminator_encoder")
@@ -70,7 +71,8 @@ class Flow:
 
     def allows(self, kind: str) -> bool:
         """Whether an upload of this kind ("image" or "audio") is welcome in this flow."""
-        return {"image": "image", "audio": "voice"}.get(kind, kind) in self.modalities
+        reader = reader_for(kind)
+        return (reader.modality if reader else kind) in self.modalities
 
 
 # --- reading a file ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .dialogue import Conversation, Turn, context_text
 from .errors import InputError
+from .readers import reader_for
 from .store import ConversationInfo, Store
 
 TITLE_CHARS = 60  # a new conversation's title: the start of its first message
@@ -50,9 +51,8 @@ def title_for(turn: Turn) -> str:
     """A title from a first message: its text, else its caption or transcript."""
     text = " ".join(turn.text.split()) or next((" ".join(a.text.split()) for a in turn.attachments if a.text), "")
     if not text:
-        text = {"image": "Picture", "audio": "Voice message"}.get(
-            turn.attachments[0].kind if turn.attachments else "", "New chat"
-        )
+        reader = reader_for(turn.attachments[0].kind) if turn.attachments else None
+        text = reader.title if reader else "New chat"
     return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .dialogue import Conversation, Turn
 from .errors import InputError, InteractiveFormatError
+from .readers import READERS
 
 if TYPE_CHECKING:
     from .flows import Flow
@@ -180,8 +181,9 @@ def models_line(engine) -> str:
 
 def box_options(flow: Flow) -> dict:
     """The input box's file types and sources for the flow's modalities (text only: no uploads)."""
-    types = [kind for kind, modality in (("image", "image"), ("audio", "voice")) if modality in flow.modalities]
-    sources = (["upload"] if types else []) + (["microphone"] if "voice" in flow.modalities else [])
+    allowed = [r for r in READERS.values() if r.modality in flow.modalities]
+    types = [r.kind for r in allowed]
+    sources = [s for s in ("upload", "microphone") if any(s in r.sources for r in allowed)]
     return {"file_types": types, "sources": sources}
 
 

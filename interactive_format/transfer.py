@@ -34,6 +34,7 @@ from typing import Any
 
 from .dialogue import Attachment, Candidate, Turn
 from .errors import InputError
+from .readers import READERS, kinds_text
 from .rows import (
     MAX_TITLE_CHARS,
     ROLES,
@@ -292,8 +293,8 @@ def _parse_attachment(value: Any, where: str) -> Attachment:
     """Kind, text and meta; the path is left empty (the file stays where it was exported)."""
     a = _object(value, where)
     kind = _field(a, "kind", where, "a string")
-    if kind not in ("image", "audio"):
-        raise _bad(f"{where}.kind", "must be 'image' or 'audio'")
+    if kind not in READERS:
+        raise _bad(f"{where}.kind", f"must be {kinds_text()}")
     text = _field(a, "text", where, "a string", default="")
     return Attachment(kind, "", text, plain(_field(a, "meta", where, "an object", default={})))
 
