@@ -77,6 +77,18 @@ def test_text_on_a_busy_photo(reader):
     assert squash(read.text) == squash("限时特价 ¥39\nSALE 50% OFF"), read
 
 
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_small_screenshot_text_is_read(reader, size):
+    """14 px text, as on a real screenshot: the detector sees the picture at no less than half its size."""
+    lines = ("Order number A58213, shipped Friday", "订单已确认，客服电话 400-800-1234")
+    img = Image.new("RGB", size, (250, 250, 250))
+    draw, font = ImageDraw.Draw(img), ImageFont.truetype(str(FONT), 14)
+    for i, line in enumerate(lines):
+        draw.text((40, 80 + i * 22), line, font=font, fill=(30, 30, 30))
+    assert [squash(line) for line in reader.read(img).lines] == [squash(line) for line in lines]
+    assert reader.engine.text_det.limit_side_len == size[0] // 2  # 640: 60 % of the detector work at 960
+
+
 def test_words_side_by_side_stay_on_one_line(reader):
     img = Image.new("RGB", (700, 120), "white")
     draw, font = ImageDraw.Draw(img), ImageFont.truetype(str(FONT), 34)
