@@ -520,8 +520,8 @@ def engine_lines(llm: dict) -> list[str]:
             a, b = e["llamacpp"][k]["aggregate_tokens_per_s"], e["peer"][k]["aggregate_tokens_per_s"]
             lines.append(f"{k.replace('_', ' ') + ' aggregate tok/s':<34} {a!s:>10} {b!s:>10}")
         lines.append("ratios: " + json.dumps(llm["ratios"]))
-    if "turn" in llm:
-        lines.append("text turn: " + json.dumps(llm["turn"]))
+    for turn in [llm["turn"], *llm.get("turn_compare", [])] if "turn" in llm else []:
+        lines.append("text turn: " + json.dumps(turn))
     return lines
 
 
@@ -637,8 +637,11 @@ def run_parts(args: argparse.Namespace) -> dict:
             long, short = prompt_of(generator, bench.prompt_tokens), prompt_of(generator, 32)
             result["llm"]["engines"] = bench_engines(args.llm, cache_dir, bench, args.threads, long, short)
             result["llm"]["ratios"] = ratios(result["llm"])
-        if args.turn_llm and device == "cpu":
-            result["llm"]["turn"] = bench_turn(args.turn_llm, cache_dir, args.threads)
+        if args.turn_llm and device == "cpu":  # the first spec is "turn"; the others, side by side, "turn_compare"
+            turns = [bench_turn(s.strip(), cache_dir, args.threads) for s in args.turn_llm.split(",")]
+            result["llm"]["turn"] = turns[0]
+            if turns[1:]:
+                result["llm"]["turn_compare"] = turns[1:]
         del generator, baseline
     if "speech" in parts:
         result["speech"] = bench_speech(args.asr or config.models.asr, cache_dir, device, args.repeats)
@@ -723,7 +726,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--no-engines", dest="engines", action="store_false",
                    help="llm: skip our llama.cpp backend and the peer llama-server (CPU, GGUF specs)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1, help="llama.cpp threads (ours and the peer)")
-    p.add_argument("--turn-llm", default="", help="llm: also time a 4 × 96-token text turn on this model (llama.cpp)")
+    p.add_argument("--turn-llm", default="",
+                   help="llm: also time a 4 × 96-token text turn on these models (llama.cpp; comma-separated)")  # fmt: skip
     p.add_argument("--out", default=None, help="JSON path (default: bench/results/PART-DEVICE-MODEL-DATE.json)")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)

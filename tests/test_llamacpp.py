@@ -3,6 +3,7 @@ llama.cpp's own completion, teacher forcing, stop, concurrent users, damaged fil
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from interactive_format import models
 from interactive_format.backends import backend_for
 from interactive_format.errors import ModelLoadError, ReplyTimeout
 from interactive_format.llamacpp import LlamaCppGenerator, LlamaCppOptions
@@ -196,6 +198,48 @@ def test_gguf_on_cpu_runs_on_llamacpp_and_the_rest_on_transformers(cache_dir, tm
     assert backend(SMOLLM, llm_backend="transformers") == "transformers"
     assert backend("openai:http://127.0.0.1:9/v1") == "openai"
     shutil.rmtree(tmp_path)
+
+
+# --- a GGUF requantized once (the default Qwen ships Q4_K_M and runs Q4_0) ------------------------
+
+
+@pytest.fixture(scope="module")
+def smollm_parts(llama, tmp_path_factory):
+    """SmolLM2's GGUF as a one-part embedded model (its size and sha256 as the contract) under a temp directory."""
+    import hashlib
+
+    root = tmp_path_factory.mktemp("parts")
+    (root / "smol_part1" / "data").mkdir(parents=True)
+    part = root / "smol_part1" / "data" / "part01.bin"
+    os.symlink(llama.gguf, part)
+    digest = hashlib.sha256(part.read_bytes()).hexdigest()
+    parts = models._parts("smol-part", "smol_part", 1, "1.0")
+    return root, models.Embedded("llm", **parts, size=part.stat().st_size, sha256=digest, quant="Q8_0")
+
+
+def test_a_requantized_gguf_keeps_the_template_and_answers_as_the_source(llama, smollm_parts, tmp_path, monkeypatch):
+    import gguf
+
+    root, model = smollm_parts
+    monkeypatch.setattr(models, "package_dir", lambda name, *a: root / name)
+    monkeypatch.setitem(models.EMBEDDED, "smol-q8", model)
+    path = models.gguf_path("embedded:smol-q8", tmp_path)
+    types = {t.tensor_type.name for t in gguf.GGUFReader(path).tensors}
+    assert types == {"F32", "Q8_0"} and path.name.endswith("-q8_0.gguf")
+    q8 = LlamaCppGenerator(path, "q8", LlamaCppOptions(slots=2, context=2048))
+    try:
+        assert q8.prompt_ids(HELLO) == llama.prompt_ids(HELLO)  # template and tokenizer copied unchanged
+        # Q4_1 -> Q8_0 is near lossless: the same greedy reply as llama.cpp on the source
+        assert greedy_text(q8, HELLO, tokens=16) == greedy_text(llama, HELLO, tokens=16)
+    finally:
+        q8.close()
+    # a conversion whose bytes differ from the recorded ones is refused with one line, and nothing is kept
+    monkeypatch.setitem(models.EMBEDDED, "smol-q8", dataclasses.replace(model, quant_size=1, quant_sha256="0" * 64))
+    with pytest.raises(ModelLoadError) as info:
+        models.gguf_path("embedded:smol-q8", tmp_path / "other")
+    message = str(info.value)
+    assert "\n" not in message and "its Q8_0 conversion is" in message and "not the expected 1 bytes" in message
+    assert not list((tmp_path / "other").glob("*q8_0*"))
 
 
 QWEN = "embedded:qwen2.5-coder-0.5b"

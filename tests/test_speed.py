@@ -276,3 +276,22 @@ def test_bench_runs_on_the_gpu(tmp_path):
     assert llm["device"] == "cuda" and llm["ours"]["options"]["compile"] is True
     assert llm["ours"]["dtype"] == "torch.bfloat16"
     assert llm["decode_single_stream"]["ours"]["decode_tokens_per_s"] > 0
+
+
+def test_bench_times_a_turn_on_each_model_named_in_turn_llm(monkeypatch, tmp_path, capsys):
+    """--turn-llm A,B: one timed text turn per spec, the first as `turn`, the others in `turn_compare`, all printed."""
+    timed = []
+
+    def fake_turn(spec, cache_dir, threads):  # the real one needs minutes of a chat model per spec
+        timed.append(spec)
+        return {"model": spec, "turn_s": float(len(timed))}
+
+    monkeypatch.setattr(bench, "bench_turn", fake_turn)
+    out = tmp_path / "llm.json"
+    bench.main(["llm", "--quick", "--random-weights", "--arch", "tiny", "--device", "cpu",
+                "--turn-llm", "embedded:a, embedded:b", "--out", str(out)])  # fmt: skip
+    llm = json.loads(out.read_text())["llm"]
+    assert timed == ["embedded:a", "embedded:b"]
+    assert llm["turn"]["model"] == "embedded:a" and [t["model"] for t in llm["turn_compare"]] == ["embedded:b"]
+    printed = capsys.readouterr().out
+    assert '"model": "embedded:a"' in printed and '"model": "embedded:b"' in printed
