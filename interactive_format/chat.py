@@ -321,7 +321,8 @@ class ChatEngine:
         best_new = next(i for i in order if i >= first_new)
         if first_new == 0 or reply.candidates[best_new].text.strip():
             reply.chosen = best_new
-        reply.meta.update(seed=seed, model=self.generator.name, ranked=order)
+        defects = [c.defects for c in reply.candidates]  # kept with the turn: saved chats still show the flags
+        reply.meta.update(seed=seed, model=self.generator.name, ranked=order, defects=defects)
         if stopped:
             reply.notice = ((reply.notice or "") + " Stopped before the replies were complete.").strip()
         elif not reply.reply.strip():

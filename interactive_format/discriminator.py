@@ -3,7 +3,9 @@
 D is a cross-encoder: the text encoder (MiniLM by default) reads "context [SEP] reply",
 its token states are mean-pooled and a linear head gives one logit. Only what training
 changes (the head and any unfrozen encoder layers) is saved; the encoder's base weights
-come from its spec. score = λ·D + (1−λ)·J with J the generator's mean token log-prob.
+come from its spec. score = λ·D + (1−λ)·J with J the generator's mean token log-prob; the
+reranker shows the candidate with the fewest defects (defects.py: loop, wrong language, cut
+off, echo, empty) first and breaks ties by that score.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import defects
 from .dialogue import Candidate
 from .errors import ModelLoadError
 
@@ -126,7 +129,7 @@ def load_discriminator(directory: str | Path | None, device: str = "cpu", encode
 
 @dataclass
 class Reranker:
-    """Orders candidates by λ·D + (1−λ)·J (J alone when there is no D)."""
+    """Orders candidates by their number of defects, then by λ·D + (1−λ)·J (J alone when there is no D)."""
 
     discriminator: Discriminator | None = None
     lam: float = 0.5
@@ -136,7 +139,7 @@ class Reranker:
         return self.discriminator is not None
 
     def rank(self, context: str, candidates: list[Candidate], lam: float | None = None) -> list[int]:
-        """Fill in d and score on each candidate; return indices best first (empty replies last)."""
+        """Fill in d, score and defects on each candidate; return indices best first (fewest defects, then score)."""
         lam = self.lam if lam is None else lam
         nonempty = [i for i, c in enumerate(candidates) if c.text.strip()]
         if self.discriminator is not None and nonempty:
@@ -145,7 +148,34 @@ class Reranker:
                 candidates[i].d = d
         for i, c in enumerate(candidates):
             c.score = combine(c.d, c.j, lam) if i in nonempty else float("-inf")
-        return sorted(range(len(candidates)), key=lambda i: candidates[i].score, reverse=True)
+            c.defects = [d.name for d in defects.find(c.text, context, c.finished)]
+        return sorted(range(len(candidates)), key=lambda i: (len(candidates[i].defects), -candidates[i].score))
+
+
+def why_shown(candidates: list[Candidate], order: list[int], chosen: int, found: list[list[str]] | None = None) -> str:
+    """One line on why the shown reply won (against the runner-up), e.g. "fewest defects; D 0.81 vs 0.34".
+
+    `found`: each candidate's defects (default: the ones rank() filled in).
+    """
+    if len(candidates) < 2 or len(order) < 2 or chosen not in order:
+        return ""
+    if chosen != order[0]:
+        return f"You picked this reply (ranked {order.index(chosen) + 1} of {len(order)})."
+    found = [c.defects for c in candidates] if found is None else found
+    best, runner = candidates[order[0]], candidates[order[1]]
+    reason = "fewest defects" if len(found[order[0]]) < len(found[order[1]]) else "highest score"
+    if best.d is not None and runner.d is not None:
+        versus = f"D {best.d:.2f} vs {runner.d:.2f}"
+    elif math.isfinite(best.j) and math.isfinite(runner.j):
+        versus = f"J {best.j:.2f} vs {runner.j:.2f}"
+    else:
+        versus = "the engine's order"
+    line = f"Shown: {reason}; {versus}"
+    if found[order[0]]:
+        labels = ", ".join(defects.LABELS.get(n, n) for n in found[order[0]])
+        line += f"; every candidate has a defect, this one: {labels}"
+    flagged = sum(bool(f) for f in found)
+    return line + (f"; {flagged} of {len(candidates)} flagged ⚠" if flagged else "")
 
 
 def combine(d: float | None, j: float, lam: float) -> float:

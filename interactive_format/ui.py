@@ -31,7 +31,9 @@ import gradio as gr
 
 from .admission import Admission, bound_gradio_queue
 from .chat import ChatEngine, TurnSettings
+from .defects import LABELS
 from .dialogue import Conversation, Turn
+from .discriminator import why_shown
 from .errors import InputError, InteractiveFormatError
 from .flows import MAX_QUICK_REPLIES, Flow, FlowSet
 from .history import Chat, History
@@ -84,13 +86,18 @@ def _ranked(turn: Turn) -> list[int]:
 
 
 def candidates_table(turn: Turn) -> str:
-    """Markdown table of a reply's candidates, best first, the shown one marked."""
+    """Why the shown reply won (one line), then a markdown table of the candidates, best first, defects flagged."""
+    saved = turn.meta.get("defects") or []  # a chat loaded from the store: the flags its turn kept
+    found = [c.defects or (saved[i] if i < len(saved) else []) for i, c in enumerate(turn.candidates)]
+    order = _ranked(turn)
     rows = ["| | score | D | J | reply |", "|---|---|---|---|---|"]
-    for rank, i in enumerate(_ranked(turn), 1):
+    for rank, i in enumerate(order, 1):
         c = turn.candidates[i]
         mark = "▶" if i == turn.chosen else str(rank)
-        rows.append(f"| {mark} | {_num(c.score)} | {_num(c.d)} | {_num(c.j)} | {_cell(c.text) or '*(empty)*'} |")
-    return "\n".join(rows)
+        flags = f"⚠ *{', '.join(LABELS.get(n, n) for n in found[i])}:* " if found[i] else ""
+        rows.append(f"| {mark} | {_num(c.score)} | {_num(c.d)} | {_num(c.j)} | {flags}{_cell(c.text) or '*(empty)*'} |")
+    why = why_shown(turn.candidates, order, turn.chosen, found)
+    return (f"**{_escape(why)}**\n\n" if why else "") + "\n".join(rows)
 
 
 def _caption_label(kind: str, meta: dict, number: int | None = None) -> str:
@@ -182,14 +189,22 @@ def turn_result(conversation: Conversation) -> dict:
         "reply": reply.reply,
         "chosen": reply.chosen,
         "candidates": [
-            {"text": c.text, "score": c.score, "d": c.d, "j": c.j, "finished": c.finished, "rank": order.index(i) + 1}
+            {
+                "text": c.text,
+                "score": c.score,
+                "d": c.d,
+                "j": c.j,
+                "finished": c.finished,
+                "rank": order.index(i) + 1,
+                "defects": c.defects,
+            }
             for i, c in enumerate(reply.candidates)
         ],
         "transcript": next((a.text for a in user.attachments if a.kind == "audio"), None),
         "caption": next((a.text for a in user.attachments if a.kind == "image"), None),
         "captions": [a.text for a in user.attachments if a.kind == "image"],  # every picture's, in order
         "notice": reply.notice,
-        "meta": {k: v for k, v in reply.meta.items() if k != "ranked"},
+        "meta": {k: v for k, v in reply.meta.items() if k not in ("ranked", "defects")},
     }
 
 
