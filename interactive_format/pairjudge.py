@@ -6,7 +6,8 @@ preference is read from the log-probs of that answer token, P(A) / (P(A) + P(B))
 both orders to cancel its position bias. It sees the texts only: never D's scores, never J, and it is
 never used in training (this module imports neither the discriminator nor train).
 
-    python -m interactive_format.pairjudge check --pairs pairs.json   # its agreement on known-defect pairs
+In `python -m interactive_format.evaluate --pair-judge embedded:qwen2.5-coder-1.5b` it judges best-of-N
+against the single sample; bench/rerank/measure.py --judge checks it on pairs with a known defect.
 """
 
 from __future__ import annotations
@@ -133,6 +134,25 @@ def _share(x: float, y: float) -> float:
 def _clip(text: str) -> str:
     text = text.strip() or "(empty reply)"
     return text if len(text) <= MAX_REPLY_CHARS else text[:MAX_REPLY_CHARS] + " …"
+
+
+def best_of_n_rates(judge, contexts: list[str], samples: list[list[str]], picks: dict[int, list[int]]) -> dict:
+    """Best-of-N (picks[n][k]: the index into samples[k]) against sample 0, as judged pairwise; ties half.
+
+    Identical texts are a tie without asking the judge. Returns {n: {"rate", "low", "high", "n", "wins", "ties"}}.
+    """
+    out = {}
+    for n, chosen in picks.items():
+        results = []
+        for context, texts, c in zip(contexts, samples, chosen):
+            same = texts[c].strip() == texts[0].strip()
+            results.append(0.5 if same else outcome(judge.prefer(context, texts[c], texts[0])))
+        k = len(results)
+        mean = sum(results) / k
+        half = 1.96 * math.sqrt(sum((r - mean) ** 2 for r in results) / max(k - 1, 1) / k)
+        out[n] = {"rate": mean, "low": mean - half, "high": mean + half, "n": k,
+                  "wins": sum(r == 1.0 for r in results), "ties": sum(r == 0.5 for r in results)}  # fmt: skip
+    return out
 
 
 def outcome(p: float, margin: float = 0.0) -> float:

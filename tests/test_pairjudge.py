@@ -111,3 +111,17 @@ def test_the_1_5b_judge_prefers_the_non_defective_reply_on_fixed_examples():
             assert judge.prefer(context, good, bad) > 0.5
     finally:
         judge.close()
+
+
+def test_best_of_n_rates_asks_the_judge_only_about_different_replies():
+    asked = []
+
+    class Judge:
+        def prefer(self, context, first, second):
+            asked.append((first, second))
+            return 0.8 if first == "better" else 0.2
+
+    samples = [["single", "better", "x"], ["same", "same", "y"], ["good", "worse", "z"]]
+    rates = pairjudge.best_of_n_rates(Judge(), ["c1", "c2", "c3"], samples, {2: [1, 1, 1]})
+    assert asked == [("better", "single"), ("worse", "good")]  # the identical pair is a tie, not asked
+    assert rates[2]["rate"] == pytest.approx(0.5) and (rates[2]["wins"], rates[2]["ties"], rates[2]["n"]) == (1, 1, 3)
