@@ -317,6 +317,7 @@ def test_defect_negatives_are_made_from_gs_own_replies(tmp_path):
     assert " ".join(["I am going to visit my"] * 4) in bad  # a loop
     assert any(defects.loop(r) for r in bad) and any(defects.echo(r, "user: any plans for the weekend?") for r in bad)
     assert T.defect_negative(a, data, "other_context", random.Random(0)) in (None, g["b:1"][0].text)
-    assert {T.defect_negative(a, data, "other_context", random.Random(s)) for s in range(20)} == {None, g["b:1"][0].text}
+    others = {T.defect_negative(a, data, "other_context", random.Random(s)) for s in range(20)}
+    assert others == {None, g["b:1"][0].text}  # b's reply, or nothing when it drew a itself
     with pytest.raises(ValueError, match="defect_negatives"):
         T.TrainConfig(out_dir=tmp_path, defect_negatives=1.5)
