@@ -110,7 +110,7 @@ def defect_pairs(rows: list[dict], per_kind: int, seed: int) -> list[dict]:
     return pairs
 
 
-def run_judge(rows: list[dict], lam: float, args, report: dict) -> None:
+def run_judge(rows: list[dict], lam: float, args, report: dict, save) -> None:
     from interactive_format.pairjudge import PairJudge
 
     judge = PairJudge.from_spec(args.judge_model, threads=args.judge_threads)
@@ -132,18 +132,21 @@ def run_judge(rows: list[dict], lam: float, args, report: dict) -> None:
         }
     check["pairs"] = pairs
     report["judge_check"] = check
+    save(report)
     key = strategies(lam)["defect_aware"]
     started = time.perf_counter()
     versus: dict = {}
     for lang in ("zh", "en"):
         outcomes, items = [], []
-        for r in [r for r in rows if r["lang"] == lang]:
+        for r in [r for r in rows if r["lang"] == lang][: args.versus_prompts]:
             best, first = r["candidates"][pick(r["candidates"], key, 4)]["text"], r["candidates"][0]["text"]
             p = 0.5 if best.strip() == first.strip() else judge.prefer(r["context"], best, first)
             outcomes.append(1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0)
             items.append({"id": r["id"], "p_best": round(p, 3), "same": best.strip() == first.strip()})
             print(f"[best-of-4 {r['id']}] p(best) {p:.3f}", flush=True)
-        versus[lang] = {**interval(outcomes), "items": items}
+            versus[lang] = {**interval(outcomes), "items": items}
+            report["best_of_4_vs_first_under_judge"] = versus
+            save(report)
     versus["seconds"] = round(time.perf_counter() - started)
     report["best_of_4_vs_first_under_judge"] = versus
     judge.close()
@@ -158,6 +161,7 @@ def main() -> None:
     p.add_argument("--judge-model", default="embedded:qwen2.5-coder-1.5b")
     p.add_argument("--judge-threads", type=int, default=1)
     p.add_argument("--per-kind", type=int, default=6, help="check pairs per defect kind and language")
+    p.add_argument("--versus-prompts", type=int, default=20, help="prompts per language for best-of-4 vs first")
     p.add_argument("--seed", type=int, default=14)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
@@ -183,12 +187,16 @@ def main() -> None:
         "load_average_start": os.getloadavg(),
         "defect_rate": defect_rates(rows, lam, tuple(args.ns)),
     }
-    if args.judge:
-        run_judge(rows, lam, args, report)
-    report["load_average_end"] = os.getloadavg()
     name = "rerank-judge" if args.judge else "rerank-defects"
     out = args.out or RESULTS / f"{name}-{data['model'].removeprefix('embedded:')}-2026-12-02.json"
-    out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
+
+    def save(report: dict) -> None:  # after each step: an interrupted run keeps what it judged
+        report["load_average_end"] = os.getloadavg()
+        out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n")
+
+    if args.judge:
+        run_judge(rows, lam, args, report, save)
+    save(report)
     print(json.dumps(report["defect_rate"], indent=1))
     print("->", out)
 
