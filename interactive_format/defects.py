@@ -9,11 +9,16 @@ another context needs a model (D) and is not detected here.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .dialogue import Candidate
 
 NAMES = ("empty", "loop", "wrong_language", "cut_off", "echo")
 LABELS = {"empty": "empty", "loop": "loop", "wrong_language": "wrong language", "cut_off": "cut off", "echo": "echo"}
@@ -171,6 +176,32 @@ def find(reply: str, context: str = "", finished: bool = True) -> list[Defect]:
         return [e]
     found = [loop(reply), wrong_language(reply, context), cut_off(reply, finished), echo(reply, context)]
     return [d for d in found if d is not None]
+
+
+def why_shown(candidates: list[Candidate], order: list[int], chosen: int, found: list[list[str]] | None = None) -> str:
+    """One line on why the shown reply won (against the runner-up), e.g. "fewest defects; D 0.81 vs 0.34".
+
+    `found`: each candidate's defects (default: the ones rank() filled in).
+    """
+    if len(candidates) < 2 or len(order) < 2 or chosen not in order:
+        return ""
+    if chosen != order[0]:
+        return f"You picked this reply (ranked {order.index(chosen) + 1} of {len(order)})."
+    found = [c.defects for c in candidates] if found is None else found
+    best, runner = candidates[order[0]], candidates[order[1]]
+    reason = "fewest defects" if len(found[order[0]]) < len(found[order[1]]) else "highest score"
+    if best.d is not None and runner.d is not None:
+        versus = f"D {best.d:.2f} vs {runner.d:.2f}"
+    elif math.isfinite(best.j) and math.isfinite(runner.j):
+        versus = f"J {best.j:.2f} vs {runner.j:.2f}"
+    else:
+        versus = "the engine's order"
+    line = f"Shown: {reason}; {versus}"
+    if found[order[0]]:
+        labels = ", ".join(LABELS.get(n, n) for n in found[order[0]])
+        line += f"; every candidate has a defect, this one: {labels}"
+    flagged = sum(bool(f) for f in found)
+    return line + (f"; {flagged} of {len(candidates)} flagged ⚠" if flagged else "")
 
 
 def _norm(text: str) -> str:

@@ -7,13 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from interactive_format.api import owner_of
+from interactive_format.callbacks import ChatUI
 from interactive_format.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
+from interactive_format.defects import why_shown
 from interactive_format.dialogue import Candidate
-from interactive_format.discriminator import Reranker, why_shown
+from interactive_format.discriminator import Reranker
 from interactive_format.generator import Draft, Sample, SamplingParams
+from interactive_format.rendering import candidates_table, turn_result
 from interactive_format.store import Store
-from interactive_format.ui import ChatUI, candidates_table, owner_of, turn_result
 
 LOOP = "北京西站站站站站站站站站站站站站站站站站站站站站站站站"
 GOOD = "故宫、长城和颐和园都值得一去。"
@@ -97,7 +100,7 @@ def panel(view) -> str:
 
 
 def test_the_panel_says_why_and_flags_defective_candidates_also_after_a_reload(ui):
-    from interactive_format.ui import View
+    from interactive_format.callbacks import View
 
     user = "a" * 32
     chat = View(*ui.load(user)[1:]).chat
