@@ -116,11 +116,17 @@ def run_judge(rows: list[dict], lam: float, args, report: dict, save) -> None:
     judge = PairJudge.from_spec(args.judge_model, threads=args.judge_threads)
     started = time.perf_counter()
     pairs = defect_pairs(rows, args.per_kind, args.seed)
-    for p in pairs:
+    random.Random(args.seed).shuffle(pairs)  # kinds and languages mixed: a run stopped early still covers each
+    planned = len(pairs)
+    for k, p in enumerate(pairs):
+        if time.time() > args.stop_at:
+            pairs = pairs[:k]
+            break
         v = judge.compare(p["context"], p["good"], p["bad"])
         p.update(p_good=round(v.p, 3), a_first=round(v.a_first, 3), b_first=round(v.b_first, 3))
         print(f"[check {p['lang']} {p['kind']}] p(good) {v.p:.3f}", flush=True)
     check: dict = {"judge": args.judge_model, "seconds": round(time.perf_counter() - started)}
+    check["judged"], check["planned"] = len(pairs), planned
     for lang in ("zh", "en", "all"):
         ps = [p for p in pairs if lang in ("all", p["lang"])]
         if not ps:
@@ -136,17 +142,20 @@ def run_judge(rows: list[dict], lam: float, args, report: dict, save) -> None:
     key = strategies(lam)["defect_aware"]
     started = time.perf_counter()
     versus: dict = {}
-    for lang in ("zh", "en"):
-        outcomes, items = [], []
-        for r in [r for r in rows if r["lang"] == lang][: args.versus_prompts]:
-            best, first = r["candidates"][pick(r["candidates"], key, 4)]["text"], r["candidates"][0]["text"]
-            p = 0.5 if best.strip() == first.strip() else judge.prefer(r["context"], best, first)
-            outcomes.append(1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0)
-            items.append({"id": r["id"], "p_best": round(p, 3), "same": best.strip() == first.strip()})
-            print(f"[best-of-4 {r['id']}] p(best) {p:.3f}", flush=True)
-            versus[lang] = {**interval(outcomes), "items": items}
-            report["best_of_4_vs_first_under_judge"] = versus
-            save(report)
+    results: dict = {"zh": ([], []), "en": ([], [])}  # outcomes, items
+    by_lang = [[r for r in rows if r["lang"] == lang][: args.versus_prompts] for lang in ("zh", "en")]
+    for r in [r for pair in zip(*by_lang) for r in pair]:  # zh and en alternate: a stopped run has both
+        if time.time() > args.stop_at:
+            break
+        best, first = r["candidates"][pick(r["candidates"], key, 4)]["text"], r["candidates"][0]["text"]
+        p = 0.5 if best.strip() == first.strip() else judge.prefer(r["context"], best, first)
+        outcomes, items = results[r["lang"]]
+        outcomes.append(1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0)
+        items.append({"id": r["id"], "p_best": round(p, 3), "same": best.strip() == first.strip()})
+        print(f"[best-of-4 {r['id']}] p(best) {p:.3f}", flush=True)
+        versus[r["lang"]] = {**interval(outcomes), "items": items}
+        report["best_of_4_vs_first_under_judge"] = versus
+        save(report)
     versus["seconds"] = round(time.perf_counter() - started)
     report["best_of_4_vs_first_under_judge"] = versus
     judge.close()
@@ -163,6 +172,7 @@ def main() -> None:
     p.add_argument("--per-kind", type=int, default=6, help="check pairs per defect kind and language")
     p.add_argument("--versus-prompts", type=int, default=20, help="prompts per language for best-of-4 vs first")
     p.add_argument("--seed", type=int, default=14)
+    p.add_argument("--stop-at", type=float, default=math.inf, help="Unix time after which nothing more is judged")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     data = json.loads(args.samples.read_text())
