@@ -263,7 +263,8 @@ class ChatEngine:
         if first_new == 0 or reply.candidates[best_new].text.strip():
             reply.chosen = best_new
         reply.ranked = order
-        reply.meta.update(seed=seed, model=self.generator.name)
+        defects = [c.defects for c in reply.candidates]  # kept with the turn: saved chats still show the flags
+        reply.meta.update(seed=seed, model=self.generator.name, defects=defects)
         if stopped:
             reply.notice = ((reply.notice or "") + " Stopped before the replies were complete.").strip()
         elif not reply.reply.strip():

@@ -30,6 +30,7 @@ class Candidate:
     d: float | None = None  # discriminator's P(human); None when D is off
     score: float = float("-inf")  # λ·D + (1−λ)·J, or J alone
     finished: bool = True  # False when cut by the token limit or by stop
+    defects: list[str] = field(default_factory=list)  # defects.NAMES found by the reranker, e.g. ["loop"]
 
 
 @dataclass

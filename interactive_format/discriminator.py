@@ -3,7 +3,9 @@
 D is a cross-encoder: the text encoder (MiniLM by default) reads "context [SEP] reply",
 its token states are mean-pooled and a linear head gives one logit. Only what training
 changes (the head and any unfrozen encoder layers) is saved; the encoder's base weights
-come from its spec. score = λ·D + (1−λ)·J with J the generator's mean token log-prob.
+come from its spec. score = λ·D + (1−λ)·J with J the generator's mean token log-prob; the
+reranker shows the candidate with the fewest defects (defects.py: loop, wrong language, cut
+off, echo, empty) first and breaks ties by that score.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import defects
 from .dialogue import Candidate
 from .errors import ModelLoadError
 
@@ -126,7 +129,7 @@ def load_discriminator(directory: str | Path | None, device: str = "cpu", encode
 
 @dataclass
 class Reranker:
-    """Orders candidates by λ·D + (1−λ)·J (J alone when there is no D)."""
+    """Orders candidates by their number of defects, then by λ·D + (1−λ)·J (J alone when there is no D)."""
 
     discriminator: Discriminator | None = None
     lam: float = 0.5
@@ -146,7 +149,7 @@ class Reranker:
         return "Ranking uses likelihood only (J): no trained discriminator is installed yet."
 
     def rank(self, context: str, candidates: list[Candidate], lam: float | None = None) -> list[int]:
-        """Fill in d and score on each candidate; return indices best first (empty replies last)."""
+        """Fill in d, score and defects on each candidate; return indices best first (fewest defects, then score)."""
         lam = self.lam if lam is None else lam
         nonempty = [i for i, c in enumerate(candidates) if c.text.strip()]
         if self.discriminator is not None and nonempty:
@@ -155,7 +158,8 @@ class Reranker:
                 candidates[i].d = d
         for i, c in enumerate(candidates):
             c.score = combine(c.d, c.j, lam) if i in nonempty else float("-inf")
-        return sorted(range(len(candidates)), key=lambda i: candidates[i].score, reverse=True)
+            c.defects = [d.name for d in defects.find(c.text, context, c.finished)]
+        return sorted(range(len(candidates)), key=lambda i: (len(candidates[i].defects), -candidates[i].score))
 
 
 def combine(d: float | None, j: float, lam: float) -> float:

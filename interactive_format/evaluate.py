@@ -42,6 +42,8 @@ class EvalConfig:
     cache_dir: Path = dataclasses.field(default_factory=default_cache_dir)
     device: str = "auto"
     progress: bool = True
+    pair_judge: str = ""  # a chat model (pairjudge.py) that also judges best-of-N vs one sample; "" = off
+    pair_contexts: int = 60  # how many test contexts it judges (~15 s per pair on 2 cores)
 
 
 def training_config(d, cfg: EvalConfig):
@@ -100,6 +102,17 @@ def evaluate(cfg: EvalConfig) -> dict:
             "d_self": win_rate([ds[c] for ds, c in zip(dsc, by_d)], [ds[0] for ds in dsc]),
             "d_ceiling": n / (n + 1),
         }
+    if cfg.pair_judge:  # the independent judge: texts only, never D's scores
+        from .pairjudge import PairJudge, best_of_n_rates
+
+        pj = PairJudge.from_spec(cfg.pair_judge, cfg.cache_dir)
+        m = min(cfg.pair_contexts, len(examples))
+        texts = [[s.text for s in samples[e.id]] for e in examples[:m]]
+        contexts = [e.context_text for e in examples[:m]]
+        rates = best_of_n_rates(pj, contexts, texts, {n: picks(lam, n)[:m] for n in cfg.ns})
+        for n, rate in rates.items():
+            report["by_n"][str(n)]["pair_judge"] = rate
+        pj.close()
     n = max(cfg.ns)
     report["lambda_sweep"] = {
         str(x): win_rate([s[c] for s, c in zip(sims, picks(x, n))], [s[0] for s in sims]) for x in cfg.lams
@@ -170,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     p.add_argument("--device", default="auto")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--pair-judge", default="", help="also judge best-of-N pairwise with this chat model")
+    p.add_argument("--pair-contexts", type=int, default=EvalConfig.pair_contexts)
     args = vars(p.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

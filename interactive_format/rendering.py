@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .defects import LABELS, why_shown
 from .dialogue import Conversation, Turn
 from .errors import InputError, InteractiveFormatError
 from .readers import READERS
@@ -59,13 +60,18 @@ def ranked(turn: Turn) -> list[int]:
 
 
 def candidates_table(turn: Turn) -> str:
-    """Markdown table of a reply's candidates, best first, the shown one marked."""
+    """Why the shown reply won (one line), then a markdown table of the candidates, best first, defects flagged."""
+    saved = turn.meta.get("defects") or []  # a chat loaded from the store: the flags its turn kept
+    found = [c.defects or (saved[i] if i < len(saved) else []) for i, c in enumerate(turn.candidates)]
+    order = ranked(turn)
     rows = ["| | score | D | J | reply |", "|---|---|---|---|---|"]
-    for rank, i in enumerate(ranked(turn), 1):
+    for rank, i in enumerate(order, 1):
         c = turn.candidates[i]
         mark = "▶" if i == turn.chosen else str(rank)
-        rows.append(f"| {mark} | {_num(c.score)} | {_num(c.d)} | {_num(c.j)} | {_cell(c.text) or '*(empty)*'} |")
-    return "\n".join(rows)
+        flags = f"⚠ *{', '.join(LABELS.get(n, n) for n in found[i])}:* " if found[i] else ""
+        rows.append(f"| {mark} | {_num(c.score)} | {_num(c.d)} | {_num(c.j)} | {flags}{_cell(c.text) or '*(empty)*'} |")
+    why = why_shown(turn.candidates, order, turn.chosen, found)
+    return (f"**{escape(why)}**\n\n" if why else "") + "\n".join(rows)
 
 
 def caption_label(kind: str, meta: dict, number: int | None = None) -> str:
@@ -157,14 +163,22 @@ def turn_result(conversation: Conversation) -> dict:
         "reply": reply.reply,
         "chosen": reply.chosen,
         "candidates": [
-            {"text": c.text, "score": c.score, "d": c.d, "j": c.j, "finished": c.finished, "rank": order.index(i) + 1}
+            {
+                "text": c.text,
+                "score": c.score,
+                "d": c.d,
+                "j": c.j,
+                "finished": c.finished,
+                "rank": order.index(i) + 1,
+                "defects": c.defects,
+            }
             for i, c in enumerate(reply.candidates)
         ],
         "transcript": next((a.text for a in user.attachments if a.kind == "audio"), None),
         "caption": next((a.text for a in user.attachments if a.kind == "image"), None),
         "captions": [a.text for a in user.attachments if a.kind == "image"],  # every picture's, in order
         "notice": reply.notice,
-        "meta": dict(reply.meta),
+        "meta": {k: v for k, v in reply.meta.items() if k != "defects"},  # defects: per candidate
     }
 
 

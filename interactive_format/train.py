@@ -70,6 +70,9 @@ class TrainConfig:
     max_new_tokens: int = 40  # human turns are ~12 words
     random_negatives: float = 0.5  # chance per train context of an extra negative: a reply from another chat
     shuffled_negatives: float = 0.5  # chance of an extra negative: the human reply with its words shuffled
+    # chance of an extra negative made from G's own reply (what a user rejects, defects.py): a loop, cut off in
+    # mid-sentence, an echo of the turn it answers, or G's reply to another context. 0: off (the shipped D's run)
+    defect_negatives: float = 0.0
     preferences: str = ""  # comma-separated JSONL files of users' picks {"context", "chosen", "rejected"} (the app's export)
     # D
     freeze_ratio: float = 0.5  # share of encoder layers (from the bottom) kept frozen; embeddings always
@@ -100,6 +103,7 @@ class TrainConfig:
             "g_trainable": 0 < self.g_trainable <= 1,
             "random_negatives": 0 <= self.random_negatives <= 1,
             "shuffled_negatives": 0 <= self.shuffled_negatives <= 1,
+            "defect_negatives": 0 <= self.defect_negatives <= 1,
             "context_turns": self.context_turns >= 1,
             "val_candidates": self.val_candidates >= 2,
             "patience": self.patience >= 1,
@@ -190,6 +194,31 @@ def read_preferences(path: Path) -> list[tuple[str, str, str]]:
     return pairs
 
 
+DEFECT_KINDS = ("loop", "cut_off", "echo", "other_context")
+
+
+def defect_negative(e: Example, data: Data, kind: str, rng: random.Random) -> str | None:
+    """A reply a user would reject, made from G's own reply to `e` (None when G has none to make it from).
+
+    loop: its first words four times over; cut_off: its first half, ending mid-sentence; echo: the turn it
+    answers; other_context: G's reply to another training context.
+    """
+    fakes = data.fakes.get(e.id) or []
+    words = getattr(fakes[0], "text", fakes[0]).split() if fakes else []
+    if kind == "loop" and words:
+        return " ".join([" ".join(words[:6])] * 4)
+    if kind == "cut_off" and len(words) >= 4:
+        return " ".join(words[: len(words) // 2]).rstrip(".!?")
+    if kind == "echo":
+        return e.context[-1]
+    if kind == "other_context" and len(data.train) > 1:
+        other = data.train[rng.randrange(len(data.train))]
+        replies = data.fakes.get(other.id) or []
+        if other.conversation != e.conversation and replies:
+            return getattr(replies[0], "text", replies[0])
+    return None
+
+
 def d_batches(cfg: TrainConfig, data: Data, epoch: int, extra_fakes: dict[str, list[str]] | None = None):
     """Shuffled (contexts, replies, labels) batches: real 1, G's reply 0, reply from another chat 0."""
     rng = random.Random(cfg.seed * 1000 + epoch)
@@ -203,6 +232,10 @@ def d_batches(cfg: TrainConfig, data: Data, epoch: int, extra_fakes: dict[str, l
         if rng.random() < cfg.shuffled_negatives and len(words := e.reply.split()) > 2:
             rng.shuffle(words)  # human words in no order: teaches D fluency, not only style
             rows.append((e.context_text, " ".join(words), 0.0))
+        if cfg.defect_negatives and rng.random() < cfg.defect_negatives:  # no draw when off: old runs replay
+            bad = defect_negative(e, data, rng.choice(DEFECT_KINDS), rng)
+            if bad:
+                rows.append((e.context_text, bad, 0.0))
     for context, chosen, rejected in data.preferences:  # a user's pick: the chosen reply as "human", the other not
         rows += [(context, chosen, 1.0), (context, rejected, 0.0)]
     rng.shuffle(rows)

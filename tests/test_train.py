@@ -292,3 +292,33 @@ def test_d_sees_human_words_shuffled_as_a_negative(cfg):
     rows = [(r, float(y)) for _, rs, ys in T.d_batches(only_shuffled, data, 1) for r, y in zip(rs, ys)]
     (shuffled,) = [r for r, y in rows if y == 0.0]
     assert (e.reply, 1.0) in rows and shuffled != e.reply and sorted(shuffled.split()) == sorted(e.reply.split())
+
+
+def test_defect_negatives_are_made_from_gs_own_replies(tmp_path):
+    from interactive_format import defects
+    from interactive_format.chitchat import SampledReply
+
+    a = Example("a:1", "a", ("hi there", "any plans for the weekend?"), "hiking with my sister, you?")
+    b = Example("b:1", "b", ("hello", "what do you do for work?"), "i teach math at a high school")
+    g = {"a:1": [SampledReply("I am going to visit my parents and cook dinner for them.", -1.0, True)],
+         "b:1": [SampledReply("I work as a nurse in a small town hospital.", -1.0, True)]}  # fmt: skip
+    data = T.Data(train=[a, b], val=[], fakes=g, sampling_seconds=0.0)
+    off = T.TrainConfig(out_dir=tmp_path, random_negatives=0.0, shuffled_negatives=0.0, defect_negatives=0.0)
+    assert len([y for _, _, ys in T.d_batches(off, data, 1) for y in ys]) == 4  # human + G's reply, per context
+    on = dataclasses.replace(off, defect_negatives=1.0)
+    made: dict[str, set[str]] = {"a:1": set(), "b:1": set()}
+    for epoch in range(12):
+        for cs, rs, ys in T.d_batches(on, data, epoch):
+            for c, r, y in zip(cs, rs, ys):
+                if y == 0.0 and r not in (g["a:1"][0].text, g["b:1"][0].text):
+                    made["a:1" if c == a.context_text else "b:1"].add(r)
+    bad = made["a:1"]
+    assert "any plans for the weekend?" in bad  # the echo of the turn it answers
+    assert "I am going to visit my" in bad  # cut off: the first half of G's 12 words, mid-sentence
+    assert " ".join(["I am going to visit my"] * 4) in bad  # a loop
+    assert any(defects.loop(r) for r in bad) and any(defects.echo(r, "user: any plans for the weekend?") for r in bad)
+    assert T.defect_negative(a, data, "other_context", random.Random(0)) in (None, g["b:1"][0].text)
+    others = {T.defect_negative(a, data, "other_context", random.Random(s)) for s in range(20)}
+    assert others == {None, g["b:1"][0].text}  # b's reply, or nothing when it drew a itself
+    with pytest.raises(ValueError, match="defect_negatives"):
+        T.TrainConfig(out_dir=tmp_path, defect_negatives=1.5)
