@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import AppConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
@@ -21,6 +21,9 @@ from .discriminator import Reranker
 from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
 from .generator import Generator, SamplingParams
 from .pipeline import Captioner, InputGuard, Transcriber, preview, visible
+
+if TYPE_CHECKING:
+    from .speaker import Speaker
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +82,14 @@ class ChatEngine:
         transcriber: Transcriber,
         captioner: Captioner,
         reranker: Reranker,
+        speaker: Speaker | None = None,
+        speaker_note: str = "",
     ) -> None:
         self.config = config
         self.generator, self.transcriber, self.captioner, self.reranker = generator, transcriber, captioner, reranker
         self.guard = InputGuard(config.limits)
+        self.speaker = speaker  # None: no spoken replies (off, or the engine is missing: `speaker_note` says why)
+        self.speaker_note = speaker_note
 
     @classmethod
     def build(cls, config: AppConfig, models: ModelCache | None = None) -> "ChatEngine":
@@ -104,10 +111,14 @@ class ChatEngine:
             ("discriminator", m.discriminator, m.discriminator_encoder, device),
             lambda: load_discriminator(m.discriminator, device, m.discriminator_encoder),
         )
+        speaker, speaker_note = models.get(
+            ("tts", m.tts, m.tts_voice_en, m.tts_voice_zh, m.tts_speed, m.tts_threads),
+            lambda: _load_speaker(config),
+        )
         lam = config.generation.lam
         if lam is None:  # the λ that won on validation when D was trained
             lam = float(discriminator.meta.get("lam", 0.5)) if discriminator else 0.5
-        return cls(config, generator, transcriber, captioner, Reranker(discriminator, lam))
+        return cls(config, generator, transcriber, captioner, Reranker(discriminator, lam), speaker, speaker_note)
 
     def new_conversation(self) -> Conversation:
         return Conversation(self.config.generation.system_prompt)
@@ -352,3 +363,17 @@ def _load_transcriber(config: AppConfig, device: str) -> Transcriber:
     if m.warmup:
         transcriber.warm_up()
     return transcriber
+
+
+def _load_speaker(config: AppConfig) -> tuple[Speaker | None, str]:
+    """The speaker (warmed up when the flow speaks by default), or None and the one line that says why not."""
+    from .speaker import load_speaker
+
+    m = config.models
+    voices = {"en": m.tts_voice_en, "zh": m.tts_voice_zh}
+    speaker, note = load_speaker(m.tts, m.cache_dir, voices, m.tts_speed, m.tts_threads)
+    if note:
+        log.warning("%s", note)
+    elif speaker is not None and m.warmup and config.flow.voice_replies:
+        speaker.warm_up()
+    return speaker, note
