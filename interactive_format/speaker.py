@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -484,16 +484,25 @@ def _kind(spec: str) -> str:
     )
 
 
-def write_wav(audio: np.ndarray, rate: int, path: str | Path) -> Path:
-    """Mono 16-bit PCM WAV."""
-    path = Path(path)
+def write_wav(audio: np.ndarray, rate: int, path: Any) -> Any:
+    """Mono 16-bit PCM WAV, to a path (returned as a Path) or a binary file object."""
+    path = Path(path) if isinstance(path, (str, Path)) else path
     pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
+    with wave.open(str(path) if isinstance(path, Path) else path, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
     return path
+
+
+def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
+    """Mono 16-bit PCM WAV in memory (a streamed chunk)."""
+    import io
+
+    buffer = io.BytesIO()
+    write_wav(audio, rate, buffer)
+    return buffer.getvalue()
 
 
 def load_speaker(
@@ -508,3 +517,27 @@ def load_speaker(
     except InteractiveFormatError as e:
         return None, f"Spoken replies are off: {e}"
     return speaker, ""
+
+
+def follow(
+    text: Callable[[], str], finished: Callable[[], bool], speaker: Speaker, poll_s: float = 0.05
+) -> Iterator[Utterance]:
+    """Speak a reply while it streams: each sentence as soon as it is complete in `text()`, the rest once
+    `finished()`. `text()` is the shown reply, which may change as it grows (or switch to another candidate):
+    the sentences after those already spoken are said, from whatever the reply is at that moment."""
+    spoken, chars = 0, 0
+    while True:
+        done = finished()  # read before the text, so the last text read is the final one
+        current = text()
+        splitter = SentenceSplitter()
+        sentences = splitter.feed(current) + (splitter.flush() if done else [])
+        for sentence in sentences[spoken:]:
+            spoken += 1
+            chars += len(sentence)
+            if chars > speaker.max_chars and chars > len(sentence):
+                yield Utterance(sentence, None, np.zeros(0, np.float32), 0, 0.0, speaker.cut_note)
+                return
+            yield speaker.say(sentence[: speaker.max_chars])
+        if done:
+            return
+        time.sleep(poll_s)

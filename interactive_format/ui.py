@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import gradio as gr
+from gradio.data_classes import FileData
 
 from .admission import Admission, bound_gradio_queue
 from .chat import ChatEngine, TurnSettings
@@ -37,10 +38,12 @@ from .flows import MAX_QUICK_REPLIES, Flow, FlowSet
 from .history import Chat, History
 from .i18n import labels, placeholder_key, translations
 from .ratelimit import RateLimiter
+from .speaker import Utterance, follow, wav_bytes
 from .store import Store
 from .store import _json as strict_json  # non-finite scores (an empty reply's) become null
 from .zerogpu import on_gpu, turn_steps
 
+LIVE_WAIT_S = 10.0  # how long a spoken reply waits for its turn's event to start (both come from one click)
 UPDATE_INTERVAL_S = 0.04  # stream to the browser at most ~25 times a second
 USER_ID = re.compile(r"[0-9a-f]{32}")  # a browser's id: uuid4().hex
 STORAGE_KEY = "interactive_format_user"  # where the browser keeps its id
@@ -256,6 +259,21 @@ def _box_options(flow: Flow) -> dict:
     return {"file_types": types, "sources": sources}
 
 
+class LiveTurn:
+    """A running turn, as the spoken reply follows it: the shown reply once sampling has begun."""
+
+    def __init__(self, chat: Chat) -> None:
+        self.chat, self.status, self.done = chat, "", threading.Event()
+
+    def shown(self) -> str:
+        """The reply being streamed ("" before its first token, e.g. while a voice message is transcribed)."""
+        if not (self.status.startswith("Sampling") or self.status == "Done"):  # not a refused or failed turn
+            return ""
+        reply = self.chat.last_reply()
+        turn = self.chat.conversation.turns[reply] if reply is not None else None
+        return turn.reply if turn is not None and not turn.error else ""
+
+
 class ChatUI:
     """Callbacks are methods that delegate to the engine and the history, so tests can call them directly."""
 
@@ -269,6 +287,7 @@ class ChatUI:
         self.admission = Admission(server.concurrency_limit, engine.config.generation.turn_timeout_s, server.max_queue)
         self.keep_uploads = engine.config.storage.persist
         self._stops: dict[str | None, threading.Event] = {}
+        self._live: dict[str | None, LiveTurn] = {}  # each session's running turn, for speaking it (speak_live)
         self._steps = on_gpu(turn_steps)  # on a ZeroGPU Space the engine's part of a turn holds the GPU
         self._label = labels(engine.config.flow.language)  # the UI's language is the start flow's
 
@@ -561,11 +580,13 @@ class ChatUI:
         stop = threading.Event()
         key = request.session_hash if request is not None else None
         self._stops[key] = stop
+        live = self._live[key] = LiveTurn(chat)
         chat.browse = None
         try:
             last = 0.0
             for status, conversation in self._steps(run, chat.conversation, stop):
                 chat.conversation = conversation  # the same object, unless a ZeroGPU worker sent a copy
+                live.status = status
                 if status.startswith("Sampling") and time.monotonic() - last < UPDATE_INTERVAL_S:
                     continue
                 yield self._streaming(chat, status)
@@ -575,6 +596,7 @@ class ChatUI:
         except InteractiveFormatError as e:  # an empty submission, or nothing to regenerate
             gr.Warning(_escape(str(e)))
         finally:
+            live.done.set()
             slot.release()
             self._stops.pop(key, None)
             self.history.save(owner, chat, changed)
@@ -711,6 +733,55 @@ class ChatUI:
 
         return self._guarded(chat, run, user_id, profile)
 
+    # --- spoken replies ------------------------------------------------------------------------
+
+    def speak_live(self, chat: Chat, on: bool, request: gr.Request | None = None) -> Iterator[bytes]:
+        """With the speaker on: this session's turn (started by the same click), spoken sentence by sentence
+        while it streams, as WAV chunks for a streaming gr.Audio. Skipped sentences' notes are shown as toasts."""
+        speaker = self._engine(chat).speaker
+        if not on or speaker is None:
+            return
+        key = request.session_hash if request is not None else None
+        deadline = time.monotonic() + LIVE_WAIT_S
+        while (live := self._live.get(key)) is None or live.chat is not chat:  # the turn's event may start later
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        yield from self._voiced(follow(live.shown, live.done.is_set, speaker))
+
+    def speak_shown(self, chat: Chat, on: bool) -> Iterator[bytes]:
+        """With the speaker on: the reply now shown (e.g. the candidate just picked), sentence by sentence."""
+        speaker = self._engine(chat).speaker
+        reply = chat.last_reply()
+        if on and speaker is not None and reply is not None:
+            yield from self._voiced(speaker.stream(chat.conversation.turns[reply].reply))
+
+    @staticmethod
+    def _voiced(utterances: Iterator[Utterance]) -> Iterator[bytes]:
+        notes = []
+        for u in utterances:
+            if len(u.audio):
+                yield wav_bytes(u.audio, u.rate)
+            elif u.note and u.note not in notes:
+                notes.append(u.note)
+                gr.Info(_escape(u.note))
+
+    @staticmethod
+    def _spoken_file(engine: ChatEngine, text: str) -> dict:
+        """The API's spoken reply: {"audio": a WAV file (or None), "audio_notes": why parts were not spoken}."""
+        if engine.speaker is None:
+            return {"audio": None, "audio_notes": [engine.speaker_note or "Spoken replies are off on this server."]}
+        spoken = engine.speaker.speak(text)
+        if not len(spoken.audio):
+            return {"audio": None, "audio_notes": list(spoken.notes)}
+        from gradio.processing_utils import save_bytes_to_cache
+        from gradio.utils import get_upload_folder
+
+        # In Gradio's own cache, which it serves (and cleans up with the uploads: delete_cache).
+        path = save_bytes_to_cache(wav_bytes(spoken.audio, spoken.rate), "reply.wav", get_upload_folder())
+        audio = FileData(path=path, orig_name="reply.wav", mime_type="audio/wav").model_dump()
+        return {"audio": audio, "audio_seconds": round(spoken.seconds, 2), "audio_notes": list(spoken.notes)}
+
     # --- API -----------------------------------------------------------------------------------
 
     def api_chat(
@@ -721,9 +792,11 @@ class ChatUI:
         candidates: float,
         temperature: float,
         max_new_tokens: float,
+        speak: bool = False,
         request: gr.Request | None = None,
     ) -> dict:
-        """One stateless turn: text plus optional picture/voice file -> reply and ranked candidates."""
+        """One stateless turn: text plus optional picture/voice file -> reply and ranked candidates
+        (with `speak`, also the reply spoken: a WAV file under "audio", and "audio_notes")."""
         conversation = self.engine.new_conversation()
         try:
             self.limiter.check(_client_key(request))
@@ -734,7 +807,8 @@ class ChatUI:
                         pass
                 finally:
                     self._drop_uploads(conversation)
-            return turn_result(conversation)
+            result = turn_result(conversation)
+            return {**result, **self._spoken_file(self.engine, result["reply"])} if speak else result
         except InteractiveFormatError as e:
             raise gr.Error(str(e), print_exception=False) from None
 
@@ -754,7 +828,7 @@ class ChatUI:
             JSON text: the best reply and every candidate with its text, rank (1 = best) and score
             plus d (the discriminator's P(human)) and j (mean token log-prob).
         """
-        return strict_json(self.api_chat(message, None, None, candidates, temperature, max_new_tokens))
+        return strict_json(self.api_chat(message, None, None, candidates, temperature, max_new_tokens, False))
 
     def api_reply(
         self,
@@ -883,6 +957,21 @@ class FlowBlocks(gr.Blocks):
         return super().launch(*args, **{**self.launch_defaults, **kwargs})
 
 
+def speech_controls(engine: ChatEngine, t: Callable[[str], str]) -> tuple[gr.Checkbox, gr.Audio]:
+    """The speaker toggle (on from the start in a flow with voice_replies) and the spoken reply's player."""
+    available = engine.speaker is not None
+    info = None if available else (engine.speaker_note or "Spoken replies are off on this server.")
+    with gr.Row(elem_id="speech-row"):
+        speak_on = gr.Checkbox(
+            available and engine.config.flow.voice_replies, label=t("speak_replies"), interactive=available,
+            info=info, elem_id="speak-toggle", scale=1,
+        )  # fmt: skip
+        reply_audio = gr.Audio(
+            label=t("spoken_reply"), streaming=True, autoplay=True, interactive=False, elem_id="reply-audio", scale=3
+        )
+    return speak_on, reply_audio
+
+
 def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -> gr.Blocks:
     """The app's Blocks (not launched); `flows` adds a menu to switch flows (else only the engine's own)."""
     ui = ChatUI(engine, store, flows)
@@ -971,6 +1060,7 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
                     stop_btn = gr.Button(t("stop"), variant="stop", elem_id="stop-btn")
                     retry_btn = gr.Button(t("retry"), visible=False, elem_id="retry-btn")
                 status = gr.Markdown("Ready", elem_id="status")
+                speak_on, reply_audio = speech_controls(engine, t)
             with gr.Column(scale=1, min_width=260):
                 with gr.Accordion(t("settings"), open=True):
                     n = gr.Slider(*_around(1, 8, g.num_candidates), value=g.num_candidates, step=1,
@@ -1001,10 +1091,11 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
             conversation_id = gr.Textbox(label="conversation_id")
             candidate_idx = gr.Number(label="candidate", precision=0)
             api_user = gr.Textbox(label="user_id")
+            api_speak = gr.Checkbox(label="speak", value=False)
             api_out = gr.JSON(label="result")
             api_btns = [gr.Button(name) for name in ("chat", "reply", "pick", "conversations", "conversation")]
         sampling = [message, image, audio, candidates, api_temperature, api_max_tokens]
-        api_btns[0].click(ui.api_chat, sampling, api_out, api_name="chat", concurrency_id="turn")
+        api_btns[0].click(ui.api_chat, [*sampling, api_speak], api_out, api_name="chat", concurrency_id="turn")
         api_btns[1].click(
             ui.api_reply, [conversation_id, *sampling, api_user], api_out, api_name="reply", concurrency_id="turn"
         )
@@ -1033,7 +1124,9 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
         chatbot.like(ui.like, [chat, user_id], None, **private)
         prev_btn.click(ui.previous_candidate, [chat], [chat, candidate, pick_btn], **private)
         next_btn.click(ui.next_candidate, [chat], [chat, candidate, pick_btn], **private)
-        pick_btn.click(ui.pick, [chat, user_id], view, **private)
+        pick_btn.click(ui.pick, [chat, user_id], view, **private).then(
+            ui.speak_shown, [chat, speak_on], reply_audio, **private
+        )  # the picked candidate is spoken (with the speaker on)
         branch_prev.click(ui.older_version, [chat, branch, user_id], view, **private)
         branch_next.click(ui.newer_version, [chat, branch, user_id], view, **private)
         new_btn.click(ui.new_chat, [chat, user_id], view, **private)
@@ -1046,6 +1139,9 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
         export_all_btn.click(ui.export_all, [user_id], export_file, **private)
         pairs_btn.click(ui.export_pairs, [user_id], export_file, **private)
         import_btn.upload(ui.import_chats, [import_btn, chat, user_id], view, **private)
+        speech = {**private, "concurrency_id": "speech", "concurrency_limit": config.server.concurrency_limit}
+        for trigger in [box.submit, *(b.click for b in quick), regen_btn.click, retry_btn.click, chatbot.edit]:
+            trigger(ui.speak_live, [chat, speak_on], reply_audio, **speech)  # beside the turn the same event starts
 
     demo.queue(default_concurrency_limit=config.server.concurrency_limit, max_size=config.server.max_queue)
     bound_gradio_queue(demo, ui.admission)  # the queue may hold only turns that can finish in time

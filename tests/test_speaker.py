@@ -253,3 +253,110 @@ def test_bench_set_is_half_chinese_half_english_and_big_enough():
     langs = [lang for lang, _ in REPLIES]
     assert len(REPLIES) >= 20 and langs.count("zh") == langs.count("en")
     assert all(language_of(text) == lang for lang, text in REPLIES)
+
+
+# --- the app: the API's audio, the spoken reply while it streams, the picked candidate ----------------
+
+
+def _wav_seconds(path_or_bytes) -> float:
+    import io
+
+    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else str(path_or_bytes)
+    with wave.open(source) as w:
+        return w.getnframes() / w.getframerate()
+
+
+@needs_espeak
+def test_chat_api_returns_the_reply_spoken_when_asked(client):
+    plain = client.predict("Say hello.", None, None, 1, 0.7, 24, api_name="/chat")
+    assert "audio" not in plain  # not asked: nothing spent on speech
+    result = client.predict("Say hello.", None, None, 1, 0.7, 24, True, api_name="/chat")
+    assert result["reply"].strip()
+    if result["audio"] is None:  # a reply with nothing sayable (e.g. only emoji) says why
+        assert result["audio_notes"]
+        return
+    seconds = _wav_seconds(result["audio"])
+    assert seconds == pytest.approx(result["audio_seconds"], abs=0.05)
+    words = len(re.findall(r"\w+", result["reply"]))
+    assert 0.1 * words <= seconds <= 1.0 * words + 1
+
+
+def test_chat_api_says_why_when_the_server_has_no_speaker(engine, monkeypatch):
+    from interactive_format.store import Store
+    from interactive_format.ui import ChatUI
+
+    monkeypatch.setattr(engine, "speaker", None)
+    monkeypatch.setattr(engine, "speaker_note", "Spoken replies are off: espeak-ng is missing.")
+    ui = ChatUI(engine, Store(":memory:"))
+    result = ui.api_chat("Hi!", None, None, 1, 0.7, 8, True)
+    assert result["reply"] and result["audio"] is None
+    assert result["audio_notes"] == ["Spoken replies are off: espeak-ng is missing."]
+
+
+class _Request:
+    session_hash = "talk-test"
+
+
+@needs_espeak
+def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine, monkeypatch):
+    import threading
+
+    from interactive_format.store import Store
+    from interactive_format.ui import ChatUI
+
+    ui = ChatUI(engine, Store(":memory:"))
+    chat = ui.history.new()
+    said = []
+    real_say = engine.speaker.say
+    monkeypatch.setattr(
+        engine.speaker, "say", lambda s: said.append((s, chat.conversation.turns[-1].meta.get("ms"))) or real_say(s)
+    )
+    chunks = []
+    listener = threading.Thread(target=lambda: chunks.extend(ui.speak_live(chat, True, _Request())))
+    listener.start()  # the spoken reply's event starts first and waits for the turn the same click starts
+    list(
+        ui.respond(
+            {"text": "Tell me about cats in two sentences.", "files": []}, chat, 2, 0.7, 48, 0.5, USER, _Request()
+        )
+    )
+    listener.join(timeout=120)
+    reply = chat.conversation.turns[-1].reply
+    assert not listener.is_alive() and chunks and all(c[:4] == b"RIFF" for c in chunks)
+    assert len(chunks) == len([s for s, _ in said if language_of(s)])
+    assert " ".join(s for s, _ in said).split() == reply.split()  # the final shown reply, all of it
+    if len(split_sentences(reply)) > 1:  # the first sentence was spoken before the turn had finished
+        assert said[0][1] is None
+
+
+def test_speaker_off_speaks_nothing(engine):
+    from interactive_format.store import Store
+    from interactive_format.ui import ChatUI
+
+    ui = ChatUI(engine, Store(":memory:"))
+    chat = ui.history.new()
+    assert list(ui.speak_live(chat, False, _Request())) == [] and list(ui.speak_shown(chat, False)) == []
+
+
+@needs_espeak
+def test_picking_another_candidate_speaks_it(engine, monkeypatch):
+    from interactive_format.store import Store
+    from interactive_format.ui import ChatUI
+
+    ui = ChatUI(engine, Store(":memory:"))
+    chat = ui.history.new()
+    list(ui.respond({"text": "Name a fruit.", "files": []}, chat, 3, 1.0, 16, 0.5, USER))
+    reply = chat.conversation.turns[-1]
+    other = next(i for i, c in enumerate(reply.candidates) if i != reply.chosen and c.text.strip())
+    chat.browse = other
+    ui.pick(chat, USER)
+    assert reply.chosen == other
+    said = []
+    monkeypatch.setattr(
+        engine.speaker, "say", lambda s: said.append(s) or engine.speaker.__class__.say(engine.speaker, s)
+    )
+    chunks = list(ui.speak_shown(chat, True))
+    assert " ".join(said).split() == reply.candidates[other].text.split()
+    assert len(chunks) == len([s for s in said if language_of(s)])
+
+
+USER = "0123456789abcdef0123456789abcdef"
