@@ -7,9 +7,8 @@ from interactive_format.errors import InteractiveFormatError, missing_package, r
 
 if __name__ == "__main__":
     try:
-        from interactive_format.chat import ChatEngine, ModelCache
         from interactive_format.config import auth_pair, flow_configs, load_config, parse_args
-        from interactive_format.flows import FlowSet
+        from interactive_format.engines import FlowSet
         from interactive_format.store import open_store
         from interactive_format.ui import build_demo
 
@@ -20,13 +19,11 @@ if __name__ == "__main__":
         level = logging.DEBUG if config.server.debug else logging.INFO
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         store = open_store(config.storage)
-        models = ModelCache()  # flows that name the same models share them
-        engine = ChatEngine.build(config, models)
-        flows = FlowSet.serving(engine, flow_configs(config, flags=flags), models)
+        flows = FlowSet.starting(config, flow_configs(config, flags=flags))  # the start flow's models load now
     except ModuleNotFoundError as e:  # a package the app imports is not installed: name it and the command
         sys.exit(f"interactive-format: {missing_package(e)}")
     except (InteractiveFormatError, ValueError, OSError) as e:  # bad config, flow or model spec: one line
         sys.exit(f"interactive-format: {e}")
     server = config.server
-    demo = build_demo(engine, store, flows)
+    demo = build_demo(flows.engine(flows.start), store, flows)
     demo.launch(server_name=server.host, server_port=server.port, mcp_server=server.mcp, auth=auth_pair(config))

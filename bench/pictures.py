@@ -266,11 +266,12 @@ def uses_text(reply: str, answer: str) -> bool:
 
 def replies(llm: str, folder: Path, candidates: int, max_new_tokens: int) -> dict:
     """Each picture + its question through the real engine; does the chosen reply contain the answer?"""
-    from interactive_format.chat import ChatEngine, TurnSettings
+    from interactive_format.chat import TurnSettings
     from interactive_format.config import load_config, merge
+    from interactive_format.engines import build_engine
 
     config = merge(load_config(environ={}), {"models": {"llm": llm}})
-    engine = ChatEngine.build(config)
+    engine = build_engine(config)
     settings = TurnSettings(candidates, engine.config.generation.temperature, max_new_tokens, engine.reranker.lam)
     rows = []
     for p in PICTURES:

@@ -85,6 +85,7 @@ def tokens(text: str, lang: str) -> list[str]:
 
 def run_engine(name: str, transcriber, cache_dir: Path) -> dict:
     """Every reply through one engine ("spec@threads"): pieces, timings, transcript, errors."""
+    from interactive_format.errors import InteractiveFormatError
     from interactive_format.speaker import SentenceSplitter, Speaker, join, write_wav
 
     spec, _, threads = name.partition("@")
@@ -101,7 +102,10 @@ def run_engine(name: str, transcriber, cache_dir: Path) -> dict:
         utterances = [speaker.say(p) for p in pieces]
         spoken = join(utterances)
         with tempfile.TemporaryDirectory() as tmp:
-            heard = transcriber.transcribe(write_wav(spoken.audio, spoken.rate, Path(tmp) / "reply.wav")).text
+            try:
+                heard = transcriber.transcribe(write_wav(spoken.audio, spoken.rate, Path(tmp) / "reply.wav")).text
+            except InteractiveFormatError:  # nothing recognisable was heard: every word is an error
+                heard = ""
         ref, hyp = tokens(text, lang), tokens(heard, lang)
         ready, playing_until, stall = 0.0, 0.0, 0.0
         for u in utterances:

@@ -33,10 +33,11 @@ from pathlib import Path
 
 import torch
 
-from .chat import ChatEngine
 from .config import load_config
+from .engines import build_engine
 from .errors import DEV_LOCK, missing_package
-from .generator import SamplingParams, TransformersGenerator
+from .generator import TransformersGenerator
+from .sampling import SamplingParams
 
 PROMPTS = [
     "Hello! Can you recommend a good book?",
@@ -75,7 +76,7 @@ def bench_turns(n: int, max_new_tokens: int, repeats: int) -> dict:
 
     config = load_config()
     start = time.perf_counter()
-    engine = ChatEngine.build(config)
+    engine = build_engine(config)
     load_s = time.perf_counter() - start
     demo = build_demo(engine, Store(":memory:"))  # the chat API keeps nothing anyway
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)

@@ -11,16 +11,16 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .config import AppConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
 from .discriminator import Reranker
 from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
-from .generator import Generator, SamplingParams
 from .pipeline import Captioner, InputGuard, Transcriber, preview, visible
+from .sampling import Generator, SamplingParams
 
 if TYPE_CHECKING:
     from .speaker import Speaker
@@ -48,21 +48,6 @@ class TurnSettings:
         )
 
 
-class ModelCache:
-    """Loaded models by (role, spec, device), so engines of flows that name the same specs share the weights."""
-
-    def __init__(self) -> None:
-        self._items: dict[Hashable, Any] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
-        """The cached model for `key`, loading it with `load()` the first time."""
-        with self._lock:  # one load at a time: a second flow with the same specs waits, then shares
-            if key not in self._items:
-                self._items[key] = load()
-            return self._items[key]
-
-
 def _clamp(value: object, low: float, high: float, default: float) -> float:
     """`value` as a float within [low, high]; `default` for anything that is not a finite number."""
     try:
@@ -73,7 +58,7 @@ def _clamp(value: object, low: float, high: float, default: float) -> float:
 
 
 class ChatEngine:
-    """Everything a turn needs, passed in; `build` makes the real one from a config."""
+    """Everything a turn needs, passed in; `engines.build_engine` makes the real one from a config."""
 
     def __init__(
         self,
@@ -90,35 +75,6 @@ class ChatEngine:
         self.guard = InputGuard(config.limits)
         self.speaker = speaker  # None: no spoken replies (off, or the engine is missing: `speaker_note` says why)
         self.speaker_note = speaker_note
-
-    @classmethod
-    def build(cls, config: AppConfig, models: ModelCache | None = None) -> "ChatEngine":
-        """Load the configured models (converting embedded ones once into the cache); `models` shares them."""
-        from .discriminator import load_discriminator
-        from .models import resolve_device
-        from .ocr import load_reader
-
-        m, models = config.models, models or ModelCache()
-        device = resolve_device(m.device)
-        generator = models.get(("llm", m.llm, m.llm_backend, m.dtype, device), lambda: _load_generator(config, device))
-        transcriber = models.get(("asr", m.asr, device), lambda: _load_transcriber(config, device))
-        reader = models.get(("ocr", m.ocr), lambda: load_reader(m.ocr, warm_up=m.warmup))
-        captioner = models.get(
-            ("captioner", m.captioner, m.ocr, device),
-            lambda: Captioner(m.captioner, m.cache_dir, device, config.limits, reader),
-        )
-        discriminator = models.get(
-            ("discriminator", m.discriminator, m.discriminator_encoder, device),
-            lambda: load_discriminator(m.discriminator, device, m.discriminator_encoder),
-        )
-        speaker, speaker_note = models.get(
-            ("tts", m.tts, m.tts_voice_en, m.tts_voice_zh, m.tts_speed, m.tts_threads),
-            lambda: _load_speaker(config),
-        )
-        lam = config.generation.lam
-        if lam is None:  # the λ that won on validation when D was trained
-            lam = float(discriminator.meta.get("lam", 0.5)) if discriminator else 0.5
-        return cls(config, generator, transcriber, captioner, Reranker(discriminator, lam), speaker, speaker_note)
 
     def new_conversation(self) -> Conversation:
         return Conversation(self.config.generation.system_prompt)
@@ -342,38 +298,3 @@ class ChatEngine:
 def _live_key(c: Candidate) -> tuple[bool, float]:
     """While streaming, show the candidate with text and the best running J (an unavailable J counts as 0)."""
     return (bool(c.text), 0.0 if math.isnan(c.j) else c.j)
-
-
-def _load_generator(config: AppConfig, device: str) -> Generator:
-    """The chat model, warmed up (when configured) so that the first user turn is not the slow one."""
-    from .generator import load_generator
-
-    m = config.models
-    generator = load_generator(m, device)
-    if m.warmup and hasattr(generator, "warm_up"):  # a server backend warms up on its own
-        generator.warm_up((1, config.generation.num_candidates))
-    return generator
-
-
-def _load_transcriber(config: AppConfig, device: str) -> Transcriber:
-    """Whisper, converted/loaded now rather than during the first voice turn (and warmed up when configured)."""
-    m = config.models
-    transcriber = Transcriber(m.asr, m.cache_dir, device, config.limits)
-    transcriber.load()
-    if m.warmup:
-        transcriber.warm_up()
-    return transcriber
-
-
-def _load_speaker(config: AppConfig) -> tuple[Speaker | None, str]:
-    """The speaker (warmed up when the flow speaks by default), or None and the one line that says why not."""
-    from .speaker import load_speaker
-
-    m = config.models
-    voices = {"en": m.tts_voice_en, "zh": m.tts_voice_zh}
-    speaker, note = load_speaker(m.tts, m.cache_dir, voices, m.tts_speed, m.tts_threads)
-    if note:
-        log.warning("%s", note)
-    elif speaker is not None and m.warmup and config.flow.voice_replies:
-        speaker.warm_up()
-    return speaker, note

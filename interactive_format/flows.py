@@ -7,8 +7,9 @@ bad value is reported with the file, the line and the key, e.g.
     assets/flows/shop.toml, line 7, 'candidates': must be a whole number from 1 to 8 (got "four")
 
 tomllib reports syntax errors with a line but not where a key was defined, so `key_line` finds
-that in the source text itself. Nothing here imports the config or the models: `config.py`
-applies a Flow to the settings (see `Flow.overrides`).
+that in the source text itself. Nothing here imports the config or the engines: `config.py`
+applies a Flow to the settings (see `Flow.overrides`), `engines.FlowSet` serves the flows; the
+model specs are checked with `models.parse_spec`.
 """
 
 from __future__ import annotations
@@ -18,13 +19,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tomllib
-
-if TYPE_CHECKING:
-    from .chat import ChatEngine
-    from .config import AppConfig
 
 FLOWS_DIR = Path(__file__).resolve().parent.parent / "assets" / "flows"  # the shipped flows
 MODALITIES = ("text", "image", "voice")
@@ -261,66 +258,3 @@ FIELDS: dict[str, Callable[[_Checker, str, Any], Any]] = {
 def shipped_flows() -> list[Path]:
     """The flow files that come with the app, by name."""
     return sorted(FLOWS_DIR.glob("*.toml"))
-
-
-# --- the flows one running app offers ---------------------------------------------------------------
-
-
-class FlowSet:
-    """The flows a page can switch between, each with its own engine built on first use.
-
-    `build` makes an engine from a flow's config; pass one that shares a model cache
-    (chat.ModelCache) so flows with the same model specs share the loaded weights, and
-    switching back to a flow is instant.
-    """
-
-    def __init__(
-        self,
-        configs: Mapping[str, AppConfig],
-        start: str,
-        build: Callable[[AppConfig], ChatEngine],
-        engines: Mapping[str, ChatEngine] | None = None,
-    ) -> None:
-        import threading
-
-        self.configs = dict(configs)
-        self.start = start
-        self._build = build
-        self._engines: dict[str, ChatEngine] = dict(engines or {})
-        self._lock = threading.Lock()
-
-    @classmethod
-    def serving(cls, engine: ChatEngine, configs: Mapping[str, AppConfig], models: Any) -> FlowSet:
-        """`configs` with `engine` (already built, sharing the model cache `models`) as the start flow."""
-        from .chat import ChatEngine
-
-        name = engine.config.flow.name
-        return cls(configs, name, lambda config: ChatEngine.build(config, models), {name: engine})
-
-    @classmethod
-    def single(cls, engine: ChatEngine) -> FlowSet:
-        """Only the engine's own flow (no switching)."""
-        name = engine.config.flow.name
-        return cls({name: engine.config}, name, lambda config: engine, {name: engine})
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.configs)
-
-    def flow(self, name: str | None) -> Flow:
-        return self.configs[self.known(name)].flow
-
-    def known(self, name: str | None) -> str:
-        """`name` if this app offers it, else the start flow."""
-        return name if name in self.configs else self.start
-
-    def loaded(self, name: str) -> bool:
-        return name in self._engines
-
-    def engine(self, name: str | None) -> ChatEngine:
-        """The flow's engine (loading its models the first time; ModelLoadError if they cannot load)."""
-        name = self.known(name)
-        with self._lock:
-            if name not in self._engines:
-                self._engines[name] = self._build(self.configs[name])
-            return self._engines[name]

@@ -14,28 +14,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import torch
 
-from .errors import GenerationError, ReplyTimeout, log_failure
+from .errors import GenerationError, log_failure
+from .sampling import Deadline, Draft, Sample, SamplingParams
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    n: int = 4  # candidates, sampled as one batch
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 160
-    seed: int | None = None  # None: a fresh random seed, recorded in the result
-    timeout_s: float | None = None  # wall-clock limit for the whole reply; None: no limit
-
-    @property
-    def greedy(self) -> bool:
-        """Temperature 0 means greedy decoding (the tests' and the benchmark's exact-match mode)."""
-        return self.temperature <= 0
 
 
 @dataclass(frozen=True)
@@ -55,41 +40,6 @@ class SpeedOptions:
         """Static cache + compiled decode on CUDA; a dynamic cache on CPU (a static one is slower there)."""
         cuda = torch.device(device).type == "cuda"
         return cls(static_cache=cuda, compile=cuda, batch_window_s=0.002 if cuda else 0.01)
-
-
-@dataclass
-class Draft:
-    """One candidate as it grows."""
-
-    text: str = ""
-    token_ids: list[int] = field(default_factory=list)
-    logprob_sum: float = 0.0
-    finished: bool = False  # reached end-of-turn (not cut by the token limit or a stop)
-
-    @property
-    def mean_logprob(self) -> float:
-        """J: length-normalised log-likelihood under the generator (0 tokens -> -inf)."""
-        return self.logprob_sum / len(self.token_ids) if self.token_ids else float("-inf")
-
-
-@dataclass
-class Sample:
-    """A snapshot of all candidates; `done` on the last one."""
-
-    drafts: list[Draft]
-    seed: int
-    done: bool = False
-    stopped: bool = False  # the user pressed stop
-
-
-class Generator(Protocol):
-    """Anything that turns chat messages into N streamed candidates."""
-
-    name: str
-
-    def count_tokens(self, messages: list[dict]) -> int: ...
-
-    def stream(self, messages: list[dict], params: SamplingParams, stop: threading.Event) -> Iterator[Sample]: ...
 
 
 class _LogprobRecorder:
@@ -523,70 +473,6 @@ def sequence_logprobs(
     lp = logits.log_softmax(-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
     t = target[:, 1:].to(lp.dtype)
     return (lp * t).sum(1) / t.sum(1)
-
-
-def backend_for(models, device: str) -> str:
-    """ "openai", "llamacpp" or "transformers": the engine that runs the configured chat model (a ModelsConfig)."""
-    from .models import gguf_path, parse_spec
-
-    spec = parse_spec(models.llm)
-    if spec.kind == "openai":
-        return "openai"
-    if models.llm_backend != "auto":
-        return models.llm_backend
-    if not device.startswith("cpu") or spec.kind not in ("embedded", "path"):
-        return "transformers"
-    return "llamacpp" if gguf_path(models.llm, models.cache_dir) is not None else "transformers"
-
-
-def load_generator(models, device: str) -> Generator:
-    """The configured chat model (a ModelsConfig): a server for `openai:URL` specs, llama.cpp for GGUF on CPU,
-    else local transformers weights."""
-    from .models import parse_spec
-
-    backend = backend_for(models, device)
-    if backend == "llamacpp":
-        from .llamacpp import LlamaCppGenerator, LlamaCppOptions
-
-        options = LlamaCppOptions(threads=models.llm_threads, batch_threads=models.llm_threads)
-        return LlamaCppGenerator.from_spec(models.llm, models.cache_dir, options)
-    spec = parse_spec(models.llm)
-    if spec.kind == "openai":
-        from .openai_backend import OpenAICompatibleGenerator, ServerOptions
-
-        options = ServerOptions(
-            spec.name, models.llm_model, models.llm_api_key, models.llm_timeout, logprobs=models.llm_logprobs
-        )
-        scorer = None  # J for a server without log-probs
-        if models.llm_scorer:
-            scorer = TransformersGenerator.from_spec(models.llm_scorer, models.cache_dir, device)
-        return OpenAICompatibleGenerator.connect(options, scorer)
-    if spec.kind in ("path", "hub"):
-        from .vlm import VisionLanguageGenerator, is_vision_language
-
-        if is_vision_language(spec.name):  # an image-text-to-text model: it sees the pictures themselves
-            return VisionLanguageGenerator.from_spec(models.llm, device, models.dtype)
-    return TransformersGenerator.from_spec(models.llm, models.cache_dir, device, models.dtype)
-
-
-class Deadline:
-    """Waits on a queue for at most what is left of `timeout_s` (None: forever)."""
-
-    def __init__(self, timeout_s: float | None) -> None:
-        self.timeout_s = timeout_s
-        self.end = None if timeout_s is None else time.monotonic() + timeout_s
-
-    def get(self, q: queue.Queue):
-        """The next item; ReplyTimeout (a GenerationError) once the time is up (a stalled model included)."""
-        if self.end is None:
-            return q.get()
-        try:
-            return q.get(timeout=max(self.end - time.monotonic(), 0.0))
-        except queue.Empty:
-            raise ReplyTimeout(
-                f"The reply took longer than {self.timeout_s:g} seconds and was stopped. Please try again "
-                "(fewer candidates or a shorter reply are quicker)."
-            ) from None
 
 
 def generation_error(error: BaseException) -> GenerationError:

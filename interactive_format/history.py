@@ -2,7 +2,8 @@
 
 `Chat` is what the UI holds per browser session: the active branch as a `Conversation`, plus
 the store ids of its saved turns. `History` saves, reopens, edits, picks and switches branches
-for one owner at a time; every call names the owner, so the Store's owner checks apply.
+for one owner at a time; every call names the owner, so the Store's owner checks apply. It is
+the UI's and the API's only way to the store: listing, renaming, deleting, exporting and importing too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .dialogue import Conversation, Turn, context_text
 from .errors import InputError
-from .store import Store
+from .store import ConversationInfo, Store
 
 TITLE_CHARS = 60  # a new conversation's title: the start of its first message
 
@@ -120,6 +121,45 @@ class History:
         target = siblings[(siblings.index(tid) + step) % len(siblings)]
         self.store.set_active_leaf(owner, chat.id, self.store.leaf(owner, target))
         self._reopen(owner, chat)
+
+    def conversations(self, owner: str) -> list[ConversationInfo]:
+        """`owner`'s conversations, newest first."""
+        return self.store.list(owner)
+
+    def title(self, owner: str, chat: Chat) -> str:
+        """The chat's title in the store ("" while it is not saved)."""
+        return next((c.title for c in self.store.list(owner) if c.id == chat.id), "") if chat.id else ""
+
+    def rename(self, owner: str, chat: Chat, title: str) -> None:
+        if chat.id is None:
+            raise InputError("Send a message first; an empty chat is not saved.")
+        self.store.rename(owner, chat.id, title)
+
+    def delete(self, owner: str, chat: Chat) -> None:
+        """Delete the chat's conversation (an unsaved chat has nothing to delete)."""
+        if chat.id is not None:
+            self.store.delete(owner, chat.id)
+
+    def ratings(self, owner: str, chat: Chat) -> dict[int, str]:
+        """The like/dislike saved on each turn of the chat, by turn index."""
+        saved = self.store.ratings(owner, chat.turn_ids) if chat.id else {}
+        return {i: saved[tid] for i, tid in enumerate(chat.turn_ids) if tid in saved}
+
+    def export(self, owner: str, cid: str | None = None) -> dict:
+        """One conversation (or all of `owner`'s) in the export format (store.py's docstring)."""
+        return self.store.export(owner, cid)
+
+    def preferences_jsonl(self, owner: str) -> str:
+        """`owner`'s picks as (context, chosen, rejected) JSON lines."""
+        return self.store.preferences_jsonl(owner)
+
+    def import_file(self, owner: str, path: str) -> list[str]:
+        """Add the conversations of an export file; their ids (a bad file is refused whole)."""
+        return self.store.import_file(owner, path)
+
+    def secret(self, name: str) -> str:
+        """A random key kept in the database (it survives restarts)."""
+        return self.store.secret(name)
 
     def _saved(self, chat: Chat, index: int) -> str:
         if chat.id is None or not 0 <= index < len(chat.turn_ids):

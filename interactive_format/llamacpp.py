@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import GenerationError, ModelLoadError, log_failure
-from .generator import Deadline, Draft, Sample, SamplingParams
+from .sampling import Deadline, Draft, Sample, SamplingParams
 
 log = logging.getLogger(__name__)
 

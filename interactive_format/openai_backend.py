@@ -21,13 +21,16 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
-import torch
 
 from .errors import GenerationError, ModelLoadError
-from .generator import Draft, Sample, SamplingParams, TransformersGenerator, sequence_logprobs
 from .models import SERVER_PREFIX
+from .sampling import Draft, Sample, SamplingParams
+
+if TYPE_CHECKING:
+    from .generator import TransformersGenerator
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +302,10 @@ class OpenAICompatibleGenerator:
         if not todo:
             return
         prompt = self.scorer.prompt_ids(messages)
+        import torch  # only with a local scorer: the HTTP path needs no torch
+
+        from .generator import sequence_logprobs
+
         with torch.inference_mode():
             j = sequence_logprobs(self.scorer, [prompt] * len(todo), [ids for _, ids in todo], with_end=False)
         for (draft, ids), value in zip(todo, j.tolist()):

@@ -71,6 +71,9 @@ from typing import Any
 from .config import StorageConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn
 from .errors import InputError, InteractiveFormatError
+from .strictjson import dumps as _json
+from .strictjson import finite as _finite
+from .strictjson import plain as _plain
 
 EXPORT_FORMAT = "interactive-format/conversations"
 EXPORT_VERSION = 1
@@ -755,27 +758,6 @@ def _attachments_json(attachments: list[Attachment]) -> str:
 
 def _attachments(text: str) -> list[Attachment]:
     return [Attachment(a["kind"], a["path"], a["text"], a["meta"]) for a in json.loads(text)]
-
-
-def _json(value: Any) -> str:
-    return json.dumps(_plain(value), ensure_ascii=False, allow_nan=False)
-
-
-def _plain(value: Any) -> Any:
-    """`value` as strict JSON data: non-finite floats become None, unknown objects their str()."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return _finite(value)
-    if value is None or isinstance(value, (str, int)):
-        return value
-    return str(value)
-
-
-def _finite(x: float | None) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
 
 
 def _or_neg_inf(x: float | None) -> float:

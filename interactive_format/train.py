@@ -149,7 +149,7 @@ def load_generator(cfg: TrainConfig):
 
 
 def sample_params(cfg: TrainConfig):
-    from .generator import SamplingParams
+    from .sampling import SamplingParams
 
     return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
 
@@ -392,7 +392,7 @@ def g_step(cfg: TrainConfig, generator, d, optimizer, examples: list[Example]) -
 
 def choose_lambda(cfg: TrainConfig, d, data: Data, judge) -> dict:
     """λ with the best judge win rate of best-of-N over the first sample on validation."""
-    from .evaluate import best_of, win_rate
+    from .judges import best_of, win_rate
 
     sims, dsc, js = [], [], []
     for e in data.val:
@@ -479,7 +479,7 @@ def train(cfg: TrainConfig) -> dict:
 def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, started, direction: float) -> dict:
     """Reload the best D, pick λ on validation, save it with its metadata; judge G if it trained."""
     from .discriminator import Discriminator
-    from .evaluate import SimilarityJudge
+    from .judges import SimilarityJudge
 
     best = Discriminator.load(cfg.out_dir / "best", generator.device.type)
     judge = SimilarityJudge.from_spec(cfg.encoder, generator.device.type)

@@ -67,3 +67,17 @@ def checked_size(path: str | Path, limits: Limits, noun: str = "file") -> int:
             f"{label} is too big ({size / 2**20:.1f} MB; the limit is {limits.max_file_bytes / 2**20:.0f} MB)."
         )
     return size
+
+
+def remove_upload(path: str | None) -> None:
+    """Delete an uploaded file, only if it lies in Gradio's upload cache (never anything else)."""
+    if not path:
+        return
+    import gradio as gr  # only the web app uploads files
+
+    cache = Path(gr.utils.get_upload_folder()).resolve()
+    file = Path(path).resolve()
+    if file.is_file() and file.is_relative_to(cache):
+        file.unlink(missing_ok=True)
+        if file.parent != cache and not any(file.parent.iterdir()):
+            file.parent.rmdir()

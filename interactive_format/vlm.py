@@ -19,7 +19,8 @@ import torch
 
 from .config import Limits
 from .errors import ModelLoadError
-from .generator import Deadline, Draft, Sample, SamplingParams, generation_error, visible_text
+from .generator import generation_error, visible_text
+from .sampling import Deadline, Draft, Sample, SamplingParams
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ def generator(cache_dir):
 @pytest.fixture(scope="session")
 def models():
     """Loaded models shared by every engine of the session that names the same specs (flows, the app)."""
-    from interactive_format.chat import ModelCache
+    from interactive_format.engines import ModelCache
 
     return ModelCache()
 
@@ -51,11 +51,11 @@ def models():
 @pytest.fixture(scope="session")
 def engine(cache_dir, models):
     """The real engine on the embedded defaults (models load once per session)."""
-    from interactive_format.chat import ChatEngine
     from interactive_format.config import AppConfig, GenerationConfig
+    from interactive_format.engines import build_engine
 
     config = AppConfig(models=TEST_MODELS(cache_dir), generation=GenerationConfig(max_new_tokens=24))
-    return ChatEngine.build(config, models)
+    return build_engine(config, models)
 
 
 TEST_ENV = {"IF_LLM": "embedded:smollm2-135m", "IF_LLM_BACKEND": "transformers"}  # TEST_MODELS, for IF_* configs

@@ -11,8 +11,10 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from interactive_format.api import owner_of
+from interactive_format.callbacks import ChatUI
+from interactive_format.rendering import to_messages
 from interactive_format.store import Store
-from interactive_format.ui import ChatUI, owner_of, to_messages
 
 from .conftest import TEST_ENV, app_process, free_port
 

@@ -17,11 +17,13 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
+from interactive_format.api import owner_of
+from interactive_format.callbacks import ChatUI, View
 from interactive_format.dialogue import Attachment, Candidate, Turn
 from interactive_format.errors import InputError
 from interactive_format.history import Chat
+from interactive_format.rendering import render
 from interactive_format.store import Store
-from interactive_format.ui import ChatUI, View, owner_of, render
 
 from .fakes import fake_engine
 from .test_store import rows
@@ -68,7 +70,7 @@ def test_a_turn_is_saved_and_survives_a_restart_with_its_candidates_and_picks(ui
     ui.next_candidate(chat)
     view = ui.pick(chat, user)
     assert chat.conversation.turns[1].chosen == 1
-    ui.store.close()
+    ui.history.store.close()
 
     store = Store(db_path)  # a restarted app, same database
     again = ChatUI(fake_engine(), store)
@@ -104,7 +106,7 @@ def test_browsing_candidates_and_picking_one_logs_preference_pairs(ui, db_path):
     assert chat.conversation.turns[1].reply == "1.2 re: Tell me a joke"
     assert view.chatbot["value"][1]["content"] == "1.2 re: Tell me a joke" and "· shown" in view.candidate
     assert view.pick.interactive is False
-    pairs = [json.loads(line) for line in ui.store.preferences_jsonl(owner_of(user)).splitlines()]
+    pairs = [json.loads(line) for line in ui.history.store.preferences_jsonl(owner_of(user)).splitlines()]
     assert pairs == [
         {"context": "user: Tell me a joke", "chosen": "1.2 re: Tell me a joke", "rejected": "1.0 re: Tell me a joke"},
         {"context": "user: Tell me a joke", "chosen": "1.2 re: Tell me a joke", "rejected": "1.1 re: Tell me a joke"},
@@ -154,7 +156,7 @@ def test_editing_a_message_branches_and_the_old_branch_stays_reachable(ui):
     assert view.branch.choices[0][0] == "1/2: “And 3 < 4?”"
     ui.newer_version(chat, 2, user)
     assert chat.conversation.turns[3].reply == "3.0 re: And 3 < 5?"
-    assert len(ui.store.list(owner_of(user))) == 1  # one conversation, two branches
+    assert len(ui.history.store.list(owner_of(user))) == 1  # one conversation, two branches
 
     first = SimpleNamespace(index=0, value="What is 2+3?", previous_value="What is 2+2?")
     list(ui.edit(chat, 3, 0.7, 16, 0.5, user, first))  # editing the first message: a second root
@@ -179,10 +181,10 @@ def test_editing_refuses_replies_and_empty_text_and_keeps_the_chat(ui):
 def test_editing_a_caption_reruns_with_the_new_caption(ui):
     user = new_user()
     owner = owner_of(user)
-    cid = ui.store.create(owner, "")
+    cid = ui.history.store.create(owner, "")
     picture = Turn("user", "what is it?", attachments=[Attachment("image", "", "a red cup", {"kind": "tags"})])
-    u = ui.store.add_turn(owner, cid, picture)
-    ui.store.add_turn(owner, cid, Turn("assistant", candidates=[Candidate("A cup.", -1.0)]), u)
+    u = ui.history.store.add_turn(owner, cid, picture)
+    ui.history.store.add_turn(owner, cid, Turn("assistant", candidates=[Candidate("A cup.", -1.0)]), u)
     chat = ui.open(cid, start(ui, user).chat, user).chat
     shown = render(chat.conversation)
     assert shown[0][0]["content"] == "*Picture tags:* a red cup" and shown[0][1] == (0, "caption", 0)
@@ -239,10 +241,10 @@ def test_two_users_never_see_each_others_conversations(ui):
     with pytest.warns(UserWarning, match="No such conversation"):
         assert ui.export_chat(forged, bob) is None
     with pytest.raises(gr.Error, match="No such conversation"):
-        ui.api_conversation(alice_chat.id, bob)
-    assert ui.api_conversation(alice_chat.id, alice)["conversations"][0]["messages"][0]["content"] == "my secret plan"
-    assert [c["title"] for c in ui.api_conversations(alice)] == ["my secret plan"] and ui.api_conversations(bob) == []
-    assert ui.store.list(owner_of(alice))[0].title == "my secret plan"
+        ui.api.conversation(alice_chat.id, bob)
+    assert ui.api.conversation(alice_chat.id, alice)["conversations"][0]["messages"][0]["content"] == "my secret plan"
+    assert [c["title"] for c in ui.api.conversations(alice)] == ["my secret plan"] and ui.api.conversations(bob) == []
+    assert ui.history.store.list(owner_of(alice))[0].title == "my secret plan"
 
 
 def test_owner_comes_from_the_oauth_profile_or_a_well_formed_browser_id():
@@ -328,7 +330,7 @@ def test_bad_import_files_are_refused_whole_with_a_clear_message(ui, tmp_path, c
         view = ui.import_chats(str(path), chat, user)
     message = str(warned[0].message)
     assert reason in message and "<" not in message and "Traceback" not in message
-    assert view.chat is chat and ui.store.list(owner_of(user)) == []
+    assert view.chat is chat and ui.history.store.list(owner_of(user)) == []
 
 
 def test_eight_sessions_writing_at_once_lose_nothing(ui, db_path):

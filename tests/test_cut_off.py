@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from interactive_format.callbacks import ChatUI
 from interactive_format.errors import ReplyTimeout
-from interactive_format.generator import Draft, Sample
+from interactive_format.sampling import Draft, Sample
 from interactive_format.store import Store
-from interactive_format.ui import ChatUI
 
 from .fakes import FakeGenerator, fake_engine
 
@@ -55,7 +55,7 @@ def test_a_reply_cut_off_by_the_time_limit_keeps_its_text_with_a_retry(tmp_path)
     assert "re: Tell me a story" in reply.reply and reply.error is None and "cut_off" not in reply.meta
     assert len(reply.candidates) == 4  # the cut-off candidates stay browsable as siblings
     assert view.retry["visible"] is False
-    ui.store.close()
+    ui.history.store.close()
 
 
 def test_a_timeout_before_any_text_is_still_an_error_with_a_retry(tmp_path):
@@ -69,4 +69,4 @@ def test_a_timeout_before_any_text_is_still_an_error_with_a_retry(tmp_path):
     chat = ui.history.new()
     view = list(ui.respond({"text": "Hi", "files": []}, chat, 2, 0.7, 16, 0.5, user))[-1]
     assert "took longer than 2 seconds" in chat.conversation.turns[-1].error and view.retry["visible"] is True
-    ui.store.close()
+    ui.history.store.close()

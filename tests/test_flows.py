@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format.chat import ChatEngine
+from interactive_format.callbacks import ChatUI
 from interactive_format.config import flow_configs, load_config, parse_args
-from interactive_format.flows import FlowError, FlowSet, key_line, load_flow, shipped_flows
+from interactive_format.engines import FlowSet, build_engine
+from interactive_format.flows import FlowError, key_line, load_flow, shipped_flows
 from interactive_format.store import Store
-from interactive_format.ui import ChatUI, build_demo
+from interactive_format.ui import build_demo
 
 from .conftest import TEST_ENV
 
@@ -32,7 +33,7 @@ def flow_environ(cache_dir: Path) -> dict[str, str]:
 def flows(cache_dir, models, engine) -> FlowSet:
     """Every shipped flow, engines sharing the session's loaded models (the playground is the start flow)."""
     environ = flow_environ(cache_dir)
-    start = ChatEngine.build(load_config(environ=environ), models)
+    start = build_engine(load_config(environ=environ), models)
     return FlowSet.serving(start, flow_configs(start.config, environ=environ), models)
 
 

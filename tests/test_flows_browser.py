@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format.chat import ChatEngine
 from interactive_format.config import flow_configs, load_config
-from interactive_format.flows import FlowSet
+from interactive_format.engines import FlowSet, build_engine
 from interactive_format.ui import build_demo
 
 from .conftest import TEST_ENV, free_port, speak
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chro
 def flow_server(cache_dir, models, engine, store):
     """The app as `python app.py` serves it: the playground first, every shipped flow in the menu."""
     environ = {"IF_CACHE_DIR": str(cache_dir), "IF_DEVICE": "cpu", "IF_MAX_NEW_TOKENS": "24", **TEST_ENV}
-    start = ChatEngine.build(load_config(environ=environ), models)  # the session's models, not loaded again
+    start = build_engine(load_config(environ=environ), models)  # the session's models, not loaded again
     flows = FlowSet.serving(start, flow_configs(start.config, environ=environ), models)
     demo = build_demo(start, store, flows)
     _, url, _ = demo.launch(

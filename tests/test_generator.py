@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interactive_format.errors import GenerationError
-from interactive_format.generator import SamplingParams
+from interactive_format.sampling import SamplingParams
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful AI assistant."},

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from interactive_format.backends import backend_for
 from interactive_format.errors import ModelLoadError, ReplyTimeout
-from interactive_format.generator import SamplingParams, backend_for
 from interactive_format.llamacpp import LlamaCppGenerator, LlamaCppOptions
+from interactive_format.sampling import SamplingParams
 
 SMOLLM = "embedded:smollm2-135m"
 HELLO = [

@@ -77,6 +77,18 @@ def test_text_on_a_busy_photo(reader):
     assert squash(read.text) == squash("限时特价 ¥39\nSALE 50% OFF"), read
 
 
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_small_screenshot_text_is_read(reader, size):
+    """14 px text, as on a real screenshot: the detector sees the picture at no less than half its size."""
+    lines = ("Order number A58213, shipped Friday", "订单已确认，客服电话 400-800-1234")
+    img = Image.new("RGB", size, (250, 250, 250))
+    draw, font = ImageDraw.Draw(img), ImageFont.truetype(str(FONT), 14)
+    for i, line in enumerate(lines):
+        draw.text((40, 80 + i * 22), line, font=font, fill=(30, 30, 30))
+    assert [squash(line) for line in reader.read(img).lines] == [squash(line) for line in lines]
+    assert reader.engine.text_det.limit_side_len == size[0] // 2  # 640: 60 % of the detector work at 960
+
+
 def test_words_side_by_side_stay_on_one_line(reader):
     img = Image.new("RGB", (700, 120), "white")
     draw, font = ImageDraw.Draw(img), ImageFont.truetype(str(FONT), 34)
@@ -177,7 +189,7 @@ def test_several_pictures_in_one_turn_are_read_in_order(captioner, tmp_path):
     assert prompt.startswith("[The user sent 2 pictures.]\n[Picture 1: A photo that looks like: ")
     one, two = prompt.index("[Picture 1: "), prompt.index("[Picture 2: ")
     assert one < prompt.index("9:00-21:00") < two < prompt.index("G1234") and prompt.endswith("leave?")
-    from interactive_format.ui import to_messages, turn_result
+    from interactive_format.rendering import to_messages, turn_result
 
     labels = [m["content"].split(":*")[0] for m in to_messages(conversation) if isinstance(m["content"], str)]
     assert labels[:2] == ["*Picture 1 tags and text", "*Picture 2 tags and text"]
@@ -224,7 +236,7 @@ def test_recognition_stops_at_its_time_budget(reader):
 
 
 def test_the_models_line_says_whether_text_is_read(captioner, cache_dir):
-    from interactive_format.ui import _models_line
+    from interactive_format.rendering import models_line as _models_line
 
     assert _models_line(engine_with(captioner)).endswith("pictures `embedded:imagenet-tags` + text `rapidocr`")
     off = Captioner("embedded:imagenet-tags", cache_dir, reader=None)

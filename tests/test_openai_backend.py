@@ -19,12 +19,13 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from interactive_format.backends import load_generator
 from interactive_format.chat import ChatEngine
 from interactive_format.config import ModelsConfig
 from interactive_format.errors import GenerationError, ModelLoadError
-from interactive_format.generator import SamplingParams, load_generator
 from interactive_format.models import llm_path, parse_spec
 from interactive_format.openai_backend import OpenAICompatibleGenerator, RemoteDraft, ServerOptions
+from interactive_format.sampling import SamplingParams
 
 from .conftest import free_port
 

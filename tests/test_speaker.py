@@ -282,13 +282,13 @@ def test_chat_api_returns_the_reply_spoken_when_asked(client):
 
 
 def test_chat_api_says_why_when_the_server_has_no_speaker(engine, monkeypatch):
+    from interactive_format.callbacks import ChatUI
     from interactive_format.store import Store
-    from interactive_format.ui import ChatUI
 
     monkeypatch.setattr(engine, "speaker", None)
     monkeypatch.setattr(engine, "speaker_note", "Spoken replies are off: espeak-ng is missing.")
     ui = ChatUI(engine, Store(":memory:"))
-    result = ui.api_chat("Hi!", None, None, 1, 0.7, 8, True)
+    result = ui.api.chat("Hi!", None, None, 1, 0.7, 8, True)
     assert result["reply"] and result["audio"] is None
     assert result["audio_notes"] == ["Spoken replies are off: espeak-ng is missing."]
 
@@ -301,8 +301,8 @@ class _Request:
 def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine, monkeypatch):
     import threading
 
+    from interactive_format.callbacks import ChatUI
     from interactive_format.store import Store
-    from interactive_format.ui import ChatUI
 
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()
@@ -329,8 +329,8 @@ def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine,
 
 
 def test_speaker_off_speaks_nothing(engine):
+    from interactive_format.callbacks import ChatUI
     from interactive_format.store import Store
-    from interactive_format.ui import ChatUI
 
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()
@@ -339,8 +339,8 @@ def test_speaker_off_speaks_nothing(engine):
 
 @needs_espeak
 def test_picking_another_candidate_speaks_it(engine, monkeypatch):
+    from interactive_format.callbacks import ChatUI
     from interactive_format.store import Store
-    from interactive_format.ui import ChatUI
 
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()

@@ -16,7 +16,8 @@ import torch
 
 from interactive_format import bench
 from interactive_format.archs import ARCHS, byte_tokenizer, random_generator
-from interactive_format.generator import SamplingParams, SpeedOptions, TransformersGenerator
+from interactive_format.generator import SpeedOptions, TransformersGenerator
+from interactive_format.sampling import SamplingParams
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful AI assistant."},
@@ -207,7 +208,7 @@ class _FastGenerator:
     def stream(self, messages, params, stop):
         import time
 
-        from interactive_format.generator import Draft, Sample
+        from interactive_format.sampling import Draft, Sample
 
         drafts = [Draft() for _ in range(params.n)]
         for step in range(300):
@@ -222,8 +223,8 @@ class _FastGenerator:
 def test_streaming_to_the_browser_is_at_most_25_updates_per_second(tmp_path):
     import time
 
+    from interactive_format.callbacks import UPDATE_INTERVAL_S, ChatUI, View
     from interactive_format.store import Store
-    from interactive_format.ui import UPDATE_INTERVAL_S, ChatUI, View
 
     from .fakes import fake_engine
 

@@ -17,7 +17,8 @@ import torch
 from interactive_format import train as T
 from interactive_format.chitchat import Example, SampleCache, load_conversations, split_ids
 from interactive_format.config import ASSETS
-from interactive_format.evaluate import EvalConfig, SimilarityJudge, distinct, evaluate, win_rate
+from interactive_format.evaluate import EvalConfig, distinct, evaluate
+from interactive_format.judges import SimilarityJudge, win_rate
 
 
 @pytest.fixture(scope="module")

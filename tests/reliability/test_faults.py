@@ -12,9 +12,9 @@ import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from interactive_format.callbacks import ChatUI
 from interactive_format.config import GenerationConfig
 from interactive_format.store import Store
-from interactive_format.ui import ChatUI
 
 from .conftest import engine_with, new_user, reply
 

@@ -13,8 +13,9 @@ from PIL import Image
 from interactive_format.config import Limits
 from interactive_format.errors import InputError
 from interactive_format.pipeline import BIDI_CONTROLS, InputGuard
+from interactive_format.rendering import UNSAFE_LINK
+from interactive_format.rendering import escape as _escape
 from interactive_format.speech import decode_audio
-from interactive_format.ui import UNSAFE_LINK, _escape
 from interactive_format.uploads import SIGNATURES, display_name
 from interactive_format.vision import load_image
 
