@@ -108,6 +108,19 @@ class ChatAPI:
         result = turn_result(conversation)
         return {**result, **spoken_file(self.engine, result["reply"])} if speak else result
 
+    def chat_spoken(
+        self,
+        message: str,
+        image: str | None,
+        audio: str | None,
+        candidates: float,
+        temperature: float,
+        max_new_tokens: float,
+        request: gr.Request | None = None,
+    ) -> dict:
+        """`chat`, with the reply spoken: "audio" (a WAV file, or None), "audio_seconds", "audio_notes"."""
+        return self.chat(message, image, audio, candidates, temperature, max_new_tokens, True, request)
+
     def generate_and_rank(
         self, message: str, candidates: int = 4, temperature: float = 0.7, max_new_tokens: int = 128
     ) -> str:

@@ -301,12 +301,16 @@ def _api(ui: ChatUI, g: TurnSettings) -> None:
         conversation_id = gr.Textbox(label="conversation_id")
         candidate = gr.Number(label="candidate", precision=0)
         user = gr.Textbox(label="user_id")
-        speak = gr.Checkbox(label="speak", value=False)
         out = gr.JSON(label="result")
         buttons = [gr.Button(name) for name in ("chat", "reply", "pick", "conversations", "conversation")]
     sampling = [message, image, audio, candidates, temperature, max_tokens]
     api = ui.api
-    buttons[0].click(api.chat, [*sampling, speak], out, api_name="chat", concurrency_id="turn")
+    buttons[0].click(api.chat, sampling, out, api_name="chat", concurrency_id="turn")
+    # The same turn with the reply spoken (a WAV under "audio"): its own name, since plain-HTTP callers of
+    # "chat" send exactly its six inputs and Gradio refuses a call with fewer inputs than the endpoint has.
+    gr.Button("chat_spoken", visible=False).click(
+        api.chat_spoken, sampling, out, api_name="chat_spoken", concurrency_id="turn"
+    )
     buttons[1].click(api.reply, [conversation_id, *sampling, user], out, api_name="reply", concurrency_id="turn")
     buttons[2].click(api.pick, [conversation_id, candidate, user], out, api_name="pick")
     buttons[3].click(api.conversations, [user], out, api_name="conversations")

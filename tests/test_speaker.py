@@ -270,7 +270,7 @@ def _wav_seconds(path_or_bytes) -> float:
 def test_chat_api_returns_the_reply_spoken_when_asked(client):
     plain = client.predict("Say hello.", None, None, 1, 0.7, 24, api_name="/chat")
     assert "audio" not in plain  # not asked: nothing spent on speech
-    result = client.predict("Say hello.", None, None, 1, 0.7, 24, True, api_name="/chat")
+    result = client.predict("Say hello.", None, None, 1, 0.7, 24, api_name="/chat_spoken")
     assert result["reply"].strip()
     if result["audio"] is None:  # a reply with nothing sayable (e.g. only emoji) says why
         assert result["audio_notes"]
