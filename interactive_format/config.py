@@ -49,7 +49,7 @@ class ModelsConfig:
     # program, Chinese from misaki), "espeak-ng" (the program alone), a Kokoro .onnx path, or "off".
     tts: str = "embedded:kokoro-82m"
     tts_voice_en: str = ""  # "" = the engine's default (Kokoro: jm_kumo; espeak-ng: en-us)
-    tts_voice_zh: str = ""  # "" = the engine's default (Kokoro: jf_alpha; espeak-ng: cmn)
+    tts_voice_zh: str = ""  # "" = the engine's default (Kokoro: jm_kumo; espeak-ng: cmn)
     tts_speed: float = 1.0  # 0.5 (slow) to 2.0 (fast)
     tts_threads: int = 1  # onnxruntime threads for Kokoro (the chat model streams beside it; bench/tts.py)
     captioner: str = "embedded:imagenet-tags"  # or an image-to-text model (HF id / path)

