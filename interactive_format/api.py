@@ -42,6 +42,25 @@ def owner_of(user_id: str | None, profile: gr.OAuthProfile | None = None) -> str
     raise InputError("Unknown user: reload the page (API callers: user_id is 32 hex digits, e.g. uuid4().hex).")
 
 
+def spoken_file(engine: ChatEngine, text: str) -> dict:
+    """A reply spoken for the API: {"audio": a WAV file (or None), "audio_notes": why parts were not spoken}."""
+    from gradio.data_classes import FileData
+    from gradio.processing_utils import save_bytes_to_cache
+    from gradio.utils import get_upload_folder
+
+    from .speaker import wav_bytes
+
+    if engine.speaker is None:
+        return {"audio": None, "audio_notes": [engine.speaker_note or "Spoken replies are off on this server."]}
+    spoken = engine.speaker.speak(text)
+    if not len(spoken.audio):
+        return {"audio": None, "audio_notes": list(spoken.notes)}
+    # In Gradio's own cache, which it serves (and cleans up with the uploads: delete_cache).
+    path = save_bytes_to_cache(wav_bytes(spoken.audio, spoken.rate), "reply.wav", get_upload_folder())
+    audio = FileData(path=path, orig_name="reply.wav", mime_type="audio/wav").model_dump()
+    return {"audio": audio, "audio_seconds": round(spoken.seconds, 2), "audio_notes": list(spoken.notes)}
+
+
 def api_errors(method: F) -> F:
     """The API's error boundary: a user-facing error is the caller's `gr.Error`, without a traceback."""
 
@@ -80,13 +99,29 @@ class ChatAPI:
         candidates: float,
         temperature: float,
         max_new_tokens: float,
+        speak: bool = False,
         request: gr.Request | None = None,
     ) -> dict:
-        """One stateless turn: text plus optional picture/voice file -> reply and ranked candidates."""
+        """One stateless turn: text plus optional picture/voice file -> reply and ranked candidates
+        (with `speak`, also the reply spoken: a WAV file under "audio", and "audio_notes")."""
         conversation = self.engine.new_conversation()
         self.limiter.check(_client_key(request))
         self._answer(conversation, message, [image, audio], self._settings(candidates, temperature, max_new_tokens))
-        return turn_result(conversation)
+        result = turn_result(conversation)
+        return {**result, **spoken_file(self.engine, result["reply"])} if speak else result
+
+    def chat_spoken(
+        self,
+        message: str,
+        image: str | None,
+        audio: str | None,
+        candidates: float,
+        temperature: float,
+        max_new_tokens: float,
+        request: gr.Request | None = None,
+    ) -> dict:
+        """`chat`, with the reply spoken: "audio" (a WAV file, or None), "audio_seconds", "audio_notes"."""
+        return self.chat(message, image, audio, candidates, temperature, max_new_tokens, True, request)
 
     @_knob_docs
     def generate_and_rank(
@@ -109,7 +144,7 @@ class ChatAPI:
             JSON text: the best reply and every candidate with its text, rank (1 = best) and score
             plus d (the discriminator's P(human)) and j (mean token log-prob).
         """
-        return dumps(self.chat(message, None, None, candidates, temperature, max_new_tokens))
+        return dumps(self.chat(message, None, None, candidates, temperature, max_new_tokens, False))
 
     @api_errors
     def reply(

@@ -44,8 +44,10 @@ from .rendering import (
     render,
     to_messages,
 )
+from .speaker import Utterance, follow, wav_bytes
 from .zerogpu import on_gpu, turn_steps
 
+LIVE_WAIT_S = 10.0  # how long a spoken reply waits for its turn's event to start (both come from one click)
 UPDATE_INTERVAL_S = 0.04  # stream to the browser at most ~25 times a second
 STORAGE_KEY = "interactive_format_user"  # where the browser keeps its id
 RATING_LABELS = {"like": "Like", "dislike": "Dislike"}  # the store's kinds as Gradio's feedback options
@@ -93,6 +95,32 @@ class FlowView(NamedTuple):
         return (*self[:3], *self.quick_replies, *self[4:])
 
 
+class LiveTurn:
+    """A running turn, as the spoken reply follows it: the shown reply once sampling has begun."""
+
+    def __init__(self, chat: Chat) -> None:
+        self.chat, self.status, self.done = chat, "", threading.Event()
+
+    def shown(self) -> str:
+        """The reply being streamed ("" before its first token, e.g. while a voice message is transcribed)."""
+        if not (self.status.startswith("Sampling") or self.status == "Done"):  # not a refused or failed turn
+            return ""
+        reply = self.chat.last_reply()
+        turn = self.chat.conversation.turns[reply] if reply is not None else None
+        return turn.reply if turn is not None and not turn.error else ""
+
+
+def _voiced(utterances: Iterator[Utterance]) -> Iterator[bytes]:
+    """Sentences' audio as WAV chunks; each distinct note on a skipped sentence shown once, as a toast."""
+    notes = []
+    for u in utterances:
+        if len(u.audio):
+            yield wav_bytes(u.audio, u.rate)
+        elif u.note and u.note not in notes:
+            notes.append(u.note)
+            gr.Info(escape(u.note))
+
+
 class ChatUI:
     """Callbacks are methods that delegate to the engine and the history, so tests can call them directly."""
 
@@ -105,6 +133,7 @@ class ChatUI:
         self.admission = Admission(server.concurrency_limit, engine.config.generation.turn_timeout_s, server.max_queue)
         self.api = ChatAPI(engine, self.history, self.limiter, self.admission, engine.config.storage.persist)
         self._stops: dict[str | None, threading.Event] = {}
+        self._live: dict[str | None, LiveTurn] = {}  # each session's running turn, for speaking it (speak_live)
         self._steps = on_gpu(turn_steps)  # on a ZeroGPU Space the engine's part of a turn holds the GPU
         self._label = labels(engine.config.flow.language)  # the UI's language is the start flow's
 
@@ -370,11 +399,13 @@ class ChatUI:
         stop = threading.Event()
         key = request.session_hash if request is not None else None
         self._stops[key] = stop
+        live = self._live[key] = LiveTurn(chat)
         chat.browse = None
         try:
             last = 0.0
             for status, conversation in self._steps(run, chat.conversation, stop):
                 chat.conversation = conversation  # the same object, unless a ZeroGPU worker sent a copy
+                live.status = status
                 if status.startswith("Sampling") and time.monotonic() - last < UPDATE_INTERVAL_S:
                     continue
                 yield self._streaming(chat, status)
@@ -384,6 +415,7 @@ class ChatUI:
         except InteractiveFormatError as e:  # an empty submission, or nothing to regenerate
             warn(e)
         finally:
+            live.done.set()
             slot.release()
             self._stops.pop(key, None)
             self.history.save(owner, chat, changed)
@@ -395,6 +427,29 @@ class ChatUI:
         event = self._stops.get(request.session_hash if request is not None else None)
         if event is not None:
             event.set()
+
+    # --- spoken replies ------------------------------------------------------------------------
+
+    def speak_live(self, chat: Chat, on: bool, request: gr.Request | None = None) -> Iterator[bytes]:
+        """With the speaker on: this session's turn (started by the same click), spoken sentence by sentence
+        while it streams, as WAV chunks for a streaming gr.Audio. Skipped sentences' notes are shown as toasts."""
+        speaker = self._engine(chat).speaker
+        if not on or speaker is None:
+            return
+        key = request.session_hash if request is not None else None
+        deadline = time.monotonic() + LIVE_WAIT_S
+        while (live := self._live.get(key)) is None or live.chat is not chat:  # the turn's event may start later
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        yield from _voiced(follow(live.shown, live.done.is_set, speaker))
+
+    def speak_shown(self, chat: Chat, on: bool) -> Iterator[bytes]:
+        """With the speaker on: the reply now shown (e.g. the candidate just picked), sentence by sentence."""
+        speaker = self._engine(chat).speaker
+        reply = chat.last_reply()
+        if on and speaker is not None and reply is not None:
+            yield from _voiced(speaker.stream(chat.conversation.turns[reply].reply))
 
     # --- candidates and feedback -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .config import AppConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
@@ -22,6 +23,9 @@ from .knobs import KNOBS
 from .pipeline import Captioner, InputGuard, Transcriber, preview, visible
 from .readers import READERS
 from .sampling import Generator, SamplingParams
+
+if TYPE_CHECKING:
+    from .speaker import Speaker
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +54,14 @@ class ChatEngine:
         transcriber: Transcriber,
         captioner: Captioner,
         reranker: Reranker,
+        speaker: Speaker | None = None,
+        speaker_note: str = "",
     ) -> None:
         self.config = config
         self.generator, self.transcriber, self.captioner, self.reranker = generator, transcriber, captioner, reranker
         self.guard = InputGuard(config.limits)
+        self.speaker = speaker  # None: no spoken replies (off, or the engine is missing: `speaker_note` says why)
+        self.speaker_note = speaker_note
 
     def new_conversation(self) -> Conversation:
         return Conversation(self.config.generation.system_prompt)

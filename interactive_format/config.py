@@ -46,6 +46,13 @@ class ModelsConfig:
     llm_scorer: str = ""
     llm_logprobs: bool = True  # with openai:URL, ask the server for log-probs (False: J from llm_scorer, or none)
     asr: str = "embedded:whisper-base"  # speech model; also "embedded:whisper-tiny.en", whisper names
+    # Spoken replies (speaker.py): "embedded:kokoro-82m" (Kokoro-82M ONNX; English phonemes from the espeak-ng
+    # program, Chinese from misaki), "espeak-ng" (the program alone), a Kokoro .onnx path, or "off".
+    tts: str = "embedded:kokoro-82m"
+    tts_voice_en: str = ""  # "" = the engine's default (Kokoro: jm_kumo; espeak-ng: en-us)
+    tts_voice_zh: str = ""  # "" = the engine's default (Kokoro: jm_kumo; espeak-ng: cmn)
+    tts_speed: float = 1.0  # 0.5 (slow) to 2.0 (fast)
+    tts_threads: int = 1  # onnxruntime threads for Kokoro (the chat model streams beside it; bench/tts.py)
     captioner: str = "embedded:imagenet-tags"  # or an image-to-text model (HF id / path)
     ocr: str = "rapidocr"  # text in pictures: "rapidocr" (PP-OCR, Chinese + English, models in the package) or "off"
     discriminator: str = str(ASSETS / "discriminator")  # trained D; "off" -> likelihood-only ranking
@@ -145,6 +152,8 @@ def validate(config: AppConfig) -> None:
         "models.ocr": config.models.ocr.strip().lower() in ("rapidocr", "off"),
         "models.llm_backend": config.models.llm_backend in ("auto", "llamacpp", "transformers"),
         "models.llm_threads": config.models.llm_threads >= 1,
+        "models.tts_speed": 0.5 <= config.models.tts_speed <= 2.0,
+        "models.tts_threads": config.models.tts_threads >= 1,
         "server.max_queue": config.server.max_queue >= 1,
         "server.rate_limit": config.server.rate_limit >= 0,
         "server.auth": not config.server.auth or _auth_pair(config.server.auth) is not None,
@@ -185,6 +194,11 @@ ENV_VARS = {
     "IF_LLM_LOGPROBS": ("models", "llm_logprobs"),
     "IF_ASR": ("models", "asr"),
     "IF_CAPTIONER": ("models", "captioner"),
+    "IF_TTS": ("models", "tts"),
+    "IF_TTS_VOICE_EN": ("models", "tts_voice_en"),
+    "IF_TTS_VOICE_ZH": ("models", "tts_voice_zh"),
+    "IF_TTS_SPEED": ("models", "tts_speed"),
+    "IF_TTS_THREADS": ("models", "tts_threads"),
     "IF_OCR": ("models", "ocr"),
     "IF_DISCRIMINATOR": ("models", "discriminator"),
     "IF_DISCRIMINATOR_ENCODER": ("models", "discriminator_encoder"),
@@ -267,6 +281,8 @@ FLAGS = {
     "llm_model": ("models", "llm_model"),
     "asr": ("models", "asr"),
     "captioner": ("models", "captioner"),
+    "tts": ("models", "tts"),
+    "tts_speed": ("models", "tts_speed"),
     "ocr": ("models", "ocr"),
     "device": ("models", "device"),
     "dtype": ("models", "dtype"),
@@ -306,6 +322,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--llm", help="chat model spec (embedded:smollm2-135m, HF id, path, or openai:URL of a server)")
     p.add_argument("--llm-model", help="with --llm openai:URL, the model name to request (also IF_LLM_MODEL)")
     p.add_argument("--asr", help="speech model spec (embedded:whisper-base, whisper name, path)")
+    p.add_argument("--tts", help="spoken replies: embedded:kokoro-82m (default), espeak-ng, a Kokoro .onnx, or off")
+    p.add_argument("--tts-speed", type=float, help="speaking rate of spoken replies, 0.5 to 2.0 (also IF_TTS_SPEED)")
     p.add_argument("--captioner", help="image model spec (embedded:imagenet-tags or image-to-text id)")
     p.add_argument("--ocr", help="text in pictures: rapidocr (default) or off (also IF_OCR)")
     p.add_argument("--device", help="auto, cpu or cuda")

