@@ -1,7 +1,8 @@
 FROM python:3.11-slim
 
-# ffmpeg reads browser audio containers (webm/opus, mp3) that libsndfile cannot.
-RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg libsndfile1 \
+# ffmpeg reads browser audio containers (webm/opus, mp3) that libsndfile cannot; espeak-ng gives the
+# speaker its English phonemes (run as a program).
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg libsndfile1 espeak-ng \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
