@@ -143,10 +143,14 @@ class Reranker:
         """The ranking in one sentence, for the page."""
         if self.uses_discriminator:
             return (
-                f"Replies are ranked by λ·D + (1−λ)·J with λ = {self.lam:g}: "
+                "Replies with the fewest defects (loops, wrong language, cut off, echoes) come first, then by "
+                f"λ·D + (1−λ)·J with λ = {self.lam:g}: "
                 "D is the trained discriminator's P(human), J the model's mean token log-probability."
             )
-        return "Ranking uses likelihood only (J): no trained discriminator is installed yet."
+        return (
+            "Replies with the fewest defects (loops, wrong language, cut off, echoes) come first, then by "
+            "likelihood only (J): no trained discriminator is installed yet."
+        )
 
     def rank(self, context: str, candidates: list[Candidate], lam: float | None = None) -> list[int]:
         """Fill in d, score and defects on each candidate; return indices best first (fewest defects, then score)."""

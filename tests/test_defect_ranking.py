@@ -41,6 +41,11 @@ def test_fewest_defects_first_then_the_score():
     assert Reranker(d, lam=1.0).rank("user: 第一次去北京，必须去的景点有哪些？", cands[:3])[0] == 2  # D too
 
 
+def test_the_ranking_sentence_says_defects_come_first():
+    for reranker in (Reranker(None), Reranker(FixedD({}), lam=0.5)):
+        assert reranker.note.startswith("Replies with the fewest defects"), reranker.note
+
+
 def test_a_cut_off_candidate_loses_to_a_complete_one():
     cands = [Candidate("去杭州可以先游西湖，然后", -0.2, finished=False), Candidate("先游西湖。", -0.8)]
     assert Reranker(None).rank("user: 我想五月去杭州玩三天", cands) == [1, 0]
