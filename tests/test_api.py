@@ -93,7 +93,9 @@ def test_mcp_tool_is_listed_and_callable(mcp_app):
     ranked = json.loads(result.content[0].text)
     assert len(ranked["candidates"]) == 3
     best = min(ranked["candidates"], key=lambda c: c["rank"])
-    assert best["text"] == ranked["reply"] and best["score"] == max(c["score"] or -1e9 for c in ranked["candidates"])
+    fewest = min(len(c["defects"]) for c in ranked["candidates"])  # the reranker: fewest defects, then the score
+    peers = [c["score"] or -1e9 for c in ranked["candidates"] if len(c["defects"]) == fewest]
+    assert best["text"] == ranked["reply"] and len(best["defects"]) == fewest and best["score"] == max(peers)
     assert all(0 < c["d"] < 1 and c["j"] < 0 for c in ranked["candidates"] if c["text"].strip())
 
     assert refused.isError and "Type a message" in refused.content[0].text

@@ -37,7 +37,10 @@ def check_reply(result, n=4):
     assert result["reply"].strip()
     assert len(result["candidates"]) == n
     best = min(result["candidates"], key=lambda c: c["rank"])
-    assert best["text"] == result["reply"] and best["score"] == max(c["score"] for c in result["candidates"])
+    # the shown reply: the highest score among the candidates with the fewest defects (the reranker's rule)
+    fewest = min(len(c["defects"]) for c in result["candidates"])
+    peers = [c["score"] for c in result["candidates"] if len(c["defects"]) == fewest]
+    assert best["text"] == result["reply"] and len(best["defects"]) == fewest and best["score"] == max(peers)
     assert all(c["j"] < 0 for c in result["candidates"] if c["text"])
 
 
