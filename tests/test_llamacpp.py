@@ -200,7 +200,7 @@ def test_gguf_on_cpu_runs_on_llamacpp_and_the_rest_on_transformers(cache_dir, tm
     shutil.rmtree(tmp_path)
 
 
-# --- a GGUF requantized once (the default Qwen ships Q4_K_M and runs Q4_0) ------------------------
+# --- a GGUF requantized once (embedded:qwen2.5-coder-0.5b-q4_0: the shipped file converted to Q4_0, opt-in) -----
 
 
 @pytest.fixture(scope="module")
