@@ -1,17 +1,21 @@
 """Replies of one chat model to the fixed prompt set (prompts.json), as the app would show them.
 
     python bench/quality/run.py embedded:qwen2.5-coder-0.5b [--backend llamacpp] [--n 4] [--tokens 128]
+        [--systems systems_short] [--tag short]
 
 Samples N candidates per prompt with the app's defaults (temperature 0.7, top-p 0.9), ranks them with
-the shipped discriminator (λ·D + (1−λ)·J, λ from D's training) and writes every candidate with its J
-and D, and the shown one, to replies-<model>.json beside this file. Defects are counted by reading
-the shown replies (README.md here).
+the app's Reranker (fewest defects first, then λ·D + (1−λ)·J with the shipped discriminator) and writes
+every candidate with its J, D, token count and detected defects, and the shown one, to
+replies-<model>[-<tag>].json beside this file. `--systems` picks the personas (prompts.json's "systems",
+or "systems_short": the same with a short-answer instruction). Defects are counted by reading the
+shown replies (README.md here).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import threading
 import time
@@ -33,16 +37,21 @@ def main() -> None:
     p.add_argument("--n", type=int, default=4)
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--systems", default="systems", help='the personas: "systems" or "systems_short" (prompts.json)')
+    p.add_argument("--tag", default="", help="a suffix for the output file, e.g. short")
+    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     prompts = json.loads((HERE / "prompts.json").read_text())
-    models = ModelsConfig(llm=args.llm, llm_backend=args.backend, cache_dir=default_cache_dir())
+    models = ModelsConfig(
+        llm=args.llm, llm_backend=args.backend, cache_dir=default_cache_dir(), llm_threads=args.threads
+    )
     generator = load_generator(models, "cpu")
     d = load_discriminator(models.discriminator, "cpu")
     reranker = Reranker(d, float(d.meta.get("lam", 0.5)) if d else 0.5)
     rows = []
     for i, q in enumerate(prompts["prompts"]):
         messages = [
-            {"role": "system", "content": prompts["systems"][q["system"]]},
+            {"role": "system", "content": prompts[args.systems][q["system"]]},
             {"role": "user", "content": q["text"]},
         ]
         params = SamplingParams(n=args.n, temperature=0.7, top_p=0.9, max_new_tokens=args.tokens, seed=args.seed + i)
@@ -51,15 +60,25 @@ def main() -> None:
             pass
         seconds = time.perf_counter() - started
         candidates = [Candidate(x.text, x.mean_logprob, finished=x.finished) for x in sample.drafts]
+        lengths = [len(x.token_ids) for x in sample.drafts]
         order = reranker.rank(context_text(messages), candidates)
         rows.append(
             {
                 **q,
                 "shown": candidates[order[0]].text,
                 "shown_d": candidates[order[0]].d,
+                "shown_defects": candidates[order[0]].defects,
                 "seconds": round(seconds, 2),
                 "candidates": [
-                    {"text": c.text, "j": round(c.j, 4), "d": c.d, "finished": c.finished} for c in candidates
+                    {
+                        "text": c.text,
+                        "j": round(c.j, 4),
+                        "d": c.d,
+                        "finished": c.finished,
+                        "tokens": k,
+                        "defects": c.defects,
+                    }
+                    for c, k in zip(candidates, lengths)
                 ],
             }
         )
@@ -70,14 +89,20 @@ def main() -> None:
         "backend": args.backend,
         "n": args.n,
         "max_new_tokens": args.tokens,
+        "systems": args.systems,
+        "threads": args.threads,
+        "load": [round(x, 2) for x in os.getloadavg()],
         "mean_d": round(statistics.mean(ds), 4) if ds else None,
         "mean_d_shown": round(statistics.mean(r["shown_d"] for r in rows if r["shown_d"] is not None), 4)
         if ds
         else None,
         "seconds_median": statistics.median(r["seconds"] for r in rows),
+        "shown_detected": {
+            lang: sum(bool(r["shown_defects"]) for r in rows if r["lang"] == lang) for lang in ("zh", "en")
+        },
         "replies": rows,
     }
-    name = args.llm.removeprefix("embedded:").replace("/", "_")
+    name = args.llm.removeprefix("embedded:").replace("/", "_") + (f"-{args.tag}" if args.tag else "")
     path = HERE / f"replies-{name}.json"
     path.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
     print("mean D", out["mean_d"], "->", path)
