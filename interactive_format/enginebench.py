@@ -155,13 +155,37 @@ def bench_turn(spec: str, cache_dir: Path, threads: int, n: int = 4, tokens: int
         messages = [{"role": "system", "content": "You are a helpful AI assistant."},
                     {"role": "user", "content": f"({i}) " + PROMPTS[i % len(PROMPTS)]}]  # fmt: skip
         runs.append(stream_run(generator, messages, n, tokens, bench))
+    app = app_turns(generator, n, bench, repeats)
     generator.close()
     return {
         "model": spec, "candidates": n, "tokens": tokens,
         "first_token_s": round(statistics.median(r.first_s for r in runs), 3),
         "shown_reply_tokens_per_s": round(statistics.median(r.tokens / (r.total_s - r.first_s) for r in runs), 1),
         "turn_s": round(statistics.median(r.total_s for r in runs), 3),
+        "app": app,
     }  # fmt: skip
+
+
+def app_turns(generator, n: int, bench: LLMBench, repeats: int) -> dict:
+    """The same turns as a user meets them: the app's default persona and token limit, end of turn honoured
+    (a turn lasts as long as its longest candidate)."""
+    from dataclasses import replace
+
+    from .config import GenerationConfig
+
+    config = GenerationConfig()
+    generator.options = replace(generator.options, ignore_eos=False)
+    runs = []
+    for i in range(repeats):
+        messages = [{"role": "system", "content": config.system_prompt},
+                    {"role": "user", "content": f"({i}) " + PROMPTS[i % len(PROMPTS)]}]  # fmt: skip
+        runs.append(stream_run(generator, messages, n, config.max_new_tokens, bench, seed=i))
+    return {
+        "max_new_tokens": config.max_new_tokens,
+        "first_token_s": round(statistics.median(r.first_s for r in runs), 3),
+        "longest_reply_tokens": statistics.median(r.tokens for r in runs),
+        "turn_s": round(statistics.median(r.total_s for r in runs), 3),
+    }
 
 
 def ratios(llm: dict) -> dict:

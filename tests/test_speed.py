@@ -295,3 +295,32 @@ def test_bench_times_a_turn_on_each_model_named_in_turn_llm(monkeypatch, tmp_pat
     assert llm["turn"]["model"] == "embedded:a" and [t["model"] for t in llm["turn_compare"]] == ["embedded:b"]
     printed = capsys.readouterr().out
     assert '"model": "embedded:a"' in printed and '"model": "embedded:b"' in printed
+
+
+def test_the_turn_bench_also_times_the_turn_as_a_user_meets_it(monkeypatch):
+    """bench_turn's "app" part: the app's default persona and token limit, end of turn honoured (no ignore_eos)."""
+    from dataclasses import dataclass
+
+    from interactive_format import enginebench
+    from interactive_format.config import GenerationConfig
+    from interactive_format.llmbench import LLMBench, Run
+
+    @dataclass(frozen=True)
+    class Options:
+        ignore_eos: bool = True
+
+    class Generator:
+        options = Options()
+
+    seen = []
+
+    def fake_run(generator, messages, n, tokens, bench, seed=None):
+        seen.append((messages[0]["content"], tokens, generator.options.ignore_eos, n))
+        return Run(0.2, 3.0 + len(seen), 40 + len(seen))
+
+    monkeypatch.setattr(enginebench, "stream_run", fake_run)
+    app = enginebench.app_turns(Generator(), 4, LLMBench(), repeats=3)
+    config = GenerationConfig()
+    assert seen == [(config.system_prompt, config.max_new_tokens, False, 4)] * 3
+    assert app == {"max_new_tokens": config.max_new_tokens, "first_token_s": 0.2, "longest_reply_tokens": 42,
+                   "turn_s": 5.0}  # fmt: skip
