@@ -77,8 +77,9 @@ class GenerationConfig:
     max_new_tokens: int = 128  # per reply
     context_tokens: int = 2048  # prompt budget; oldest turns are dropped beyond it
     lam: float | None = None  # λ in score = λ·D + (1−λ)·J; None: the λ chosen on validation when D was trained
-    # SmolLM2-135M drifts into French under longer persona prompts; this one keeps it on track.
-    system_prompt: str = "You are a helpful AI assistant."
+    # A short-answer instruction: with it, replies end before the token limit (fewer cut off mid-sentence,
+    # and a turn lasts as long as its longest candidate); bench/quality/README.md measures it.
+    system_prompt: str = "You are a helpful AI assistant. Answer in the user's language, briefly: at most three sentences."
     turn_timeout_s: float = 120.0  # a reply still not finished after this long ends with a "try again" message
 
 

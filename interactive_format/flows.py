@@ -48,7 +48,7 @@ class Flow:
     description: str = ""  # one or two sentences under the title (markdown)
     language: str = "auto"  # UI language: "en", "zh" (Simplified Chinese) or "auto" (the browser's)
     theme: str = "default"  # a built-in Gradio theme; applies to the flow the app starts with
-    persona: str | None = None  # the system prompt; keep it short (SmolLM2-135M drifts into French otherwise)
+    persona: str | None = None  # the system prompt; ask for short answers (replies cut at the token limit read worst)
     welcome: str = ""  # shown in the empty chat
     examples: tuple[str, ...] = ()  # prompts a click puts in the input box
     quick_replies: tuple[str, ...] = ()  # buttons that send their text at once

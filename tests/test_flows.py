@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from interactive_format.callbacks import ChatUI
-from interactive_format.config import flow_configs, load_config, parse_args
+from interactive_format.config import GenerationConfig, flow_configs, load_config, parse_args
 from interactive_format.engines import FlowSet, build_engine
 from interactive_format.flows import FlowError, key_line, load_flow, shipped_flows
 from interactive_format.store import Store
@@ -40,6 +40,13 @@ def flows(cache_dir, models, engine) -> FlowSet:
 def test_four_scenarios_ship():
     names = {p.stem for p in shipped_flows()}
     assert {"customer-service", "travel-assistant", "smart-home", "playground"} <= names
+
+
+def test_the_default_persona_and_every_shipped_one_ask_for_short_answers():
+    """Replies cut at the token limit were most of the default model's defects (bench/quality/README.md)."""
+    personas = [GenerationConfig().system_prompt, *(load_flow(p).persona for p in shipped_flows())]
+    for persona in filter(None, personas):
+        assert re.search(r"at most|一两句|简短", persona), persona
 
 
 @pytest.mark.parametrize("path", shipped_flows(), ids=lambda p: p.stem)
