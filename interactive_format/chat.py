@@ -1,4 +1,4 @@
-"""ChatEngine: one turn end to end — guard, transcribe/caption, prompt, sample N, rerank.
+"""ChatEngine: one turn end to end — guard, read the attachments, prompt, sample N, rerank.
 
 No gradio here: the UI and the API call `respond`, which mutates the Conversation in place
 and yields short status lines while the reply streams. Whatever goes wrong, the turn ends
@@ -154,29 +154,18 @@ class ChatEngine:
         yield from self._answer(conversation, settings, stop or threading.Event(), index)
 
     def _read_attachment(self, user: Turn, path: str) -> Iterator[str]:
-        """Guard, then caption or transcribe one file into the user's turn."""
+        """Guard, then read one file into the user's turn with its kind's reader (readers.py)."""
         kind = self.guard.file(path)
+        reader = READERS[kind]
         if not self.config.flow.allows(kind):
-            what = READERS[kind].noun
-            raise InputError(f"This chat ({self.config.flow.title}) does not take {what}; please type your message.")
+            raise InputError(
+                f"This chat ({self.config.flow.title}) does not take {reader.noun}; please type your message."
+            )
         attachment = Attachment(kind, str(path))
         user.attachments.append(attachment)
-        yield READERS[kind].status
-        if kind == "image":
-            caption = self.captioner.describe(path)
-            attachment.text = caption.text
-            attachment.meta = {"kind": caption.kind, "model": caption.model, "ms": round(caption.ms)}
-            if caption.text_lines:
-                attachment.meta.update(text_lines=caption.text_lines, ocr_ms=round(caption.ocr_ms))
-        else:
-            transcript = self.transcriber.transcribe(path)
-            attachment.text = transcript.text
-            attachment.meta = {
-                "language": transcript.language,
-                "model": transcript.model,
-                "ms": round(transcript.ms),
-                "seconds": round(transcript.seconds, 2),
-            }
+        yield reader.status
+        reading = reader.read(path, self)
+        attachment.text, attachment.meta = reading.text, reading.meta
         yield "Read " + kind
 
     def _answer(

@@ -27,7 +27,7 @@ Source = tuple[int | None, str | None]  # a candidate's (seed, model)
 
 
 def attachments_json(attachments: list[Attachment]) -> str:
-    return dumps([{"kind": a.kind, "path": a.path, "text": a.text, "meta": a.meta} for a in attachments])
+    return dumps([{"kind": a.kind, "path": a.path, "text": a.text, "meta": a.meta.to_dict()} for a in attachments])
 
 
 def attachments_from_json(text: str) -> list[Attachment]:

@@ -100,7 +100,7 @@ def _export_turn(row: sqlite3.Row, candidates: list[sqlite3.Row]) -> dict:
 
 def _export_attachments(attachments: list[Attachment]) -> list[dict]:
     """Kind, text and meta; server paths stay on the server."""
-    return [{"kind": a.kind, "text": a.text, "meta": a.meta} for a in attachments]
+    return [{"kind": a.kind, "text": a.text, "meta": a.meta.to_dict()} for a in attachments]
 
 
 def _export_candidate(row: sqlite3.Row) -> dict:
@@ -296,7 +296,7 @@ def _parse_attachment(value: Any, where: str) -> Attachment:
     if kind not in READERS:
         raise _bad(f"{where}.kind", f"must be {kinds_text()}")
     text = _field(a, "text", where, "a string", default="")
-    return Attachment(kind, "", text, plain(_field(a, "meta", where, "an object", default={})))
+    return Attachment(kind, "", text, plain(_field(a, "meta", where, "an object", default={})))  # read by its kind
 
 
 def _parse_candidate(value: Any, where: str) -> tuple[Candidate, Source]:
