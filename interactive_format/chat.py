@@ -260,8 +260,7 @@ class ChatEngine:
         if first_new == 0 or reply.candidates[best_new].text.strip():
             reply.chosen = best_new
         reply.ranked = order
-        defects = [c.defects for c in reply.candidates]  # kept with the turn: saved chats still show the flags
-        reply.meta.update(seed=seed, model=self.generator.name, defects=defects)
+        reply.meta.update(seed=seed, model=self.generator.name)
         if stopped:
             reply.notice = ((reply.notice or "") + " Stopped before the replies were complete.").strip()
         elif not reply.reply.strip():

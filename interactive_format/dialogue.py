@@ -8,7 +8,7 @@ failed (bad input, model error) stay visible but never reach the LLM.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .readers import READERS, meta_for
@@ -38,7 +38,12 @@ class Candidate:
     d: float | None = None  # discriminator's P(human); None when D is off
     score: float = float("-inf")  # λ·D + (1−λ)·J, or J alone
     finished: bool = True  # False when cut by the token limit or by stop
-    defects: list[str] = field(default_factory=list)  # defects.NAMES found by the reranker, e.g. ["loop"]
+    # Ranking signals: fields with a "signal" (what an import must hold there) are stored per candidate by name
+    # (rows.py, the candidates' `signals` column) and exported; a new stored signal is one field here.
+    defects: list[str] = field(default_factory=list, metadata={"signal": "a list of strings"})  # defects.NAMES
+
+
+SIGNALS: dict[str, str] = {f.name: f.metadata["signal"] for f in fields(Candidate) if "signal" in f.metadata}
 
 
 @dataclass

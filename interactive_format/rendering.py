@@ -61,8 +61,7 @@ def ranked(turn: Turn) -> list[int]:
 
 def candidates_table(turn: Turn) -> str:
     """Why the shown reply won (one line), then a markdown table of the candidates, best first, defects flagged."""
-    saved = turn.meta.get("defects") or []  # a chat loaded from the store: the flags its turn kept
-    found = [c.defects or (saved[i] if i < len(saved) else []) for i, c in enumerate(turn.candidates)]
+    found = [c.defects for c in turn.candidates]
     order = ranked(turn)
     rows = ["| | score | D | J | reply |", "|---|---|---|---|---|"]
     for rank, i in enumerate(order, 1):
@@ -176,7 +175,7 @@ def turn_result(conversation: Conversation) -> dict:
         "caption": next((a.text for a in user.attachments if a.kind == "image"), None),
         "captions": [a.text for a in user.attachments if a.kind == "image"],  # every picture's, in order
         "notice": reply.notice,
-        "meta": {k: v for k, v in reply.meta.items() if k != "defects"},  # defects: per candidate
+        "meta": dict(reply.meta),
     }
 
 
