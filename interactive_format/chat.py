@@ -21,7 +21,7 @@ from .discriminator import Reranker
 from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
 from .knobs import KNOBS
 from .pipeline import Captioner, InputGuard, Transcriber, preview, visible
-from .readers import READERS
+from .readers import READERS, either
 from .sampling import Generator, SamplingParams
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class ChatEngine:
         settings = (settings or self.default_settings()).clamped()
         stop = stop or threading.Event()
         if not (text or "").strip() and not files:
-            raise InputError("Type a message, attach a picture or record your voice first.")
+            raise InputError(either(["Type a message", *(r.hint[0] for r in READERS.values())]) + " first.")
         user = Turn("user", text=(text or "").strip())
         conversation.turns.append(user)
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .config import Limits
 from .errors import InputError
-from .readers import READERS
+from .readers import READERS, formats_text
 from .speech import Transcriber, Transcript  # noqa: F401  (re-exported: the pipeline's stages)
 from .uploads import checked_size, display_name, sniff
 from .vision import Caption, Captioner  # noqa: F401
@@ -56,10 +56,9 @@ class InputGuard:
         suffix = path.suffix.lower()
         accepted = {kind: reader.accepted(self.limits) for kind, reader in READERS.items()}
         if not any(suffix in types for types in accepted.values()):
-            formats = " or ".join(r.format_name for r in READERS.values())
             kinds = " ".join(t for types in accepted.values() for t in types)
             raise InputError(
-                f"The file '{display_name(path)}' is not a supported {formats} format (accepted: {kinds})."
+                f"The file '{display_name(path)}' is not a supported {formats_text()} format (accepted: {kinds})."
             )
         named = next(kind for kind, types in accepted.items() if suffix in types)
         return (sniff(path) or named) if READERS[named].signatures else named  # no signatures: the name decides

@@ -22,9 +22,19 @@ def reader_for(kind: str) -> Reader | None:
     return READERS.get(kind)
 
 
+def either(words: list[str]) -> str:
+    """ "a", "a or b", "a, b or c": alternatives as a message lists them."""
+    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 2 else words)
+
+
 def kinds_text() -> str:
     """ "'image' or 'audio'": the registered kinds as a message names them."""
-    return " or ".join(repr(kind) for kind in READERS)
+    return either([repr(kind) for kind in READERS])
+
+
+def formats_text() -> str:
+    """ "picture or voice": the registered kinds' formats as a message names them."""
+    return either([r.format_name for r in READERS.values()])
 
 
 def meta_for(kind: str, data: Any) -> ReadingMeta:

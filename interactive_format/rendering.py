@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .defects import LABELS, why_shown
 from .dialogue import Attachment, Conversation, Turn
 from .errors import InputError, InteractiveFormatError
-from .readers import READERS
+from .readers import READERS, formats_text
 
 if TYPE_CHECKING:
     from .flows import Flow
@@ -209,7 +209,7 @@ def failed_reply(chat: Chat) -> int | None:
 def branch_label(chat: Chat, b: Branch) -> str:
     """How the branch menu names an edited message: its version and the start of its text."""
     turn = chat.conversation.turns[b.index]
-    text = " ".join(turn.text.split()) or f"({' or '.join(r.format_name for r in READERS.values())})"
+    text = " ".join(turn.text.split()) or f"({formats_text()})"
     text = text if len(text) <= 40 else text[:39] + "…"
     return f"{b.position + 1}/{b.count}: “{text}”"
 

@@ -80,7 +80,7 @@ def test_a_new_kind_is_one_reader_in_the_registry_and_flows_through_guard_prompt
     store.close()
     pdf = tmp_path / "list.pdf"
     pdf.write_bytes(b"%PDF-1.7")
-    with pytest.raises(InputError, match=r"not a supported picture or voice or note format \(accepted: .*\.txt\)"):
+    with pytest.raises(InputError, match=r"not a supported picture, voice or note format \(accepted: .*\.txt\)"):
         engine.guard.file(pdf)
     text_only = dataclasses.replace(engine.config, flow=Flow(modalities=("text",)))
     engine.config = text_only
