@@ -20,12 +20,14 @@ from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, f
 from .discriminator import Reranker
 from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
 from .knobs import KNOBS
-from .pipeline import Captioner, InputGuard, Transcriber, preview, visible
+from .pipeline import InputGuard, preview, visible
 from .readers import READERS, either
 from .sampling import Generator, SamplingParams
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine is given its stages (engines.build_engine loads them)
     from .speaker import Speaker
+    from .speech import Transcriber
+    from .vision import Captioner
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from .chat import ChatEngine
 from .config import AppConfig
 from .discriminator import Reranker
 from .flows import Flow
-from .pipeline import Captioner, Transcriber
 from .sampling import Generator
 from .speaker import Speaker
+from .speech import Transcriber
+from .vision import Captioner
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The input guard: the configured limits every message and file passes before any model sees it.
 
 `InputGuard` checks text, and files by size, name and leading bytes against the registered readers
-(readers.py). The stages that then turn a file into text, the Transcriber (speech.py) and the
-Captioner (vision.py), live in their own modules and are re-exported here for the engine.
+(readers.py). Reading a file into text is its reader's (with the engine's Captioner, vision.py, or
+Transcriber, speech.py).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from pathlib import Path
 from .config import Limits
 from .errors import InputError
 from .readers import READERS, formats_text
-from .speech import Transcriber, Transcript  # noqa: F401  (re-exported: the pipeline's stages)
 from .uploads import checked_size, display_name, sniff
-from .vision import Caption, Captioner  # noqa: F401
 
 PREVIEW_CHARS = 300  # how much of a refused giant message stays visible in the chat
 # Embeddings, overrides and isolates: they can make shown text read differently from what was sent.
