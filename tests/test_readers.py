@@ -95,3 +95,17 @@ def test_attachment_meta_is_the_kind_s_typed_meta_stored_as_its_set_fields(tmp_p
     voice = Attachment("audio", "", "hello", {"language": "en", "seconds": 1.5})
     assert isinstance(voice.meta, VoiceMeta) and voice.meta.to_dict() == {"language": "en", "seconds": 1.5}
     assert Attachment("image", "").meta == PictureMeta()
+
+
+def test_the_input_box_hint_for_each_set_of_kinds_comes_from_the_readers_hints():
+    from interactive_format.i18n import TEXTS, placeholder_key
+
+    hints = {(): ("Type a message…", "输入消息…")}
+    hints[("image",)] = ("Type a message or attach a picture…", "输入消息或添加图片…")
+    hints[("voice",)] = ("Type a message or record your voice…", "输入消息或录制语音…")
+    hints[("image", "voice")] = (
+        "Type a message, attach a picture, or record your voice…",
+        "输入消息、添加图片或录制语音…",
+    )
+    for modalities, texts in hints.items():
+        assert TEXTS[placeholder_key(("text", *modalities))] == texts
