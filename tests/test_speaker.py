@@ -360,3 +360,46 @@ def test_picking_another_candidate_speaks_it(engine, monkeypatch):
 
 
 USER = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("", "Nothing was recorded"),
+        ("data:audio/wav;base64,%%%not base64", "not base64 audio"),
+        ("data:audio/wav;base64," + "aGVsbG8gd29ybGQh" * 4, "not a WAV file"),
+        ("A" * (4 * 2**20), "too big"),
+    ],
+)
+def test_a_bad_talk_mode_recording_is_refused_with_a_clear_message(data, message, engine, monkeypatch):
+    from interactive_format.callbacks import ChatUI
+    from interactive_format.config import Limits
+    from interactive_format.errors import InputError
+    from interactive_format.store import Store
+    from interactive_format.talk import recording_file
+
+    with pytest.raises(InputError, match=message):
+        recording_file(data, Limits(max_file_bytes=2**20))
+    warnings = []
+    monkeypatch.setattr("interactive_format.talk.gr.Warning", warnings.append)
+    ui = ChatUI(engine, Store(":memory:"))
+    chat = ui.history.new()
+    chat.conversation.turns.clear()
+    views = list(ui.talk(data if message != "too big" else "A" * 40_000_000, chat, 1, 0.7, 8, 0.5, USER))
+    assert len(views) == 1 and views[0].chat is chat and not chat.conversation.turns  # nothing was sent or lost
+    assert len(warnings) == 1
+
+
+def test_a_talk_mode_recording_is_answered_as_a_voice_turn(engine, media):
+    import base64
+
+    from interactive_format.callbacks import ChatUI
+    from interactive_format.store import Store
+
+    ui = ChatUI(engine, Store(":memory:"))
+    chat = ui.history.new()
+    data = "data:audio/wav;base64," + base64.b64encode(media["question"].read_bytes()).decode()
+    views = list(ui.talk(data, chat, 1, 0.7, 8, 0.5, USER))
+    user, reply = chat.conversation.turns[-2], chat.conversation.turns[-1]
+    assert "weather" in user.attachments[0].text.lower() and reply.reply.strip()
+    assert views[-1].status == "Ready"
