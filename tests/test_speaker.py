@@ -182,7 +182,7 @@ def test_off_and_missing_engines_are_one_line_not_a_failure(cache_dir, monkeypat
     assert speaker is None and "not a speech synthesis model" in note
     speaker, note = load_speaker("embedded:kokoro-82m", cache_dir, voices={"en": "af_heart"})
     assert speaker is None and "Unknown Kokoro voice 'af_heart'" in note
-    monkeypatch.setattr(sp.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     speaker, note = load_speaker("embedded:kokoro-82m", cache_dir)
     assert speaker is None and "espeak-ng" in note and "apt-get install espeak-ng" in note
 
@@ -403,3 +403,27 @@ def test_a_talk_mode_recording_is_answered_as_a_voice_turn(engine, media):
     user, reply = chat.conversation.turns[-2], chat.conversation.turns[-1]
     assert "weather" in user.attachments[0].text.lower() and reply.reply.strip()
     assert views[-1].status == "Ready"
+
+
+@needs_espeak
+def test_a_flow_that_does_not_speak_checks_the_speaker_at_start_and_builds_it_on_first_use(cache_dir, monkeypatch):
+    speaker, note = load_speaker("embedded:kokoro-82m", cache_dir, eager=False)
+    assert note == "" and not speaker.loaded  # no ONNX session yet
+    said = speaker.say("Hello there.")
+    assert speaker.loaded and said.seconds > 0.3 and not said.note
+    monkeypatch.setattr("shutil.which", lambda name: None)  # a missing engine is still one line at start
+    speaker, note = load_speaker("embedded:kokoro-82m", cache_dir, eager=False)
+    assert speaker is None and "apt-get install espeak-ng" in note
+
+
+def test_the_smart_home_flow_starts_with_its_speaker_loaded(cache_dir, models):
+    from interactive_format.config import AppConfig
+    from interactive_format.engines import build_engine
+    from tests.conftest import TEST_MODELS
+
+    engine = build_engine(
+        AppConfig(models=TEST_MODELS(cache_dir), flow=load_flow(FLOWS_DIR / "smart-home.toml")), models
+    )
+    if engine.speaker is None:
+        pytest.skip(engine.speaker_note)
+    assert engine.speaker.loaded  # voice_replies: loaded (and warmed up) at start, not by the first reply
