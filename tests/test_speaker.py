@@ -81,7 +81,9 @@ def test_english_and_chinese_sentences_get_their_own_phonemes_and_voices(cache_d
     calls = []
     real = engine.synthesize
     monkeypatch.setattr(
-        engine, "synthesize", lambda t, lang, voice, speed: calls.append((lang, voice)) or real(t, lang, voice, speed)
+        engine,
+        "synthesize",
+        lambda t, lang, voice, speed, *first: calls.append((lang, voice)) or real(t, lang, voice, speed, *first),
     )
     reply = speaker.speak("The light is on. 客厅的灯已经打开了。")
     assert calls == [("en", "jf_alpha"), ("zh", "jm_kumo")]
@@ -147,7 +149,7 @@ def test_a_giant_reply_is_spoken_up_to_the_limit_with_a_note(cache_dir, kokoro, 
     speaker = Speaker("embedded:kokoro-82m", cache_dir, max_chars=60)
     speaker._engine = kokoro.load()
     said = []
-    monkeypatch.setattr(speaker, "say", lambda s: said.append(s) or kokoro.say(s))
+    monkeypatch.setattr(speaker, "say", lambda s, **kw: said.append(s) or kokoro.say(s, **kw))
     reply = speaker.speak("This is a sentence. " * 500)
     assert sum(len(s) for s in said) <= 60 and said
     assert reply.notes == (speaker.cut_note,) and reply.seconds > 1
@@ -309,7 +311,9 @@ def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine,
     said = []
     real_say = engine.speaker.say
     monkeypatch.setattr(
-        engine.speaker, "say", lambda s: said.append((s, chat.conversation.turns[-1].meta.get("ms"))) or real_say(s)
+        engine.speaker,
+        "say",
+        lambda s, **kw: said.append((s, chat.conversation.turns[-1].meta.get("ms"))) or real_say(s, **kw),
     )
     chunks = []
     listener = threading.Thread(target=lambda: chunks.extend(ui.speak_live(chat, True, _Request())))
@@ -352,7 +356,7 @@ def test_picking_another_candidate_speaks_it(engine, monkeypatch):
     assert reply.chosen == other
     said = []
     monkeypatch.setattr(
-        engine.speaker, "say", lambda s: said.append(s) or engine.speaker.__class__.say(engine.speaker, s)
+        engine.speaker, "say", lambda s, **kw: said.append(s) or engine.speaker.__class__.say(engine.speaker, s, **kw)
     )
     chunks = list(ui.speak_shown(chat, True))
     assert " ".join(said).split() == reply.candidates[other].text.split()
@@ -427,3 +431,24 @@ def test_the_smart_home_flow_starts_with_its_speaker_loaded(cache_dir, models):
     if engine.speaker is None:
         pytest.skip(engine.speaker_note)
     assert engine.speaker.loaded  # voice_replies: loaded (and warmed up) at start, not by the first reply
+
+
+@needs_espeak
+def test_a_replys_first_piece_is_synthesised_with_more_threads(kokoro, monkeypatch):
+    engine = kokoro.load()
+    assert engine.first_session is not engine.session  # FIRST_THREADS (2) over the default 1 thread
+    runs = []
+
+    class Spy:
+        def __init__(self, session, name):
+            self.session, self.name = session, name
+
+        def run(self, *args):
+            runs.append(self.name)
+            return self.session.run(*args)
+
+    monkeypatch.setattr(engine, "session", Spy(engine.session, "rest"))
+    monkeypatch.setattr(engine, "first_session", Spy(engine.first_session, "first"))
+    spoken = list(sp.follow(lambda: "Of course, the light is on now. Anything else?", lambda: True, kokoro))
+    assert [u.text for u in spoken] == ["Of course,", "the light is on now.", "Anything else?"]
+    assert runs == ["first", "rest", "rest"] and all(u.seconds > 0.3 for u in spoken)
