@@ -94,7 +94,7 @@ class KokoroEngine:
             self.voices = {k: npz[k].astype(np.float32) for k in npz.files}
         self.session = _session(ort, model, threads)
         # A reply's first piece is what the listener waits for: its own session with more threads (the chat
-        # model's decoding shares the cores only that long). The weights are loaded twice (~+60 MB).
+        # model's decoding shares the cores only that long). A second session: ~170 MB more memory.
         self.first_session = _session(ort, model, first_threads) if first_threads > threads else self.session
         self._lock = threading.Lock()
 
