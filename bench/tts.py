@@ -1,8 +1,8 @@
 """Spoken replies, measured: round trip through our own Whisper, real-time factor, first-audio latency.
 
     flock /tmp/bench.lock python3 bench/tts.py                                  # the default engine
-    flock /tmp/bench.lock python3 bench/tts.py --engine embedded:kokoro-82m@1 --engine embedded:kokoro-82m@2 \
-        --engine espeak-ng                                                     # side by side (@ = threads)
+    flock /tmp/bench.lock python3 bench/tts.py --engine embedded:kokoro-82m@1/1 --engine embedded:kokoro-82m@1/2 \
+        --engine espeak-ng       # side by side (@threads/threads for a reply's first piece; default @1/2)
 
 24 fixed assistant / smart-home replies (12 English, 12 Chinese) are cut into pieces the way a streamed reply
 is (speaker.SentenceSplitter: the first piece may end at a comma), each piece is synthesised, and the joined
@@ -83,23 +83,26 @@ def tokens(text: str, lang: str) -> list[str]:
     return EnglishTextNormalizer()(text).split()
 
 
-def run_engine(name: str, transcriber, cache_dir: Path) -> dict:
-    """Every reply through one engine ("spec@threads"): pieces, timings, transcript, errors."""
+def run_engine(name: str, transcriber, cache_dir: Path, only: str | None = None) -> dict:
+    """Every reply (of language `only`, if given) through one engine ("spec@threads/first-piece threads"):
+    pieces, timings, transcript, errors."""
     from interactive_format.errors import InteractiveFormatError
     from interactive_format.speaker import SentenceSplitter, Speaker, join, write_wav
 
     spec, _, threads = name.partition("@")
-    speaker = Speaker(spec, cache_dir, threads=int(threads or 1))
+    threads, _, first = threads.partition("/")
+    speaker = Speaker(spec, cache_dir, threads=int(threads or 1), first_threads=int(first or 2))
     started = time.perf_counter()
     speaker.load()
     load_s = time.perf_counter() - started
-    speaker.say("Warm up.")
-    speaker.say("热身。")
+    speaker.warm_up()
     rows = []
     for lang, text in REPLIES:
+        if only and lang != only:
+            continue
         splitter = SentenceSplitter()
         pieces = splitter.feed(text) + splitter.flush()
-        utterances = [speaker.say(p) for p in pieces]
+        utterances = [speaker.say(p, first=not k) for k, p in enumerate(pieces)]
         spoken = join(utterances)
         with tempfile.TemporaryDirectory() as tmp:
             try:
@@ -149,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", action="append", help="speaker spec, optionally @threads (repeatable)")
+    ap.add_argument("--only", choices=["en", "zh"], help="only the replies in this language")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "tts.json"))
     args = ap.parse_args(argv)
     cache_dir = default_cache_dir()
@@ -158,7 +162,9 @@ def main(argv: list[str] | None = None) -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
         "load_before": os.getloadavg(),
         "asr": "embedded:whisper-base",
-        "engines": [run_engine(name, transcriber, cache_dir) for name in args.engine or ["embedded:kokoro-82m@1"]],
+        "engines": [
+            run_engine(name, transcriber, cache_dir, args.only) for name in args.engine or ["embedded:kokoro-82m@1/2"]
+        ],
     }
     result["load_after"] = os.getloadavg()
     result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()

@@ -44,10 +44,9 @@ from .rendering import (
     render,
     to_messages,
 )
-from .speaker import Utterance, follow, wav_bytes
+from .talk import LiveTurn, SpokenReplies
 from .zerogpu import on_gpu, turn_steps
 
-LIVE_WAIT_S = 10.0  # how long a spoken reply waits for its turn's event to start (both come from one click)
 UPDATE_INTERVAL_S = 0.04  # stream to the browser at most ~25 times a second
 STORAGE_KEY = "interactive_format_user"  # where the browser keeps its id
 RATING_LABELS = {"like": "Like", "dislike": "Dislike"}  # the store's kinds as Gradio's feedback options
@@ -89,40 +88,18 @@ class FlowView(NamedTuple):
     models: Any
     ranking_note: Any
     flow: Any  # the flow menu
+    speak: Any  # the speaker toggle: on in a flow with voice_replies (when this server can speak)
+    talk_bar: Any  # talk mode: offered in flows that take voice
 
     def outputs(self) -> tuple:
         """Flat, one value per output component."""
         return (*self[:3], *self.quick_replies, *self[4:])
 
 
-class LiveTurn:
-    """A running turn, as the spoken reply follows it: the shown reply once sampling has begun."""
+class ChatUI(SpokenReplies):
+    """Callbacks are methods that delegate to the engine and the history, so tests can call them directly.
 
-    def __init__(self, chat: Chat) -> None:
-        self.chat, self.status, self.done = chat, "", threading.Event()
-
-    def shown(self) -> str:
-        """The reply being streamed ("" before its first token, e.g. while a voice message is transcribed)."""
-        if not (self.status.startswith("Sampling") or self.status == "Done"):  # not a refused or failed turn
-            return ""
-        reply = self.chat.last_reply()
-        turn = self.chat.conversation.turns[reply] if reply is not None else None
-        return turn.reply if turn is not None and not turn.error else ""
-
-
-def _voiced(utterances: Iterator[Utterance]) -> Iterator[bytes]:
-    """Sentences' audio as WAV chunks; each distinct note on a skipped sentence shown once, as a toast."""
-    notes = []
-    for u in utterances:
-        if len(u.audio):
-            yield wav_bytes(u.audio, u.rate)
-        elif u.note and u.note not in notes:
-            notes.append(u.note)
-            gr.Info(escape(u.note))
-
-
-class ChatUI:
-    """Callbacks are methods that delegate to the engine and the history, so tests can call them directly."""
+    The spoken-reply and talk-mode callbacks come from `talk.SpokenReplies`."""
 
     def __init__(self, engine: ChatEngine, store: Store, flows: FlowSet | None = None) -> None:
         self.engine = engine  # the start flow's; the API uses it
@@ -249,6 +226,8 @@ class ChatUI:
             models=models_line(engine),
             ranking_note=f"*{escape(engine.ranking_note)}*",
             flow=name,
+            speak=gr.Checkbox(value=engine.speaker is not None and flow.voice_replies),
+            talk_bar=gr.update(visible="voice" in flow.modalities),
         )
 
     def show_flow(self, chat: Chat) -> tuple:
@@ -427,29 +406,6 @@ class ChatUI:
         event = self._stops.get(request.session_hash if request is not None else None)
         if event is not None:
             event.set()
-
-    # --- spoken replies ------------------------------------------------------------------------
-
-    def speak_live(self, chat: Chat, on: bool, request: gr.Request | None = None) -> Iterator[bytes]:
-        """With the speaker on: this session's turn (started by the same click), spoken sentence by sentence
-        while it streams, as WAV chunks for a streaming gr.Audio. Skipped sentences' notes are shown as toasts."""
-        speaker = self._engine(chat).speaker
-        if not on or speaker is None:
-            return
-        key = request.session_hash if request is not None else None
-        deadline = time.monotonic() + LIVE_WAIT_S
-        while (live := self._live.get(key)) is None or live.chat is not chat:  # the turn's event may start later
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.02)
-        yield from _voiced(follow(live.shown, live.done.is_set, speaker))
-
-    def speak_shown(self, chat: Chat, on: bool) -> Iterator[bytes]:
-        """With the speaker on: the reply now shown (e.g. the candidate just picked), sentence by sentence."""
-        speaker = self._engine(chat).speaker
-        reply = chat.last_reply()
-        if on and speaker is not None and reply is not None:
-            yield from _voiced(speaker.stream(chat.conversation.turns[reply].reply))
 
     # --- candidates and feedback -------------------------------------------------------------
 

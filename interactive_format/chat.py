@@ -1,4 +1,4 @@
-"""ChatEngine: one turn end to end — guard, transcribe/caption, prompt, sample N, rerank.
+"""ChatEngine: one turn end to end — guard, read the attachments, prompt, sample N, rerank.
 
 No gradio here: the UI and the API call `respond`, which mutates the Conversation in place
 and yields short status lines while the reply streams. Whatever goes wrong, the turn ends
@@ -20,12 +20,14 @@ from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, f
 from .discriminator import Reranker
 from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
 from .knobs import KNOBS
-from .pipeline import Captioner, InputGuard, Transcriber, preview, visible
-from .readers import READERS
+from .pipeline import InputGuard, preview, visible
+from .readers import READERS, either
 from .sampling import Generator, SamplingParams
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine is given its stages (engines.build_engine loads them)
     from .speaker import Speaker
+    from .speech import Transcriber
+    from .vision import Captioner
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ class ChatEngine:
         settings = (settings or self.default_settings()).clamped()
         stop = stop or threading.Event()
         if not (text or "").strip() and not files:
-            raise InputError("Type a message, attach a picture or record your voice first.")
+            raise InputError(either(["Type a message", *(r.hint[0] for r in READERS.values())]) + " first.")
         user = Turn("user", text=(text or "").strip())
         conversation.turns.append(user)
         try:
@@ -154,29 +156,18 @@ class ChatEngine:
         yield from self._answer(conversation, settings, stop or threading.Event(), index)
 
     def _read_attachment(self, user: Turn, path: str) -> Iterator[str]:
-        """Guard, then caption or transcribe one file into the user's turn."""
+        """Guard, then read one file into the user's turn with its kind's reader (readers.py)."""
         kind = self.guard.file(path)
+        reader = READERS[kind]
         if not self.config.flow.allows(kind):
-            what = READERS[kind].noun
-            raise InputError(f"This chat ({self.config.flow.title}) does not take {what}; please type your message.")
+            raise InputError(
+                f"This chat ({self.config.flow.title}) does not take {reader.noun}; please type your message."
+            )
         attachment = Attachment(kind, str(path))
         user.attachments.append(attachment)
-        yield READERS[kind].status
-        if kind == "image":
-            caption = self.captioner.describe(path)
-            attachment.text = caption.text
-            attachment.meta = {"kind": caption.kind, "model": caption.model, "ms": round(caption.ms)}
-            if caption.text_lines:
-                attachment.meta.update(text_lines=caption.text_lines, ocr_ms=round(caption.ocr_ms))
-        else:
-            transcript = self.transcriber.transcribe(path)
-            attachment.text = transcript.text
-            attachment.meta = {
-                "language": transcript.language,
-                "model": transcript.model,
-                "ms": round(transcript.ms),
-                "seconds": round(transcript.seconds, 2),
-            }
+        yield reader.status
+        reading = reader.read(path, self)
+        attachment.text, attachment.meta = reading.text, reading.meta
         yield "Read " + kind
 
     def _answer(
@@ -271,8 +262,7 @@ class ChatEngine:
         if first_new == 0 or reply.candidates[best_new].text.strip():
             reply.chosen = best_new
         reply.ranked = order
-        defects = [c.defects for c in reply.candidates]  # kept with the turn: saved chats still show the flags
-        reply.meta.update(seed=seed, model=self.generator.name, defects=defects)
+        reply.meta.update(seed=seed, model=self.generator.name)
         if stopped:
             reply.notice = ((reply.notice or "") + " Stopped before the replies were complete.").strip()
         elif not reply.reply.strip():

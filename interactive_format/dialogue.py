@@ -1,24 +1,32 @@
 """One internal history: turns with attachments and candidates, and the prompt the LLM sees.
 
-The LLM sees pictures and voice as text (caption / transcript); the UI shows the media and
-that text. Turns that failed (bad input, model error) stay visible but never reach the LLM.
+The LLM sees attachments as the text their reader made of them (a caption, a transcript; how it
+enters the prompt is the reader's, readers.py); the UI shows the media and that text. Turns that
+failed (bad input, model error) stay visible but never reach the LLM.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from .readers import READERS, meta_for
+from .reading import ReadingMeta
 
 
 @dataclass
 class Attachment:
-    """A picture or voice clip the user sent, and the text it became."""
+    """A file the user sent (a picture, a voice clip, …), and the text its reader made of it."""
 
-    kind: str  # "image" or "audio"
+    kind: str  # a key of readers.READERS: "image", "audio"
     path: str  # file on the server, shown back in the UI
     text: str = ""  # caption or transcript ("" until processed)
-    meta: dict = field(default_factory=dict)  # model, ms, language, kind of description
+    meta: ReadingMeta | dict | None = None  # how it was read; a dict (stored JSON) becomes the kind's meta type
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.meta, ReadingMeta):
+            self.meta = meta_for(self.kind, self.meta)
 
 
 @dataclass
@@ -30,7 +38,12 @@ class Candidate:
     d: float | None = None  # discriminator's P(human); None when D is off
     score: float = float("-inf")  # λ·D + (1−λ)·J, or J alone
     finished: bool = True  # False when cut by the token limit or by stop
-    defects: list[str] = field(default_factory=list)  # defects.NAMES found by the reranker, e.g. ["loop"]
+    # Ranking signals: fields with a "signal" (what an import must hold there) are stored per candidate by name
+    # (rows.py, the candidates' `signals` column) and exported; a new stored signal is one field here.
+    defects: list[str] = field(default_factory=list, metadata={"signal": "a list of strings"})  # defects.NAMES
+
+
+SIGNALS: dict[str, str] = {f.name: f.metadata["signal"] for f in fields(Candidate) if "signal" in f.metadata}
 
 
 @dataclass
@@ -50,49 +63,49 @@ class Turn:
         """The text shown for an assistant turn."""
         return self.candidates[self.chosen].text if self.candidates else self.text
 
-    def picture_number(self, k: int) -> int | None:
-        """1, 2, … for attachment `k` when this turn has several pictures; None for a turn's only picture."""
-        images = [i for i, a in enumerate(self.attachments) if a.kind == "image"]
-        return images.index(k) + 1 if len(images) > 1 and k in images else None
+    def number(self, k: int) -> int | None:
+        """1, 2, … for attachment `k` when this turn has several of its kind; None for the only one."""
+        same = [i for i, a in enumerate(self.attachments) if a.kind == self.attachments[k].kind]
+        return same.index(k) + 1 if len(same) > 1 else None
 
     def prompt_parts(self) -> list[dict] | None:
         """The turn as image and text parts for a model that sees pictures; None when no picture file is left."""
-        if not any(a.kind == "image" and a.path and Path(a.path).is_file() for a in self.attachments):
+        if not any(_shown_picture(a) for a in self.attachments):
             return None
         parts: list[dict] = []
         for k, a in enumerate(self.attachments):
-            number = self.picture_number(k)
-            if a.kind == "image" and a.path and Path(a.path).is_file():
+            number, reader = self.number(k), READERS.get(a.kind)
+            if _shown_picture(a):
                 if number:
-                    parts.append({"type": "text", "text": f"Picture {number}:"})
+                    parts.append({"type": "text", "text": f"{reader.title} {number}:"})
                 parts.append({"type": "image", "path": a.path})
-            elif a.kind == "image":  # its file is gone: what it showed, as text
-                head = f"Picture {number}:" if number else "The user sent a picture."
-                parts.append({"type": "text", "text": f"[{head} {a.text}]"})
-            elif a.text:
-                parts.append({"type": "text", "text": a.text})
+            elif reader and (text := reader.prompt(a.text, number)):  # a picture whose file is gone: as text
+                parts.append({"type": "text", "text": text})
         if self.text:
             parts.append({"type": "text", "text": self.text})
         return parts
 
     def prompt_text(self) -> str:
-        """What the LLM sees for this turn."""
+        """What the LLM sees for this turn: each kind's heading when it has several, each reading, the text."""
         if self.role == "assistant":
             return self.reply
         parts = []
-        pictures = sum(a.kind == "image" for a in self.attachments)
-        if pictures > 1:
-            parts.append(f"[The user sent {pictures} pictures.]")
+        for kind, reader in READERS.items():
+            count = sum(a.kind == kind for a in self.attachments)
+            if count > 1:
+                parts.append(reader.heading(count))
         for k, a in enumerate(self.attachments):
-            if a.kind == "image" and pictures > 1:
-                parts.append(f"[Picture {self.picture_number(k)}: {a.text}]")
-            elif a.kind == "image":
-                parts.append(f"[The user sent a picture. {a.text}]")
-            elif a.kind == "audio":
-                parts.append(a.text)  # a voice turn is what was said
+            if a.kind in READERS:
+                parts.append(READERS[a.kind].prompt(a.text, self.number(k)))
         if self.text:
             parts.append(self.text)
         return "\n".join(p for p in parts if p)
+
+
+def _shown_picture(a: Attachment) -> bool:
+    """An attachment a vision-language model sees itself: its reader's kind is `visual`, its file still there."""
+    reader = READERS.get(a.kind)
+    return bool(reader and reader.visual and a.path and Path(a.path).is_file())
 
 
 @dataclass
@@ -117,7 +130,9 @@ class Conversation:
         return msgs
 
 
-def fit_to_budget(messages: list[dict], count_tokens: Callable[[list[dict]], int], budget: int) -> tuple[list[dict], int]:
+def fit_to_budget(
+    messages: list[dict], count_tokens: Callable[[list[dict]], int], budget: int
+) -> tuple[list[dict], int]:
     """Drop the oldest non-system turns until the prompt fits `budget` tokens.
 
     Returns (messages, number dropped). Turns are dropped from the front in user/assistant
@@ -125,7 +140,7 @@ def fit_to_budget(messages: list[dict], count_tokens: Callable[[list[dict]], int
     so a single message longer than the budget raises ValueError instead of being cut.
     """
     system = [m for m in messages[:1] if m["role"] == "system"]
-    rest = messages[len(system):]
+    rest = messages[len(system) :]
     dropped = 0
     while count_tokens(system + rest) > budget:
         if len(rest) <= 1:

@@ -17,9 +17,10 @@ from .chat import ChatEngine
 from .config import AppConfig
 from .discriminator import Reranker
 from .flows import Flow
-from .pipeline import Captioner, Transcriber
 from .sampling import Generator
 from .speaker import Speaker
+from .speech import Transcriber
+from .vision import Captioner
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEng
     speaker, speaker_note = models.get(
         ("tts", m.tts, m.tts_voice_en, m.tts_voice_zh, m.tts_speed, m.tts_threads), lambda: _load_speaker(config)
     )
+    if speaker is not None and m.warmup and config.flow.voice_replies:  # shared: maybe built for a quiet flow
+        speaker.warm_up()
     lam = config.generation.lam
     if lam is None:  # the λ that won on validation when D was trained
         lam = float(discriminator.meta.get("lam", 0.5)) if discriminator else 0.5
@@ -87,16 +90,15 @@ def _load_transcriber(config: AppConfig, device: str) -> Transcriber:
 
 
 def _load_speaker(config: AppConfig) -> tuple[Speaker | None, str]:
-    """The speaker (warmed up when the flow speaks by default), or None and the one line that says why not."""
+    """The speaker (loaded now when the flow speaks by default, else by its first spoken reply), or None and the
+    one line that says why not."""
     from .speaker import load_speaker
 
     m = config.models
     voices = {"en": m.tts_voice_en, "zh": m.tts_voice_zh}
-    speaker, note = load_speaker(m.tts, m.cache_dir, voices, m.tts_speed, m.tts_threads)
+    speaker, note = load_speaker(m.tts, m.cache_dir, voices, m.tts_speed, m.tts_threads, config.flow.voice_replies)
     if note:
         log.warning("%s", note)
-    elif speaker is not None and m.warmup and config.flow.voice_replies:
-        speaker.warm_up()
     return speaker, note
 
 

@@ -71,7 +71,7 @@ class Flow:
         return out
 
     def allows(self, kind: str) -> bool:
-        """Whether an upload of this kind ("image" or "audio") is welcome in this flow."""
+        """Whether an upload of this kind (a key of readers.READERS: "image", "audio") is welcome in this flow."""
         reader = reader_for(kind)
         return (reader.modality if reader else kind) in self.modalities
 

@@ -9,7 +9,10 @@ from the engine in English, and a flow's own texts (title, welcome, examples) ar
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import combinations
 from typing import Any
+
+from .readers import READERS
 
 # key: (English, Simplified Chinese)
 TEXTS: dict[str, tuple[str, str]] = {
@@ -33,10 +36,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     "edited_message": ("Edited message", "已编辑的消息"),
     "older_version": ("‹ version", "‹ 上一版"),
     "newer_version": ("version ›", "下一版 ›"),
-    "placeholder_text": ("Type a message…", "输入消息…"),
-    "placeholder_image": ("Type a message or attach a picture…", "输入消息或添加图片…"),
-    "placeholder_voice": ("Type a message or record your voice…", "输入消息或录制语音…"),
-    "placeholder_all": ("Type a message, attach a picture, or record your voice…", "输入消息、添加图片或录制语音…"),
     "examples": ("Examples", "示例"),
     "stop": ("Stop", "停止"),
     "speak_replies": ("🔊 Speak replies", "🔊 朗读回复"),
@@ -71,10 +70,26 @@ def labels(language: str) -> Callable[[str], Any]:
 
 
 def placeholder_key(modalities: tuple[str, ...]) -> str:
-    """Which input-box hint fits the flow's modalities."""
-    image, voice = "image" in modalities, "voice" in modalities
-    return {
-        (True, True): "placeholder_all",
-        (True, False): "placeholder_image",
-        (False, True): "placeholder_voice",
-    }.get((image, voice), "placeholder_text")
+    """Which input-box hint fits the flow's modalities: "placeholder_text", "placeholder_image", …, "placeholder_all"."""
+    allowed = [r.modality for r in READERS.values() if r.modality in modalities]
+    if not allowed:
+        return "placeholder_text"
+    return "placeholder_all" if len(allowed) == len(READERS) > 1 else "placeholder_" + "_".join(allowed)
+
+
+def _placeholders() -> dict[str, tuple[str, str]]:
+    """The input box's hint for every set of registered kinds, from each reader's `hint`."""
+    out = {}
+    readers = list(READERS.values())
+    for size in range(len(readers) + 1):
+        for chosen in combinations(readers, size):
+            en = ["Type a message", *(r.hint[0] for r in chosen)]
+            zh = ["输入消息", *(r.hint[1] for r in chosen)]
+            if len(en) > 2:
+                en = [", ".join(en[:-1]) + ",", en[-1]]
+            key = placeholder_key(tuple(r.modality for r in chosen))
+            out[key] = (" or ".join(en) + "…", "或".join(["、".join(zh[:-1]), zh[-1]] if len(zh) > 1 else zh) + "…")
+    return out
+
+
+TEXTS.update(_placeholders())

@@ -5,8 +5,9 @@
   created, edited_from, ranked)`` — ``parent_id`` is the previous turn (NULL for the first), so turns
   with the same parent are branches; an edited user turn is a new sibling whose
   ``edited_from`` names the original. ``attachments``, ``meta`` and ``ranked`` (candidate indices, best first) are JSON.
-- ``candidates(turn_id, idx, text, j, d, score, finished, seed, model, created)`` — every
-  sampled reply of an assistant turn; ``turns.chosen`` is the index shown.
+- ``candidates(turn_id, idx, text, j, d, score, finished, seed, model, created, signals)`` — every
+  sampled reply of an assistant turn; ``turns.chosen`` is the index shown. ``signals`` is a JSON object
+  of the reranker's stored signals by name (`dialogue.SIGNALS`, e.g. ``{"defects": ["loop"]}``).
 - ``feedback(id, turn_id, candidate_idx, kind, created)`` — 'like', 'dislike', 'clear' (a like or
   dislike taken back) and 'pick' events.
 - ``preferences(id, turn_id, context, chosen, rejected, created)`` — one row per (picked,
@@ -150,6 +151,24 @@ def m005_turns_ranked(db: sqlite3.Connection) -> None:
         ALTER TABLE turns ADD COLUMN ranked TEXT NOT NULL DEFAULT '[]';
         UPDATE turns SET ranked = json_extract(meta, '$.ranked'), meta = json_remove(meta, '$.ranked')
             WHERE json_type(meta, '$.ranked') = 'array'
+        """,
+    )
+
+
+@migration
+def m006_candidate_signals(db: sqlite3.Connection) -> None:
+    """Ranking signals are stored per candidate by name (the defects were the "defects" key of the turn's meta,
+    one list per candidate)."""
+    _execute_all(
+        db,
+        """
+        ALTER TABLE candidates ADD COLUMN signals TEXT NOT NULL DEFAULT '{}';
+        UPDATE candidates SET signals = json_object('defects', json(
+                (SELECT json_extract(t.meta, '$.defects[' || candidates.idx || ']') FROM turns t
+                 WHERE t.id = candidates.turn_id)))
+            WHERE (SELECT json_type(t.meta, '$.defects[' || candidates.idx || ']') FROM turns t
+                   WHERE t.id = candidates.turn_id) = 'array';
+        UPDATE turns SET meta = json_remove(meta, '$.defects') WHERE json_type(meta, '$.defects') IS NOT NULL
         """,
     )
 

@@ -1,8 +1,8 @@
 """The input guard: the configured limits every message and file passes before any model sees it.
 
-`InputGuard` checks text, files (by their leading bytes), pictures and recordings. The two
-stages that then turn a file into text, the Transcriber (speech.py) and the Captioner
-(vision.py), live in their own modules and are re-exported here for the engine.
+`InputGuard` checks text, and files by size, name and leading bytes against the registered readers
+(readers.py). Reading a file into text is its reader's (with the engine's Captioner, vision.py, or
+Transcriber, speech.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from pathlib import Path
 
 from .config import Limits
 from .errors import InputError
-from .speech import Transcriber, Transcript  # noqa: F401  (re-exported: the pipeline's stages)
+from .readers import READERS, formats_text
 from .uploads import checked_size, display_name, sniff
-from .vision import Caption, Captioner  # noqa: F401
 
 PREVIEW_CHARS = 300  # how much of a refused giant message stays visible in the chat
 # Embeddings, overrides and isolates: they can make shown text read differently from what was sent.
@@ -45,19 +44,22 @@ class InputGuard:
         )
 
     def file(self, path: str | Path) -> str:
-        """The kind of an uploaded file ("image" or "audio"), after size and type checks.
+        """The kind of an uploaded file (a key of readers.READERS), after size and type checks.
 
-        A known extension on the other kind's content (a photo saved as .wav) is read by its content.
+        A known extension on another kind's content (a photo saved as .wav) is read by its content; a kind
+        without leading-byte signatures (plain text, say) is known by its name alone.
         """
         path = Path(path)
         checked_size(path, self.limits)
         suffix = path.suffix.lower()
-        if suffix not in self.limits.image_types + self.limits.audio_types:
-            kinds = " ".join(self.limits.image_types + self.limits.audio_types)
+        accepted = {kind: reader.accepted(self.limits) for kind, reader in READERS.items()}
+        if not any(suffix in types for types in accepted.values()):
+            kinds = " ".join(t for types in accepted.values() for t in types)
             raise InputError(
-                f"The file '{display_name(path)}' is not a supported picture or voice format (accepted: {kinds})."
+                f"The file '{display_name(path)}' is not a supported {formats_text()} format (accepted: {kinds})."
             )
-        return sniff(path) or ("image" if suffix in self.limits.image_types else "audio")
+        named = next(kind for kind, types in accepted.items() if suffix in types)
+        return (sniff(path) or named) if READERS[named].signatures else named  # no signatures: the name decides
 
 
 def visible(text: str) -> bool:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .defects import LABELS, why_shown
-from .dialogue import Conversation, Turn
+from .dialogue import Attachment, Conversation, Turn
 from .errors import InputError, InteractiveFormatError
-from .readers import READERS
+from .readers import READERS, formats_text
 
 if TYPE_CHECKING:
     from .flows import Flow
@@ -61,8 +61,7 @@ def ranked(turn: Turn) -> list[int]:
 
 def candidates_table(turn: Turn) -> str:
     """Why the shown reply won (one line), then a markdown table of the candidates, best first, defects flagged."""
-    saved = turn.meta.get("defects") or []  # a chat loaded from the store: the flags its turn kept
-    found = [c.defects or (saved[i] if i < len(saved) else []) for i, c in enumerate(turn.candidates)]
+    found = [c.defects for c in turn.candidates]
     order = ranked(turn)
     rows = ["| | score | D | J | reply |", "|---|---|---|---|---|"]
     for rank, i in enumerate(order, 1):
@@ -74,12 +73,10 @@ def candidates_table(turn: Turn) -> str:
     return (f"**{escape(why)}**\n\n" if why else "") + "\n".join(rows)
 
 
-def caption_label(kind: str, meta: dict, number: int | None = None) -> str:
-    if kind == "image":
-        picture = f"Picture {number}" if number else "Picture"
-        label = f"{picture} tags" if meta.get("kind") == "tags" else f"{picture} caption"
-        return label + " and text" if meta.get("text_lines") else label
-    return f"Transcript ({meta.get('language', '?')})"
+def caption_label(a: Attachment, number: int | None = None) -> str:
+    """What the chat shows before an attachment's text ("Picture 2 caption", "Transcript (en)"): its reader's."""
+    reader = READERS.get(a.kind)
+    return reader.label(a.meta, number) if reader else a.kind
 
 
 def _user_messages(turn: Turn, i: int) -> list[tuple[dict, Origin]]:
@@ -88,7 +85,7 @@ def _user_messages(turn: Turn, i: int) -> list[tuple[dict, Origin]]:
         if a.path and Path(a.path).is_file():  # imported chats (and cleaned-up uploads) keep only the text
             out.append(({"role": "user", "content": {"path": a.path}}, (i, "file", k)))
         if a.text:
-            label = caption_label(a.kind, a.meta, turn.picture_number(k))
+            label = caption_label(a, turn.number(k))
             out.append(({"role": "user", "content": f"*{label}:* {escape(a.text)}"}, (i, "caption", k)))
     if turn.text:
         out.append(({"role": "user", "content": escape(turn.text)}, (i, "text", None)))
@@ -178,7 +175,7 @@ def turn_result(conversation: Conversation) -> dict:
         "caption": next((a.text for a in user.attachments if a.kind == "image"), None),
         "captions": [a.text for a in user.attachments if a.kind == "image"],  # every picture's, in order
         "notice": reply.notice,
-        "meta": {k: v for k, v in reply.meta.items() if k != "defects"},  # defects: per candidate
+        "meta": dict(reply.meta),
     }
 
 
@@ -196,7 +193,7 @@ def models_line(engine) -> str:
 def box_options(flow: Flow) -> dict:
     """The input box's file types and sources for the flow's modalities (text only: no uploads)."""
     allowed = [r for r in READERS.values() if r.modality in flow.modalities]
-    types = [r.kind for r in allowed]
+    types = [t for r in allowed for t in r.box_types or r.types]
     sources = [s for s in ("upload", "microphone") if any(s in r.sources for r in allowed)]
     return {"file_types": types, "sources": sources}
 
@@ -212,7 +209,7 @@ def failed_reply(chat: Chat) -> int | None:
 def branch_label(chat: Chat, b: Branch) -> str:
     """How the branch menu names an edited message: its version and the start of its text."""
     turn = chat.conversation.turns[b.index]
-    text = " ".join(turn.text.split()) or "(picture or voice)"
+    text = " ".join(turn.text.split()) or f"({formats_text()})"
     text = text if len(text) <= 40 else text[:39] + "…"
     return f"{b.position + 1}/{b.count}: “{text}”"
 
@@ -228,7 +225,7 @@ def edit_target(conversation: Conversation, index: Any, value: Any) -> tuple[int
         text, attachment_texts = unescape(value).strip(), None
     elif part == "caption":
         a = turn.attachments[k]
-        label = f"*{caption_label(a.kind, a.meta, turn.picture_number(k))}:* "
+        label = f"*{caption_label(a, turn.number(k))}:* "
         text, attachment_texts = turn.text, {k: unescape(value.removeprefix(label)).strip()}
     else:
         raise InputError("Only your messages, picture captions and transcripts can be edited.")

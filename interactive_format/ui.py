@@ -22,6 +22,7 @@ from .history import Store  # only its type: the page reaches the store through 
 from .i18n import labels, placeholder_key, translations
 from .knobs import KNOBS, Knob
 from .rendering import box_options, escape, header, models_line
+from .talk import TALK_JS
 
 PRIVATE = {"api_visibility": "private"}  # page events: not part of the API
 TURN = {**PRIVATE, "concurrency_id": "turn"}  # events that run a turn share the turn concurrency limit
@@ -80,8 +81,16 @@ class Settings:
 
 @dataclass(frozen=True)
 class Speech:
-    on: gr.Checkbox  # the speaker toggle
+    speak: gr.Checkbox  # the speaker toggle
     audio: gr.Audio  # the spoken reply, streamed sentence by sentence
+    talk_bar: gr.Row  # talk mode: its button and state line (shown in flows that take voice)
+    talk: gr.Button  # starts and stops talk mode (in the page: assets/talk.js)
+    talk_data: gr.Textbox  # hidden: the page's recording (a base64 WAV)
+    talk_id: gr.Textbox  # hidden: which round the page sent
+    talk_send: gr.Button  # hidden: the page clicks it to send the recording
+    talk_cancel: gr.Button  # hidden: the page clicks it to stop the reply and its speech (barge-in, Stop)
+    talk_turn_done: gr.Textbox  # hidden: the round whose turn has ended
+    talk_spoken_done: gr.Textbox  # hidden: the round whose reply has been spoken
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,7 @@ class Page:
     def outputs(self, names: tuple[str, ...]) -> list:
         """The components for `names` (a View's or FlowView's fields), flattened (quick replies: each button)."""
         parts: dict[str, Any] = {"user_id": self.user_id, "chat": self.chat, "header": self.header}
-        for group in (self.sidebar, self.area, self.settings):
+        for group in (self.sidebar, self.area, self.settings, self.speech):
             parts.update({f.name: getattr(group, f.name) for f in dataclasses.fields(group)})
         found = [parts[name] for name in names]
         return [c for part in found for c in (part if isinstance(part, tuple) else (part,))]
@@ -112,8 +121,8 @@ class Page:
 
 
 def launch_options(flow: Flow) -> dict:
-    """What `launch` needs besides the address: the start flow's theme and the UI's translations."""
-    return {"theme": flow.theme, "i18n": translations()}
+    """What `launch` needs besides the address: the start flow's theme, the UI's translations, talk mode's loop."""
+    return {"theme": flow.theme, "i18n": translations(), "js": TALK_JS}
 
 
 class FlowBlocks(gr.Blocks):
@@ -248,18 +257,28 @@ def _chat_area(flow: Flow, t) -> ChatArea:
 
 
 def _speech(engine: ChatEngine, t) -> Speech:
-    """The speaker toggle (on from the start in a flow with voice_replies) and the spoken reply's player."""
+    """The speaker toggle (on from the start in a flow with voice_replies), the spoken reply's player, talk mode."""
     available = engine.speaker is not None
     info = None if available else (engine.speaker_note or "Spoken replies are off on this server.")
     with gr.Row(elem_id="speech-row"):
-        on = gr.Checkbox(
+        speak = gr.Checkbox(
             available and engine.config.flow.voice_replies, label=t("speak_replies"), interactive=available,
             info=info, elem_id="speak-toggle", scale=1,
         )  # fmt: skip
         audio = gr.Audio(
             label=t("spoken_reply"), streaming=True, autoplay=True, interactive=False, elem_id="reply-audio", scale=3
         )
-    return Speech(on, audio)
+    with gr.Row(elem_id="talk-bar", visible="voice" in engine.config.flow.modalities) as talk_bar:
+        talk = gr.Button(t("talk_mode"), size="sm", scale=0, min_width=160, elem_id="talk-btn")
+        gr.HTML('<div id="talk-status" aria-live="polite">Talk mode is off.</div>', elem_id="talk-status-box")
+    hidden = {"visible": "hidden", "interactive": True}
+    talk_data = gr.Textbox(elem_id="talk-data", **hidden)
+    talk_id = gr.Textbox(elem_id="talk-id", **hidden)
+    talk_send = gr.Button("send", elem_id="talk-send", visible="hidden")
+    talk_cancel = gr.Button("cancel", elem_id="talk-cancel", visible="hidden")
+    turn_done = gr.Textbox(elem_id="talk-turn-done", **hidden)
+    spoken_done = gr.Textbox(elem_id="talk-spoken-done", **hidden)
+    return Speech(speak, audio, talk_bar, talk, talk_data, talk_id, talk_send, talk_cancel, turn_done, spoken_done)
 
 
 def _settings(engine: ChatEngine, t) -> Settings:
@@ -342,7 +361,7 @@ def _wire_candidates(ui: ChatUI, page: Page) -> None:
     a.previous_candidate.click(ui.previous_candidate, [chat], [chat, a.candidate, a.pick], **PRIVATE)
     a.next_candidate.click(ui.next_candidate, [chat], [chat, a.candidate, a.pick], **PRIVATE)
     a.pick.click(ui.pick, [chat, user_id], view, **PRIVATE).then(
-        ui.speak_shown, [chat, page.speech.on], page.speech.audio, **PRIVATE
+        ui.speak_shown, [chat, page.speech.speak], page.speech.audio, **PRIVATE
     )  # the picked candidate is spoken (with the speaker on)
     a.older_version.click(ui.older_version, [chat, a.branch, user_id], view, **PRIVATE)
     a.newer_version.click(ui.newer_version, [chat, a.branch, user_id], view, **PRIVATE)
@@ -364,9 +383,20 @@ def _wire_sidebar(ui: ChatUI, page: Page) -> None:
 
 
 def _wire_speech(ui: ChatUI, page: Page, concurrency: int) -> None:
-    """Each event that runs a turn also starts its spoken reply, which follows the turn as it streams."""
-    a, chat, speech = page.area, page.chat, page.speech
+    """Each event that runs a turn also starts its spoken reply, which follows the turn as it streams; talk mode's
+    utterance is a voice turn, and the page hears back (the round's id) when its turn and its speech are done."""
+    a, chat, s = page.area, page.chat, page.speech
+    speech = {**PRIVATE, "concurrency_id": "speech", "concurrency_limit": concurrency}
     triggers = [a.box.submit, *(b.click for b in a.quick_replies), a.regenerate.click, a.retry.click, a.chatbot.edit]
-    for trigger in triggers:
-        trigger(ui.speak_live, [chat, speech.on], speech.audio, **PRIVATE, concurrency_id="speech",
-                concurrency_limit=concurrency)  # fmt: skip
+    spoken = [trigger(ui.speak_live, [chat, s.speak], s.audio, **speech) for trigger in triggers]
+    s.talk.click(None, None, None, js="() => window.ifTalk && window.ifTalk.toggle()", **PRIVATE)
+    knobs = page.settings.knobs
+    # "multiple": an utterance spoken over the last reply (barge-in) is sent while that reply's events still end.
+    send = {"trigger_mode": "multiple"}
+    s.talk_send.click(ui.talk, [s.talk_data, chat, *knobs, page.user_id], page.view, **TURN, **send).then(
+        ui.talk_done, [s.talk_id], s.talk_turn_done, **PRIVATE
+    )
+    talk_speech = s.talk_send.click(ui.speak_talk, [chat], s.audio, **speech, **send)
+    talk_speech.then(ui.talk_done, [s.talk_id], s.talk_spoken_done, **PRIVATE)
+    # Barge-in and Stop: the turn ends after its current token (and is saved), its speech is cancelled.
+    s.talk_cancel.click(ui.stop, None, None, cancels=[talk_speech, *spoken], queue=False, **PRIVATE)

@@ -7,28 +7,11 @@ from pathlib import Path
 
 from .config import Limits
 from .errors import InputError
+from .readers import READERS, kind_of
 
-# Leading bytes of the formats we decode, whatever the file is called (offset, bytes, kind).
-SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"\x89PNG\r\n\x1a\n", "image"),
-    (0, b"\xff\xd8\xff", "image"),
-    (0, b"GIF87a", "image"),
-    (0, b"GIF89a", "image"),
-    (8, b"WEBP", "image"),
-    (0, b"BM", "image"),
-    (0, b"II*\x00", "image"),
-    (0, b"MM\x00*", "image"),
-    (8, b"WAVE", "audio"),
-    (0, b"fLaC", "audio"),
-    (0, b"OggS", "audio"),
-    (0, b"ID3", "audio"),
-    (0, b"\x1aE\xdf\xa3", "audio"),  # Matroska / WebM
-    (4, b"ftyp", "audio"),  # MP4 / M4A
-    (8, b"AIFF", "audio"),
-    (8, b"AIFC", "audio"),
-    (0, b".snd", "audio"),
-    (0, b"caff", "audio"),
-    (0, b"riff\x2e\x91\xcf\x11", "audio"),  # Sony Wave64
+# Leading bytes of the formats we decode, whatever the file is called (offset, bytes, kind): the readers' own.
+SIGNATURES: tuple[tuple[int, bytes, str], ...] = tuple(
+    (offset, magic, r.kind) for r in READERS.values() for offset, magic in r.signatures
 )
 
 
@@ -41,13 +24,13 @@ def display_name(path: str | Path) -> str:
 
 
 def sniff(path: str | Path) -> str | None:
-    """ "image" or "audio" from the file's first bytes, None if they match no format we read."""
+    """The kind ("image", "audio", …) the file's first bytes belong to, None if no reader knows them."""
     try:
         with open(path, "rb") as f:
             head = f.read(16)
     except OSError:
         return None
-    return next((kind for offset, magic, kind in SIGNATURES if head[offset : offset + len(magic)] == magic), None)
+    return kind_of(head)
 
 
 def checked_size(path: str | Path, limits: Limits, noun: str = "file") -> int:

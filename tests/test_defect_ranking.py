@@ -121,5 +121,5 @@ def test_the_panel_says_why_and_flags_defective_candidates_also_after_a_reload(u
     assert [c["defects"] for c in result["candidates"]] == [["loop", "cut_off"], ["wrong_language"], []]
     assert "defects" not in result["meta"]
     reloaded = ui.history.open(owner_of(user), chat.id).conversation.turns[1]  # from SQLite
-    assert all(c.defects == [] for c in reloaded.candidates)  # the store keeps them in the turn's meta
+    assert [c.defects for c in reloaded.candidates] == [["loop", "cut_off"], ["wrong_language"], []]  # stored
     assert candidates_table(reloaded) == candidates_table(reply)

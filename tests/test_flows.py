@@ -168,3 +168,18 @@ def test_a_chinese_flow_fixes_the_ui_language(flows, tmp_path):
     assert {"对话", "场景", "设置", "每次回复的候选数"} <= labels and "新对话" in values
     assert demo.launch_defaults["theme"] == "citrus" and demo.launch_defaults["i18n"].translations_dict["zh-CN"]
     store.close()
+
+
+def test_switching_flows_sets_the_speaker_toggle_and_offers_talk_mode_where_voice_is_taken(flows, tmp_path):
+    if flows.engine("smart-home").speaker is None:
+        pytest.skip("no speaker on this machine (espeak-ng or the Kokoro packages missing)")
+    store = Store(tmp_path / "chats.db")
+    ui = ChatUI(flows.engine(flows.start), store, flows)
+    home = ui.switch_flow("smart-home", ui.history.new(), USER).chat
+    assert ui.flow_view(home).speak.value is True  # voice_replies = true: the toggle turns on
+    travel = ui.switch_flow("travel-assistant", home, USER).chat
+    assert ui.flow_view(travel).speak.value is False  # and off again in a flow that does not speak
+    assert ui.flow_view(travel).talk_bar["visible"] is True  # it takes voice: talk mode is offered
+    shop = ui.switch_flow("customer-service", travel, USER).chat
+    assert ui.flow_view(shop).talk_bar["visible"] is False  # pictures and text only: no talk mode
+    store.close()

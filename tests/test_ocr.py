@@ -184,7 +184,7 @@ def test_several_pictures_in_one_turn_are_read_in_order(captioner, tmp_path):
     conversation = engine.new_conversation()
     list(engine.respond(conversation, "When does the shop open, and when does my train leave?", [str(first), str(second)]))
     user = conversation.turns[0]
-    assert [a.meta["text_lines"] for a in user.attachments] == [2, 2] and user.error is None
+    assert [a.meta.text_lines for a in user.attachments] == [2, 2] and user.error is None
     prompt = engine.generator.prompts[-1][-1]["content"]
     assert prompt.startswith("[The user sent 2 pictures.]\n[Picture 1: A photo that looks like: ")
     one, two = prompt.index("[Picture 1: "), prompt.index("[Picture 2: ")

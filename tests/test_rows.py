@@ -99,3 +99,64 @@ def test_an_export_from_before_the_column_imports_its_ranking(tmp_path):
     with pytest.raises(InputError, match=r"turns\[1\]\.ranked must be a list of candidate indices"):
         store.import_("alice", old)
     store.close()
+
+
+def test_each_candidate_keeps_its_defects_through_save_update_load_and_export_import(tmp_path):
+    store = Store(tmp_path / "c.db")
+    cid = store.create("alice", "", "Chat")
+    u = store.add_turn("alice", cid, Turn("user", "hi"))
+    flagged = [Candidate("a a a a", -1.0, defects=["loop"]), Candidate("b", -2.0)]
+    a = store.add_turn("alice", cid, Turn("assistant", candidates=flagged, ranked=[1, 0]), u)
+    assert [c.defects for c in store.load("alice", cid).turns[1].candidates] == [["loop"], []]
+    assert rows(tmp_path / "c.db", "SELECT signals FROM candidates WHERE turn_id = ? ORDER BY idx", a) == [
+        ('{"defects": ["loop"]}',),
+        ("{}",),  # no defects found: nothing stored, read back as none
+    ]
+    store.update_turn(
+        "alice", a, Turn("assistant", candidates=[Candidate("a", -1.0), Candidate("b", -2.0, defects=["echo"])])
+    )
+    assert [c.defects for c in store.load("alice", cid).turns[1].candidates] == [[], ["echo"]]
+    exported = store.export("alice", cid)
+    assert [c.get("defects") for c in exported["conversations"][0]["turns"][1]["candidates"]] == [None, ["echo"]]
+    copy = store.import_("bob", exported)[0]
+    assert [c.defects for c in store.load("bob", copy).turns[1].candidates] == [[], ["echo"]]
+    exported["conversations"][0]["turns"][1]["candidates"][1]["defects"] = ["echo", 3]
+    with pytest.raises(InputError, match=r"turns\[1\]\.candidates\[1\]\.defects must be a list of strings"):
+        store.import_("bob", exported)
+    store.close()
+
+
+def test_an_older_database_moves_the_defects_out_of_meta_onto_each_candidate(tmp_path):
+    path = tmp_path / "old.db"
+    db = connect(path)
+    migrate(db, MIGRATIONS[:5])  # as left by the release before m006
+    db.execute("INSERT INTO conversations VALUES ('c1', 'alice', 'Old chat', '', 1.0, 1.0, 't1')")
+    meta = json.dumps({"seed": 1, "defects": [["loop", "cut_off"], []], "ms": 5})
+    db.execute(
+        "INSERT INTO turns (id, conversation_id, role, meta, created) VALUES ('t1', 'c1', 'assistant', ?, 1.0)",
+        (meta,),
+    )
+    for i, text in enumerate(["x x x x", "y"]):
+        db.execute(
+            "INSERT INTO candidates (turn_id, idx, text, finished, created) VALUES ('t1', ?, ?, 1, 1.0)", (i, text)
+        )
+    db.close()
+    store = Store(path)
+    turn = store.load("alice", "c1").turns[0]
+    assert [c.defects for c in turn.candidates] == [["loop", "cut_off"], []] and turn.meta == {"seed": 1, "ms": 5}
+    store.close()
+
+
+def test_an_export_from_before_the_defects_were_stored_imports_them(tmp_path):
+    store = Store(tmp_path / "c.db")
+    reply = {"id": "a", "parent_id": "u", "role": "assistant", "candidates": [{"text": "x"}, {"text": "y"}]}
+    reply["meta"] = {"seed": 2, "defects": [[], ["wrong_language"]]}
+    old = {
+        "format": "interactive-format/conversations",
+        "version": 1,
+        "conversations": [{"title": "Old", "turns": [{"id": "u", "role": "user", "text": "hi"}, reply]}],
+    }
+    cid = store.import_("alice", old)[0]
+    turn = store.load("alice", cid).turns[1]
+    assert [c.defects for c in turn.candidates] == [[], ["wrong_language"]] and turn.meta == {"seed": 2}
+    store.close()

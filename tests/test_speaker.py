@@ -81,7 +81,9 @@ def test_english_and_chinese_sentences_get_their_own_phonemes_and_voices(cache_d
     calls = []
     real = engine.synthesize
     monkeypatch.setattr(
-        engine, "synthesize", lambda t, lang, voice, speed: calls.append((lang, voice)) or real(t, lang, voice, speed)
+        engine,
+        "synthesize",
+        lambda t, lang, voice, speed, *first: calls.append((lang, voice)) or real(t, lang, voice, speed, *first),
     )
     reply = speaker.speak("The light is on. 客厅的灯已经打开了。")
     assert calls == [("en", "jf_alpha"), ("zh", "jm_kumo")]
@@ -147,7 +149,7 @@ def test_a_giant_reply_is_spoken_up_to_the_limit_with_a_note(cache_dir, kokoro, 
     speaker = Speaker("embedded:kokoro-82m", cache_dir, max_chars=60)
     speaker._engine = kokoro.load()
     said = []
-    monkeypatch.setattr(speaker, "say", lambda s: said.append(s) or kokoro.say(s))
+    monkeypatch.setattr(speaker, "say", lambda s, **kw: said.append(s) or kokoro.say(s, **kw))
     reply = speaker.speak("This is a sentence. " * 500)
     assert sum(len(s) for s in said) <= 60 and said
     assert reply.notes == (speaker.cut_note,) and reply.seconds > 1
@@ -182,7 +184,7 @@ def test_off_and_missing_engines_are_one_line_not_a_failure(cache_dir, monkeypat
     assert speaker is None and "not a speech synthesis model" in note
     speaker, note = load_speaker("embedded:kokoro-82m", cache_dir, voices={"en": "af_heart"})
     assert speaker is None and "Unknown Kokoro voice 'af_heart'" in note
-    monkeypatch.setattr(sp.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     speaker, note = load_speaker("embedded:kokoro-82m", cache_dir)
     assert speaker is None and "espeak-ng" in note and "apt-get install espeak-ng" in note
 
@@ -309,7 +311,9 @@ def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine,
     said = []
     real_say = engine.speaker.say
     monkeypatch.setattr(
-        engine.speaker, "say", lambda s: said.append((s, chat.conversation.turns[-1].meta.get("ms"))) or real_say(s)
+        engine.speaker,
+        "say",
+        lambda s, **kw: said.append((s, chat.conversation.turns[-1].meta.get("ms"))) or real_say(s, **kw),
     )
     chunks = []
     listener = threading.Thread(target=lambda: chunks.extend(ui.speak_live(chat, True, _Request())))
@@ -352,7 +356,7 @@ def test_picking_another_candidate_speaks_it(engine, monkeypatch):
     assert reply.chosen == other
     said = []
     monkeypatch.setattr(
-        engine.speaker, "say", lambda s: said.append(s) or engine.speaker.__class__.say(engine.speaker, s)
+        engine.speaker, "say", lambda s, **kw: said.append(s) or engine.speaker.__class__.say(engine.speaker, s, **kw)
     )
     chunks = list(ui.speak_shown(chat, True))
     assert " ".join(said).split() == reply.candidates[other].text.split()
@@ -360,3 +364,91 @@ def test_picking_another_candidate_speaks_it(engine, monkeypatch):
 
 
 USER = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("", "Nothing was recorded"),
+        ("data:audio/wav;base64,%%%not base64", "not base64 audio"),
+        ("data:audio/wav;base64," + "aGVsbG8gd29ybGQh" * 4, "not a WAV file"),
+        ("A" * (4 * 2**20), "too big"),
+    ],
+)
+def test_a_bad_talk_mode_recording_is_refused_with_a_clear_message(data, message, engine, monkeypatch):
+    from interactive_format.callbacks import ChatUI
+    from interactive_format.config import Limits
+    from interactive_format.errors import InputError
+    from interactive_format.store import Store
+    from interactive_format.talk import recording_file
+
+    with pytest.raises(InputError, match=message):
+        recording_file(data, Limits(max_file_bytes=2**20))
+    warnings = []
+    monkeypatch.setattr("interactive_format.talk.gr.Warning", warnings.append)
+    ui = ChatUI(engine, Store(":memory:"))
+    chat = ui.history.new()
+    chat.conversation.turns.clear()
+    views = list(ui.talk(data if message != "too big" else "A" * 40_000_000, chat, 1, 0.7, 8, 0.5, USER))
+    assert len(views) == 1 and views[0].chat is chat and not chat.conversation.turns  # nothing was sent or lost
+    assert len(warnings) == 1
+
+
+def test_a_talk_mode_recording_is_answered_as_a_voice_turn(engine, media):
+    import base64
+
+    from interactive_format.callbacks import ChatUI
+    from interactive_format.store import Store
+
+    ui = ChatUI(engine, Store(":memory:"))
+    chat = ui.history.new()
+    data = "data:audio/wav;base64," + base64.b64encode(media["question"].read_bytes()).decode()
+    views = list(ui.talk(data, chat, 1, 0.7, 8, 0.5, USER))
+    user, reply = chat.conversation.turns[-2], chat.conversation.turns[-1]
+    assert "weather" in user.attachments[0].text.lower() and reply.reply.strip()
+    assert views[-1].status == "Ready"
+
+
+@needs_espeak
+def test_a_flow_that_does_not_speak_checks_the_speaker_at_start_and_builds_it_on_first_use(cache_dir, monkeypatch):
+    speaker, note = load_speaker("embedded:kokoro-82m", cache_dir, eager=False)
+    assert note == "" and not speaker.loaded  # no ONNX session yet
+    said = speaker.say("Hello there.")
+    assert speaker.loaded and said.seconds > 0.3 and not said.note
+    monkeypatch.setattr("shutil.which", lambda name: None)  # a missing engine is still one line at start
+    speaker, note = load_speaker("embedded:kokoro-82m", cache_dir, eager=False)
+    assert speaker is None and "apt-get install espeak-ng" in note
+
+
+def test_the_smart_home_flow_starts_with_its_speaker_loaded(cache_dir, models):
+    from interactive_format.config import AppConfig
+    from interactive_format.engines import build_engine
+    from tests.conftest import TEST_MODELS
+
+    engine = build_engine(
+        AppConfig(models=TEST_MODELS(cache_dir), flow=load_flow(FLOWS_DIR / "smart-home.toml")), models
+    )
+    if engine.speaker is None:
+        pytest.skip(engine.speaker_note)
+    assert engine.speaker.loaded  # voice_replies: loaded (and warmed up) at start, not by the first reply
+
+
+@needs_espeak
+def test_a_replys_first_piece_is_synthesised_with_more_threads(kokoro, monkeypatch):
+    engine = kokoro.load()
+    assert engine.first_session is not engine.session  # FIRST_THREADS (2) over the default 1 thread
+    runs = []
+
+    class Spy:
+        def __init__(self, session, name):
+            self.session, self.name = session, name
+
+        def run(self, *args):
+            runs.append(self.name)
+            return self.session.run(*args)
+
+    monkeypatch.setattr(engine, "session", Spy(engine.session, "rest"))
+    monkeypatch.setattr(engine, "first_session", Spy(engine.first_session, "first"))
+    spoken = list(sp.follow(lambda: "Of course, the light is on now. Anything else?", lambda: True, kokoro))
+    assert [u.text for u in spoken] == ["Of course,", "the light is on now.", "Anything else?"]
+    assert runs == ["first", "rest", "rest"] and all(u.seconds > 0.3 for u in spoken)

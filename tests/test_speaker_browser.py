@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import wave
 from pathlib import Path
 
 import pytest
@@ -37,4 +38,86 @@ def test_with_the_speaker_on_the_reply_is_heard_in_the_page(server):
             " return a && (a.currentSrc || a.src) && a.currentTime > 0.2; }",
             timeout=60_000,
         )
+        browser.close()
+
+
+def _microphone_wav(path: Path, *parts: tuple[str, float]) -> Path:
+    """What Chromium's fake microphone plays once (%noloop): espeak-ng saying each text, then that many seconds
+    of silence."""
+    from tests.conftest import speak
+
+    audio, params = b"", None
+    for k, (text, silence_s) in enumerate(parts):
+        with wave.open(str(speak(text, path.with_suffix(f".{k}.wav"))), "rb") as w:
+            params = w.getparams()
+            audio += w.readframes(w.getnframes()) + b"\x00" * 2 * int(silence_s * params.framerate)
+    with wave.open(str(path), "wb") as w:
+        w.setparams(params)
+        w.writeframes(b"\x00" * params.framerate + audio)  # a second of quiet first
+    return path
+
+
+def _talking_page(p, wav: Path):
+    """Chromium with `wav` as its microphone, on the app, the reply's playback time recorded in window.heard."""
+    flags = [*FLAGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={wav}%noloop"]  # fmt: skip
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.add_init_script(  # media events do not bubble: caught on the way down
+        "document.addEventListener('timeupdate', e => {"
+        " window.heard = Math.max(window.heard || 0, e.target.currentTime); }, true);"
+    )
+    return browser, page
+
+
+def _chat_has(page, text: str, timeout: float = 120_000) -> None:
+    page.wait_for_function(
+        "t => document.querySelector('#chatbot').innerText.toLowerCase().includes(t)", arg=text, timeout=timeout
+    )
+
+
+def test_talk_mode_listens_answers_speaks_and_listens_again_until_stopped(server, tmp_path):
+    """Talk mode with a spoken WAV as the microphone: one full round, then Stop ends it."""
+    from playwright.sync_api import sync_playwright
+
+    wav = _microphone_wav(tmp_path / "mic.wav", ("Turn on the kitchen light, please.", 60.0))
+    with sync_playwright() as p:
+        browser, page = _talking_page(p, wav)
+        page.goto(server)
+        page.wait_for_selector("#input-box textarea:not([disabled])", timeout=30_000)
+        assert not page.locator("#speak-toggle input[type=checkbox]").is_checked()  # talk mode speaks anyway
+        page.click("#talk-btn")
+        page.wait_for_function("window.ifTalk.state === 'listening'", timeout=10_000)
+        assert "Stop" in page.inner_text("#talk-btn")
+        # The utterance is cut at the pause after it, sent, transcribed and shown in the chat, and answered.
+        page.wait_for_function("window.ifTalk.rounds === 1", timeout=30_000)
+        _chat_has(page, "kitchen light")
+        page.wait_for_function("document.querySelectorAll('#chatbot [data-testid=bot]').length >= 1", timeout=120_000)
+        # The reply is heard, then the page listens again (the microphone is silent from here on).
+        page.wait_for_function("(window.heard || 0) > 0.2", timeout=120_000)
+        page.wait_for_function("window.ifTalk.state === 'listening' && window.ifTalk.rounds === 1", timeout=120_000)
+        assert "Listening" in page.inner_text("#talk-status")
+        assert page.inner_text("#status").strip() == "Ready" and not page.evaluate("window.ifTalk.barged")
+        page.click("#talk-btn")  # Stop
+        page.wait_for_function("window.ifTalk.state === 'off'", timeout=5_000)
+        assert "off" in page.inner_text("#talk-status") and "Stop" not in page.inner_text("#talk-btn")
+        browser.close()
+
+
+def test_speaking_over_the_reply_stops_it_and_is_answered_instead(server, tmp_path):
+    """Barge-in: a second utterance 4 s after the first (while the first is still being answered or spoken)."""
+    from playwright.sync_api import sync_playwright
+
+    wav = _microphone_wav(tmp_path / "mic.wav", ("Hello there.", 4.0), ("Open the garage door.", 60.0))
+    with sync_playwright() as p:
+        browser, page = _talking_page(p, wav)
+        page.goto(server)
+        page.wait_for_selector("#input-box textarea:not([disabled])", timeout=30_000)
+        page.click("#talk-btn")
+        page.wait_for_function("window.ifTalk.barged === 1 && window.ifTalk.rounds === 2", timeout=60_000)
+        _chat_has(page, "garage")  # the interrupting utterance was answered
+        page.wait_for_function("window.ifTalk.state === 'listening'", timeout=120_000)
+        assert page.evaluate("window.ifTalk.rounds") == 2
+        page.click("#talk-btn")
+        page.wait_for_function("window.ifTalk.state === 'off'", timeout=5_000)
         browser.close()

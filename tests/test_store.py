@@ -472,6 +472,7 @@ def test_migrations_run_once_and_an_older_database_gets_the_new_ones(db_path, tm
         "m003_settings",
         "m004_feedback_clear",
         "m005_turns_ranked",
+        "m006_candidate_signals",
     ]
     Store(db_path).close()  # reopening applies nothing again
     assert rows(db_path, "SELECT name, applied FROM _migrations ORDER BY rowid") == applied

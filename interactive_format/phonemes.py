@@ -1,0 +1,190 @@
+"""Text for the voice: the language of a sentence, sentences cut from a streamed reply, and phonemes.
+
+English phonemes come from the espeak-ng *program* (run as a separate process, never linked: GPL-3),
+mapped to Kokoro's phoneme set; Chinese ones from misaki (jieba words, pypinyin, pinyin → IPA).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+import threading
+from typing import Any
+
+from .errors import InteractiveFormatError, ModelLoadError, require
+
+ESPEAK_TIMEOUT_S = 30.0
+MAX_PHONEMES = 400  # per Kokoro call (the model takes 510 tokens; the voice tables have 510 rows)
+FIRST_CHUNK_CHARS = 8  # the first piece may end at a comma once this long (a Chinese character counts 2)
+
+HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN = re.compile(f"[{HAN}]")
+_LATIN = re.compile(r"[A-Za-z]")
+_LETTER_OR_DIGIT = re.compile(r"\w")
+# A sentence ends at Chinese end punctuation, or at .!?; followed by a space / the end (not "3.5", "e.g.x").
+_END = re.compile(r"[。！？；…\n]+[”」』）)]*|[.!?;]+[\"'”)\]]*(?=\s|$)")
+_CLAUSE = re.compile(r"[，、：,:]+(?=\s|[^\x00-\x7f]|$)")
+
+
+class SpeakerError(InteractiveFormatError):
+    """A sentence could not be synthesised; the message says why (shown as a note, never instead of the reply)."""
+
+
+# --- text: language and sentences ---------------------------------------------------------
+
+
+def language_of(text: str) -> str | None:
+    """ "zh" when the text has Chinese characters, "en" when it has Latin letters only, None when neither."""
+    if _HAN.search(text):
+        return "zh"
+    if _LATIN.search(text):
+        return "en"
+    return None
+
+
+_ABBREVIATION = re.compile(r"(?:\b[A-Za-z]\.)+$|\b(?:Mr|Mrs|Ms|Dr|St|vs|etc|approx|No)\.$")
+
+
+def _end_of_sentence(text: str) -> int:
+    """The end of the first sentence-ending punctuation that is not an abbreviation's dot (0: none)."""
+    for end in _END.finditer(text):
+        if not (end.group().startswith(".") and _ABBREVIATION.search(text[: end.start() + 1])):
+            return end.end()
+    return 0
+
+
+def _weight(text: str) -> int:
+    """Roughly how long text takes to say, in Latin characters (a Chinese character is a syllable)."""
+    return len(text) + len(_HAN.findall(text))
+
+
+def _cut(text: str, first: bool) -> int:
+    """Where the first complete sentence of `text` ends (0: none yet); the first piece may end at a clause."""
+    cut = _end_of_sentence(text)
+    if first:
+        for clause in _CLAUSE.finditer(text):
+            if _weight(text[: clause.start()]) >= FIRST_CHUNK_CHARS and (not cut or clause.end() < cut):
+                return clause.end()
+            if cut and clause.end() >= cut:
+                break
+    return cut
+
+
+def split_sentences(text: str) -> list[str]:
+    """The text's sentences (Chinese and English punctuation), stripped, empty ones dropped."""
+    splitter = SentenceSplitter(first_clause=False)
+    return splitter.feed(text) + splitter.flush()
+
+
+class SentenceSplitter:
+    """Cuts a streamed reply into sentences as soon as each is complete."""
+
+    def __init__(self, first_clause: bool = True) -> None:
+        self._buffer = ""
+        self._first = first_clause  # the first piece may stop at a comma, so the first audio comes sooner
+
+    def feed(self, delta: str) -> list[str]:
+        """Add streamed text; returns the sentences it completed."""
+        self._buffer += delta
+        out = []
+        while cut := _cut(self._buffer, self._first):
+            piece, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
+            if piece:
+                out.append(piece)
+                self._first = False
+        return out
+
+    def flush(self) -> list[str]:
+        """The rest, once the reply is complete."""
+        piece, self._buffer = self._buffer.strip(), ""
+        return [piece] if piece else []
+
+
+# --- phonemes -----------------------------------------------------------------------------
+
+# espeak-ng IPA → Kokoro's phoneme set (after misaki's EspeakFallback, Apache-2.0, hexgrad).
+_E2M = sorted(
+    {"ʔˌn\u0329": "ʔn", "ʔn\u0329": "ʔn", "a^ɪ": "I", "a^ʊ": "W", "d^ʒ": "ʤ", "e^ɪ": "A", "e": "A", "t^ʃ": "ʧ",
+     "ɔ^ɪ": "Y", "ə^l": "ᵊl", "ʲo": "jo", "ʲə": "jə", "ʲ": "", "ɚ": "əɹ", "r": "ɹ", "x": "k", "ç": "k", "ɐ": "ə",
+     "ɬ": "l", "\u0303": "", "o^ʊ": "O", "ɜːɹ": "ɜɹ", "ɜː": "ɜɹ", "ɪə": "iə"}.items(),
+    key=lambda kv: -len(kv[0]),
+)  # fmt: skip
+_PUNCT = re.compile(r"([,.!?;:—…\"“”()]+)")
+_ZH_PUNCT = str.maketrans({"，": ",", "、": ",", "。": ".", "！": "!", "？": "?", "：": ":", "；": ";"})
+
+
+def espeak_program() -> str:
+    """The espeak-ng executable; ModelLoadError (one line, with the fix) when it is not installed."""
+    found = shutil.which("espeak-ng")
+    if found is None:
+        raise ModelLoadError(
+            "Spoken replies need the espeak-ng program (English phonemes), which is not installed. "
+            "Run: apt-get install espeak-ng (on a Space: list espeak-ng in packages.txt), or start with --tts off."
+        )
+    return found
+
+
+def _espeak(args: list[str], text: str) -> subprocess.CompletedProcess:
+    """Run espeak-ng on `text` (given on stdin, so nothing in it is read as an option)."""
+    try:
+        proc = subprocess.run(
+            [espeak_program(), *args], input=text.encode(), capture_output=True, timeout=ESPEAK_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        raise SpeakerError("espeak-ng took too long on this sentence.") from None
+    if proc.returncode != 0:
+        raise SpeakerError(f"espeak-ng failed ({proc.stderr.decode(errors='replace').strip()[:200]}).")
+    return proc
+
+
+def english_phonemes(text: str, voice: str = "en-us") -> str:
+    """Kokoro phonemes of English text, through the espeak-ng program; punctuation kept (pauses)."""
+    out = []
+    for piece in _PUNCT.split(text):
+        if _PUNCT.fullmatch(piece):
+            out.append(piece)
+        elif _LETTER_OR_DIGIT.search(piece):
+            ipa = _espeak(["-q", "--ipa", "--tie=^", "-v", voice], piece).stdout.decode(errors="replace")
+            ps = " ".join(ipa.split())
+            for old, new in _E2M:
+                ps = ps.replace(old, new)
+            ps = re.sub(r"(\S)\u0329", r"ᵊ\1", ps).replace("\u0329", "")
+            out.append(" " + ps.replace("ː", "").replace("o", "ɔ").replace("ɾ", "T").replace("ʔ", "t").replace("^", ""))
+    return "".join(out).strip()
+
+
+_ZH_G2P: Any = None
+_ZH_LOCK = threading.Lock()
+
+
+def chinese_phonemes(text: str) -> str:
+    """Kokoro phonemes of Chinese text (misaki: jieba words, pypinyin, pinyin → IPA); Latin runs through espeak-ng."""
+    global _ZH_G2P
+    with _ZH_LOCK:
+        if _ZH_G2P is None:
+            logging.getLogger("jieba").setLevel(logging.WARNING)
+            _ZH_G2P = require("misaki.zh", "Chinese spoken replies").ZHG2P()
+        g2p = _ZH_G2P
+    out = []
+    for han, other in re.findall(f"([{HAN}][{HAN}，、。！？：；\\d\\s]*)|([^{HAN}]+)", text):
+        if han:
+            with _ZH_LOCK:  # jieba's first call builds its dictionary; one at a time
+                out.append(g2p(han)[0])
+        elif _LATIN.search(other):
+            out.append(english_phonemes(other))
+        else:
+            out.append(other.translate(_ZH_PUNCT).strip())
+    return " ".join(p for p in out if p)
+
+
+def _phoneme_chunks(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
+    """Pieces of at most `limit` phonemes, cut after punctuation or at spaces where possible."""
+    chunks, rest = [], phonemes.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind(p) for p in ",.!?;:") + 1 or window.rfind(" ") + 1 or limit
+        chunks.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    return [c for c in [*chunks, rest] if c]
