@@ -423,7 +423,7 @@ def test_a_flow_that_does_not_speak_checks_the_speaker_at_start_and_builds_it_on
 def test_the_smart_home_flow_starts_with_its_speaker_loaded(cache_dir, models):
     from interactive_format.config import AppConfig
     from interactive_format.engines import build_engine
-    from tests.conftest import TEST_MODELS
+    from .conftest import TEST_MODELS
 
     engine = build_engine(
         AppConfig(models=TEST_MODELS(cache_dir), flow=load_flow(FLOWS_DIR / "smart-home.toml")), models

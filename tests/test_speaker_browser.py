@@ -44,7 +44,7 @@ def test_with_the_speaker_on_the_reply_is_heard_in_the_page(server):
 def _microphone_wav(path: Path, *parts: tuple[str, float]) -> Path:
     """What Chromium's fake microphone plays once (%noloop): espeak-ng saying each text, then that many seconds
     of silence."""
-    from tests.conftest import speak
+    from .conftest import speak
 
     audio, params = b"", None
     for k, (text, silence_s) in enumerate(parts):
