@@ -10,14 +10,11 @@ All persistence goes through `History`; `ui.build_demo` lays the page out and wi
 
 from __future__ import annotations
 
-import json
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import gradio as gr
@@ -26,7 +23,8 @@ from .admission import Admission
 from .api import USER_ID, ChatAPI, owner_of
 from .chat import ChatEngine, TurnSettings
 from .engines import FlowSet
-from .errors import InputError, InteractiveFormatError
+from .errors import InteractiveFormatError
+from .exports import ChatFiles
 from .flows import MAX_QUICK_REPLIES
 from .history import Chat, History, Store  # Store only as a type: every call goes through History
 from .i18n import labels, placeholder_key
@@ -96,7 +94,7 @@ class FlowView(NamedTuple):
         return (*self[:3], *self.quick_replies, *self[4:])
 
 
-class ChatUI(SpokenReplies):
+class ChatUI(SpokenReplies, ChatFiles):
     """Callbacks are methods that delegate to the engine and the history, so tests can call them directly.
 
     The spoken-reply and talk-mode callbacks come from `talk.SpokenReplies`."""
@@ -475,54 +473,3 @@ class ChatUI(SpokenReplies):
         self, chat: Chat, index: int | None, user_id: str | None, profile: gr.OAuthProfile | None = None
     ) -> View:
         return self.switch_branch(chat, index, +1, user_id, profile)
-
-    # --- export and import -------------------------------------------------------------------
-
-    def export_chat(self, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None) -> str | None:
-        """This conversation as a JSON file (the format is in transfer.py's docstring)."""
-        if chat.id is None:
-            warn("Send a message first; an empty chat is not saved.")
-            return None
-        return self._export(
-            lambda owner: _json_file(self.history.export(owner, chat.id), f"chat-{chat.id[:8]}.json"), user_id, profile
-        )
-
-    def export_all(self, user_id: str | None, profile: gr.OAuthProfile | None = None) -> str | None:
-        """All of the user's conversations as one JSON file."""
-        return self._export(lambda owner: _json_file(self.history.export(owner), "chats.json"), user_id, profile)
-
-    def export_pairs(self, user_id: str | None, profile: gr.OAuthProfile | None = None) -> str | None:
-        """The user's picks as (context, chosen, rejected) JSON lines: extra training data for D."""
-        return self._export(
-            lambda owner: _text_file(self.history.preferences_jsonl(owner), "preferences.jsonl"), user_id, profile
-        )
-
-    def _export(self, run: Callable[[str], str], user_id: str | None, profile: gr.OAuthProfile | None) -> str | None:
-        return self._attempt(run, user_id, profile, lambda: None)
-
-    def import_chats(
-        self, path: str | None, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None
-    ) -> View:
-        """Add the conversations of an export file; the first one is opened. Bad files are refused whole."""
-
-        def run(owner: str) -> View:
-            if not path:
-                raise InputError("Choose a conversation export (.json) to import.")
-            cids = self.history.import_file(owner, path)
-            gr.Info(f"Imported {len(cids)} conversation(s).")
-            opened = self.history.open(owner, cids[0]) if cids else chat
-            opened.flow = chat.flow
-            return self.view(opened, owner)
-
-        return self._guarded(chat, run, user_id, profile)
-
-
-def _json_file(data: dict, name: str) -> str:
-    return _text_file(json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False), name)
-
-
-def _text_file(text: str, name: str) -> str:
-    """`text` written to a fresh temporary folder (Gradio serves it from its own cache)."""
-    path = Path(tempfile.mkdtemp(prefix="if-export-")) / name
-    path.write_text(text, encoding="utf-8")
-    return str(path)
