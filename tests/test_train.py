@@ -1,7 +1,8 @@
 """Adversarial training and evaluation: the real code on a tiny subset, with a tiny random G.
 
 G here is a 4-layer random Llama that uses SmolLM2's tokenizer and chat template (built by
-the `tiny_llm` fixture), so sampling takes milliseconds; D is the real embedded MiniLM.
+the `tiny_llm` fixture), so sampling takes milliseconds; D is the shipped kind (an MLP over the real
+embedded multilingual-e5-small), or the MiniLM cross-encoder where a test names it.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def test_context_is_given_to_g_with_the_answered_turn_as_the_users():
 
 
 def test_freeze_ratio_sets_which_encoder_layers_train(cfg):
-    d = T.build_discriminator(dataclasses.replace(cfg, freeze_ratio=0.5))
+    d = T.build_discriminator(dataclasses.replace(cfg, encoder="embedded:minilm", freeze_ratio=0.5))
     layers = d.encoder.encoder.layer
     assert [any(p.requires_grad for p in layer.parameters()) for layer in layers] == [False] * 3 + [True] * 3
     assert not any(p.requires_grad for p in d.encoder.embeddings.parameters())
@@ -195,33 +196,66 @@ def test_auc_and_win_rate_arithmetic():
     w = win_rate([1, 2, 3, 4], [0, 2, 5, 1])
     assert w["rate"] == pytest.approx((1 + 0.5 + 0 + 1) / 4) and w["ties"] == 1 and w["low"] < w["rate"] < w["high"]
     assert distinct(["a b a b"], 1) == 0.5 and distinct(["a b", "a c"], 2) == 1.0
+    assert distinct(["你好你好"], 2) == pytest.approx(2 / 3)  # Chinese: character n-grams (no spaces to split on)
 
 
-def test_evaluate_judges_with_the_frozen_encoder_not_with_d(cfg, run, tmp_path):
+def _bench_file(path: Path, temperature: float, k: int, seed: int) -> str:
+    """A bench/rerank candidates file: 2 Chinese and 2 English prompts, k candidates, some of them defective."""
+    rng = random.Random(seed)
+    zh = ["可以先从番茄炒蛋开始，简单又好吃。", "番茄 番茄 番茄 番茄 番茄 番茄 番茄 番茄", "Start with scrambled eggs.", "先学煮饭和炒青菜"]
+    en = ["Try a short walk before bed and keep the room dark.", "sleep sleep sleep sleep sleep sleep sleep sleep",
+          "我建议你早点睡觉。", "Keep a regular schedule, and avoid coffee after noon."]  # fmt: skip
+    rows = []
+    for i, (lang, texts, prompt) in enumerate([("zh", zh, "我想学做饭，先做什么菜？"), ("zh", zh, "周末做什么菜好？"),
+                                                ("en", en, "How can I sleep better?"), ("en", en, "Any tips for sleep?")]):
+        cands = [{"text": rng.choice(texts), "j": -rng.random(), "finished": True, "tokens": 9} for _ in range(k)]
+        rows.append({"id": f"{lang}-{i}", "lang": lang, "system": "default", "text": prompt, "candidates": cands})
+    path.write_text(json.dumps({"model": "tiny", "k": k, "temperature": temperature, "rows": rows}, ensure_ascii=False))
+    return str(path)
+
+
+def test_evaluate_ranks_with_the_apps_reranker_and_reports_every_baseline(cfg, run, tmp_path):
+    from interactive_format import discriminator as D
+
+    files = (_bench_file(tmp_path / "a.json", 0.7, 5, 1), _bench_file(tmp_path / "b.json", 0.7, 3, 2))
+    temps = (_bench_file(tmp_path / "t.json", 0.3, 1, 3),)
+    calls = []
+    rank = D.Reranker.rank
+    D.Reranker.rank = lambda self, *a, **k: calls.append(self) or rank(self, *a, **k)  # the app's ranking object
+    try:
+        report = evaluate(EvalConfig(discriminator=cfg.out_dir / "best", out_dir=cfg.out_dir, report_dir=tmp_path / "rep",
+                                     test_contexts=12, ns=(2, 4, 8), rerank_samples=files, temperature_samples=temps,
+                                     cache_dir=cfg.cache_dir, device="cpu", progress=False))
+    finally:
+        D.Reranker.rank = rank
+    assert {(r.lam, r.defects_first, r.discriminator is None) for r in calls} == {
+        (report["lam"], True, False), (report["lam"], False, False), (1.0, False, False), (report["lam"], False, True)}
+    c = report["chitchat"]
+    assert c["contexts"] == 12 and 0 <= c["d"]["auc"] <= 1 and c["latency_ms_per_candidate"] > 0
+    shown = report["rerank"]["shown"]
+    assert report["rerank"]["ns"] == [2, 4, 8]  # 5 + 3 candidates joined per prompt
+    for lang in ("zh", "en"):
+        res = shown[lang]
+        assert res["prompts"] == 2 and res["best_temperature"] in ("t0.7", "t0.3")
+        for name in ("defect_aware", "d_and_j", "d_alone", "j_alone", "length"):
+            assert set(res[name]) == {"2", "4", "8"} and all(0 <= v["defect_rate"] <= 1 for v in res[name].values())
+        assert res["defect_aware"]["8"]["defect_rate"] <= res["single"]["defect_rate"]
+        assert 0 <= res["d_auc_clean_vs_defective"]["auc_built"] <= 1
+    assert json.loads((tmp_path / "rep" / "evaluation.json").read_text())["lam"] == report["lam"]
+    assert (tmp_path / "rep" / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_similarity_judge_is_the_published_encoder_not_d(cfg, run):
     from transformers import AutoModel
 
     from interactive_format.discriminator import load_discriminator
     from interactive_format.models import pretrained_source
 
-    report = evaluate(EvalConfig(discriminator=cfg.out_dir / "best", out_dir=cfg.out_dir, report_dir=tmp_path / "rep",
-                                 test_contexts=12, ns=(2, 4), cache_dir=cfg.cache_dir, device="cpu", progress=False))
-    assert report["contexts"] == 12 and report["samples_per_context"] == 5
-    for n in ("2", "4"):
-        row = report["by_n"][n]
-        assert row["d_ceiling"] == int(n) / (int(n) + 1)
-        for key in ("judge", "d_self"):
-            assert 0 <= row[key]["rate"] <= 1 and row[key]["n"] == 12
-    assert set(report["lambda_sweep"]) == {"0.0", "0.25", "0.5", "0.75", "1.0"}
-    assert json.loads((tmp_path / "rep" / "evaluation.json").read_text())["contexts"] == 12
-    assert (tmp_path / "rep" / "evaluation.png").exists()
-
-    judge = SimilarityJudge.from_spec(cfg.encoder)
+    judge = SimilarityJudge.from_spec(cfg.judge_encoder)
     d = load_discriminator(cfg.out_dir / "best")
-    pristine = AutoModel.from_pretrained(pretrained_source(cfg.encoder, "encoder")).state_dict()
+    assert d.encoder_spec != cfg.judge_encoder and not hasattr(judge, "head")
+    pristine = AutoModel.from_pretrained(pretrained_source(cfg.judge_encoder, "encoder")).state_dict()
     assert all(torch.equal(v, pristine[k]) for k, v in judge.encoder.state_dict().items())  # published weights
-    trained = dict(d.encoder.named_parameters())
-    assert any(not torch.equal(trained[k], pristine[k]) for k in trained if k in pristine)  # D's layers moved
-    assert not hasattr(judge, "head")
     sims = judge.similarity(["I love pizza", "", "quantum chromodynamics"], "I love pizza")
     assert sims[0] == pytest.approx(1.0, abs=1e-5) and sims[1] == -1.0 and sims[2] < 0.5
 
@@ -273,6 +307,38 @@ def test_the_apps_preference_export_is_training_data_for_d(cfg, tmp_path):
     data = T.Data(train=[], val=[], fakes={}, sampling_seconds=0.0, preferences=pairs)
     rows = [(c, r, float(y)) for cs, rs, ys in T.d_batches(cfg, data, 1) for c, r, y in zip(cs, rs, ys)]
     assert sorted(rows) == [(pairs[0][0], pairs[0][2], 0.0), (pairs[0][0], pairs[0][1], 1.0)]
+
+
+def test_preference_pairs_from_the_store_change_d_when_the_retrain_command_runs(cfg, run, tmp_path):
+    import shutil
+
+    from interactive_format.dialogue import Candidate, Turn
+    from interactive_format.discriminator import load_discriminator
+    from interactive_format.store import Store
+
+    store = Store(tmp_path / "chats.db")
+    picks = [("any plans tonight?", "movie night with friends!", "As an AI, I have no plans."),
+             ("what's for dinner?", "tacos, always tacos", "As an AI, I do not eat."),
+             ("did you watch the game?", "yes!! that last goal", "As an AI, I cannot watch games.")]  # fmt: skip
+    cid = store.create("alice", "You are a helpful AI assistant.")
+    for prompt, chosen, rejected in picks:
+        user = store.add_turn("alice", cid, Turn("user", prompt), None)
+        turn = store.add_turn("alice", cid, Turn("assistant", candidates=[Candidate(rejected, -1.0), Candidate(chosen, -1.2)]), user)
+        store.pick("alice", turn, 1, f"user: {prompt}")
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text(store.preferences_jsonl("alice"))
+
+    def margin(directory: Path) -> float:  # D(chosen) − D(rejected), summed over the users' picks
+        d = load_discriminator(directory)
+        return sum(a - b for p, c, r in picks for a, b in [d.score(f"user: {p}", [c, r])])
+
+    args = ["--llm", cfg.llm, "--llm-dtype", "float32", "--cache-dir", str(cfg.cache_dir), "--device", "cpu",
+            "--train-contexts", "32", "--val-contexts", "10", "--val-candidates", "3", "--max-new-tokens", "8",
+            "--epochs", "2", "--batch-size", "16", "--no-progress"]  # fmt: skip
+    for name, extra in (("base", []), ("picks", ["--preferences", str(prefs)])):
+        shutil.copytree(cfg.out_dir / "samples", tmp_path / name / "samples")  # G's cached replies: no sampling
+        T.main(args + ["--out-dir", str(tmp_path / name)] + extra)
+    assert margin(tmp_path / "picks" / "best") > margin(tmp_path / "base" / "best") + 0.1
 
 
 def test_a_malformed_preference_file_names_the_bad_line(tmp_path):
