@@ -16,8 +16,9 @@ import threading
 import time
 from pathlib import Path
 
+from interactive_format.backends import load_generator
 from interactive_format.config import ModelsConfig, default_cache_dir
-from interactive_format.generator import SamplingParams, load_generator
+from interactive_format.sampling import SamplingParams
 
 HERE = Path(__file__).resolve().parent
 
