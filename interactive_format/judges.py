@@ -1,7 +1,7 @@
 """Judging replies offline, shared by training (choosing λ) and evaluation (the report).
 
 `SimilarityJudge` is the judge that is NOT D (cosine similarity to the human's real reply under
-the frozen base encoder); `best_of` picks by the app's score; `win_rate` counts one side's wins.
+the frozen base encoder); `best_of` picks what the app's `Reranker` would show; `win_rate` counts one side's wins.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import random
 import torch
 
 from .chitchat import other_replies
-from .discriminator import combine
+from .dialogue import Candidate
+from .discriminator import Reranker
 
 
 class SimilarityJudge:
@@ -49,9 +50,11 @@ class SimilarityJudge:
         return [s if t.strip() else -1.0 for s, t in zip(sims, texts)]
 
 
-def best_of(d: list[float], j: list[float], lam: float, n: int) -> int:
-    """Index of the best of the first n candidates under the app's score (empty J=-99 loses)."""
-    return max(range(min(n, len(d))), key=lambda i: combine(d[i], j[i], lam))
+def best_of(context: str, replies: list, d: list[float], lam: float, n: int) -> int:
+    """Index of the reply the app would show among the first n: its `Reranker` (fewest defects, then
+    λ·D + (1−λ)·J), given D's scores already computed (`replies` have text, j and finished)."""
+    candidates = [Candidate(text=r.text, j=r.j, d=score, finished=r.finished) for r, score in zip(replies[:n], d)]
+    return Reranker(None, lam).rank(context, candidates)[0]
 
 
 def win_rate(a: list[float], b: list[float]) -> dict:

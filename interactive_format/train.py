@@ -43,6 +43,7 @@ from .config import default_cache_dir
 from .errors import DEV_LOCK, MissingPackageError, require
 from .gstep import g_step, g_trainable_params, judge_generator, layers, sample_params
 from .judges import d_metrics, d_scores, roc_auc
+from .trainrun import checkpoint, plot_curves, resume
 
 log = logging.getLogger(__name__)
 
@@ -329,16 +330,19 @@ def choose_lambda(cfg: TrainConfig, d, data: Data, judge) -> dict:
     """λ with the best judge win rate of best-of-N over the first sample on validation."""
     from .judges import best_of, win_rate
 
-    sims, dsc, js = [], [], []
+    sims, dsc, replies = [], [], []
     for e in data.val:
         cands = data.fakes[e.id][: cfg.val_candidates]
         texts = [c.text for c in cands]
         sims.append(judge.similarity(texts, e.reply))
         dsc.append(d_scores(d, [e.context_text] * len(texts), texts))
-        js.append([c.j for c in cands])
+        replies.append(cands)
     table = {}
-    for lam in cfg.lam_grid:  # sample 0 is the single reply; best-of-(N−1) picks among the others
-        picks = [1 + best_of(ds[1:], jj[1:], lam, len(ds) - 1) for ds, jj in zip(dsc, js)]
+    for lam in cfg.lam_grid:  # sample 0 is the single reply; best-of-(N−1) picks among the others, as the app ranks
+        picks = [
+            1 + best_of(e.context_text, rs[1:], ds[1:], lam, len(ds) - 1)
+            for e, rs, ds in zip(data.val, replies, dsc)
+        ]
         table[lam] = win_rate([s[p] for s, p in zip(sims, picks)], [s[0] for s in sims])["rate"]
     best = max(cfg.lam_grid, key=lambda lam: (round(table[lam], 4), -abs(lam - 0.5)))
     return {"lam": best, "val_win_rate": table[best], "table": {str(k): v for k, v in table.items()}}
@@ -442,52 +446,6 @@ def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, st
         summary["g_step"] = {"trainable": len(g_names), "before": before["stats"], "after": after["stats"]}
     (cfg.out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
-
-
-def checkpoint(path: Path, state: dict, d, opt, generator, g_opt) -> None:
-    blob = {"state": state, "d": d.trained_state(), "opt": opt.state_dict()}
-    if g_opt is not None:
-        blob["g"] = {k: v for k, v in generator.model.state_dict().items() if k in _trainable_names(generator.model)}
-        blob["g_opt"] = g_opt.state_dict()
-    tmp = path.with_suffix(".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)
-
-
-def _trainable_names(model) -> set[str]:
-    return {n for n, p in model.named_parameters() if p.requires_grad}
-
-
-def resume(path: Path, d, opt, generator, g_opt) -> dict:
-    blob = torch.load(path, map_location=d.device, weights_only=True)
-    d.load_state_dict(blob["d"], strict=False)
-    opt.load_state_dict(blob["opt"])
-    if g_opt is not None and "g" in blob:
-        generator.model.load_state_dict(blob["g"], strict=False)
-        g_opt.load_state_dict(blob["g_opt"])
-    log.info("resumed after epoch %d", blob["state"]["epoch"])
-    return blob["state"]
-
-
-def plot_curves(metrics_path: Path, png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
-    if not rows:
-        return
-    epochs = [r["epoch"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train BCE")
-    a.set_xlabel("epoch"), a.set_title("loss"), a.legend()
-    for key in ("val_auc", "val_accuracy", "val_hits@1", "val_adversuc", "val_length_auc"):
-        b.plot(epochs, [r[key] for r in rows], marker="o", label=key.removeprefix("val_"))
-    b.set_xlabel("epoch"), b.set_ylim(0, 1.02), b.set_title("validation"), b.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:

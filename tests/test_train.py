@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from interactive_format import train as T
-from interactive_format.chitchat import Example, SampleCache, load_conversations, split_ids
+from interactive_format.chitchat import Example, SampleCache, SampledReply, load_conversations, split_ids
 from interactive_format.config import ASSETS
 from interactive_format.evaluate import EvalConfig, distinct, evaluate
-from interactive_format.judges import SimilarityJudge, win_rate
+from interactive_format.judges import SimilarityJudge, best_of, win_rate
 
 
 @pytest.fixture(scope="module")
@@ -388,3 +388,17 @@ def test_defect_negatives_are_made_from_gs_own_replies(tmp_path):
     assert others == {None, g["b:1"][0].text}  # b's reply, or nothing when it drew a itself
     with pytest.raises(ValueError, match="defect_negatives"):
         T.TrainConfig(out_dir=tmp_path, defect_negatives=1.5)
+
+
+def test_choosing_lambda_ranks_as_the_app_does_defects_first():
+    """Training's best-of-N is the app's Reranker: a looping reply loses though it has the best D and J."""
+    context = "Hi there, how are you today?"
+    replies = [
+        SampledReply("hello hello hello hello hello hello hello hello hello hello", -0.1, True),
+        SampledReply("I'm well, thanks! How about you?", -1.0, True),
+        SampledReply("I am fine and", -0.2, False),  # cut off at the token limit
+    ]
+    assert best_of(context, replies, [0.95, 0.20, 0.90], 0.5, 3) == 1
+    assert best_of(context, replies, [0.95, 0.20, 0.90], 0.5, 1) == 0  # only the first is allowed
+    clean = [SampledReply("Good, thanks.", -2.0, True), SampledReply("Very well, thank you!", -0.5, True)]
+    assert best_of(context, clean, [0.3, 0.9], 1.0, 2) == 1  # no defects: by λ·D + (1−λ)·J
