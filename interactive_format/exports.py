@@ -15,7 +15,6 @@ import gradio as gr
 
 from .errors import InputError
 from .history import Chat
-from .rendering import escape
 
 
 class ChatFiles:
@@ -23,12 +22,13 @@ class ChatFiles:
 
     def export_chat(self, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None) -> str | None:
         """This conversation as a JSON file (the format is in transfer.py's docstring)."""
-        if chat.id is None:
-            gr.Warning(escape("Send a message first; an empty chat is not saved."))
-            return None
-        return self._export(
-            lambda owner: _json_file(self.history.export(owner, chat.id), f"chat-{chat.id[:8]}.json"), user_id, profile
-        )
+
+        def run(owner: str) -> str:
+            if chat.id is None:
+                raise InputError("Send a message first; an empty chat is not saved.")
+            return _json_file(self.history.export(owner, chat.id), f"chat-{chat.id[:8]}.json")
+
+        return self._export(run, user_id, profile)
 
     def export_all(self, user_id: str | None, profile: gr.OAuthProfile | None = None) -> str | None:
         """All of the user's conversations as one JSON file."""

@@ -122,10 +122,9 @@ class SpokenReplies:
         profile: gr.OAuthProfile | None = None,
     ) -> Iterator[Any]:
         """A talk-mode utterance: answered as a voice turn (transcribed, shown with its transcript, replied)."""
-        try:
-            path = recording_file(recording, self._engine(chat).config.limits)
-        except InputError as e:
-            gr.Warning(escape(str(e)))
+        limits = self._engine(chat).config.limits
+        path = self._attempt(lambda owner: recording_file(recording, limits), user_id, profile, lambda: None)
+        if path is None:  # refused: the reason is shown by the page's error boundary
             yield self._unchanged(chat)
             return
         message = {"text": "", "files": [path]}
