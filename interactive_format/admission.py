@@ -6,9 +6,11 @@ takes a core. Here the bound on waiting turns follows the measured turn time: a 
 queue only if (its place ÷ slots, rounded up) × the recent turn time + its own turn fits in the
 budget, with turns planned 1.5× as slow as measured (`HEADROOM`). The bound is Gradio's own queue
 size, so a turn beyond it is refused at once and cheaply ("busy, try again"), before any work is
-done for it. "Recent turn time" is the longest of the last few finished turns and of the turns
-running now, so a slowdown is felt at once and forgotten after a few quick turns. Until a turn has
-finished, one round (`slots` turns) may wait.
+done for it. Gradio's queue also holds the turns that have arrived for a free slot and are not yet
+dispatched (a burst of users at once), so its size is the waiting bound plus the free slots.
+"Recent turn time" is the longest of the last few finished turns and of the turns running now, so a
+slowdown is felt at once and forgotten after a few quick turns. Until a turn has finished, one
+round (`slots` turns) may wait.
 """
 
 from __future__ import annotations
@@ -52,13 +54,17 @@ class Admission:
         rounds = int((self.budget_s - turn) // turn)  # whole turn-times a waiting turn may spend waiting
         return max(1, min(self.max_waiting, rounds * self.slots))
 
+    def queue_bound(self) -> int:
+        """How many turns may be queued and not yet started: the free slots' and those that may wait."""
+        return self.waiting_bound() + max(0, self.slots - len(self._started))
+
     def bind(self, set_bound: Callable[[int], None]) -> None:
-        """Call `set_bound(n)` now and whenever the bound changes (e.g. to size Gradio's queue)."""
+        """Call `set_bound(n)` with `queue_bound()` now and whenever it changes (e.g. to size Gradio's queue)."""
         self._listeners.append(set_bound)
-        set_bound(self.waiting_bound())
+        set_bound(self.queue_bound())
 
     def _changed(self) -> None:
-        bound = self.waiting_bound()
+        bound = self.queue_bound()
         for listener in self._listeners:
             listener(bound)
 

@@ -32,7 +32,23 @@ def test_until_a_turn_is_measured_one_round_may_wait():
     admission = Admission(slots=2, budget_s=20, max_waiting=8, clock=Clock())
     bounds = []
     admission.bind(bounds.append)
-    assert bounds == [2]
+    assert admission.waiting_bound() == 2
+    assert bounds == [4]  # the queue also holds the turns that arrived for the 2 free slots
+
+
+def test_turns_arriving_for_free_slots_are_never_counted_as_waiting():
+    """A burst of users at a fresh server: each free slot takes one, and one round more may wait."""
+    clock = Clock()
+    admission = Admission(slots=2, budget_s=20, max_waiting=8, clock=clock)
+    bounds = []
+    admission.bind(bounds.append)
+    first = admission.slot()
+    assert bounds[-1] == 3  # one slot free, two may wait
+    second = admission.slot()
+    assert bounds[-1] == 2  # all slots taken: only the waiting round
+    first.release()
+    second.release()
+    assert admission.waiting_bound() == 8 and bounds[-1] == 10  # quick turns measured, both slots free
 
 
 def test_the_bound_follows_the_measured_turn_time():
@@ -41,9 +57,9 @@ def test_the_bound_follows_the_measured_turn_time():
     bounds = []
     admission.bind(bounds.append)
     finished_turn(admission, clock, 0.5)  # quick turns: the configured queue length is the limit
-    assert admission.waiting_bound() == 8 and bounds[-1] == 8
+    assert admission.waiting_bound() == 8 and bounds[-1] == 8 + 2  # and the 2 free slots
     finished_turn(admission, clock, 4.0)  # slower: planned at 1.5 × 4 s, (20 - 6) // 6 = 2 rounds of 2 slots
-    assert admission.waiting_bound() == 4 and bounds[-1] == 4
+    assert admission.waiting_bound() == 4 and bounds[-1] == 4 + 2
     finished_turn(admission, clock, 9.0)  # a waiting turn could not finish in time: one may wait at most
     assert admission.waiting_bound() == 1
     for _ in range(8):  # quick again: after a few turns the slow ones are forgotten
@@ -87,7 +103,7 @@ def test_the_served_app_refuses_at_once_what_its_queue_cannot_hold(tmp_path):
 
     store = Store(tmp_path / "chats.db")
     demo = build_demo(fake_engine(), store)
-    assert demo._queue.max_size == 2  # one round of the default 2 slots until a turn is measured
+    assert demo._queue.max_size == 4  # the default 2 free slots and one round waiting until a turn is measured
     with served(demo) as url:
         demo._queue.max_size = 0  # as if every waiting place were taken
         client = Client(url, verbose=False)

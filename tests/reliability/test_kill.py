@@ -48,7 +48,8 @@ def test_sigkill_mid_turn_loses_no_committed_turn(engine, cache_dir, tmp_path):
         for w in writers:
             w.start()
         deadline = time.monotonic() + 60
-        while sum(map(len, committed.values())) < 2 * WRITERS:  # every writer has a turn going all the time
+        # every writer has turns committed (a writer whose client connected late has none yet) and one going
+        while min(map(len, committed.values())) < 2:
             assert time.monotonic() < deadline, f"too few turns: {committed}"
             time.sleep(0.1)
     # app_process has SIGKILLed the server here, mid-turn
@@ -59,7 +60,7 @@ def test_sigkill_mid_turn_loses_no_committed_turn(engine, cache_dir, tmp_path):
         lost = 0
         for user in users:
             chats = client.predict(user_id=user, api_name="/conversations")
-            assert len(chats) == 1
+            assert len(chats) == 1, f"{user[:6]}: {len(committed[user])} turns confirmed, {len(chats)} chats saved"
             saved = client.predict(conversation_id=chats[0]["id"], user_id=user, api_name="/conversation")
             texts = [m["content"] for m in saved["conversations"][0]["messages"] if m["role"] == "user"]
             lost += sum(t not in texts for t in committed[user])
