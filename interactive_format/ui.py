@@ -247,7 +247,7 @@ def _chat_area(flow: Flow, t) -> ChatArea:
         elem_id="examples",
     )
     with gr.Row():
-        stop_btn = gr.Button(t("stop"), variant="stop", elem_id="stop-btn")
+        stop_btn = gr.Button(t("stop"), variant="stop", interactive=False, elem_id="stop-btn")  # live during a turn
         retry_btn = gr.Button(t("retry"), visible=False, elem_id="retry-btn")
     status = gr.Markdown("Ready", elem_id="status")
     return ChatArea(
@@ -287,7 +287,7 @@ def _settings(engine: ChatEngine, t) -> Settings:
     with gr.Accordion(t("settings"), open=True):
         n = _slider(KNOBS["num_candidates"], g.num_candidates, t("candidates"))
         temperature = _slider(KNOBS["temperature"], g.temperature, t("temperature"))
-        max_tokens = _slider(KNOBS["max_new_tokens"], g.max_new_tokens, t("max_tokens"))
+        max_tokens = _slider(KNOBS["max_new_tokens"], g.max_new_tokens, t("max_tokens"), elem_id="max-tokens")
         lam = _slider(KNOBS["lam"], g.lam, t("lam"), interactive=has_d, info=None if has_d else t("no_discriminator"))
     ranking_note = gr.Markdown(f"*{escape(engine.ranking_note)}*", elem_id="ranking-note")
     models = gr.Markdown(models_line(engine), elem_id="models")
@@ -340,17 +340,25 @@ def _wire_flows(demo: gr.Blocks, ui: ChatUI, page: Page) -> None:
     menu.input(ui.switch_flow, [menu, chat, user_id], view, **TURN).then(ui.show_flow, [chat], flow_parts, **PRIVATE)
 
 
+def _stoppable(stop: gr.Button, trigger, fn, inputs, outputs, **options):
+    """`trigger` runs the turn `fn`; the Stop button is live from the trigger until the turn has ended (or failed)."""
+    trigger(lambda: gr.Button(interactive=True), None, stop, queue=False, show_progress="hidden", **PRIVATE)
+    turn = trigger(fn, inputs, outputs, **TURN, **options)
+    turn.then(lambda: gr.Button(interactive=False), None, stop, queue=False, show_progress="hidden", **PRIVATE)
+    return turn
+
+
 def _wire_turns(ui: ChatUI, page: Page) -> None:
     """Sending, quick replies, examples, regenerating, retrying, editing and stopping."""
     a, chat, user_id, view = page.area, page.chat, page.user_id, page.view
     knobs = page.settings.knobs
-    a.box.submit(ui.respond, [a.box, chat, *knobs, user_id], view, **TURN)
+    _stoppable(a.stop, a.box.submit, ui.respond, [a.box, chat, *knobs, user_id], view)
     for button in a.quick_replies:
-        button.click(ui.respond, [button, chat, *knobs, user_id], view, **TURN)  # sends its text
+        _stoppable(a.stop, button.click, ui.respond, [button, chat, *knobs, user_id], view)  # sends its text
     a.examples.click(ui.example, [a.examples], [a.box], **PRIVATE)
-    a.regenerate.click(ui.regenerate, [chat, *knobs, user_id], view, **TURN)
-    a.retry.click(ui.regenerate, [chat, *knobs, user_id], view, **TURN)
-    a.chatbot.edit(ui.edit, [chat, *knobs, user_id], view, **TURN)
+    _stoppable(a.stop, a.regenerate.click, ui.regenerate, [chat, *knobs, user_id], view)
+    _stoppable(a.stop, a.retry.click, ui.regenerate, [chat, *knobs, user_id], view)
+    _stoppable(a.stop, a.chatbot.edit, ui.edit, [chat, *knobs, user_id], view)
     a.stop.click(ui.stop, None, None, queue=False, **PRIVATE)
 
 
@@ -393,9 +401,10 @@ def _wire_speech(ui: ChatUI, page: Page, concurrency: int) -> None:
     knobs = page.settings.knobs
     # "multiple": an utterance spoken over the last reply (barge-in) is sent while that reply's events still end.
     send = {"trigger_mode": "multiple"}
-    s.talk_send.click(ui.talk, [s.talk_data, chat, *knobs, page.user_id], page.view, **TURN, **send).then(
-        ui.talk_done, [s.talk_id], s.talk_turn_done, **PRIVATE
+    talk_turn = _stoppable(
+        a.stop, s.talk_send.click, ui.talk, [s.talk_data, chat, *knobs, page.user_id], page.view, **send
     )
+    talk_turn.then(ui.talk_done, [s.talk_id], s.talk_turn_done, **PRIVATE)
     talk_speech = s.talk_send.click(ui.speak_talk, [chat], s.audio, **speech, **send)
     talk_speech.then(ui.talk_done, [s.talk_id], s.talk_spoken_done, **PRIVATE)
     # Barge-in and Stop: the turn ends after its current token (and is saved), its speech is cancelled.

@@ -61,7 +61,9 @@ def send(page, text: str = "", files: list[Path] | None = None, shot: str = "") 
         )
     page.fill("#input-box textarea", text)
     page.press("#input-box textarea", "Enter")
-    page.wait_for_function("n => document.querySelectorAll('#chatbot [data-testid=bot]').length > n", arg=before, timeout=90_000)
+    page.wait_for_function(
+        "n => document.querySelectorAll('#chatbot [data-testid=bot]').length > n", arg=before, timeout=90_000
+    )
     page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=90_000)
     if shot:
         page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
@@ -148,14 +150,18 @@ def test_edit_a_message_makes_a_branch_and_the_old_one_stays(page):
     editor.fill("Hello! Suggest a name for a kitten.")
     before = bot_count(page)
     page.locator("#chatbot button[aria-label=Submit]").first.click()
-    page.wait_for_function("n => document.querySelectorAll('#chatbot [data-testid=bot]').length !== n", arg=before, timeout=30_000)
+    page.wait_for_function(
+        "n => document.querySelectorAll('#chatbot [data-testid=bot]').length !== n", arg=before, timeout=30_000
+    )
     page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=90_000)
     page.wait_for_selector("#branch-bar", state="visible", timeout=10_000)
     shot(page, "08-edited-branch")
     text = chat_text(page).lower()
     assert "kitten" in text and "puppy" not in text
     page.click("#branch-prev")
-    page.wait_for_function("document.querySelector('#chatbot').innerText.toLowerCase().includes('puppy')", timeout=10_000)
+    page.wait_for_function(
+        "document.querySelector('#chatbot').innerText.toLowerCase().includes('puppy')", timeout=10_000
+    )
     shot(page, "09-old-branch")
     assert "kitten" not in chat_text(page).lower()
 
@@ -168,7 +174,9 @@ def test_reload_finds_the_conversation_in_the_sidebar(page):
     assert bot_count(page) == 0  # a fresh chat until one is opened
     shot(page, "10-reloaded-sidebar")
     entry.click()
-    page.wait_for_function("document.querySelector('#chatbot').innerText.toLowerCase().includes('puppy')", timeout=20_000)
+    page.wait_for_function(
+        "document.querySelector('#chatbot').innerText.toLowerCase().includes('puppy')", timeout=20_000
+    )
     shot(page, "11-reopened")
     assert "picture tags" in chat_text(page).lower() and "Candidate" in page.inner_text("#cand-info")
     page.wait_for_selector("#chatbot button[aria-label=Liked]", timeout=10_000)  # the like given before the reload
@@ -212,8 +220,11 @@ def import_file(page, path: Path) -> None:
 def test_imported_html_is_shown_as_text(page, tmp_path):
     message = {"role": "user", "content": f"hostile {HOSTILE}", "attachments": [{"kind": "image", "text": HOSTILE}]}
     reply = {"role": "assistant", "content": "", "candidates": [{"text": HOSTILE, "j": -1.0}]}
-    data = {"format": "interactive-format/conversations", "version": 1,
-            "conversations": [{"title": f"hostile {HOSTILE}", "messages": [message, reply]}]}
+    data = {
+        "format": "interactive-format/conversations",
+        "version": 1,
+        "conversations": [{"title": f"hostile {HOSTILE}", "messages": [message, reply]}],
+    }
     path = tmp_path / "hostile.json"
     path.write_text(json.dumps(data))
     import_file(page, path)
@@ -235,3 +246,29 @@ def test_bad_import_is_refused_with_a_clear_message(page, tmp_path):
     shot(page, "14-bad-import")
     assert "format must be" in toast.inner_text() and page.locator(".toast-body b").count() == 0
     assert page.locator("#chat-list label").count() == before
+
+
+def stop_live(page) -> bool:
+    return page.evaluate("!document.querySelector('#stop-btn').disabled")
+
+
+def test_stop_is_live_only_during_a_turn_and_ends_it_early(page):
+    """At rest Stop cannot be pressed; during a long reply it can, and pressing it ends the turn with what was said."""
+    assert not stop_live(page)
+    tokens = page.locator("#max-tokens input[type=number]")
+    before = tokens.input_value()
+    tokens.fill("512")  # a reply that would stream for half a minute here
+    tokens.press("Enter")
+    turns = bot_count(page)
+    page.fill("#input-box textarea", "Tell me a very long story about a dragon who learns to bake bread.")
+    page.press("#input-box textarea", "Enter")
+    page.wait_for_function("document.querySelector('#status').innerText.startsWith('Sampling')", timeout=60_000)
+    page.wait_for_function("!document.querySelector('#stop-btn').disabled", timeout=10_000)
+    shot(page, "15-stop-live")
+    page.click("#stop-btn")
+    page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=60_000)
+    page.wait_for_function("document.querySelector('#stop-btn').disabled", timeout=10_000)
+    shot(page, "16-stopped")
+    assert bot_count(page) > turns and "Stopped before the replies were complete" in chat_text(page)
+    tokens.fill(before)
+    tokens.press("Enter")
