@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -47,6 +48,15 @@ def test_the_default_persona_and_every_shipped_one_ask_for_short_answers():
     personas = [GenerationConfig().system_prompt, *(load_flow(p).persona for p in shipped_flows())]
     for persona in filter(None, personas):
         assert re.search(r"at most|一两句|简短", persona), persona
+
+
+def test_the_smart_home_persona_is_the_one_the_quality_bench_read():
+    """With only a language rule, Qwen2.5-Coder-1.5B answered Chinese commands with their English translation;
+    the shipped persona says what to do and not to translate, and bench/quality measured exactly this text."""
+    measured = json.loads((ROOT / "bench" / "quality" / "prompts.json").read_text())["systems_short_v3"]
+    persona = load_flow(ROOT / "assets" / "flows" / "smart-home.toml").persona
+    assert persona == measured["home"] and "不要翻译" in persona
+    assert GenerationConfig().system_prompt == measured["default"]
 
 
 @pytest.mark.parametrize("path", shipped_flows(), ids=lambda p: p.stem)

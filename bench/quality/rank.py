@@ -27,7 +27,7 @@ def main() -> None:
     for name in sys.argv[1:]:
         path = Path(name)
         out = json.loads(path.read_text())
-        systems = prompts[out.get("systems", "systems")]
+        systems = {**prompts[out.get("systems", "systems")], **out.get("system_overrides", {})}
         for row in out["replies"]:
             messages = [{"role": "system", "content": systems[row["system"]]}, {"role": "user", "content": row["text"]}]
             candidates = [Candidate(c["text"], c["j"], finished=c["finished"]) for c in row["candidates"]]

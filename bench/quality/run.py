@@ -1,14 +1,18 @@
 """Replies of one chat model to the fixed prompt set (prompts.json), as the app would show them.
 
     python bench/quality/run.py embedded:qwen2.5-coder-0.5b [--backend llamacpp] [--n 4] [--tokens 128]
-        [--systems systems_short] [--tag short]
+        [--systems systems_short] [--tag short] [--only zh-home,en-home] [--system home=TEXT]
+        [--temperature 0.7] [--top-p 0.9] [--engine '{"min_p": 0.05}']
 
 Samples N candidates per prompt with the app's defaults (temperature 0.7, top-p 0.9), ranks them with
 the app's Reranker (fewest defects first, then λ·D + (1−λ)·J with the shipped discriminator) and writes
 every candidate with its J, D, token count and detected defects, and the shown one, to
 replies-<model>[-<tag>].json beside this file. `--systems` picks the personas (prompts.json's "systems",
 or "systems_short": the same with a short-answer instruction). Defects are counted by reading the
-shown replies (README.md here).
+shown replies (README.md here). `--only` keeps the prompts whose id starts with one of the prefixes
+(a quick look, not a table row); `--system KEY=TEXT` replaces one persona (recorded in the file, and
+rank.py uses it); `--temperature` / `--top-p` and `--engine` (extra llama.cpp request fields such as
+min_p, repeat_penalty, presence_penalty; recorded) are for trying sampling settings one at a time.
 """
 
 from __future__ import annotations
@@ -40,21 +44,37 @@ def main() -> None:
     p.add_argument("--systems", default="systems", help='the personas: "systems" or "systems_short" (prompts.json)')
     p.add_argument("--tag", default="", help="a suffix for the output file, e.g. short")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--only", default="", help="comma-separated id prefixes: sample only these prompts")
+    p.add_argument("--system", action="append", default=[], help="KEY=TEXT: replace one persona")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--engine", default="{}", help="JSON: extra llama.cpp request fields, e.g. min_p")
     args = p.parse_args()
     prompts = json.loads((HERE / "prompts.json").read_text())
+    overrides = dict(x.split("=", 1) for x in args.system)
+    systems = {**prompts[args.systems], **overrides}
+    engine = json.loads(args.engine)
+    only = tuple(x for x in args.only.split(",") if x)
     models = ModelsConfig(
         llm=args.llm, llm_backend=args.backend, cache_dir=default_cache_dir(), llm_threads=args.threads
     )
     generator = load_generator(models, "cpu")
+    if engine:  # the bench's hook for sampling settings the app does not expose
+        request = generator.request
+        generator.request = lambda prompt, params, seed: {**request(prompt, params, seed), **engine}
     d = load_discriminator(models.discriminator, "cpu")
     reranker = Reranker(d, float(d.meta.get("lam", 0.5)) if d else 0.5)
     rows = []
     for i, q in enumerate(prompts["prompts"]):
+        if only and not q["id"].startswith(only):
+            continue
         messages = [
-            {"role": "system", "content": prompts[args.systems][q["system"]]},
+            {"role": "system", "content": systems[q["system"]]},
             {"role": "user", "content": q["text"]},
         ]
-        params = SamplingParams(n=args.n, temperature=0.7, top_p=0.9, max_new_tokens=args.tokens, seed=args.seed + i)
+        params = SamplingParams(
+            n=args.n, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.tokens, seed=args.seed + i
+        )
         started = time.perf_counter()
         for sample in generator.stream(messages, params, threading.Event()):
             pass
@@ -90,6 +110,11 @@ def main() -> None:
         "n": args.n,
         "max_new_tokens": args.tokens,
         "systems": args.systems,
+        **({"system_overrides": overrides} if overrides else {}),
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        **({"engine": engine} if engine else {}),
+        **({"only": list(only)} if only else {}),
         "threads": args.threads,
         "load": [round(x, 2) for x in os.getloadavg()],
         "mean_d": round(statistics.mean(ds), 4) if ds else None,
