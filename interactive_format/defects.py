@@ -148,7 +148,11 @@ def cut_off(reply: str, finished: bool) -> Defect | None:
     if finished:
         return None
     tail = reply.rstrip()
-    if tail and (tail[-1] in SENTENCE_END or unicodedata.category(tail[-1]) == "So"):
+    last = tail.splitlines()[-1] if tail else ""
+    # A list's next item begun and no more ("3.", "5. **") or bold left open ("3. **西湖"): "." and "*" end
+    # sentences and bold text elsewhere, so these are told apart by the last line.
+    begun = bool(LIST_MARKER.match(last)) and not LIST_MARKER.sub("", last).strip("* ")
+    if last.count("**") % 2 == 0 and not begun and (tail[-1] in SENTENCE_END or unicodedata.category(tail[-1]) == "So"):
         return None
     return Defect("cut_off", "stopped mid-sentence at the token limit")
 

@@ -111,6 +111,18 @@ def test_conversation_language_is_the_last_user_message_without_picture_tags():
 def test_cut_off_needs_the_token_limit_and_an_open_sentence():
     assert names("去杭州可以先游西湖，然后", ZH, finished=False) == ["cut_off"]
     assert names("You could start with the Colosseum and", EN, finished=False) == ["cut_off"]
+
+
+def test_cut_off_at_a_list_item_just_begun_or_bold_left_open():
+    """The token limit right after the next item's marker, or inside its bold title: "." and "*" do not end it."""
+    assert names("杭州值得去的地方：\n1. **西湖**：风景很美。\n2. **灵隐寺**：古寺。\n3. **", ZH, finished=False) == [
+        "cut_off"
+    ]
+    assert names("Pack these:\n1. Boots.\n2. A rain jacket.\n3.", EN, finished=False) == ["cut_off"]
+    assert names("Pack these:\n1. **Boots**: good ones.\n2. **A rain", EN, finished=False) == ["cut_off"]
+    # complete endings stay complete: a closed bold title, a sentence, a list item that says something
+    assert names("Pack these:\n1. **Boots**: good ones.\n2. **A rain jacket**", EN, finished=False) == []
+    assert names("Pack these:\n1. Boots.\n2. A rain jacket.", EN, finished=False) == []
     assert names("去杭州可以先游西湖。", ZH, finished=False) == []  # ended at a sentence end
     assert names("You could start with the Colosseum and", EN, finished=True) == []
 
