@@ -5,15 +5,16 @@ Two held-out sets, never tuned on, every baseline from the same run:
 1. chitchat (English): on test chats never seen in training, D's ROC-AUC of the human's real next turn
    against the generator's reply to the same context (and the same for an older D, to compare), and D's
    latency per candidate when it scores N candidates of one context in one batch, as the app does.
-2. bench/rerank (20 Chinese + 20 English prompts, K candidates each from the default generator): per
-   language, the shown reply of each ranking at N = 2, 4, 8 (best of the first N candidates; N = 1 is the
-   single sample): the app's `Reranker` (fewest defects, then λ·D + (1−λ)·J), the same `Reranker` without
+2. bench/rerank (up to 40 Chinese + 40 English prompts, K = 8 candidates each from the default generator,
+   bench/rerank/sample.py): per language, the shown reply of each ranking at N = 2, 4, 8 (best of the first
+   N candidates; N = 1 is the single sample): the app's `Reranker` (fewest defects, then λ·D + (1−λ)·J), the same `Reranker` without
    the defect count (λ·D + (1−λ)·J), D alone, J alone and the longest reply; single samples at other
    temperatures (the best single temperature); the shown replies' defect rate (defects.py: circular for the
    defect-aware ranking, which uses the same detectors) and distinct-2 against single samples; D's
    ROC-AUC of clean replies against defective ones built from them (the Chinese figure: no human Chinese
    chats ship offline). With --pair-judge, a chat model that never sees D's scores (pairjudge.py) compares
-   the app's best-of-N with the single sample, both orders.
+   the app's best-of-N with the single sample, both orders, for each N of --pair-ns (--pair-cache: its
+   verdicts kept in a file, so a stopped run resumes without asking again).
 """
 
 from __future__ import annotations
@@ -53,8 +54,7 @@ class EvalConfig:
     compare_to: str = ""  # an older D's directory, scored on the same held-out chats ("" = none)
     ns: tuple[int, ...] = (2, 4, 8)
     rerank_samples: tuple[str, ...] = (  # bench/rerank candidate files at the app's temperature, joined per prompt
-        "samples-qwen2.5-coder-0.5b-t0.7.json",
-        "samples-qwen2.5-coder-0.5b-t0.7-s1014.json",
+        "samples-qwen2.5-coder-0.5b-t0.7-s14.json",
     )
     temperature_samples: tuple[str, ...] = (  # single samples at other temperatures
         "samples-qwen2.5-coder-0.5b-t0.3-s14.json",
@@ -64,8 +64,9 @@ class EvalConfig:
     device: str = "auto"
     progress: bool = True
     pair_judge: str = ""  # a chat model (pairjudge.py) that judges best-of-N vs one sample; "" = off
-    pair_contexts: int = 20  # prompts per language it judges (~13 s per pair, both orders, on 2 cores)
-    pair_ns: tuple[int, ...] = (4,)
+    pair_contexts: int = 40  # prompts per language it judges (~13 s per pair, both orders, on 2 cores)
+    pair_ns: tuple[int, ...] = (4, 8, 2)  # judged in this order: each N on every prompt before the next
+    pair_cache: str = ""  # a JSON-lines file of the judge's verdicts: read first, each new one appended ("" = none)
     stop_at: float = float("inf")  # Unix time after which the pair judge asks nothing more
 
 
@@ -247,32 +248,53 @@ def clean_vs_defective_auc(d, rows: list[dict]) -> dict:
 
 
 def pair_judge_report(cfg: EvalConfig, rerank: dict, rows: list[dict]) -> dict:
-    """The app's best-of-N against the single sample, under the pair judge (texts only, never D's scores)."""
+    """The app's best-of-N against the single sample, under the pair judge (texts only, never D's scores).
+
+    N in the order of `pair_ns`, each on every prompt before the next N (a run stopped at `stop_at` keeps the
+    first N whole), zh and en alternating; a pair asked for one N (or found in `pair_cache`: the judge is
+    greedy, so a verdict on the same texts is the same) is not asked again.
+    """
+    from itertools import zip_longest
+
     from .dialogue import context_text
+    from .judges import win_rate
     from .pairjudge import PairJudge, outcome
 
     judge = PairJudge.from_spec(cfg.pair_judge, cfg.cache_dir)
     out: dict = {"judge": cfg.pair_judge, "note": "the judge reads the conversation and two replies only"}
-    started = time.perf_counter()
+    verdicts: dict[tuple[str, str, str], float] = {}  # (context, best, first) -> P(best is better than first)
+    cache = Path(cfg.pair_cache) if cfg.pair_cache else None
+    if cache and cache.exists():
+        for line in cache.read_text().splitlines():
+            v = json.loads(line)
+            verdicts[(v["context"], v["best"], v["first"])] = v["p"]
+    cached, started = len(verdicts), time.perf_counter()
+    for r in rows:
+        r["context"] = context_text([{"role": "user", "content": r["text"]}])
     for n in cfg.pair_ns:
-        for lang in ("zh", "en"):
-            rs = [r for r in rows if r["lang"] == lang]
-            picks = rerank["shown"][lang]["defect_aware"][str(n)]["picks"]
-            for r in rs:
-                r["context"] = context_text([{"role": "user", "content": r["text"]}])
-            results = []
-            for r, i in list(zip(rs, picks))[: cfg.pair_contexts]:
-                if time.time() > cfg.stop_at:
-                    break
-                best, first = r["candidates"][i]["text"], r["candidates"][0]["text"]
-                results.append(
-                    0.5 if best.strip() == first.strip() else outcome(judge.prefer(r["context"], best, first))
-                )
-            if results:
-                from .judges import win_rate
-
-                out[f"{lang}_best_of_{n}_vs_first"] = win_rate(results, [0.5] * len(results))
+        planned = {lang: list(zip([r for r in rows if r["lang"] == lang],
+                                  rerank["shown"][lang]["defect_aware"][str(n)]["picks"]))[: cfg.pair_contexts]
+                   for lang in ("zh", "en")}  # fmt: skip
+        results: dict[str, list] = {"zh": [], "en": []}
+        for r, i in [x for both in zip_longest(*planned.values()) for x in both if x]:
+            if time.time() > cfg.stop_at:
+                break
+            best, first = r["candidates"][i]["text"], r["candidates"][0]["text"]
+            key = (r["context"], best, first)
+            if best.strip() != first.strip() and key not in verdicts:
+                verdicts[key] = judge.prefer(r["context"], best, first)
+                if cache:
+                    record = {"context": r["context"], "best": best, "first": first, "p": verdicts[key]}
+                    with cache.open("a") as f:
+                        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            p = verdicts.get(key, 0.5)
+            results[r["lang"]].append({"id": r["id"], "pick": i, "p_best": round(p, 3), "outcome": outcome(p)})
+        for lang, items in results.items():
+            if items:
+                rates = win_rate([x["outcome"] for x in items], [0.5] * len(items))
+                out[f"{lang}_best_of_{n}_vs_first"] = {**rates, "planned": len(planned[lang]), "items": items}
     judge.close()
+    out["pairs_asked"], out["pairs_cached"] = len(verdicts) - cached, cached
     out["seconds"] = round(time.perf_counter() - started)
     return out
 
@@ -287,7 +309,9 @@ def evaluate(cfg: EvalConfig) -> dict:
     report["chitchat"] = chitchat_report(d, cfg)
     report["rerank"] = rerank_report(d, lam, cfg)
     cfg.report_dir.mkdir(parents=True, exist_ok=True)
-    (cfg.report_dir / "evaluation.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))  # kept if the judge fails
+    (cfg.report_dir / "evaluation.json").write_text(
+        json.dumps(report, indent=1, ensure_ascii=False)
+    )  # kept if the judge fails
     if cfg.pair_judge:
         report["pair_judge"] = pair_judge_report(cfg, report["rerank"], read_rows(cfg.rerank_samples))
     cfg.report_dir.mkdir(parents=True, exist_ok=True)

@@ -105,3 +105,28 @@ def test_a_sentence_encoder_file_that_is_not_the_pinned_one_is_refused(monkeypat
         SentenceEncoder("embedded:e5-small")
     with pytest.raises(ModelLoadError, match="not a sentence encoder"):
         SentenceEncoder("embedded:minilm")
+
+
+def test_the_context_and_replies_are_embedded_in_two_parts_on_two_threads_with_the_same_scores(e5_d, monkeypatch):
+    import threading
+
+    encoder = e5_d.encoder
+    context, replies = "user: 周末去哪里玩好？", ["去爬山吧。", "Go to the museum.", "在家看电影也不错。", "A picnic!"]
+    encoder.cache.clear()
+    encoder.workers = 1
+    alone = e5_d.score(context, replies)
+    calls: list[tuple[int, int]] = []
+    encode = encoder._encode
+
+    def recorded(texts, query):
+        calls.append((threading.get_ident(), len(texts)))
+        return encode(texts, query)
+
+    monkeypatch.setattr(encoder, "_encode", recorded)
+    encoder.cache.clear()
+    encoder.workers = 2  # the default
+    split = e5_d.score(context, replies)
+    assert split == pytest.approx(alone, abs=1e-6)
+    assert len({thread for thread, _ in calls}) == 2 and sum(n for _, n in calls) == 5  # 1 context + 4 replies
+    q, p = encoder.embed_both([], replies[:1])
+    assert q.shape == (0, 384) and p.shape == (1, 384)

@@ -125,3 +125,36 @@ def test_best_of_n_rates_asks_the_judge_only_about_different_replies():
     rates = pairjudge.best_of_n_rates(Judge(), ["c1", "c2", "c3"], samples, {2: [1, 1, 1]})
     assert asked == [("better", "single"), ("worse", "good")]  # the identical pair is a tie, not asked
     assert rates[2]["rate"] == pytest.approx(0.5) and (rates[2]["wins"], rates[2]["ties"], rates[2]["n"]) == (1, 1, 3)
+
+
+def test_the_evaluation_judges_each_n_on_every_prompt_first_and_asks_a_pair_once(monkeypatch, tmp_path):
+    from interactive_format import evaluate
+
+    asked = []
+
+    class Judge:
+        def prefer(self, context, first, second):
+            asked.append(first)
+            return 0.9 if first.startswith("good") else 0.1
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(PairJudge, "from_spec", classmethod(lambda cls, *a, **k: Judge()))
+    rows = [{"id": f"{lang}-{k}", "lang": lang, "text": "hi",
+             "candidates": [{"text": t} for t in ("first", f"good {lang}{k}", f"bad {lang}{k}", "first ")]}
+            for lang in ("zh", "en") for k in range(3)]  # fmt: skip
+    picks = {"2": [1, 0, 1], "4": [1, 2, 3], "8": [1, 2, 3]}  # index 3 repeats the first reply: a tie
+    rerank = {"shown": {lang: {"defect_aware": {n: {"picks": p} for n, p in picks.items()}} for lang in ("zh", "en")}}
+    cfg = evaluate.EvalConfig(pair_judge="fake", pair_ns=(4, 8, 2), pair_cache=str(tmp_path / "verdicts.jsonl"))
+    out = evaluate.pair_judge_report(cfg, rerank, rows)
+    # N = 4 first, zh and en alternating; N = 8 picked the same replies (not asked again), N = 2 two new ones
+    assert asked == ["good zh0", "good en0", "bad zh1", "bad en1", "good zh2", "good en2"]
+    assert out["pairs_asked"] == 6 and out["zh_best_of_8_vs_first"]["rate"] == 0.5
+    four = out["zh_best_of_4_vs_first"]
+    assert (four["wins"], four["ties"], four["n"], four["planned"]) == (1, 1, 3, 3) and four["rate"] == 0.5
+    assert out["en_best_of_2_vs_first"]["rate"] == pytest.approx(2.5 / 3)
+    again = evaluate.pair_judge_report(cfg, rerank, rows)  # a resumed run: every verdict from the cache
+    assert len(asked) == 6 and again["pairs_cached"] == 6 and again["zh_best_of_4_vs_first"] == four
+    stopped = evaluate.pair_judge_report(evaluate.EvalConfig(pair_judge="fake", stop_at=0.0), rerank, rows)
+    assert not any(k.endswith("_vs_first") for k in stopped)  # past stop_at nothing more is asked

@@ -3,7 +3,7 @@
     python bench/rerank/measure.py                              # defect rates (seconds; D on the CPU)
     flock /tmp/bench.lock python bench/rerank/measure.py --judge  # + the pair judge's check and best-of-4
 
-Reads samples-<model>-t0.7.json (sample.py: K = 5 candidates per held-out prompt). Sample 0 is "the
+Reads samples-<model>-t0.7-s14.json (sample.py: K = 8 candidates per held-out prompt). Sample 0 is "the
 single sample"; best-of-N picks among samples 1..N by each strategy: defect-aware (fewest defects, then
 λ·D + (1−λ)·J, the app's ranking), λ·D + (1−λ)·J, J alone, D alone, the longest reply. The shown reply's
 defects are counted by defects.py, per language. With --judge, the pair judge (pairjudge.py, the 1.5B)
@@ -64,7 +64,9 @@ def defect_rates(rows: list[dict], lam: float, ns: tuple[int, ...]) -> dict:
     for lang in ("zh", "en"):
         rs = [r for r in rows if r["lang"] == lang]
         res = {"prompts": len(rs), "single": _rate(rs, [0] * len(rs))}
-        res["all_candidates"] = round(sum(bool(c["defects"]) for r in rs for c in r["candidates"]) / (5 * len(rs)), 3)
+        res["all_candidates"] = round(
+            sum(bool(c["defects"]) for r in rs for c in r["candidates"]) / sum(len(r["candidates"]) for r in rs), 3
+        )
         for name, key in strategies(lam).items():
             res[name] = {str(n): _rate(rs, [pick(r["candidates"], key, n) for r in rs]) for n in ns}
         out[lang] = res
@@ -163,7 +165,7 @@ def run_judge(rows: list[dict], lam: float, args, report: dict, save) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--samples", type=Path, default=HERE / "samples-qwen2.5-coder-0.5b-t0.7.json")
+    p.add_argument("--samples", type=Path, default=HERE / "samples-qwen2.5-coder-0.5b-t0.7-s14.json")
     p.add_argument("--discriminator", default="assets/discriminator")
     p.add_argument("--ns", type=int, nargs="+", default=[2, 4])
     p.add_argument("--judge", action="store_true")
