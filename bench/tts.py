@@ -1,10 +1,14 @@
 """Spoken replies, measured: round trip through our own Whisper, real-time factor, first-audio latency.
 
-    flock /tmp/bench.lock python3 bench/tts.py                                  # the default engine
-    flock /tmp/bench.lock python3 bench/tts.py --engine embedded:kokoro-82m@1/1 --engine embedded:kokoro-82m@1/2 \
+    flock -x /tmp/cpu.lock python3 bench/tts.py                                # the default engine
+    flock -x /tmp/cpu.lock python3 bench/tts.py --engine embedded:kokoro-82m@1/1 --engine embedded:kokoro-82m@1/2 \
         --engine espeak-ng       # side by side (@threads/threads for a reply's first piece; default @1/2)
+    python3 bench/tts.py --only zh --forced 5 --engine embedded:kokoro-82m@1/2+zh=jf_alpha+speed=0.9+whole
+        # variants: +zh=/+en= a voice, +speed=S, +whole (each reply one piece), +zhwhole=off (Chinese cut at its
+        # first comma and at every sentence, as before), +firstcut=off (no English first-piece word cut);
+        # --forced BEAM: also Whisper with the language forced and beam search (columns *_forced)
 
-24 fixed assistant / smart-home replies (12 English, 12 Chinese) are cut into pieces the way a streamed reply
+24 fixed assistant / smart-home replies (12 English, 12 Chinese; and 8 fresh Chinese ones, "zh-fresh") are cut into pieces the way a streamed reply
 is (speaker.SentenceSplitter: the first piece may end at a comma), each piece is synthesised, and the joined
 audio is transcribed by the app's Transcriber on embedded:whisper-base. Word error rate (English: Whisper's
 EnglishTextNormalizer) and character error rate (Chinese: simplified characters via zhconv, digits as Chinese
@@ -110,6 +114,7 @@ def variant(name: str) -> tuple[str, dict]:
         "voices": {},
         "whole": False,
         "firstcut": True,
+        "zhwhole": None,
     }
     for option in options:
         key, _, value = option.partition("=")

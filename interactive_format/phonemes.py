@@ -73,8 +73,8 @@ def _weight(text: str) -> int:
 
 def _word_cut(text: str, cut: int) -> int:
     """Where an English first piece may end before a function word: FIRST_WORDS words before it, two complete
-    words after it, in a first sentence (ending at `cut`, or still streaming: 0) longer than
-    FIRST_CUT_LONGER_THAN (0: nowhere). The same place whatever the stream has added since."""
+    words after it, in a first clause or sentence (ending at `cut`, or still streaming: 0) longer than
+    FIRST_CUT_LONGER_THAN (0: nowhere)."""
     sentence = text[:cut] if cut else text
     if _HAN.search(sentence) or len(sentence.strip()) <= FIRST_CUT_LONGER_THAN:
         return 0
@@ -91,21 +91,22 @@ def _word_cut(text: str, cut: int) -> int:
 
 def _cut(text: str, first: bool) -> int:
     """Where the first complete sentence of `text` ends (0: none yet); the first piece may end at a clause,
-    or (English) before a function word, whichever comes first."""
+    or (English) before a function word inside that clause."""
     cut = _end_of_sentence(text)
     if ZH_WHOLE_SENTENCES and cut and 0 < len(_HAN.findall(text[:cut])) <= ZH_SHORT:
         after = _end_of_sentence(text[cut:])  # a short Chinese sentence is said with the next one
         cut = cut + after if after else 0
     if not first:
         return cut
-    early = [_word_cut(text, cut)]
     for clause in _CLAUSE.finditer(text):
         if cut and clause.end() >= cut or ZH_WHOLE_SENTENCES and _HAN.search(text[: clause.start()]):
             break
         if _weight(text[: clause.start()]) >= FIRST_CHUNK_CHARS:
-            early.append(clause.end())
+            cut = clause.end()
             break
-    return min([c for c in early if c] or [cut])
+    # The word cut looks only inside the clause or sentence found (or, while none is, at complete words), so
+    # the first piece is the same whatever the stream adds (follow() re-cuts the growing text at every look).
+    return _word_cut(text, cut) or cut
 
 
 def split_sentences(text: str) -> list[str]:

@@ -72,12 +72,26 @@ def test_a_long_english_first_sentence_is_cut_before_a_function_word_the_same_wa
     assert streamed == want  # only the first piece is cut early; the rest keep their sentences whole
     assert SentenceSplitter().feed(text) == want
     # never after a function word, nor in a short first sentence, nor in one with no function word
-    assert SentenceSplitter().feed("The battery of the smoke detector is low. ") == [
-        "The battery",
-        "of the smoke detector is low.",
-    ]
-    assert SentenceSplitter().feed("I put it on the list. ") == ["I put it on the list."]
-    assert SentenceSplitter().feed("The washing machine has finished. ") == ["The washing machine has finished."]
+    cut = {t: SentenceSplitter().feed(t) for t in ("The battery of the smoke detector is low.", "I put it on the list.",
+                                                    "The washing machine has finished.")}  # fmt: skip
+    assert list(cut.values()) == [["The battery", "of the smoke detector is low."], *([t] for t in list(cut)[1:])]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [*(t for _, t in BENCH.REPLIES + BENCH.FRESH), "Cats are fond of naps, and they sleep a lot at night, with one eye open.",
+     "Cats are small, furry animals of the night, with sharp claws. They purr."],
+)  # fmt: skip
+def test_the_pieces_cut_so_far_never_change_as_the_reply_streams_on(text):
+    # follow() cuts the growing reply afresh at every look and says the pieces after those already said
+    def pieces(prefix: str, done: bool) -> list[str]:
+        splitter = SentenceSplitter()
+        return splitter.feed(prefix) + (splitter.flush() if done else [])
+
+    whole = pieces(text, True)
+    for end in range(len(text) + 1):
+        so_far = pieces(text[:end], False)
+        assert so_far == whole[: len(so_far)], text[:end]
 
 
 def test_chinese_is_said_in_whole_sentences_and_a_short_one_with_the_next():
