@@ -18,6 +18,17 @@ from .errors import InteractiveFormatError, ModelLoadError, require
 ESPEAK_TIMEOUT_S = 30.0
 MAX_PHONEMES = 400  # per Kokoro call (the model takes 510 tokens; the voice tables have 510 rows)
 FIRST_CHUNK_CHARS = 8  # the first piece may end at a comma once this long (a Chinese character counts 2)
+# A long English first sentence may also end its first piece before a function word (a phrase boundary), so
+# that its audio (synthesised about as fast as it plays) is ready sooner (bench/tts.py: first audio).
+FIRST_WORDS = 2  # words before such a cut (the word just before it is not a function word)
+FIRST_CUT_LONGER_THAN = 24  # only in a first sentence longer than this (characters): a short one is said whole
+# Chinese said in whole sentences (no first-clause cut; a sentence of ZH_SHORT characters or fewer is said with
+# the next): Kokoro's Mandarin from these voices is heard better in longer pieces (bench/tts.py "+zhwhole").
+ZH_WHOLE_SENTENCES = True
+ZH_SHORT = 5
+_FUNCTION_WORDS = frozenset(
+    "the a an to in on at for of with from by into until about and but or so because if when while that".split()
+)
 
 HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HAN = re.compile(f"[{HAN}]")
@@ -60,16 +71,42 @@ def _weight(text: str) -> int:
     return len(text) + len(_HAN.findall(text))
 
 
+def _word_cut(text: str, cut: int) -> int:
+    """Where an English first piece may end before a function word: FIRST_WORDS words before it, two complete
+    words after it, in a first clause or sentence (ending at `cut`, or still streaming: 0) longer than
+    FIRST_CUT_LONGER_THAN (0: nowhere)."""
+    sentence = text[:cut] if cut else text
+    if _HAN.search(sentence) or len(sentence.strip()) <= FIRST_CUT_LONGER_THAN:
+        return 0
+    words = list(re.finditer(r"\S+", sentence))
+    for k in range(FIRST_WORDS, len(words) - 2):
+        complete = cut or words[k + 2].end() < len(sentence)  # a word still streaming may grow
+        if not complete:
+            return 0
+        before = words[k - 1].group()
+        if words[k].group().lower() in _FUNCTION_WORDS and before.isalpha() and before.lower() not in _FUNCTION_WORDS:
+            return words[k].start()
+    return 0
+
+
 def _cut(text: str, first: bool) -> int:
-    """Where the first complete sentence of `text` ends (0: none yet); the first piece may end at a clause."""
+    """Where the first complete sentence of `text` ends (0: none yet); the first piece may end at a clause,
+    or (English) before a function word inside that clause."""
     cut = _end_of_sentence(text)
-    if first:
-        for clause in _CLAUSE.finditer(text):
-            if _weight(text[: clause.start()]) >= FIRST_CHUNK_CHARS and (not cut or clause.end() < cut):
-                return clause.end()
-            if cut and clause.end() >= cut:
-                break
-    return cut
+    if ZH_WHOLE_SENTENCES and cut and 0 < len(_HAN.findall(text[:cut])) <= ZH_SHORT:
+        after = _end_of_sentence(text[cut:])  # a short Chinese sentence is said with the next one
+        cut = cut + after if after else 0
+    if not first:
+        return cut
+    for clause in _CLAUSE.finditer(text):
+        if cut and clause.end() >= cut or ZH_WHOLE_SENTENCES and _HAN.search(text[: clause.start()]):
+            break
+        if _weight(text[: clause.start()]) >= FIRST_CHUNK_CHARS:
+            cut = clause.end()
+            break
+    # The word cut looks only inside the clause or sentence found (or, while none is, at complete words), so
+    # the first piece is the same whatever the stream adds (follow() re-cuts the growing text at every look).
+    return _word_cut(text, cut) or cut
 
 
 def split_sentences(text: str) -> list[str]:

