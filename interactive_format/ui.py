@@ -401,10 +401,11 @@ def _wire_speech(ui: ChatUI, page: Page, concurrency: int) -> None:
     knobs = page.settings.knobs
     # "multiple": an utterance spoken over the last reply (barge-in) is sent while that reply's events still end.
     send = {"trigger_mode": "multiple"}
-    talk_turn = _stoppable(
-        a.stop, s.talk_send.click, ui.talk, [s.talk_data, chat, *knobs, page.user_id], page.view, **send
+    # Talk mode has its own stop (its button, and barge-in); the page's Stop stays out of its events (wired in, the
+    # barge-in round's reply was sometimes never answered in the browser test).
+    s.talk_send.click(ui.talk, [s.talk_data, chat, *knobs, page.user_id], page.view, **TURN, **send).then(
+        ui.talk_done, [s.talk_id], s.talk_turn_done, **PRIVATE
     )
-    talk_turn.then(ui.talk_done, [s.talk_id], s.talk_turn_done, **PRIVATE)
     talk_speech = s.talk_send.click(ui.speak_talk, [chat], s.audio, **speech, **send)
     talk_speech.then(ui.talk_done, [s.talk_id], s.talk_spoken_done, **PRIVATE)
     # Barge-in and Stop: the turn ends after its current token (and is saved), its speech is cancelled.
