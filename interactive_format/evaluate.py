@@ -309,9 +309,8 @@ def evaluate(cfg: EvalConfig) -> dict:
     report["chitchat"] = chitchat_report(d, cfg)
     report["rerank"] = rerank_report(d, lam, cfg)
     cfg.report_dir.mkdir(parents=True, exist_ok=True)
-    (cfg.report_dir / "evaluation.json").write_text(
-        json.dumps(report, indent=1, ensure_ascii=False)
-    )  # kept if the judge fails
+    # written now, so that it is kept if the judge fails
+    (cfg.report_dir / "evaluation.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     if cfg.pair_judge:
         report["pair_judge"] = pair_judge_report(cfg, report["rerank"], read_rows(cfg.rerank_samples))
     cfg.report_dir.mkdir(parents=True, exist_ok=True)

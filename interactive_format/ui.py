@@ -340,12 +340,11 @@ def _wire_flows(demo: gr.Blocks, ui: ChatUI, page: Page) -> None:
     menu.input(ui.switch_flow, [menu, chat, user_id], view, **TURN).then(ui.show_flow, [chat], flow_parts, **PRIVATE)
 
 
-def _stoppable(stop: gr.Button, trigger, fn, inputs, outputs, **options):
+def _stoppable(stop: gr.Button, trigger, fn, inputs, outputs) -> None:
     """`trigger` runs the turn `fn`; the Stop button is live from the trigger until the turn has ended (or failed)."""
     trigger(lambda: gr.Button(interactive=True), None, stop, queue=False, show_progress="hidden", **PRIVATE)
-    turn = trigger(fn, inputs, outputs, **TURN, **options)
+    turn = trigger(fn, inputs, outputs, **TURN)
     turn.then(lambda: gr.Button(interactive=False), None, stop, queue=False, show_progress="hidden", **PRIVATE)
-    return turn
 
 
 def _wire_turns(ui: ChatUI, page: Page) -> None:
