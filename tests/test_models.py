@@ -275,7 +275,9 @@ def test_converted_tiny_tokenizer_round_trips(tiny, cache_dir):
     assert tokenizer.encode("hello", add_special_tokens=False) == [vocab["hell"], vocab["o"]]  # merges applied
     assert tokenizer.encode("<|im_end|>", add_special_tokens=False) == [vocab["<|im_end|>"]]
     assert tokenizer.eos_token == "<|im_end|>"
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -482,7 +484,8 @@ def test_parts_are_joined_once_into_the_cache(parted, tmp_path):
 def test_damaged_parts_give_one_clear_line_and_leave_nothing(parted, tmp_path, damage):
     spec, parts, _ = parted
     data = parts[1].read_bytes()
-    parts[1].write_bytes(data[:-10] if damage == "short" else data[:10] + b"x" + data[11:])
+    # "corrupt" flips one byte (writing b"x" over it changed nothing when the random data held "x": 1 in 256)
+    parts[1].write_bytes(data[:-10] if damage == "short" else data[:10] + bytes([data[10] ^ 0xFF]) + data[11:])
     with pytest.raises(ModelLoadError) as info:
         models.gguf_path(spec, tmp_path / "cache")
     message = str(info.value)
