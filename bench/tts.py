@@ -4,7 +4,8 @@
     flock -x /tmp/cpu.lock python3 bench/tts.py --engine embedded:kokoro-82m@1/1 --engine embedded:kokoro-82m@1/2 \
         --engine espeak-ng       # side by side (@threads/threads for a reply's first piece; default @1/2)
     python3 bench/tts.py --only zh --forced 5 --engine embedded:kokoro-82m@1/2+zh=jf_alpha+speed=0.9+whole
-        # variants: +zh=/+en= a voice, +speed=S, +whole (each reply one piece), +zhwhole=off (Chinese cut at its
+        # variants: +zh=/+en= a voice, +speed=S, +zhpace=P (Chinese at P × S; default speaker.KOKORO_PACE),
+        # +whole (each reply one piece), +zhwhole=off (Chinese cut at its
         # first comma and at every sentence, as before), +firstcut=off (no English first-piece word cut);
         # --forced BEAM: also Whisper with the language forced and beam search (columns *_forced)
 
@@ -150,6 +151,8 @@ def variant(name: str) -> tuple[str, dict]:
             kw["voices"][key] = value
         elif key == "speed":
             kw["speed"] = float(value)
+        elif key == "zhpace":  # Chinese's pace (speaker.KOKORO_PACE), times the speed
+            kw["zhpace"] = float(value)
         elif key == "whole":
             kw["whole"] = True
         elif key == "zhwhole":  # Chinese in whole sentences (phonemes.ZH_WHOLE_SENTENCES)
@@ -189,7 +192,10 @@ def run_engine(
     phonemes.FIRST_CUT_LONGER_THAN = FIRST_CUT_LONGER_THAN if kw.pop("firstcut") else 10**9
     zhwhole = kw.pop("zhwhole")
     phonemes.ZH_WHOLE_SENTENCES = ZH_WHOLE_SENTENCES if zhwhole is None else zhwhole
+    zhpace = kw.pop("zhpace", None)
     speaker = Speaker(spec, cache_dir, **kw)
+    if zhpace is not None:
+        speaker.pace["zh"] = zhpace
     started = time.perf_counter()
     speaker.load()
     load_s = time.perf_counter() - started

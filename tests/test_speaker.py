@@ -293,6 +293,25 @@ def test_spoken_replies_are_understood_by_our_whisper(kokoro, cache_dir, tmp_pat
     assert errors["zh"][0] / errors["zh"][1] <= 0.15, errors
 
 
+def test_chinese_is_said_at_its_own_pace_times_the_speed_setting(cache_dir, kokoro, monkeypatch):
+    engine, speeds = kokoro.load(), []
+    real = engine.synthesize
+    monkeypatch.setattr(
+        engine,
+        "synthesize",
+        lambda t, lang, voice, speed, *first: speeds.append((lang, speed)) or real(t, lang, voice, speed, *first),
+    )
+    slow = Speaker("embedded:kokoro-82m", cache_dir, speed=1.2)
+    slow._engine = engine
+    text = "好的，客厅的灯已经打开了。"
+    paced = slow.say(text)
+    slow.pace = {}
+    plain = slow.say(text)
+    assert speeds == [("zh", pytest.approx(1.2 * sp.KOKORO_PACE["zh"])), ("zh", 1.2)]
+    assert paced.seconds > 1.04 * plain.seconds  # really slower, not only asked to be
+    assert sp.KOKORO_PACE["zh"] < 1.0 and "en" not in sp.KOKORO_PACE
+
+
 def test_bench_set_is_half_chinese_half_english_and_big_enough():
     REPLIES = BENCH.REPLIES
     langs = [lang for lang, _ in REPLIES]
