@@ -56,7 +56,7 @@ KOKORO_VOICES = ("jm_kumo", "jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebuku
 DEFAULT_VOICES = {"kokoro": {"en": "jm_kumo", "zh": "jm_kumo"}, "espeak": {"en": "en-us", "zh": "cmn"}}
 # Each language's pace, times the speed setting. The Japanese voices say Mandarin more clearly a little slower:
 # at 0.9, 13.5 % character errors on 20 held-out Chinese replies against 15.2 % at 1.0 (chosen on 20 others,
-# 15.9 % vs 17.5 %), for ~0.25 s more to the first audio (bench/tts.py --held-out, 2026-12-02).
+# 15.9 % vs 17.5 %), for 0.1–0.3 s more to the first audio (bench/tts.py --held-out, 2026-12-02; README).
 KOKORO_PACE = {"zh": 0.9}
 TTS_SPECS = "embedded:kokoro-82m, espeak-ng, a Kokoro .onnx path, or off"
 
