@@ -59,6 +59,11 @@ def test_the_smart_home_persona_is_the_one_the_quality_bench_read():
     assert GenerationConfig().system_prompt == measured["default"]
 
 
+def test_the_smart_home_flow_tells_the_user_it_controls_no_real_devices():
+    """Its replies confirm commands as done ("客厅的灯已经打开了"); the page must not let that pass for the truth."""
+    assert "没有连接真实设备" in load_flow(ROOT / "assets" / "flows" / "smart-home.toml").description
+
+
 @pytest.mark.parametrize("path", shipped_flows(), ids=lambda p: p.stem)
 def test_every_shipped_flow_loads_and_answers_a_turn(path, flows, engine):
     flow = load_flow(path)
