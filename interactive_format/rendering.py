@@ -96,11 +96,14 @@ def _user_messages(turn: Turn, i: int) -> list[tuple[dict, Origin]]:
 
 def _assistant_messages(turn: Turn, i: int, ranking_note: str, pending: bool) -> list[tuple[dict, Origin]]:
     out: list[tuple[dict, Origin]] = []
-    if turn.notice:
-        out.append(({"role": "assistant", "content": f"ℹ️ {escape(turn.notice)}"}, (i, "notice", None)))
+    notice = (
+        [({"role": "assistant", "content": f"ℹ️ {escape(turn.notice)}"}, (i, "notice", None))] if turn.notice else []
+    )
     if turn.error:
-        return out + [({"role": "assistant", "content": f"⚠️ {escape(turn.error)}"}, (i, "error", None))]
+        return notice + [({"role": "assistant", "content": f"⚠️ {escape(turn.error)}"}, (i, "error", None))]
+    # The reply first, then what happened to it ("Stopped before…", "cut off…"), as other chat UIs show it.
     out.append(({"role": "assistant", "content": escape(turn.reply) or "…"}, (i, "reply", None)))
+    out += notice
     if len(turn.candidates) > 1 or (turn.candidates and not pending):
         n = len(turn.candidates)
         title = f"Sampling {n} candidates…" if pending else f"{n} candidate(s), ranked"
