@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 WEIGHTS = "discriminator.safetensors"
 META = "discriminator.json"
+REPLY_BYTES = 192  # a new D reads its replies' first REPLY_BYTES UTF-8 bytes (~45 tokens; 0: whole), in its meta
 
 
 class Discriminator(nn.Module):
@@ -115,6 +116,8 @@ class Discriminator(nn.Module):
         if isinstance(d.encoder, nn.Module):
             for name, p in d.encoder.named_parameters():  # what was trained stays trainable; the rest is the base
                 p.requires_grad_(f"encoder.{name}" in state)
+        if isinstance(d, EmbeddingDiscriminator):  # settings a D saved before them lacks: as it was made
+            d.context_chars, d.reply_bytes = info.get("context_chars", 600), info.get("reply_bytes", 0)
         d.meta = info
         return d.eval()
 
@@ -238,11 +241,16 @@ def _e5_engine(weights: Path):
 
 class EmbeddingDiscriminator(nn.Module):
     """D over a frozen bilingual sentence encoder: an MLP on [c, r, c·r, |c−r|] of the context's and the
-    reply's embeddings. Only the MLP is trained and saved; the encoder reads Chinese and English alike."""
+    reply's embeddings. Only the MLP is trained and saved; the encoder reads Chinese and English alike. It reads
+    the context's last `context_chars` characters and the reply's first `reply_bytes` UTF-8 bytes (the
+    encoder's time grows with the tokens; both limits are saved in the meta)."""
 
-    def __init__(self, encoder: SentenceEncoder, hidden: int = 256, context_chars: int = 600) -> None:
+    def __init__(
+        self, encoder: SentenceEncoder, hidden: int = 256, context_chars: int = 600, reply_bytes: int = REPLY_BYTES
+    ) -> None:
         super().__init__()
         self.encoder, self.encoder_spec, self.context_chars = encoder, encoder.spec, context_chars
+        self.reply_bytes = reply_bytes  # 0: whole replies (a D saved without the setting)
         self.max_length = 0  # (saved in the meta: a cross-encoder's token limit)
         dim = encoder.dim
         self.head = nn.Sequential(  # LayerNorm first: e5's embeddings all lie close together (cosine ~0.8)
@@ -251,7 +259,7 @@ class EmbeddingDiscriminator(nn.Module):
 
     @classmethod
     def from_encoder(cls, encoder_spec: str, device: str = "cpu", max_length: int = 0) -> "EmbeddingDiscriminator":
-        """`max_length` (the cross-encoder's token limit) does not apply: the context's last 600 characters count."""
+        """`max_length` (the cross-encoder's token limit) does not apply: `context_chars` and `reply_bytes` do."""
         return cls(SentenceEncoder(encoder_spec)).to(device)
 
     @property
@@ -259,6 +267,7 @@ class EmbeddingDiscriminator(nn.Module):
         return self.head[1].weight.device
 
     def features(self, contexts: list[str], replies: list[str]) -> torch.Tensor:
+        replies = [reply_head(x, self.reply_bytes) for x in replies]
         c, r = self.encoder.embed_both([x[-self.context_chars :] for x in contexts], replies)
         return torch.cat([c, r, c * r, (c - r).abs()], -1).to(self.device)
 
@@ -270,7 +279,22 @@ class EmbeddingDiscriminator(nn.Module):
     def trained_state(self) -> dict[str, torch.Tensor]:
         return {f"head.{k}": v for k, v in self.head.state_dict().items()}
 
-    save = Discriminator.save
+    def save(self, directory: str | Path, **meta) -> None:
+        """The head, with the limits D reads its texts by (its own settings win over a loaded D's meta)."""
+        Discriminator.save(
+            self, directory, **{**meta, "context_chars": self.context_chars, "reply_bytes": self.reply_bytes}
+        )
+
+
+def reply_head(text: str, limit: int) -> str:
+    """The first `limit` UTF-8 bytes of `text` (a character cut in two is dropped; 0: the whole text).
+
+    Bytes, not characters: an e5 token is ~4 bytes in both languages (4.2 in Chinese, 4.1 in English on the
+    bench/rerank candidates) but 1.6 Chinese characters against 4.1 English ones, so a character limit would
+    let a Chinese reply run 2.6 times the tokens of an English one.
+    """
+    data = text.encode()
+    return text if limit <= 0 or len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
 def is_sentence_encoder(spec: str) -> bool:
