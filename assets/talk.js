@@ -20,6 +20,20 @@
   let stream = null, ctx = null, node = null, frames = [], preroll = [], loud = 0, quiet = 0, voiced = 0;
   let sent = 0, waitSince = 0, idleSince = 0, timer = null;
 
+  // The words it shows, in the page's language: #talk-status's data-lang ("auto": the browser's, as the server).
+  const WORDS = {
+    en: { stop: "■ Stop talking", listening: "🎙 Listening… (speak; pause to send)", hearing: "🔴 Hearing you…",
+          thinking: "⏳ Transcribing and replying…", speaking: "🔊 Replying… (speak to interrupt)",
+          nomic: "The microphone is not available: ", off: "Talk mode is off." },
+    zh: { stop: "■ 停止对话", listening: "🎙 正在听…（说完停顿一下就会发送）", hearing: "🔴 正在听你说…",
+          thinking: "⏳ 正在转写并回复…", speaking: "🔊 正在回复…（开口说话可以打断）",
+          nomic: "无法使用麦克风：", off: "对话模式已关闭。" },
+  };
+  const say = (key) => {
+    const el = $("#talk-status"), set = el ? el.dataset.lang : "auto";
+    const lang = set === "zh" || (set === "auto" && (navigator.language || "").toLowerCase().startsWith("zh"));
+    return WORDS[lang ? "zh" : "en"][key];
+  };
   const status = (text) => { const el = $("#talk-status"); if (el) el.textContent = text; };
   const setState = (state, text) => {
     T.state = state;
@@ -27,7 +41,7 @@
     const b = $("#talk-btn");
     if (b) {
       b.dataset.start = b.dataset.start || b.textContent;
-      b.textContent = state === "off" ? b.dataset.start : "■ Stop talking";
+      b.textContent = state === "off" ? b.dataset.start : say("stop");
     }
     document.body.dataset.talk = state;
   };
@@ -67,7 +81,7 @@
 
   function listen() {
     frames = []; loud = 0; quiet = 0; voiced = 0;
-    setState("listening", "🎙 Listening… (speak; pause to send)");
+    setState("listening", say("listening"));
   }
 
   function send() {
@@ -79,7 +93,7 @@
     setBox("talk-id", String(sent));
     waitSince = performance.now();
     idleSince = 0;
-    setState("thinking", "⏳ Transcribing and replying…");
+    setState("thinking", say("thinking"));
     setTimeout(() => $("#talk-send").click(), 50); // let the inputs reach Gradio first
   }
 
@@ -89,7 +103,7 @@
     $("#talk-cancel").click(); // the reply stops after its current token, its speech is cancelled
     T.barged = (T.barged || 0) + 1;
     frames = preroll.slice(); voiced = 0; quiet = 0;
-    setState("recording", "🔴 Hearing you…");
+    setState("recording", say("hearing"));
   }
 
   function onFrame(frame) {
@@ -99,7 +113,7 @@
     if (preroll.length > PREROLL_FRAMES) preroll.shift();
     if (T.state === "listening") {
       loud = rms > START_RMS ? loud + 1 : 0;
-      if (loud >= START_FRAMES) { frames = preroll.slice(); voiced = loud * seconds; quiet = 0; setState("recording", "🔴 Hearing you…"); }
+      if (loud >= START_FRAMES) { frames = preroll.slice(); voiced = loud * seconds; quiet = 0; setState("recording", say("hearing")); }
     } else if (T.state === "recording") {
       frames.push(frame);
       if (rms > START_RMS) { voiced += seconds; quiet = 0; } else { quiet += seconds; }
@@ -118,7 +132,7 @@
     if (T.state !== "thinking" && T.state !== "speaking") return;
     const id = String(sent), now = performance.now();
     const answered = boxValue("talk-turn-done") === id, spoken = boxValue("talk-spoken-done") === id;
-    if (T.state === "thinking" && answered) setState("speaking", "🔊 Replying… (speak to interrupt)");
+    if (T.state === "thinking" && answered) setState("speaking", say("speaking"));
     if (!(answered && spoken)) return;
     if (playing()) { idleSince = 0; return; }
     idleSince = idleSince || now;
@@ -131,7 +145,7 @@
         audio: { echoCancellation: true, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
       });
     } catch (e) {
-      setState("off", "The microphone is not available: " + (e && e.message ? e.message : e));
+      setState("off", say("nomic") + (e && e.message ? e.message : e));
       return;
     }
     ctx = new AudioContext();
@@ -154,7 +168,7 @@
     const a = audio();
     if (a) a.pause();
     if (T.state === "thinking" || T.state === "speaking") $("#talk-cancel").click();
-    setState("off", "Talk mode is off.");
+    setState("off", say("off"));
   }
 
   T.toggle = () => { if (T.state === "off") start(); else stop(); };

@@ -27,12 +27,13 @@ from .errors import InteractiveFormatError
 from .exports import ChatFiles
 from .flows import MAX_QUICK_REPLIES
 from .history import Chat, History, Store  # Store only as a type: every call goes through History
-from .i18n import labels, placeholder_key
+from .i18n import labels, localize, placeholder_key, tr, ui_language
 from .ratelimit import RateLimiter
 from .rendering import (
     box_options,
     branch_label,
     candidate_info,
+    candidates_panel,
     edit_target,
     escape,
     failed_reply,
@@ -42,18 +43,19 @@ from .rendering import (
     render,
     to_messages,
 )
-from .talk import LiveTurn, SpokenReplies
+from .talk import TALK_STATUS, LiveTurn, SpokenReplies, speech_note
 from .zerogpu import on_gpu, turn_steps
 
 UPDATE_INTERVAL_S = 0.04  # stream to the browser at most ~25 times a second
 STORAGE_KEY = "interactive_format_user"  # where the browser keeps its id
+OPEN_KEY = "interactive_format_open"  # where the browser keeps the conversation it has open (reopened on reload)
 RATING_LABELS = {"like": "Like", "dislike": "Dislike"}  # the store's kinds as Gradio's feedback options
 T = TypeVar("T")
 
 
-def warn(error: Exception | str) -> None:
-    """A user-facing error on the page: a Gradio warning, its text shown literally."""
-    gr.Warning(escape(str(error)))
+def warn(error: Exception | str, lang: str = "en") -> None:
+    """A user-facing error on the page, in the page's language: a Gradio warning, its text shown literally."""
+    gr.Warning(escape(localize(str(error), lang)))
 
 
 class View(NamedTuple):
@@ -67,10 +69,12 @@ class View(NamedTuple):
     title: Any  # the rename box
     candidate_bar: Any  # shown when the last reply can be browsed
     candidate: Any  # the browsed candidate
+    candidate_list: Any  # all candidates of the last reply, best first, and why the shown one won
     pick: Any  # "Use this reply"
     branch_bar: Any  # shown when a message of this branch has other versions
     branch: Any  # which edited message the arrows switch
     retry: Any  # shown when the last reply failed (model error, timeout)
+    open_chat: Any  # the conversation the browser has open (kept in its local storage: a reload reopens it)
 
 
 class FlowView(NamedTuple):
@@ -88,6 +92,7 @@ class FlowView(NamedTuple):
     flow: Any  # the flow menu
     speak: Any  # the speaker toggle: on in a flow with voice_replies (when this server can speak)
     talk_bar: Any  # talk mode: offered in flows that take voice
+    talk_status: Any  # talk mode's state line, in the tab's language
 
     def outputs(self) -> tuple:
         """Flat, one value per output component."""
@@ -116,15 +121,16 @@ class ChatUI(SpokenReplies, ChatFiles):
         """The engine of the chat's flow."""
         return self.flows.engine(chat.flow)
 
-    def _new(self, flow: str | None) -> Chat:
-        """An empty chat in `flow`, with that flow's persona."""
+    def _new(self, flow: str | None, language: str = "en") -> Chat:
+        """An empty chat in `flow`, with that flow's persona, in the tab's language."""
         name = self.flows.known(flow)
-        return self.history.new(self.flows.engine(name).config.generation.system_prompt, name)
+        return self.history.new(self.flows.engine(name).config.generation.system_prompt, name, language)
 
     # --- views ---------------------------------------------------------------------------
 
     def view(self, chat: Chat, owner: str, status: str = "Ready", box: Any = None) -> View:
         """Everything shown for `chat` (box: the input box's update; None leaves it as it is)."""
+        lang = chat.language
         reply = chat.last_reply()
         turn = chat.conversation.turns[reply] if reply is not None else None
         branches = self.history.branches(owner, chat) if chat.id else []
@@ -132,21 +138,20 @@ class ChatUI(SpokenReplies, ChatFiles):
         chats = self.history.conversations(owner)
         title = next((c.title for c in chats if c.id == chat.id), "") if chat.id else ""
         return View(
-            chatbot=gr.update(
-                value=to_messages(chat.conversation, self._engine(chat).ranking_note),
-                feedback_value=self._ratings(chat, owner),
-            ),
+            chatbot=gr.update(value=to_messages(chat.conversation, lang), feedback_value=self._ratings(chat, owner)),
             box=gr.skip() if box is None else box,
             chat=chat,
-            status=status,
+            status=localize(status, lang),
             chats=gr.Radio(choices=[(c.title, c.id) for c in chats], value=chat.id),
             title=title,
             candidate_bar=gr.update(visible=turn is not None),
-            candidate=candidate_info(turn, chat.browse) if turn is not None else "",
+            candidate=candidate_info(turn, chat.browse, lang) if turn is not None else "",
+            candidate_list=candidates_panel(turn, self._engine(chat).ranking_note, lang) if turn is not None else "",
             pick=gr.Button(interactive=turn is not None and chat.browse not in (None, turn.chosen)),
             branch_bar=gr.update(visible=bool(branches)),
             branch=gr.Dropdown(choices=choices, value=choices[-1][1] if choices else None),
             retry=gr.update(visible=failed_reply(chat) is not None),
+            open_chat=chat.id,
         )
 
     def _ratings(self, chat: Chat, owner: str) -> list[str | None]:
@@ -154,47 +159,68 @@ class ChatUI(SpokenReplies, ChatFiles):
         marks = {i: RATING_LABELS[kind] for i, kind in self.history.ratings(owner, chat).items()}
         return [
             marks.get(i) if part == "reply" else None
-            for message, (i, part, _) in render(chat.conversation)
+            for message, (i, part, _) in render(chat.conversation, chat.language)
             if message["role"] == "assistant"
         ]
 
     def _streaming(self, chat: Chat, status: str) -> View:
         locked = gr.MultimodalTextbox(value=None, interactive=False)
         skip = gr.skip()
-        messages = to_messages(
-            chat.conversation, self._engine(chat).ranking_note, pending=status.startswith("Sampling")
-        )
+        messages = to_messages(chat.conversation, chat.language)
         hidden = gr.update(visible=False)  # no browsing, picking or switching while a reply streams
-        return View(messages, locked, chat, status, skip, skip, hidden, skip, skip, hidden, skip, hidden)
+        status = localize(status, chat.language)
+        return View(messages, locked, chat, status, skip, skip, hidden, skip, skip, skip, hidden, skip, hidden, skip)
 
     def _unchanged(self, chat: Chat, status: str = "Ready") -> View:
         skip = gr.skip()
-        return View(skip, skip, chat, status, skip, skip, skip, skip, skip, skip, skip, skip)
+        return View(skip, skip, chat, localize(status, chat.language), *[skip] * (len(View._fields) - 4))
 
     # --- identity and the sidebar ----------------------------------------------------------
 
     def load(
-        self, user_id: str | None, request: gr.Request | None = None, profile: gr.OAuthProfile | None = None
+        self,
+        user_id: str | None,
+        open_id: str | None = None,
+        browser_language: str | None = None,
+        request: gr.Request | None = None,
+        profile: gr.OAuthProfile | None = None,
     ) -> tuple:
-        """Page load: give a new browser its random id, list its conversations, start a new chat.
+        """Page load: give a new browser its random id, list its conversations, and reopen the conversation it had
+        open (a reload keeps the chat), else start a new chat.
 
-        The chat is in the flow named by the page's `?flow=NAME`, else the start flow.
+        The chat is in the flow named by the page's `?flow=NAME`, else the start flow; its language is the flow's,
+        or with "auto" the browser's.
         """
         if profile is None and not (isinstance(user_id, str) and USER_ID.fullmatch(user_id)):
             user_id = uuid.uuid4().hex
+        owner = owner_of(user_id, profile)
         ready = gr.MultimodalTextbox(interactive=True)  # typing starts once the user is known
         asked = request.query_params.get("flow") if request is not None else None
+        lang = ui_language(self.flows.flow(self.flows.known(asked)).language, browser_language)
         try:
-            chat = self._new(asked)
+            chat = self._new(asked, lang)
         except InteractiveFormatError as e:  # that flow's models cannot load: the start flow instead
-            warn(e)
-            chat = self._new(None)
-        return (user_id, *self.view(chat, owner_of(user_id, profile), box=ready))
+            warn(e, lang)
+            chat = self._new(None, lang)
+        if isinstance(open_id, str) and open_id and not asked:
+            chat = self._reopened(owner, open_id, chat)
+        return (user_id, *self.view(chat, owner, box=ready))
+
+    def _reopened(self, owner: str, cid: str, fresh: Chat) -> Chat:
+        """The conversation `cid` of `owner` in `fresh`'s flow and language, or `fresh` when it is gone."""
+        try:
+            chat = self.history.open(owner, cid)
+        except InteractiveFormatError:  # deleted meanwhile, or another user's: a new chat
+            return fresh
+        chat.flow, chat.language = fresh.flow, fresh.language
+        return chat
 
     def new_chat(self, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
         """A fresh chat in the same flow."""
         return self.view(
-            self._new(chat.flow), owner_of(user_id, profile), box=gr.MultimodalTextbox(value=None, interactive=True)
+            self._new(chat.flow, chat.language),
+            owner_of(user_id, profile),
+            box=gr.MultimodalTextbox(value=None, interactive=True),
         )
 
     def switch_flow(
@@ -203,30 +229,41 @@ class ChatUI(SpokenReplies, ChatFiles):
         """Start a new chat in another flow (its models load the first time it is used; then it is instant)."""
 
         def run(owner: str) -> View:
-            fresh = self._new(name)
+            flow = self.flows.flow(self.flows.known(name))
+            fresh = self._new(name, ui_language(flow.language, chat.language))
             return self.view(fresh, owner, status="Ready", box=gr.MultimodalTextbox(value=None, interactive=True))
 
         return self._guarded(chat, run, user_id, profile)
 
     def flow_view(self, chat: Chat) -> FlowView:
         """The page as the chat's flow wants it: header, welcome, examples, buttons, uploads, settings."""
-        name = self.flows.known(chat.flow)
-        flow, engine = self.flows.flow(name), self.flows.engine(name)
+        name, lang = self.flows.known(chat.flow), chat.language
+        flow, engine = self.flows.flow(name).in_language(lang), self.flows.engine(name)
         replies = list(flow.quick_replies) + [""] * (MAX_QUICK_REPLIES - len(flow.quick_replies))
+        menu = [(self.flows.flow(n).in_language(lang).title, n) for n in self.flows.names]
         return FlowView(
-            header=header(flow),
+            header=header(flow, lang),
             chatbot=gr.update(placeholder=escape(flow.welcome) or None),
             examples=gr.Dataset(samples=[[e] for e in flow.examples], visible=bool(flow.examples)),
             quick_replies=tuple(gr.Button(value=text or " ", visible=bool(text)) for text in replies),
-            box=gr.update(placeholder=self._label(placeholder_key(flow.modalities)), **box_options(flow)),
+            box=gr.update(placeholder=tr(placeholder_key(flow.modalities), lang), **box_options(flow)),
             candidates=engine.default_settings().num_candidates,
             lam=engine.default_settings().lam,
-            models=models_line(engine),
-            ranking_note=f"*{escape(engine.ranking_note)}*",
-            flow=name,
-            speak=gr.Checkbox(value=engine.speaker is not None and flow.voice_replies),
+            models=models_line(engine, lang),
+            ranking_note=f"*{escape(localize(engine.ranking_note, lang))}*",
+            flow=gr.Dropdown(choices=menu, value=name),
+            speak=gr.Checkbox(
+                value=not speech_note(engine) and flow.voice_replies,
+                interactive=not speech_note(engine),
+                info=self.speech_note(chat),
+            ),
             talk_bar=gr.update(visible="voice" in flow.modalities),
+            talk_status=TALK_STATUS.format(language=lang, text=escape(localize("Talk mode is off.", lang))),
         )
+
+    def speech_note(self, chat: Chat) -> str | None:
+        """Why the speaker toggle is off on this server (in the tab's language), None when it can speak."""
+        return localize(speech_note(self._engine(chat)), chat.language) or None
 
     def show_flow(self, chat: Chat) -> tuple:
         """flow_view as the flat tuple Gradio expects."""
@@ -242,7 +279,7 @@ class ChatUI(SpokenReplies, ChatFiles):
 
         def run(owner: str) -> View:
             opened = self.history.open(owner, cid or "")
-            opened.flow = chat.flow
+            opened.flow, opened.language = chat.flow, chat.language
             return self.view(opened, owner)
 
         return self._guarded(chat, run, user_id, profile)
@@ -257,7 +294,8 @@ class ChatUI(SpokenReplies, ChatFiles):
     def delete(self, chat: Chat, user_id: str | None, profile: gr.OAuthProfile | None = None) -> View:
         def run(owner: str) -> View:
             self.history.delete(owner, chat)
-            return self.view(self._new(chat.flow), owner, box=gr.MultimodalTextbox(value=None, interactive=True))
+            fresh = self._new(chat.flow, chat.language)
+            return self.view(fresh, owner, box=gr.MultimodalTextbox(value=None, interactive=True))
 
         return self._guarded(chat, run, user_id, profile)
 
@@ -265,18 +303,22 @@ class ChatUI(SpokenReplies, ChatFiles):
         self, chat: Chat, run: Callable[[str], View], user_id: str | None, profile: gr.OAuthProfile | None
     ) -> View:
         """run(owner), or the unchanged view with the reason shown as a warning."""
-        return self._attempt(run, user_id, profile, lambda: self._unchanged(chat))
+        return self._attempt(run, user_id, profile, lambda: self._unchanged(chat), chat.language)
 
     @staticmethod
     def _attempt(
-        run: Callable[[str], T], user_id: str | None, profile: gr.OAuthProfile | None, fallback: Callable[[], T]
+        run: Callable[[str], T],
+        user_id: str | None,
+        profile: gr.OAuthProfile | None,
+        fallback: Callable[[], T],
+        lang: str = "en",
     ) -> T:
         """The page's one owner and error boundary: run(owner) for whoever asks; a user-facing error
-        (an unknown user included) is shown as a warning and `fallback()` is returned instead."""
+        (an unknown user included) is shown as a warning in `lang` and `fallback()` is returned instead."""
         try:
             return run(owner_of(user_id, profile))
         except InteractiveFormatError as e:
-            warn(e)
+            warn(e, lang)
             return fallback()
 
     # --- turns -------------------------------------------------------------------------------
@@ -299,9 +341,8 @@ class ChatUI(SpokenReplies, ChatFiles):
         """
         message = {"text": message} if isinstance(message, str) else message or {}
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
-        run = partial(
-            self._engine(chat).respond, chat.conversation, message.get("text"), message.get("files"), settings
-        )
+        engine = self._engine(chat)
+        run = partial(engine.respond, chat.conversation, message.get("text"), message.get("files"), settings, watched=True)
         yield from self._turn(run, chat, user_id, request, profile)
 
     def regenerate(
@@ -319,7 +360,7 @@ class ChatUI(SpokenReplies, ChatFiles):
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
         index = chat.last_reply()
         index = failed_reply(chat) if index is None else index
-        run = partial(self._engine(chat).regenerate, chat.conversation, settings)
+        run = partial(self._engine(chat).regenerate, chat.conversation, settings, watched=True)
         yield from self._turn(run, chat, user_id, request, profile, changed=index)
 
     def edit(
@@ -339,18 +380,18 @@ class ChatUI(SpokenReplies, ChatFiles):
             yield View(*[gr.skip()] * len(View._fields))
             return
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
-        owner = self._attempt(lambda owner: owner, user_id, profile, lambda: None)
+        owner = self._attempt(lambda owner: owner, user_id, profile, lambda: None, chat.language)
         if owner is None:
             yield self._unchanged(chat)
             return
         try:
-            index, text, attachment_texts = edit_target(chat.conversation, data.index, data.value)
+            index, text, attachment_texts = edit_target(chat.conversation, data.index, data.value, chat.language)
             self.history.edit(owner, chat, index, text, attachment_texts)
         except InteractiveFormatError as e:
-            warn(e)
+            warn(e, chat.language)
             yield self.view(chat, owner)  # puts the message back as it was
             return
-        run = partial(self._engine(chat).rerun, chat.conversation, settings)
+        run = partial(self._engine(chat).rerun, chat.conversation, settings, watched=True)
         yield from self._turn(run, chat, user_id, request, profile)
 
     def _turn(
@@ -368,7 +409,7 @@ class ChatUI(SpokenReplies, ChatFiles):
             self.limiter.check(owner)
             return owner, self.admission.slot()  # released in the `finally` below
 
-        admitted = self._attempt(admit, user_id, profile, lambda: None)
+        admitted = self._attempt(admit, user_id, profile, lambda: None, chat.language)
         if admitted is None:
             yield self._unchanged(chat)
             return
@@ -390,7 +431,7 @@ class ChatUI(SpokenReplies, ChatFiles):
                 # delay in building or sending one update never lets the next one follow it sooner.
                 last = time.monotonic()
         except InteractiveFormatError as e:  # an empty submission, or nothing to regenerate
-            warn(e)
+            warn(e, chat.language)
         finally:
             live.done.set()
             slot.release()
@@ -416,7 +457,8 @@ class ChatUI(SpokenReplies, ChatFiles):
         order = ranked(turn)
         current = turn.chosen if chat.browse is None else chat.browse
         chat.browse = order[(order.index(current) + step) % len(order)]
-        return chat, candidate_info(turn, chat.browse), gr.Button(interactive=chat.browse != turn.chosen)
+        info = candidate_info(turn, chat.browse, chat.language)
+        return chat, info, gr.Button(interactive=chat.browse != turn.chosen)
 
     def previous_candidate(self, chat: Chat) -> tuple:
         return self.browse(chat, -1)
@@ -450,7 +492,8 @@ class ChatUI(SpokenReplies, ChatFiles):
         turn = chat.conversation.turns[index]
         if turn.role != "assistant" or not turn.candidates:
             return
-        self._attempt(lambda owner: self.history.feedback(owner, chat, index, kind), user_id, profile, lambda: None)
+        feedback = partial(self.history.feedback, chat=chat, index=index, kind=kind)
+        self._attempt(lambda owner: feedback(owner), user_id, profile, lambda: None, chat.language)
 
     def switch_branch(
         self, chat: Chat, index: int | None, step: int, user_id: str | None, profile: gr.OAuthProfile | None = None

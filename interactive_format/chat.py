@@ -8,19 +8,22 @@ with a readable error on it and every earlier turn is untouched.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pathlib import Path
+
+from . import defects
 from .config import AppConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
 from .discriminator import Reranker
 from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
 from .knobs import KNOBS
 from .pipeline import InputGuard, preview, visible
+from .uploads import display_name
 from .readers import READERS, either
 from .sampling import Generator, SamplingParams
 
@@ -86,10 +89,13 @@ class ChatEngine:
         files: list[str] | None = None,
         settings: TurnSettings | None = None,
         stop: threading.Event | None = None,
+        watched: bool = False,
     ) -> Iterator[str]:
         """Run one turn, mutating `conversation`; yields a status line after each change.
 
-        Raises InputError only for an empty submission (nothing is added to the history).
+        `watched`: someone reads the reply as it streams (the page); the draft they watch then stays shown
+        unless another candidate has fewer defects (`_streamed_first`). Raises InputError only for an empty
+        submission (nothing is added to the history).
         """
         settings = (settings or self.default_settings()).clamped()
         stop = stop or threading.Event()
@@ -108,10 +114,14 @@ class ChatEngine:
             user.error = str(e)
             yield "Input refused"
             return
-        yield from self._answer(conversation, settings, stop)
+        yield from self._answer(conversation, settings, stop, watched=watched)
 
     def rerun(
-        self, conversation: Conversation, settings: TurnSettings | None = None, stop: threading.Event | None = None
+        self,
+        conversation: Conversation,
+        settings: TurnSettings | None = None,
+        stop: threading.Event | None = None,
+        watched: bool = False,
     ) -> Iterator[str]:
         """Answer the conversation's last turn, a user turn already in place (e.g. just edited)."""
         settings = (settings or self.default_settings()).clamped()
@@ -130,10 +140,14 @@ class ChatEngine:
             yield "Input refused"
             return
         user.error = None
-        yield from self._answer(conversation, settings, stop or threading.Event())
+        yield from self._answer(conversation, settings, stop or threading.Event(), watched=watched)
 
     def regenerate(
-        self, conversation: Conversation, settings: TurnSettings | None = None, stop: threading.Event | None = None
+        self,
+        conversation: Conversation,
+        settings: TurnSettings | None = None,
+        stop: threading.Event | None = None,
+        watched: bool = False,
     ) -> Iterator[str]:
         """Sample N more candidates for the last reply; the earlier ones stay as its siblings.
 
@@ -153,16 +167,19 @@ class ChatEngine:
             if index != len(conversation.turns) - 1:
                 raise InputError("Only the last reply can be retried.")
             reply.error = None
-        yield from self._answer(conversation, settings, stop or threading.Event(), index)
+        yield from self._answer(conversation, settings, stop or threading.Event(), index, watched)
 
     def _read_attachment(self, user: Turn, path: str) -> Iterator[str]:
-        """Guard, then read one file into the user's turn with its kind's reader (readers.py)."""
+        """Guard, then read one file into the user's turn with its kind's reader (readers.py). A refused file is
+        named on the turn (meta "refused"), so the chat still shows what the user sent."""
+        user.meta["refused"] = display_name(Path(path))
         kind = self.guard.file(path)
         reader = READERS[kind]
         if not self.config.flow.allows(kind):
             raise InputError(
                 f"This chat ({self.config.flow.title}) does not take {reader.noun}; please type your message."
             )
+        del user.meta["refused"]  # read from here on: its reader's refusal names it, its text shows it
         attachment = Attachment(kind, str(path))
         user.attachments.append(attachment)
         yield reader.status
@@ -171,7 +188,12 @@ class ChatEngine:
         yield "Read " + kind
 
     def _answer(
-        self, conversation: Conversation, settings: TurnSettings, stop: threading.Event, again: int | None = None
+        self,
+        conversation: Conversation,
+        settings: TurnSettings,
+        stop: threading.Event,
+        again: int | None = None,
+        watched: bool = False,
     ) -> Iterator[str]:
         """Sample N candidates for the last user turn, stream the leader, rerank at the end.
 
@@ -195,6 +217,7 @@ class ChatEngine:
             conversation.turns.append(reply)
         reply.notice = None
         reply.meta.pop("cut_off", None)
+        reply.meta.pop("streamed", None)
         if dropped:
             reply.notice = f"{dropped} oldest message(s) no longer fit the model's context and were left out."
         params = SamplingParams(
@@ -206,6 +229,7 @@ class ChatEngine:
         )
         start = time.perf_counter()
         first_token_s, seed = None, params.seed
+        draft = StreamedDraft(context_text(messages), len(kept))
         try:
             for sample in self.generator.stream(messages, params, stop):
                 seed = sample.seed
@@ -214,12 +238,14 @@ class ChatEngine:
                 if first_token_s is None and any(c.text for c in fresh):
                     first_token_s = time.perf_counter() - start
                 if sample.done:
+                    draft.record(reply, watched)
                     self._finish(reply, messages, settings, sample.seed, sample.stopped, len(kept))
                     break
-                reply.chosen = len(kept) + max(range(len(fresh)), key=lambda i: _live_key(fresh[i]))
+                reply.chosen = draft.follow(reply.candidates)
                 yield f"Sampling {params.n} candidate(s)…"
         except ReplyTimeout as e:
             if any(c.text.strip() for c in reply.candidates[len(kept) :]):
+                draft.record(reply, watched)
                 self._cut_off(reply, messages, settings, seed, len(kept), params.timeout_s)
             else:
                 self._failed(reply, str(e), kept, kept_chosen)
@@ -257,18 +283,86 @@ class ChatEngine:
     def _finish(
         self, reply: Turn, messages: list[dict], settings: TurnSettings, seed: int, stopped: bool, first_new: int = 0
     ) -> None:
+        """Rank every candidate and show the best new one. A regeneration shows a new reply only when it differs
+        from the earlier ones; a reply that replaces the draft streamed to the user says so (its notice)."""
         order = self.reranker.rank(context_text(messages), reply.candidates, settings.lam)
-        best_new = next(i for i in order if i >= first_new)
-        if first_new == 0 or reply.candidates[best_new].text.strip():
-            reply.chosen = best_new
+        order = _streamed_first(order, reply)
+        earlier = {" ".join(c.text.split()) for c in reply.candidates[:first_new]}
+        new = [i for i in order if i >= first_new and reply.candidates[i].text.strip()]
+        different = [i for i in new if " ".join(reply.candidates[i].text.split()) not in earlier]
+        if first_new == 0:
+            reply.chosen = order[0]
+        elif different:
+            reply.chosen = different[0]
+        elif new:  # every new candidate repeats an earlier reply: the shown one stays, and the user is told
+            _add_notice(reply, "Every new candidate repeated an earlier reply; the shown reply is unchanged. "
+                        "A higher temperature gives more varied replies.")  # fmt: skip
         reply.ranked = order
         reply.meta.update(seed=seed, model=self.generator.name)
+        streamed = reply.meta.get("streamed")
+        if isinstance(streamed, int) and streamed != reply.chosen and 0 <= streamed < len(reply.candidates):
+            why = ", ".join(defects.LABELS.get(d, d) for d in reply.candidates[streamed].defects)
+            why = why or f"ranked {order.index(streamed) + 1} of {len(order)}"
+            _add_notice(reply, f"The streamed draft was replaced by the best-ranked reply (the draft: {why}); "
+                        "it stays under All candidates.")  # fmt: skip
         if stopped:
-            reply.notice = ((reply.notice or "") + " Stopped before the replies were complete.").strip()
+            _add_notice(reply, "Stopped before the replies were complete.")
         elif not reply.reply.strip():
             reply.error = "The model returned only empty replies; please try again or rephrase."
 
 
-def _live_key(c: Candidate) -> tuple[bool, float]:
-    """While streaming, show the candidate with text and the best running J (an unavailable J counts as 0)."""
-    return (bool(c.text), 0.0 if math.isnan(c.j) else c.j)
+def _streamed_first(order: list[int], reply: Turn) -> list[int]:
+    """The reranker's order, with the draft the user watched being written first when no candidate has fewer
+    defects: the shown reply changes under the reader's eyes only for a reason that matters (a defect the best
+    lacks), not for a score difference (meta "kept_streamed" says it was kept)."""
+    streamed = reply.meta.get("streamed")
+    reply.meta.pop("kept_streamed", None)
+    if not isinstance(streamed, int) or streamed not in order or not reply.candidates[streamed].text.strip():
+        return order
+    if streamed == order[0] or len(reply.candidates[streamed].defects) > len(reply.candidates[order[0]].defects):
+        return order
+    reply.meta["kept_streamed"] = True
+    return [streamed] + [i for i in order if i != streamed]
+
+
+def _add_notice(reply: Turn, sentence: str) -> None:
+    reply.notice = ((reply.notice or "") + " " + sentence).strip()
+
+
+class StreamedDraft:
+    """Which candidate the user watches while N are sampled: the first to have text, then kept, so the text never
+    jumps from one candidate to another; it is left only when its own words already show a defect (a loop, the
+    wrong language) and another candidate has none. At the end it stays shown unless another candidate has fewer
+    defects (`_streamed_first`); if not, `_finish` says so."""
+
+    CHECK_CHARS = 24  # look for defects again after this much more text (a check costs ~3 ms)
+
+    def __init__(self, context: str, first: int = 0) -> None:
+        self.context, self.first = context, first
+        self.index: int | None = None
+        self._checked = 0
+
+    def follow(self, candidates: list[Candidate]) -> int:
+        """The candidate to show now (its index in `candidates`; new ones start at `first`)."""
+        with_text = [i for i in range(self.first, len(candidates)) if candidates[i].text]
+        if self.index is None:
+            if not with_text:
+                return self.first
+            self.index = with_text[0]
+        text = candidates[self.index].text
+        if len(text) - self._checked >= self.CHECK_CHARS and self._flagged(text):
+            self.index = next((i for i in with_text if not self._flagged(candidates[i].text)), self.index)
+            self._checked = len(candidates[self.index].text)
+        return self.index
+
+    def record(self, reply: Turn, watched: bool) -> None:
+        """Note on the reply which candidate someone watched being streamed (meta "streamed"), for `_finish` and the
+        candidates panel."""
+        if watched and self.index is not None:
+            reply.meta["streamed"] = self.index
+
+    def _flagged(self, text: str) -> bool:
+        """A defect its words already show, whatever follows: a loop, or the wrong language (a prefix that repeats
+        the user's words may still go on to answer, so echoes are left to the ranking)."""
+        self._checked = len(text)
+        return defects.loop(text) is not None or defects.wrong_language(text, self.context) is not None

@@ -43,10 +43,12 @@ class ModelCache:
 def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEngine:
     """Load the configured models (converting embedded ones once into the cache); `models` shares them."""
     from .discriminator import load_discriminator
+    from .ffmpeg import ensure_ffmpeg
     from .models import resolve_device
     from .ocr import load_reader
 
     m, models = config.models, models or ModelCache()
+    models.get(("ffmpeg",), lambda: ensure_ffmpeg(m.cache_dir))  # for the page's spoken replies and WebM clips
     device = resolve_device(m.device)
     generator = models.get(("llm", m.llm, m.llm_backend, m.dtype, device), lambda: _load_generator(config, device))
     transcriber = models.get(("asr", m.asr, device), lambda: _load_transcriber(config, device))

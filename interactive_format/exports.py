@@ -15,6 +15,7 @@ import gradio as gr
 
 from .errors import InputError
 from .history import Chat
+from .i18n import localize
 
 
 class ChatFiles:
@@ -28,7 +29,7 @@ class ChatFiles:
                 raise InputError("Send a message first; an empty chat is not saved.")
             return _json_file(self.history.export(owner, chat.id), f"chat-{chat.id[:8]}.json")
 
-        return self._export(run, user_id, profile)
+        return self._attempt(run, user_id, profile, lambda: None, chat.language)
 
     def export_all(self, user_id: str | None, profile: gr.OAuthProfile | None = None) -> str | None:
         """All of the user's conversations as one JSON file."""
@@ -52,9 +53,9 @@ class ChatFiles:
             if not path:
                 raise InputError("Choose a conversation export (.json) to import.")
             cids = self.history.import_file(owner, path)
-            gr.Info(f"Imported {len(cids)} conversation(s).")
+            gr.Info(localize(f"Imported {len(cids)} conversation(s).", chat.language))
             opened = self.history.open(owner, cids[0]) if cids else chat
-            opened.flow = chat.flow
+            opened.flow, opened.language = chat.flow, chat.language
             return self.view(opened, owner)
 
         return self._guarded(chat, run, user_id, profile)

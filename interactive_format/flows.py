@@ -14,6 +14,7 @@ model specs are checked with `models.parse_spec`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Callable, Mapping
@@ -57,7 +58,15 @@ class Flow:
     lam: float | None = None  # λ in λ·D + (1−λ)·J
     voice_replies: bool = False  # replies are spoken aloud from the start (the UI's speaker toggle begins on)
     models: tuple[tuple[str, str], ...] = ()  # (key, spec) pairs overriding [models]; env and flags still win
+    # The texts in another UI language, from the [zh] / [en] tables: ((language, ((key, value), ...)), ...).
+    # A page in that language shows them (a flow with language "auto" serves both).
+    translations: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     path: Path | None = field(default=None, compare=False)  # where it was read from
+
+    def in_language(self, language: str) -> "Flow":
+        """This flow with its texts in `language` ("en" / "zh") where the flow gives them, else as written."""
+        texts = dict(self.translations).get(language)
+        return dataclasses.replace(self, **dict(texts)) if texts else self
 
     def overrides(self) -> dict[str, dict[str, Any]]:
         """The settings this flow changes, as {section: {field: value}} for config.merge."""
@@ -100,7 +109,8 @@ def parse_flow(data: Mapping[str, Any], source: str, path: Path) -> Flow:
         if key not in FIELDS:
             check.fail(key, f"unknown key{_did_you_mean(key, FIELDS)}. Known keys: {', '.join(FIELDS)}")
     values = {key: FIELDS[key](check, key, value) for key, value in data.items()}
-    return Flow(name=path.stem, path=path, **values)
+    translations = tuple((lang, values.pop(lang)) for lang in ("zh", "en") if lang in values)
+    return Flow(name=path.stem, path=path, translations=translations, **values)
 
 
 def key_line(source: str, dotted: str) -> int | None:
@@ -242,6 +252,20 @@ def _models(check: _Checker, key: str, value: Any) -> tuple[tuple[str, str], ...
     return tuple((name, spec) for name, spec in value.items())
 
 
+TRANSLATED = ("title", "description", "welcome", "examples", "quick_replies")  # what a [zh] / [en] table may set
+
+
+def _translation(check: _Checker, key: str, value: Any) -> tuple[tuple[str, Any], ...]:
+    """A [zh] or [en] table: the flow's texts in that language, each checked like the key it translates."""
+    if not isinstance(value, dict):
+        check.fail(key, f'must be a table, e.g. [{key}] with title = "…" (got {_shown(value)})')
+    for name in value:
+        if name not in TRANSLATED:
+            check.fail(f"{key}.{name}", f"cannot be translated{_did_you_mean(name, TRANSLATED)}. These can: "
+                       f"{', '.join(TRANSLATED)}")  # fmt: skip
+    return tuple((name, FIELDS[name](check, f"{key}.{name}", v)) for name, v in value.items())
+
+
 # Every key a flow file may set, and how its value is checked.
 FIELDS: dict[str, Callable[[_Checker, str, Any], Any]] = {
     "title": _text(80, required=True),
@@ -257,6 +281,8 @@ FIELDS: dict[str, Callable[[_Checker, str, Any], Any]] = {
     "lam": _lam,
     "voice_replies": _flag,
     "models": _models,
+    "zh": _translation,
+    "en": _translation,
 }
 
 

@@ -27,6 +27,7 @@ class Chat:
     turn_ids: list[str] = field(default_factory=list)  # store ids of the first len(turn_ids) turns
     browse: int | None = None  # candidate of the last reply being looked at; None: the shown one
     flow: str | None = None  # the flow (flows.py) this tab is in; None: the app's start flow
+    language: str = "en"  # the tab's UI language, "en" or "zh" (i18n.ui_language)
 
     def last_reply(self) -> int | None:
         """Index of the last reply, if only refused messages follow it (its candidates can be browsed)."""
@@ -63,9 +64,10 @@ class History:
         self.store = store
         self.system_prompt = system_prompt
 
-    def new(self, system_prompt: str | None = None, flow: str | None = None) -> Chat:
+    def new(self, system_prompt: str | None = None, flow: str | None = None, language: str = "en") -> Chat:
         """An empty chat (by default with the app's system prompt); it is stored with its first turn."""
-        return Chat(Conversation(self.system_prompt if system_prompt is None else system_prompt), flow=flow)
+        prompt = self.system_prompt if system_prompt is None else system_prompt
+        return Chat(Conversation(prompt), flow=flow, language=language)
 
     def open(self, owner: str, cid: str) -> Chat:
         """The active branch of one of `owner`'s conversations (NotFound for anyone else's)."""

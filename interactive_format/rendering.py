@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .defects import LABELS, why_shown
-from .dialogue import Attachment, Conversation, Turn
+from .dialogue import Attachment, Candidate, Conversation, Turn
 from .errors import InputError, InteractiveFormatError
+from .i18n import localize
 from .readers import READERS, formats_text
 
 if TYPE_CHECKING:
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from .history import Branch, Chat
 
 Origin = tuple[int, str, int | None]  # the (turn index, part, attachment index) a chat message shows
+# What starts a notice's or an error's bubble: the page's style sheet (ui.CSS) gives such bubbles no like buttons.
+NOTE_MARK = '<span class="if-note">ℹ️</span>'
+ERROR_MARK = '<span class="if-error">⚠️</span>'
 
 
 # A markdown link or reference definition whose target is not http(s) or mailto (javascript:, data:, ...).
@@ -44,10 +48,10 @@ def unescape(shown: str) -> str:
     return plain if escape(plain) == shown else shown
 
 
-def _cell(text: str) -> str:
-    """A reply squeezed into one markdown table cell."""
-    text = escape(text).replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= 400 else text[:400] + "…"
+def _snippet(text: str, limit: int = 400) -> str:
+    """A reply shown on one line of the candidates list (escaped, shortened)."""
+    text = " ".join(escape(text).split())
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _num(x: float | None) -> str:
@@ -59,96 +63,142 @@ def ranked(turn: Turn) -> list[int]:
     return order if sorted(order) == list(range(len(turn.candidates))) else list(range(len(turn.candidates)))
 
 
-def candidates_table(turn: Turn) -> str:
-    """Why the shown reply won (one line), then a markdown table of the candidates, best first, defects flagged."""
-    found = [c.defects for c in turn.candidates]
+def same_text(a: str, b: str) -> bool:
+    """Two candidates a reader cannot tell apart (the same words, whatever the spacing)."""
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def duplicates(candidates: list[Candidate], order: list[int]) -> dict[int, int]:
+    """{candidate: the better-ranked candidate with the same text} for every repeated reply."""
+    first: dict[str, int] = {}
+    out = {}
+    for i in order:
+        key = " ".join(candidates[i].text.split())
+        if key in first:
+            out[i] = first[key]
+        else:
+            first[key] = i
+    return out
+
+
+def _scores(c: Candidate, shown_fields: tuple[str, ...], lang: str) -> str:
+    values = {"score": c.score, "D": c.d, "J": c.j}
+    return " · ".join(f"{localize(name, lang)} {_num(values[name])}" for name in shown_fields)
+
+
+def score_fields(candidates: list[Candidate]) -> tuple[str, ...]:
+    """The scores worth showing: the combined score, and D or J only where they differ from it (with λ = 1
+    the score is D, with λ = 0 it is J: the same column twice says nothing)."""
+    fields = ["score"]
+    for name, value in (("D", lambda c: c.d), ("J", lambda c: c.j)):
+        known = [c for c in candidates if value(c) is not None and math.isfinite(value(c))]
+        if known and any(not math.isclose(value(c), c.score, abs_tol=1e-9) for c in known):
+            fields.append(name)
+    return tuple(fields)
+
+
+def _flags(c: Candidate, lang: str) -> str:
+    return ", ".join(localize(LABELS.get(n, n), lang) for n in c.defects).replace(", ", "、" if lang == "zh" else ", ")
+
+
+def candidates_panel(turn: Turn, ranking_note: str = "", lang: str = "en") -> str:
+    """The last reply's candidates, best first: why the shown one won (one line), then each distinct reply once
+    with its scores, its defects flagged ⚠, repeats folded into the first ("same as 2"), and the draft that was
+    streamed while the reply was written marked."""
     order = ranked(turn)
-    rows = ["| | score | D | J | reply |", "|---|---|---|---|---|"]
+    fields = score_fields(turn.candidates)
+    repeats = duplicates(turn.candidates, order)
+    streamed = turn.meta.get("streamed")
+    lines = []
     for rank, i in enumerate(order, 1):
+        if i in repeats:
+            continue
         c = turn.candidates[i]
-        mark = "▶" if i == turn.chosen else str(rank)
-        flags = f"⚠ *{', '.join(LABELS.get(n, n) for n in found[i])}:* " if found[i] else ""
-        rows.append(f"| {mark} | {_num(c.score)} | {_num(c.d)} | {_num(c.j)} | {flags}{_cell(c.text) or '*(empty)*'} |")
-    why = why_shown(turn.candidates, order, turn.chosen, found)
-    return (f"**{escape(why)}**\n\n" if why else "") + "\n".join(rows)
+        marks = ["▶ **" + localize("shown", lang) + "**"] if i == turn.chosen else []
+        if i == streamed and i != turn.chosen:
+            marks.append("*" + localize("streamed", lang) + "*")
+        same = [order.index(k) + 1 for k, of in repeats.items() if of == i]
+        if same:
+            marks.append("×" + str(1 + len(same)))
+        scores = _scores(c, fields, lang)
+        flags = f"⚠ *{_flags(c, lang)}*" if c.defects else ""
+        head = " · ".join(x for x in (f"**{rank}**", *marks, scores, flags) if x)
+        lines.append(f"{head}  \n{_snippet(c.text) or '*' + localize('(empty)', lang) + '*'}")
+    why = why_shown(turn.candidates, order, turn.chosen, [c.defects for c in turn.candidates])
+    if turn.meta.get("kept_streamed") and turn.chosen == order[0]:
+        why = "Shown: the reply you watched being written (no candidate has fewer defects)"
+    top = f"#### {panel_title(turn, lang)}\n\n" + (f"**{escape(localize(why, lang))}**\n\n" if why else "")
+    note = f"\n\n*{escape(localize(ranking_note, lang))}*" if ranking_note else ""
+    return top + "\n\n".join(lines) + note
 
 
-def caption_label(a: Attachment, number: int | None = None) -> str:
+def panel_title(turn: Turn, lang: str = "en") -> str:
+    """The candidates panel's heading: how many were sampled (and how many repeated another)."""
+    n = len(turn.candidates)
+    same = len(duplicates(turn.candidates, ranked(turn)))
+    text = "1 candidate" if n == 1 else f"{n} candidates, ranked" + (f" ({same} identical)" if same else "")
+    return localize(text, lang)
+
+
+def caption_label(a: Attachment, number: int | None = None, lang: str = "en") -> str:
     """What the chat shows before an attachment's text ("Picture 2 caption", "Transcript (en)"): its reader's."""
     reader = READERS.get(a.kind)
-    return reader.label(a.meta, number) if reader else a.kind
+    return localize(reader.label(a.meta, number) if reader else a.kind, lang)
 
 
-def _user_messages(turn: Turn, i: int) -> list[tuple[dict, Origin]]:
+def _user_messages(turn: Turn, i: int, lang: str) -> list[tuple[dict, Origin]]:
     out: list[tuple[dict, Origin]] = []
     for k, a in enumerate(turn.attachments):
         if a.path and Path(a.path).is_file():  # imported chats (and cleaned-up uploads) keep only the text
             out.append(({"role": "user", "content": {"path": a.path}}, (i, "file", k)))
         if a.text:
-            label = caption_label(a, turn.number(k))
+            label = caption_label(a, turn.number(k), lang)
             out.append(({"role": "user", "content": f"*{label}:* {escape(a.text)}"}, (i, "caption", k)))
+    if turn.meta.get("refused"):  # a file that was refused: the user still sees what they sent
+        name = localize(f"{turn.meta['refused']} (refused)", lang)
+        out.append(({"role": "user", "content": f"📎 {escape(name)}"}, (i, "refused", None)))
     if turn.text:
         out.append(({"role": "user", "content": escape(turn.text)}, (i, "text", None)))
     if turn.error:
-        out.append(({"role": "assistant", "content": f"⚠️ {escape(turn.error)}"}, (i, "error", None)))
+        out.append(({"role": "assistant", "content": f"{ERROR_MARK} {escape(localize(turn.error, lang))}"},
+                    (i, "error", None)))  # fmt: skip
     return out
 
 
-def _assistant_messages(turn: Turn, i: int, ranking_note: str, pending: bool) -> list[tuple[dict, Origin]]:
-    out: list[tuple[dict, Origin]] = []
-    notice = (
-        [({"role": "assistant", "content": f"ℹ️ {escape(turn.notice)}"}, (i, "notice", None))] if turn.notice else []
-    )
+def _assistant_messages(turn: Turn, i: int, lang: str) -> list[tuple[dict, Origin]]:
+    notice = [({"role": "assistant", "content": f"{NOTE_MARK} {escape(localize(turn.notice, lang))}"},
+               (i, "notice", None))] if turn.notice else []  # fmt: skip
     if turn.error:
-        return notice + [({"role": "assistant", "content": f"⚠️ {escape(turn.error)}"}, (i, "error", None))]
+        return notice + [
+            ({"role": "assistant", "content": f"{ERROR_MARK} {escape(localize(turn.error, lang))}"}, (i, "error", None))
+        ]
     # The reply first, then what happened to it ("Stopped before…", "cut off…"), as other chat UIs show it.
-    out.append(({"role": "assistant", "content": escape(turn.reply) or "…"}, (i, "reply", None)))
-    out += notice
-    if len(turn.candidates) > 1 or (turn.candidates and not pending):
-        n = len(turn.candidates)
-        title = f"Sampling {n} candidates…" if pending else f"{n} candidate(s), ranked"
-        meta = {"title": title, "status": "pending" if pending else "done"}
-        body = (
-            candidates_table(turn)
-            if not pending
-            else "\n\n".join(f"{k + 1}. {_cell(c.text)}" for k, c in enumerate(turn.candidates))
-        )
-        out.append(
-            (
-                {"role": "assistant", "content": f"{body}\n\n*{escape(ranking_note)}*", "metadata": meta},
-                (i, "candidates", None),
-            )
-        )
-    return out
+    return [({"role": "assistant", "content": escape(turn.reply) or "…"}, (i, "reply", None)), *notice]
 
 
-def render(conversation: Conversation, ranking_note: str = "", pending: bool = False) -> list[tuple[dict, Origin]]:
-    """Each chat message in Gradio's messages format with the turn it shows (pending: the last reply streams)."""
+def render(conversation: Conversation, lang: str = "en") -> list[tuple[dict, Origin]]:
+    """Each chat message in Gradio's messages format with the turn it shows; the app's own words in `lang`."""
     out: list[tuple[dict, Origin]] = []
-    last = len(conversation.turns) - 1
     for i, turn in enumerate(conversation.turns):
-        if turn.role == "user":
-            out += _user_messages(turn, i)
-        else:
-            out += _assistant_messages(turn, i, ranking_note, pending and i == last)
+        out += _user_messages(turn, i, lang) if turn.role == "user" else _assistant_messages(turn, i, lang)
     return out
 
 
-def to_messages(conversation: Conversation, ranking_note: str = "", pending: bool = False) -> list[dict]:
+def to_messages(conversation: Conversation, lang: str = "en") -> list[dict]:
     """The conversation in Gradio's messages format."""
-    return [message for message, _ in render(conversation, ranking_note, pending)]
+    return [message for message, _ in render(conversation, lang)]
 
 
-def candidate_info(turn: Turn, browse: int | None) -> str:
+def candidate_info(turn: Turn, browse: int | None, lang: str = "en") -> str:
     """The candidate being browsed: its place in the ranking, scores, whether it is shown, and its text."""
     order = ranked(turn)
     idx = turn.chosen if browse is None else browse
     c = turn.candidates[idx]
-    shown = "shown" if idx == turn.chosen else "not shown: *Use this reply* continues with it"
-    return (
-        f"**Candidate {order.index(idx) + 1}/{len(order)}** · score {_num(c.score)} · D {_num(c.d)} · "
-        f"J {_num(c.j)} · {shown}\n\n{escape(c.text) or '*(empty)*'}"
-    )
+    shown = localize("shown" if idx == turn.chosen else "not shown: *Use this reply* continues with it", lang)
+    scores = _scores(c, score_fields(turn.candidates), lang)
+    flags = f" · ⚠ *{_flags(c, lang)}*" if c.defects else ""
+    place = localize(f"Candidate {order.index(idx) + 1}/{len(order)}", lang)
+    return f"**{place}** · {scores}{flags} · {shown}\n\n{escape(c.text) or '*' + localize('(empty)', lang) + '*'}"
 
 
 def turn_result(conversation: Conversation) -> dict:
@@ -182,15 +232,17 @@ def turn_result(conversation: Conversation) -> dict:
     }
 
 
-def header(flow: Flow) -> str:
+def header(flow: Flow, lang: str = "en") -> str:
+    """The flow's title and description, in the session's language when the flow gives one (flows.py)."""
+    flow = flow.in_language(lang)
     return f"## {escape(flow.title)}\n{escape(flow.description)}"
 
 
-def models_line(engine) -> str:
+def models_line(engine, lang: str = "en") -> str:
     m = engine.config.models
     reader = getattr(engine.captioner, "reader", None)  # None: text in pictures is off (or not installed)
     text = f" + text `{reader.name}`" if reader is not None else ""
-    return f"Models: chat `{m.llm}` · speech `{m.asr}` · pictures `{m.captioner}`{text}"
+    return localize(f"Models: chat `{m.llm}` · speech `{m.asr}` · pictures `{m.captioner}`{text}", lang)
 
 
 def box_options(flow: Flow) -> dict:
@@ -217,9 +269,11 @@ def branch_label(chat: Chat, b: Branch) -> str:
     return f"{b.position + 1}/{b.count}: “{text}”"
 
 
-def edit_target(conversation: Conversation, index: Any, value: Any) -> tuple[int, str, dict[int, str] | None]:
+def edit_target(
+    conversation: Conversation, index: Any, value: Any, lang: str = "en"
+) -> tuple[int, str, dict[int, str] | None]:
     """(user turn index, new text, new attachment texts) for an edit of chat message `index` (InputError if none)."""
-    origins = [origin for _, origin in render(conversation)]
+    origins = [origin for _, origin in render(conversation, lang)]
     if not isinstance(index, int) or not 0 <= index < len(origins) or not isinstance(value, str):
         raise InputError("That message is no longer there; please reload the conversation.")
     i, part, k = origins[index]
@@ -228,7 +282,7 @@ def edit_target(conversation: Conversation, index: Any, value: Any) -> tuple[int
         text, attachment_texts = unescape(value).strip(), None
     elif part == "caption":
         a = turn.attachments[k]
-        label = f"*{caption_label(a, turn.number(k))}:* "
+        label = f"*{caption_label(a, turn.number(k), lang)}:* "
         text, attachment_texts = turn.text, {k: unescape(value.removeprefix(label)).strip()}
     else:
         raise InputError("Only your messages, picture captions and transcripts can be edited.")

@@ -22,15 +22,26 @@ from typing import Any
 import gradio as gr
 
 from .config import ASSETS, Limits
+from .ffmpeg import page_audio_note
 from .errors import InputError
 from .history import Chat
+from .i18n import localize
 from .rendering import escape
 from .speaker import Utterance, follow, wav_bytes
 from .uploads import sniff
 
 LIVE_WAIT_S = 10.0  # how long a spoken reply waits for its turn's event to start (both come from one click)
 TALK_JS = (ASSETS / "talk.js").read_text(encoding="utf-8")  # the page's talk-mode loop, run at page load
+TALK_STATUS = '<div id="talk-status" aria-live="polite" data-lang="{language}">{text}</div>'  # talk.js writes in it
 _DATA_URL = re.compile(r"data:audio/wav;base64,", re.IGNORECASE)
+
+
+def speech_note(engine: Any) -> str:
+    """Why this engine's replies cannot be spoken in the page ("" when they can): no speaker, or no ffmpeg for
+    the streamed audio (the API's WAV needs none)."""
+    if engine.speaker is None:
+        return engine.speaker_note or "Spoken replies are off on this server."
+    return page_audio_note()
 
 
 class LiveTurn:
@@ -72,15 +83,15 @@ def recording_file(data: str | None, limits: Limits) -> str:
     return str(path)
 
 
-def _voiced(utterances: Iterator[Utterance]) -> Iterator[bytes]:
-    """Sentences' audio as WAV chunks; each distinct note on a skipped sentence shown once, as a toast."""
+def _voiced(utterances: Iterator[Utterance], lang: str = "en") -> Iterator[bytes]:
+    """Sentences' audio as WAV chunks; each distinct note on a skipped sentence shown once, as a toast in `lang`."""
     notes = []
     for u in utterances:
         if len(u.audio):
             yield wav_bytes(u.audio, u.rate)
         elif u.note and u.note not in notes:
             notes.append(u.note)
-            gr.Info(escape(u.note))
+            gr.Info(escape(localize(u.note, lang)))
 
 
 class SpokenReplies:
@@ -91,8 +102,9 @@ class SpokenReplies:
     def speak_live(self, chat: Chat, on: bool, request: gr.Request | None = None) -> Iterator[bytes]:
         """With the speaker on: this session's turn (started by the same click), spoken sentence by sentence
         while it streams, as WAV chunks for a streaming gr.Audio. Skipped sentences' notes are shown as toasts."""
-        speaker = self._engine(chat).speaker
-        if not on or speaker is None:
+        engine = self._engine(chat)
+        speaker = engine.speaker
+        if not on or speech_note(engine):
             return
         key = request.session_hash if request is not None else None
         deadline = time.monotonic() + LIVE_WAIT_S
@@ -100,14 +112,15 @@ class SpokenReplies:
             if time.monotonic() > deadline:
                 return
             time.sleep(0.02)
-        yield from _voiced(follow(live.shown, live.done.is_set, speaker))
+        yield from _voiced(follow(live.shown, live.done.is_set, speaker), chat.language)
 
     def speak_shown(self, chat: Chat, on: bool) -> Iterator[bytes]:
         """With the speaker on: the reply now shown (e.g. the candidate just picked), sentence by sentence."""
-        speaker = self._engine(chat).speaker
+        engine = self._engine(chat)
         reply = chat.last_reply()
-        if on and speaker is not None and reply is not None:
-            yield from _voiced(speaker.stream(chat.conversation.turns[reply].reply))
+        if on and not speech_note(engine) and reply is not None:
+            speaker = engine.speaker
+            yield from _voiced(speaker.stream(chat.conversation.turns[reply].reply), chat.language)
 
     def talk(
         self,
@@ -123,7 +136,9 @@ class SpokenReplies:
     ) -> Iterator[Any]:
         """A talk-mode utterance: answered as a voice turn (transcribed, shown with its transcript, replied)."""
         limits = self._engine(chat).config.limits
-        path = self._attempt(lambda owner: recording_file(recording, limits), user_id, profile, lambda: None)
+        path = self._attempt(
+            lambda owner: recording_file(recording, limits), user_id, profile, lambda: None, chat.language
+        )
         if path is None:  # refused: the reason is shown by the page's error boundary
             yield self._unchanged(chat)
             return

@@ -14,17 +14,20 @@ from typing import Any
 import gradio as gr
 
 from .admission import bound_gradio_queue
-from .callbacks import STORAGE_KEY, ChatUI, FlowView, View
+from .config import ASSETS
+from .callbacks import OPEN_KEY, STORAGE_KEY, ChatUI, FlowView, View
 from .chat import ChatEngine, TurnSettings
 from .engines import FlowSet
 from .flows import MAX_QUICK_REPLIES, Flow
 from .history import Store  # only its type: the page reaches the store through History
-from .i18n import labels, placeholder_key, translations
+from .i18n import labels, localize, placeholder_key, translations
 from .knobs import KNOBS, Knob
 from .rendering import box_options, escape, header, models_line
-from .talk import TALK_JS
+from .talk import TALK_JS, TALK_STATUS, speech_note
 
 PRIVATE = {"api_visibility": "private"}  # page events: not part of the API
+# The page load's inputs as the browser has them, with its language (as Gradio's own i18n reads it).
+BROWSER_LANGUAGE_JS = "(user, open, language) => [user, open, navigator.language || '']"
 TURN = {**PRIVATE, "concurrency_id": "turn"}  # events that run a turn share the turn concurrency limit
 
 
@@ -52,6 +55,7 @@ class ChatArea:
     pick: gr.Button
     regenerate: gr.Button
     candidate: gr.Markdown
+    candidate_list: gr.Markdown  # every candidate of the last reply, in an accordion under the browsed one
     branch_bar: gr.Row
     branch: gr.Dropdown
     older_version: gr.Button
@@ -85,6 +89,7 @@ class Speech:
     audio: gr.Audio  # the spoken reply, streamed sentence by sentence
     talk_bar: gr.Row  # talk mode: its button and state line (shown in flows that take voice)
     talk: gr.Button  # starts and stops talk mode (in the page: assets/talk.js)
+    talk_status: gr.HTML  # what talk mode is doing (talk.js writes it; the page load sets its language)
     talk_data: gr.Textbox  # hidden: the page's recording (a base64 WAV)
     talk_id: gr.Textbox  # hidden: which round the page sent
     talk_send: gr.Button  # hidden: the page clicks it to send the recording
@@ -96,6 +101,7 @@ class Speech:
 @dataclass(frozen=True)
 class Page:
     user_id: gr.BrowserState
+    open_chat: gr.BrowserState  # the conversation this browser has open: a reload reopens it
     chat: gr.State
     header: gr.Markdown
     sidebar: Sidebar
@@ -105,7 +111,9 @@ class Page:
 
     def outputs(self, names: tuple[str, ...]) -> list:
         """The components for `names` (a View's or FlowView's fields), flattened (quick replies: each button)."""
-        parts: dict[str, Any] = {"user_id": self.user_id, "chat": self.chat, "header": self.header}
+        parts: dict[str, Any] = {
+            "user_id": self.user_id, "open_chat": self.open_chat, "chat": self.chat, "header": self.header
+        }
         for group in (self.sidebar, self.area, self.settings, self.speech):
             parts.update({f.name: getattr(group, f.name) for f in dataclasses.fields(group)})
         found = [parts[name] for name in names]
@@ -120,9 +128,21 @@ class Page:
         return self.outputs(FlowView._fields)
 
 
+# What runs at page load: the phone layout (assets/page.js) and talk mode's loop (assets/talk.js).
+PAGE_JS = f"() => {{ ({(ASSETS / 'page.js').read_text(encoding='utf-8')})(); ({TALK_JS})(); }}"
+# The page's own style: a notice's or an error's bubble (rendering.NOTE_MARK / ERROR_MARK) takes no like or dislike,
+# and the chat's trash icon goes (it emptied the view, not the chat: "New chat" in the sidebar starts one).
+CSS = """
+#chatbot .message-row:has(.if-note) + .message-buttons, #chatbot .message-row:has(.if-error) + .message-buttons
+  { display: none; }
+#chatbot .top-panel { display: none; }
+"""
+
+
 def launch_options(flow: Flow) -> dict:
-    """What `launch` needs besides the address: the start flow's theme, the UI's translations, talk mode's loop."""
-    return {"theme": flow.theme, "i18n": translations(), "js": TALK_JS}
+    """What `launch` needs besides the address: the start flow's theme, the UI's translations, talk mode's loop, the
+    page's style."""
+    return {"theme": flow.theme, "i18n": translations(), "js": PAGE_JS, "css": CSS}
 
 
 class FlowBlocks(gr.Blocks):
@@ -144,7 +164,9 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
     age = config.server.upload_max_age_s
     with FlowBlocks(flow, title=flow.title, delete_cache=(min(age, 3600), age)) as demo:
         # The key survives restarts (it lives in the database), so reopened pages find their id again.
-        user_id = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=ui.history.secret("browser_state"))
+        secret = ui.history.secret("browser_state")
+        user_id = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=secret)
+        open_chat = gr.BrowserState(None, storage_key=OPEN_KEY, secret=secret)
         chat = gr.State(ui.history.new(flow=ui.flows.start))
         sidebar = _sidebar(ui, t, config.server.hf_login)
         top = gr.Markdown(header(flow), elem_id="flow-header")
@@ -155,7 +177,7 @@ def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -
             with gr.Column(scale=1, min_width=260):
                 settings = _settings(engine, t)
         _api(ui, engine.default_settings())  # wired first: its input names win
-        page = Page(user_id, chat, top, sidebar, area, settings, speech)
+        page = Page(user_id, open_chat, chat, top, sidebar, area, settings, speech)
         _wire_flows(demo, ui, page)
         _wire_turns(ui, page)
         _wire_candidates(ui, page)
@@ -221,6 +243,8 @@ def _chat_area(flow: Flow, t) -> ChatArea:
             pick_btn = gr.Button(t("use_reply"), size="sm", scale=0, interactive=False, elem_id="cand-pick")
             regen_btn = gr.Button(t("regenerate"), size="sm", scale=0, elem_id="regen-btn")
         candidate = gr.Markdown(elem_id="cand-info")
+        with gr.Accordion(t("all_candidates"), open=False, elem_id="cand-all"):
+            candidate_list = gr.Markdown(elem_id="cand-list")
     with gr.Row(visible=False, elem_id="branch-bar") as branch_bar:
         branch = gr.Dropdown([], label=t("edited_message"), scale=4, elem_id="branch-turn")
         branch_prev = gr.Button(t("older_version"), size="sm", scale=1, elem_id="branch-prev")
@@ -249,17 +273,18 @@ def _chat_area(flow: Flow, t) -> ChatArea:
     with gr.Row():
         stop_btn = gr.Button(t("stop"), variant="stop", interactive=False, elem_id="stop-btn")  # live during a turn
         retry_btn = gr.Button(t("retry"), visible=False, elem_id="retry-btn")
-    status = gr.Markdown("Ready", elem_id="status")
+    status = gr.Markdown(localize("Ready", flow.language), elem_id="status")  # "auto": the page load sets it
     return ChatArea(
-        chatbot, candidate_bar, prev_btn, next_btn, pick_btn, regen_btn, candidate, branch_bar, branch,
-        branch_prev, branch_next, quick, box, examples, stop_btn, retry_btn, status,
+        chatbot, candidate_bar, prev_btn, next_btn, pick_btn, regen_btn, candidate, candidate_list, branch_bar,
+        branch, branch_prev, branch_next, quick, box, examples, stop_btn, retry_btn, status,
     )  # fmt: skip
 
 
 def _speech(engine: ChatEngine, t) -> Speech:
     """The speaker toggle (on from the start in a flow with voice_replies), the spoken reply's player, talk mode."""
-    available = engine.speaker is not None
-    info = None if available else (engine.speaker_note or "Spoken replies are off on this server.")
+    note = speech_note(engine)
+    available = not note
+    info = localize(note, engine.config.flow.language) or None  # "auto": the page load sets it
     with gr.Row(elem_id="speech-row"):
         speak = gr.Checkbox(
             available and engine.config.flow.voice_replies, label=t("speak_replies"), interactive=available,
@@ -270,7 +295,9 @@ def _speech(engine: ChatEngine, t) -> Speech:
         )
     with gr.Row(elem_id="talk-bar", visible="voice" in engine.config.flow.modalities) as talk_bar:
         talk = gr.Button(t("talk_mode"), size="sm", scale=0, min_width=160, elem_id="talk-btn")
-        gr.HTML('<div id="talk-status" aria-live="polite">Talk mode is off.</div>', elem_id="talk-status-box")
+        language = engine.config.flow.language  # "auto": the page load writes it in the browser's
+        off = TALK_STATUS.format(language=language, text=escape(localize("Talk mode is off.", language)))
+        talk_status = gr.HTML(off, elem_id="talk-status-box")
     hidden = {"visible": "hidden", "interactive": True}
     talk_data = gr.Textbox(elem_id="talk-data", **hidden)
     talk_id = gr.Textbox(elem_id="talk-id", **hidden)
@@ -278,7 +305,9 @@ def _speech(engine: ChatEngine, t) -> Speech:
     talk_cancel = gr.Button("cancel", elem_id="talk-cancel", visible="hidden")
     turn_done = gr.Textbox(elem_id="talk-turn-done", **hidden)
     spoken_done = gr.Textbox(elem_id="talk-spoken-done", **hidden)
-    return Speech(speak, audio, talk_bar, talk, talk_data, talk_id, talk_send, talk_cancel, turn_done, spoken_done)
+    return Speech(
+        speak, audio, talk_bar, talk, talk_status, talk_data, talk_id, talk_send, talk_cancel, turn_done, spoken_done
+    )
 
 
 def _settings(engine: ChatEngine, t) -> Settings:
@@ -335,7 +364,10 @@ def _api(ui: ChatUI, g: TurnSettings) -> None:
 def _wire_flows(demo: gr.Blocks, ui: ChatUI, page: Page) -> None:
     """Page load (the user's id, the flow of `?flow=`) and the flow menu."""
     user_id, chat, view, flow_parts = page.user_id, page.chat, page.view, page.flow_view
-    demo.load(ui.load, [user_id], [user_id, *view], **PRIVATE).then(ui.show_flow, [chat], flow_parts, **PRIVATE)
+    language = gr.Textbox(visible="hidden", elem_id="browser-language")  # what the browser reads (Gradio's i18n too)
+    demo.load(
+        ui.load, [user_id, page.open_chat, language], [user_id, *view], js=BROWSER_LANGUAGE_JS, **PRIVATE
+    ).then(ui.show_flow, [chat], flow_parts, **PRIVATE)
     menu = page.sidebar.flow
     menu.input(ui.switch_flow, [menu, chat, user_id], view, **TURN).then(ui.show_flow, [chat], flow_parts, **PRIVATE)
 
@@ -378,7 +410,6 @@ def _wire_sidebar(ui: ChatUI, page: Page) -> None:
     """New chat, opening, renaming and deleting conversations, export and import."""
     s, chat, user_id, view = page.sidebar, page.chat, page.user_id, page.view
     s.new_chat.click(ui.new_chat, [chat, user_id], view, **PRIVATE)
-    page.area.chatbot.clear(ui.new_chat, [chat, user_id], view, **PRIVATE)  # the chat's trash icon: a fresh chat
     s.chats.input(ui.open, [s.chats, chat, user_id], view, **PRIVATE)
     s.rename.click(ui.rename, [chat, s.title, user_id], view, **PRIVATE)
     s.title.submit(ui.rename, [chat, s.title, user_id], view, **PRIVATE)

@@ -128,7 +128,8 @@ def test_ui_history_survives_bad_turns(ui, media):
     # the prompt for the last turn carried the good turns only
     assert "z" * 50 not in str(conv.messages())
     text = str(chatbot)
-    assert "⚠️" in text and "Picture tags" in text and "candidate(s), ranked" in text
+    assert "⚠️" in text and "Picture tags" in text and "candidate" not in text  # the candidates are in their panel
+    assert last.candidate_list.startswith("#### 2 candidates, ranked")
     assert status == "Ready"
     saved = ui.history.open(owner_of(USER), chat.id).conversation  # every turn was saved, failed ones too
     assert [t.error for t in saved.turns] == [t.error for t in state.turns] and len(chat.turn_ids) == 8
@@ -142,7 +143,7 @@ def test_stream_yields_partial_replies(ui):
     assert len(pending) >= 3  # the reply grew in steps
     lengths = [len(u.chat.conversation.turns[-1].reply) for u in pending]
     assert lengths[-1] >= lengths[0]
-    assert to_messages(conv)[-1]["metadata"]["status"] == "done"
+    assert to_messages(conv)[-1]["content"] == conv.turns[-1].reply  # the reply itself, no candidates bubble
 
 
 def test_empty_submission_adds_nothing(ui):

@@ -101,7 +101,8 @@ def test_browsing_candidates_and_picking_one_logs_preference_pairs(ui, db_path):
     assert pick.interactive is True
     _, info, _ = ui.previous_candidate(chat)
     _, info, _ = ui.previous_candidate(chat)  # wraps around to the last
-    assert "**Candidate 3/3**" in info and "J -1.200" in info
+    assert "**Candidate 3/3**" in info and "score -1.200" in info
+    assert " J " not in info  # without D the score is J: one number, not the same one twice
     view = ui.pick(chat, user)
     assert chat.conversation.turns[1].reply == "1.2 re: Tell me a joke"
     assert view.chatbot["value"][1]["content"] == "1.2 re: Tell me a joke" and "· shown" in view.candidate
@@ -143,8 +144,8 @@ def test_editing_a_message_branches_and_the_old_branch_stays_reachable(ui):
     chat = start(ui, user).chat
     say(ui, chat, user, "What is 2+2?")
     say(ui, chat, user, "And 3 < 4?")
-    assert render(chat.conversation)[3][0]["content"] == "And 3 &lt; 4?"  # shown escaped
-    edit = SimpleNamespace(index=3, value="And 3 &lt; 5?", previous_value="And 3 &lt; 4?")
+    assert render(chat.conversation)[2][0]["content"] == "And 3 &lt; 4?"  # shown escaped (the candidates are not
+    edit = SimpleNamespace(index=2, value="And 3 &lt; 5?", previous_value="And 3 &lt; 4?")  # chat messages)
     view = list(ui.edit(chat, 3, 0.7, 16, 0.5, user, edit))[-1]
     turns = chat.conversation.turns
     assert [t.reply for t in turns] == ["What is 2+2?", "1.0 re: What is 2+2?", "And 3 < 5?", "3.0 re: And 3 < 5?"]
@@ -200,24 +201,24 @@ def test_like_and_dislike_are_logged_for_the_shown_reply(ui, db_path):
     chat = start(ui, user).chat
     say(ui, chat, user, "Hi")
     ui.like(chat, user, SimpleNamespace(index=1, liked=True))
-    ui.like(chat, user, SimpleNamespace(index=2, liked=False))  # the candidates table belongs to the reply too
+    ui.like(chat, user, SimpleNamespace(index=1, liked=False))  # changed to a dislike
     ui.like(chat, user, SimpleNamespace(index=0, liked=True))  # a user message: ignored
-    assert ui.view(chat, owner_of(user)).chatbot["feedback_value"] == ["Dislike", None]  # the latest, on the reply
+    assert ui.view(chat, owner_of(user)).chatbot["feedback_value"] == ["Dislike"]  # the latest, on the reply
     ui.like(chat, user, SimpleNamespace(index=1, liked=""))  # clicked again: taken back
     assert rows(db_path, "SELECT turn_id, candidate_idx, kind FROM feedback ORDER BY id") == [
         (chat.turn_ids[1], 0, "like"),
         (chat.turn_ids[1], 0, "dislike"),
         (chat.turn_ids[1], 0, "clear"),
     ]
-    assert ui.open(chat.id, chat, user).chatbot["feedback_value"] == [None, None]  # reply, candidates table
+    assert ui.open(chat.id, chat, user).chatbot["feedback_value"] == [None]
 
     say(ui, chat, user, "And again")
-    ui.like(chat, user, SimpleNamespace(index=4, liked=True))  # messages: Hi, reply, table, And again, reply
+    ui.like(chat, user, SimpleNamespace(index=3, liked=True))  # messages: Hi, reply, And again, reply
     reopened = ui.open(chat.id, chat, user)  # e.g. after a reload: the like is shown on the second reply only
-    assert reopened.chatbot["feedback_value"] == [None, None, "Like", None]
+    assert reopened.chatbot["feedback_value"] == [None, "Like"]
     ui.browse(reopened.chat, +1)
     ui.pick(reopened.chat, user)  # another candidate shown: the like was for the old one
-    assert ui.view(reopened.chat, owner_of(user)).chatbot["feedback_value"] == [None, None, None, None]
+    assert ui.view(reopened.chat, owner_of(user)).chatbot["feedback_value"] == [None, None]
 
 
 def test_two_users_never_see_each_others_conversations(ui):

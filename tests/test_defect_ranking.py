@@ -15,7 +15,7 @@ from interactive_format.defects import why_shown
 from interactive_format.dialogue import Candidate
 from interactive_format.discriminator import Reranker
 from interactive_format.generator import Draft, Sample, SamplingParams
-from interactive_format.rendering import candidates_table, turn_result
+from interactive_format.rendering import candidates_panel, turn_result
 from interactive_format.store import Store
 
 LOOP = "北京西站站站站站站站站站站站站站站站站站站站站站站站站"
@@ -99,9 +99,14 @@ def ui(tmp_path):
 
 
 def panel(view) -> str:
-    return next(
-        m["content"] for m in view.chatbot["value"] if (m.get("metadata") or {}).get("title", "").endswith("ranked")
-    )
+    """The candidates panel under the chat (not a bubble in it)."""
+    assert not any(m.get("metadata") for m in view.chatbot["value"])
+    return view.candidate_list
+
+
+def entry(text: str, reply: str) -> str:
+    """The panel's entry (its heading line and reply) for the candidate that begins with `reply`."""
+    return next(e for e in text.split("\n\n") if reply in e)
 
 
 def test_the_panel_says_why_and_flags_defective_candidates_also_after_a_reload(ui):
@@ -115,11 +120,12 @@ def test_the_panel_says_why_and_flags_defective_candidates_also_after_a_reload(u
     assert reply.reply == GOOD  # J alone would have shown the loop, D alone the English reply
     text = panel(view)
     assert "**Shown: fewest defects; D 0.81 vs 0.50; 2 of 3 flagged ⚠**" in text
-    assert "⚠ *loop, cut off:* 北京西站" in text and "⚠ *wrong language:* The Forbidden" in text
-    assert "⚠" not in text.split("| ▶ |")[1].split("\n")[0]  # the shown row has no flag
+    assert "⚠ *loop, cut off*" in entry(text, "北京西站") and "⚠ *wrong language*" in entry(text, "The Forbidden")
+    assert "▶" in entry(text, GOOD) and "⚠" not in entry(text, GOOD)  # the shown entry has no flag
+    assert text.startswith("#### 3 candidates, ranked")
     result = turn_result(chat.conversation)
     assert [c["defects"] for c in result["candidates"]] == [["loop", "cut_off"], ["wrong_language"], []]
     assert "defects" not in result["meta"]
     reloaded = ui.history.open(owner_of(user), chat.id).conversation.turns[1]  # from SQLite
     assert [c.defects for c in reloaded.candidates] == [["loop", "cut_off"], ["wrong_language"], []]  # stored
-    assert candidates_table(reloaded) == candidates_table(reply)
+    assert candidates_panel(reloaded) == candidates_panel(reply)
