@@ -132,7 +132,8 @@ class ChatUI(SpokenReplies, ChatFiles):
         """Everything shown for `chat` (box: the input box's update; None leaves it as it is)."""
         lang = chat.language
         reply = chat.last_reply()
-        turn = chat.conversation.turns[reply] if reply is not None else None
+        # The panel shows the last turn's candidates: after a refused message it has none to show.
+        turn = chat.conversation.turns[reply] if reply == len(chat.conversation.turns) - 1 else None
         branches = self.history.branches(owner, chat) if chat.id else []
         choices = [(branch_label(chat, b), b.index) for b in branches]
         chats = self.history.conversations(owner)

@@ -75,11 +75,23 @@ def _open(path: Path, limits: Limits) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _refuse(path, "is too large: it declares more pixels than can be decoded safely.") from None
     except UnidentifiedImageError:
+        found = _format_of(path)  # a picture of a kind Pillow reads but this app does not take (TGA, say)?
+        if found is None:
+            raise _refuse(path, "is damaged or is not a picture file; it could not be opened.") from None
         kinds = ", ".join(limits.image_types)
-        raise _refuse(path, f"is not a picture in a supported format ({kinds}).") from None
+        raise _refuse(path, f"is a {found} picture, a format not accepted here (accepted: {kinds}).") from None
     except Exception as e:  # any plugin error while reading the header
         log.debug("opening %s failed", path, exc_info=True)
         raise _refuse(path, f"could not be read as a picture ({e.__class__.__name__}).") from None
+
+
+def _format_of(path: Path) -> str | None:
+    """The picture format Pillow finds in the file's header with all its decoders, None for none."""
+    try:
+        with Image.open(path) as img:
+            return img.format
+    except Exception:  # unreadable by every decoder (or a bomb): no picture Pillow knows
+        return None
 
 
 def _check_pixels(img: Image.Image, path: Path, limits: Limits) -> None:
