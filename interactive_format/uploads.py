@@ -36,18 +36,18 @@ def sniff(path: str | Path) -> str | None:
 def checked_size(path: str | Path, limits: Limits, noun: str = "file") -> int:
     """The file's size in bytes; InputError if it is missing, not a file, empty or over the limit."""
     path = Path(path)
-    label = f"The {noun} '{display_name(path)}'"
+    name = display_name(path)
     try:
         size = path.stat().st_size
     except (OSError, ValueError):  # ValueError: a NUL byte in the name
-        raise InputError(f"{label} could not be found or read; please upload it again.") from None
+        raise InputError(f"The {noun} '{name}' could not be found or read; please upload it again.") from None
     if not path.is_file():
-        raise InputError(f"{label} is not a file.")
+        raise InputError(f"The {noun} '{name}' is not a file.")
     if size == 0:
-        raise InputError(f"{label} is empty (0 bytes).")
+        raise InputError(f"The {noun} '{name}' is empty (0 bytes).")
     if size > limits.max_file_bytes:
         raise InputError(
-            f"{label} is too big ({size / 2**20:.1f} MB; the limit is {limits.max_file_bytes / 2**20:.0f} MB)."
+            f"The {noun} '{name}' is too big ({size / 2**20:.1f} MB; the limit is {limits.max_file_bytes / 2**20:.0f} MB)."
         )
     return size
 
