@@ -332,14 +332,15 @@ def _add_notice(reply: Turn, sentence: str) -> None:
 class StreamedDraft:
     """Which candidate the user watches while N are sampled: the first to have text, then kept, so the text never
     jumps from one candidate to another; it is left only when its own words already show a defect (a loop, the
-    wrong language) and another candidate has none. At the end it stays shown unless another candidate has fewer
-    defects (`_streamed_first`); if not, `_finish` says so."""
+    wrong language) and another candidate has none, and the reply's notice then says so. At the end it stays shown
+    unless another candidate has fewer defects (`_streamed_first`); if not, `_finish` says so."""
 
     CHECK_CHARS = 24  # look for defects again after this much more text (a check costs ~3 ms)
 
     def __init__(self, context: str, first: int = 0) -> None:
         self.context, self.first = context, first
         self.index: int | None = None
+        self.dropped: list[str] = []  # why each draft left while it was written ("loop", "wrong language")
         self._checked = 0
 
     def follow(self, candidates: list[Candidate]) -> int:
@@ -350,19 +351,28 @@ class StreamedDraft:
                 return self.first
             self.index = with_text[0]
         text = candidates[self.index].text
-        if len(text) - self._checked >= self.CHECK_CHARS and self._flagged(text):
-            self.index = next((i for i in with_text if not self._flagged(candidates[i].text)), self.index)
+        if len(text) - self._checked >= self.CHECK_CHARS and (why := self._flaw(text)):
+            clean = next((i for i in with_text if not self._flaw(candidates[i].text)), None)
+            if clean is not None:
+                self.index = clean
+                self.dropped.append(why)
             self._checked = len(candidates[self.index].text)
         return self.index
 
     def record(self, reply: Turn, watched: bool) -> None:
         """Note on the reply which candidate someone watched being streamed (meta "streamed"), for `_finish` and the
-        candidates panel."""
-        if watched and self.index is not None:
-            reply.meta["streamed"] = self.index
+        candidates panel, and say why any draft shown before it was dropped."""
+        if not watched or self.index is None:
+            return
+        reply.meta["streamed"] = self.index
+        if self.dropped:
+            why = ", ".join(dict.fromkeys(self.dropped))
+            _add_notice(reply, f"A draft shown while the reply was written was dropped ({why}); it stays under "
+                        "All candidates.")  # fmt: skip
 
-    def _flagged(self, text: str) -> bool:
-        """A defect its words already show, whatever follows: a loop, or the wrong language (a prefix that repeats
-        the user's words may still go on to answer, so echoes are left to the ranking)."""
+    def _flaw(self, text: str) -> str:
+        """A defect its words already show, whatever follows ("" for none): a loop, or the wrong language (a prefix
+        that repeats the user's words may still go on to answer, so echoes are left to the ranking)."""
         self._checked = len(text)
-        return defects.loop(text) is not None or defects.wrong_language(text, self.context) is not None
+        found = defects.loop(text) or defects.wrong_language(text, self.context)
+        return defects.LABELS[found.name] if found else ""

@@ -185,6 +185,8 @@ MESSAGES: dict[str, str] = {
     "The streamed draft was replaced by the best-ranked reply (the draft: {why}); it stays under All candidates.":
     "流式显示的草稿已换成排名最高的回复（草稿：{why}）；草稿仍可在「全部候选回复」中查看。",
     "ranked {k} of {n}": "排第 {k}，共 {n} 条",
+    "A draft shown while the reply was written was dropped ({why}); it stays under All candidates.":
+    "生成过程中显示的一份草稿已被弃用（{why}）；它仍可在「全部候选回复」中查看。",
     "Every new candidate repeated an earlier reply; the shown reply is unchanged. A higher temperature gives more "
     "varied replies.": "新生成的候选都与之前的回复相同，显示的回复没有变。提高温度可以得到更多样的回复。",
     "The new reply repeats an earlier one; a higher temperature gives more varied replies.":

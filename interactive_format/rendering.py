@@ -27,6 +27,7 @@ Origin = tuple[int, str, int | None]  # the (turn index, part, attachment index)
 # What starts a notice's or an error's bubble: the page's style sheet (ui.CSS) gives such bubbles no like buttons.
 NOTE_MARK = '<span class="if-note">ℹ️</span>'
 ERROR_MARK = '<span class="if-error">⚠️</span>'
+REPLY_MARK = '<span class="if-reply">{}</span>'  # a candidate's text in the panel: the model's words, not the UI's
 
 
 # A markdown link or reference definition whose target is not http(s) or mailto (javascript:, data:, ...).
@@ -97,6 +98,11 @@ def score_fields(candidates: list[Candidate]) -> tuple[str, ...]:
     return tuple(fields)
 
 
+def _reply(shown: str, lang: str) -> str:
+    """A candidate's (escaped) text in the panel, marked as the model's words (REPLY_MARK), or "(empty)"."""
+    return REPLY_MARK.format(shown) if shown else f"*{localize('(empty)', lang)}*"
+
+
 def _flags(c: Candidate, lang: str) -> str:
     return ", ".join(localize(LABELS.get(n, n), lang) for n in c.defects).replace(", ", "、" if lang == "zh" else ", ")
 
@@ -123,7 +129,7 @@ def candidates_panel(turn: Turn, ranking_note: str = "", lang: str = "en") -> st
         scores = _scores(c, fields, lang)
         flags = f"⚠ *{_flags(c, lang)}*" if c.defects else ""
         head = " · ".join(x for x in (f"**{rank}**", *marks, scores, flags) if x)
-        lines.append(f"{head}  \n{_snippet(c.text) or '*' + localize('(empty)', lang) + '*'}")
+        lines.append(f"{head}  \n{_reply(_snippet(c.text), lang)}")
     why = why_shown(turn.candidates, order, turn.chosen, [c.defects for c in turn.candidates])
     if turn.meta.get("kept_streamed") and turn.chosen == order[0]:
         why = "Shown: the reply you watched being written (no candidate has fewer defects)"
@@ -198,7 +204,8 @@ def candidate_info(turn: Turn, browse: int | None, lang: str = "en") -> str:
     scores = _scores(c, score_fields(turn.candidates), lang)
     flags = f" · ⚠ *{_flags(c, lang)}*" if c.defects else ""
     place = localize(f"Candidate {order.index(idx) + 1}/{len(order)}", lang)
-    return f"**{place}** · {scores}{flags} · {shown}\n\n{escape(c.text) or '*' + localize('(empty)', lang) + '*'}"
+    text = f'<div class="if-reply">\n\n{escape(c.text)}\n\n</div>' if c.text else _reply("", lang)  # markdown inside
+    return f"**{place}** · {scores}{flags} · {shown}\n\n{text}"
 
 
 def turn_result(conversation: Conversation) -> dict:

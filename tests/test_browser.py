@@ -64,7 +64,7 @@ def send(page, text: str = "", files: list[Path] | None = None, shot: str = "") 
     page.wait_for_function(
         "n => document.querySelectorAll('#chatbot [data-testid=bot]').length > n", arg=before, timeout=90_000
     )
-    page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=90_000)
+    idle(page)
     if shot:
         page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
 
@@ -73,14 +73,28 @@ def chat_text(page) -> str:
     return page.inner_text("#chatbot")
 
 
+def idle(page, timeout: float = 90_000) -> None:
+    """Wait until the turn has ended: the status line is back to "Ready" (就绪 on a Chinese page)."""
+    page.wait_for_function(
+        "['Ready', '就绪'].includes(document.querySelector('#status').innerText.trim())", timeout=timeout
+    )
+
+
+def panel_text(page) -> str:
+    """The candidates panel under the chat (its list of every candidate, opened if closed)."""
+    if not page.locator("#cand-list").is_visible():
+        page.click("#cand-all button")
+    return page.inner_text("#cand-list")
+
+
 def test_text_turn_streams_a_reply(page):
     page.fill("#input-box textarea", "Hello! Suggest a name for a puppy.")
     page.press("#input-box textarea", "Enter")
     page.wait_for_function("document.querySelector('#status').innerText.startsWith('Sampling')", timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "01-text-streaming.png"))
-    page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=90_000)
+    idle(page)
     page.screenshot(path=str(ARTIFACTS / "02-text-done.png"), full_page=True)
-    assert "candidate(s), ranked" in chat_text(page)
+    assert "candidates, ranked" in panel_text(page) and "candidates, ranked" not in chat_text(page)
     assert bot_count(page) >= 1
     note = page.inner_text("#ranking-note")  # the shipped discriminator is in use
     assert "λ·D + (1−λ)·J" in note and "likelihood only" not in note
@@ -102,9 +116,12 @@ def test_bad_picture_message_keeps_history(page, media):
     send(page, "and this?", [media["corrupt"]], shot="05-bad-picture")
     text = chat_text(page)
     assert "⚠️" in text and "puppy" in text.lower()  # the error is shown, the first turn is still there
+    assert "is damaged" in text and "supported format" not in text  # says what is wrong, not a list of formats
+    assert not page.locator("#cand-info").is_visible()  # the panel does not go on showing the earlier reply
 
 
 def test_browse_to_another_candidate_and_use_it(page):
+    send(page, "Another name for it, please.")
     assert "Candidate 1/" in page.inner_text("#cand-info")
     page.click("#cand-next")
     page.wait_for_function("document.querySelector('#cand-info').innerText.includes('Candidate 2/')", timeout=10_000)
@@ -138,9 +155,9 @@ def test_like_a_reply_and_regenerate_more_candidates(page, store):
     page.click("#regen-btn")
     # the candidate bar leaves the page while the new candidates stream
     page.wait_for_function(f"document.querySelector('#cand-info')?.innerText.includes('/{2 * n}')", timeout=90_000)
-    page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=90_000)
+    idle(page)
     shot(page, "07b-regenerated")
-    assert f"{2 * n} candidate(s), ranked" in chat_text(page)
+    assert f"{2 * n} candidates, ranked" in panel_text(page)
 
 
 def test_edit_a_message_makes_a_branch_and_the_old_one_stays(page):
@@ -153,7 +170,7 @@ def test_edit_a_message_makes_a_branch_and_the_old_one_stays(page):
     page.wait_for_function(
         "n => document.querySelectorAll('#chatbot [data-testid=bot]').length !== n", arg=before, timeout=30_000
     )
-    page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=90_000)
+    idle(page)
     page.wait_for_selector("#branch-bar", state="visible", timeout=10_000)
     shot(page, "08-edited-branch")
     text = chat_text(page).lower()
@@ -166,13 +183,17 @@ def test_edit_a_message_makes_a_branch_and_the_old_one_stays(page):
     assert "kitten" not in chat_text(page).lower()
 
 
-def test_reload_finds_the_conversation_in_the_sidebar(page):
+def test_reload_reopens_the_conversation_and_it_is_in_the_sidebar(page):
     page.reload()
     ready(page)
     entry = page.locator("#chat-list label").filter(has_text="puppy")
     entry.wait_for(timeout=20_000)
-    assert bot_count(page) == 0  # a fresh chat until one is opened
-    shot(page, "10-reloaded-sidebar")
+    page.wait_for_function(  # the conversation that was open is open again, not an empty new chat
+        "document.querySelector('#chatbot').innerText.toLowerCase().includes('puppy')", timeout=20_000
+    )
+    shot(page, "10-reloaded")
+    page.click("#new-chat")
+    page.wait_for_function("document.querySelectorAll('#chatbot [data-testid=bot]').length === 0", timeout=10_000)
     entry.click()
     page.wait_for_function(
         "document.querySelector('#chatbot').innerText.toLowerCase().includes('puppy')", timeout=20_000
