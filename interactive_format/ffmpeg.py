@@ -35,6 +35,9 @@ def ensure_ffmpeg(cache_dir: Path) -> str | None:
     except (ImportError, RuntimeError) as e:  # not installed, or no binary for this platform
         log.warning("no ffmpeg: not on PATH, and imageio-ffmpeg has none (%s)", e)
         return None
+    if not os.access(binary, os.X_OK):
+        log.warning("no ffmpeg: not on PATH, and imageio-ffmpeg's %s cannot be run", binary)
+        return None
     folder = Path(cache_dir) / "bin"
     folder.mkdir(parents=True, exist_ok=True)
     link = folder / "ffmpeg"

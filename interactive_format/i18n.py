@@ -57,7 +57,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "lam": ("λ (discriminator weight)", "λ（判别器权重）"),
     "no_discriminator": ("Inactive: no trained discriminator yet", "未启用：还没有训练好的判别器"),
     "all_candidates": ("All candidates", "全部候选回复"),
-    "show_streamed": ("Show the streamed draft", "查看流式显示的草稿"),
+    "message": ("Message", "消息"),
 }
 
 LOCALES = {"en": 0, "zh": 1, "zh-CN": 1}  # gr.I18n locale -> column of TEXTS

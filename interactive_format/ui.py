@@ -258,6 +258,7 @@ def _chat_area(flow: Flow, t) -> ChatArea:
     box = gr.MultimodalTextbox(
         placeholder=t(placeholder_key(flow.modalities)),
         file_count="multiple",
+        label=t("message"),  # for screen readers (else Gradio names it "MultimodalTextbox")
         show_label=False,
         interactive=False,  # until the page load has identified the user
         elem_id="input-box",

@@ -121,3 +121,52 @@ def test_speaking_over_the_reply_stops_it_and_is_answered_instead(server, tmp_pa
         page.click("#talk-btn")
         page.wait_for_function("window.ifTalk.state === 'off'", timeout=5_000)
         browser.close()
+
+
+def path_without_ffmpeg(folder: Path) -> str:
+    """A PATH with every program of this machine but ffmpeg and ffprobe (links in `folder`): a pip user's machine."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for directory in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for program in Path(directory).iterdir() if Path(directory).is_dir() else ():
+            link = folder / program.name
+            if program.name not in ("ffmpeg", "ffprobe") and not link.exists() and os.access(program, os.X_OK):
+                link.symlink_to(program)
+    return str(folder)
+
+
+def test_spoken_replies_play_in_the_page_without_a_system_ffmpeg(cache_dir, tmp_path):
+    """Gradio encodes the streamed reply with ffmpeg: with none on PATH the app brings imageio-ffmpeg's own."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    from .conftest import TEST_ENV, app_process, free_port
+
+    bare = path_without_ffmpeg(tmp_path / "bin")
+    assert shutil.which("ffmpeg", path=bare) is None
+    log = tmp_path / "app.log"
+    env = {**os.environ, "PATH": bare, "IF_DB": str(tmp_path / "chats.db"), "IF_CACHE_DIR": str(cache_dir),
+           "IF_PORT": str(free_port()), "IF_MAX_NEW_TOKENS": "24", "HF_HUB_OFFLINE": "1", **TEST_ENV}  # fmt: skip
+    with app_process(env, log=log) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        page.wait_for_selector("#input-box textarea:not([disabled])", timeout=60_000)
+        toggle = page.locator("#speak-toggle input[type=checkbox]")
+        assert toggle.is_enabled()  # spoken replies are on offer: the page can play them
+        toggle.check()
+        page.fill("#input-box textarea", "Say hello in one short sentence.")
+        page.press("#input-box textarea", "Enter")
+        page.wait_for_function(
+            "() => { const a = document.querySelector('#reply-audio audio');"
+            " return a && (a.currentSrc || a.src) && a.currentTime > 0.2; }",
+            timeout=120_000,
+        )
+        page.screenshot(path=str(Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+                                 / "spoken-reply-without-system-ffmpeg.png"), full_page=True)  # fmt: skip
+        assert "Error" not in page.inner_text("#reply-audio")
+        browser.close()
+    text = log.read_text()
+    assert "(from imageio-ffmpeg)" in text and "requires ffmpeg" not in text
