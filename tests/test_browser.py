@@ -126,7 +126,8 @@ def test_browse_to_another_candidate_and_use_it(page):
     page.click("#cand-next")
     page.wait_for_function("document.querySelector('#cand-info').innerText.includes('Candidate 2/')", timeout=10_000)
     info = page.inner_text("#cand-info")
-    assert "not shown" in info and "D " in info and "J " in info
+    assert "not shown" in info and "score " in info and "J " in info
+    assert "· D " not in info  # λ = 1: the score is D, shown once
     shot(page, "06-candidate-2-of-n")
     browsed = info.split("\n", 1)[1].strip().splitlines()[0]
     page.click("#cand-pick")
