@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -149,11 +150,18 @@ def worker(code: str, languages: str | None, clips_file: str, out: str) -> None:
     from interactive_format.errors import InteractiveFormatError
     from interactive_format.speech import Transcriber
 
+    notes: list[str] = []  # the transcriber's debug lines (language odds, each decoding pass), where it logs them
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: notes.append(record.getMessage())
+    speech_log = logging.getLogger("interactive_format.speech")
+    speech_log.setLevel(logging.DEBUG)
+    speech_log.addHandler(handler)
     transcriber = Transcriber("embedded:whisper-base", default_cache_dir())
     transcriber.warm_up()
     kwargs = {} if languages is None else {"languages": tuple(languages.split(","))}
     rows = []
     for clip in json.loads(Path(clips_file).read_text()):
+        notes.clear()
         started = time.perf_counter()
         try:
             t = transcriber.transcribe(clip["path"], **kwargs)
@@ -161,6 +169,7 @@ def worker(code: str, languages: str | None, clips_file: str, out: str) -> None:
         except InteractiveFormatError as e:
             row = {"heard": "", "language": None, "refused": str(e)}
         row["s"] = round(time.perf_counter() - started, 3)
+        row["notes"] = list(notes)
         rows.append({**clip, **row})
         print(f"  {clip['source']} {clip['name']} {row['s']:.2f}s {row['language']} | {row['heard'] or row['refused']}",
               flush=True)  # fmt: skip
