@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             name, rows = run_variant(spec, clips_file, tmp)
             result["variants"][name] = {"spec": spec, "summary": score(rows), "clips": rows}
     result["load_after"] = os.getloadavg()
-    result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
     Path(args.out).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
     for name, variant in result["variants"].items():
         for source, summary in variant["summary"].items():

@@ -20,8 +20,8 @@ import subprocess
 import threading
 import time
 import zipfile
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

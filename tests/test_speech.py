@@ -365,7 +365,7 @@ class DecoderSteps:
 
 
 @needs_espeak
-@pytest.mark.parametrize("sentence", ["今天天气怎么样？", "打开客厅的灯。", "你好，先帮我打开客厅的灯，然后把窗帘拉上。"])
+@pytest.mark.parametrize("sentence", ["今天天气怎么样？", "打开客厅的灯。", "你好，先帮我打开客厅的灯，然后把窗帘拉上。"])  # fmt: skip
 def test_mandarin_is_heard_as_chinese_in_simplified_characters(sentence, base, tmp_path):
     """Among all of Whisper's languages these Mandarin clips were heard as Thai ("กินเยนเยนเชียขนมอีก" for the
     first); a flow serves Chinese and English, so the likelier of the two is taken, and Whisper's Traditional
