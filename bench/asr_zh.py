@@ -140,11 +140,32 @@ def make_clips(directory: Path, sources: tuple[str, ...]) -> list[dict]:
     return rows
 
 
-# --- one variant, in its own process ----------------------------------------------------------------
+# --- variants, each in its own process, taking turns clip by clip ------------------------------------
 
 
-def worker(code: str, languages: str | None, clips_file: str, out: str) -> None:
-    """Transcribe every clip with the Transcriber of the package under `code`; rows of text, language, time."""
+class _Counts:
+    """Whisper's decoding passes and decoder steps (one per token), counted whatever code drives them: the work a
+    clip took, which a busy machine does not change."""
+
+    def __init__(self) -> None:
+        import whisper.decoding as wd
+
+        self.passes = self.steps = 0
+        logits, run = wd.PyTorchInference.logits, wd.DecodingTask.run
+
+        def step(inference, tokens, audio_features):
+            self.steps += 1
+            return logits(inference, tokens, audio_features)
+
+        def one_pass(task, mel):
+            self.passes += 1
+            return run(task, mel)
+
+        wd.PyTorchInference.logits, wd.DecodingTask.run = step, one_pass
+
+
+def worker(code: str, languages: str | None) -> None:
+    """Serve the Transcriber of the package under `code`: a clip (JSON) per line in, a row (JSON) per line out."""
     sys.path.insert(0, str(Path(code).resolve()))
     from interactive_format.config import default_cache_dir
     from interactive_format.errors import InteractiveFormatError
@@ -158,35 +179,66 @@ def worker(code: str, languages: str | None, clips_file: str, out: str) -> None:
     speech_log.addHandler(handler)
     transcriber = Transcriber("embedded:whisper-base", default_cache_dir())
     transcriber.warm_up()
+    counts = _Counts()
     kwargs = {} if languages is None else {"languages": tuple(languages.split(","))}
-    rows = []
-    for clip in json.loads(Path(clips_file).read_text()):
+    print(json.dumps("ready"), flush=True)
+    for line in sys.stdin:
+        clip = json.loads(line)
         notes.clear()
+        counts.passes = counts.steps = 0
         started = time.perf_counter()
         try:
             t = transcriber.transcribe(clip["path"], **kwargs)
-            row = {"heard": t.text, "language": t.language, "seconds": round(t.seconds, 2), "refused": None}
+            row = {"heard": t.text, "language": t.language, "refused": None}
         except InteractiveFormatError as e:
             row = {"heard": "", "language": None, "refused": str(e)}
-        row["s"] = round(time.perf_counter() - started, 3)
-        row["notes"] = list(notes)
-        rows.append({**clip, **row})
-        print(f"  {clip['source']} {clip['name']} {row['s']:.2f}s {row['language']} | {row['heard'] or row['refused']}",
-              flush=True)  # fmt: skip
-    Path(out).write_text(json.dumps(rows, ensure_ascii=False))
+        row.update(s=round(time.perf_counter() - started, 3), passes=counts.passes, steps=counts.steps)
+        print(json.dumps({**clip, **row, "notes": list(notes)}, ensure_ascii=False), flush=True)
 
 
-def run_variant(spec: str, clips_file: Path, tmp: Path) -> tuple[str, list[dict]]:
-    """NAME=CODE[@LANGUAGES] run in a child process; (name, its rows)."""
-    name, _, rest = spec.partition("=")
-    code, at, languages = rest.partition("@")
-    out = tmp / f"{name}.json"
-    cmd = [sys.executable, __file__, "--worker", code, "--clips", str(clips_file), "--out", str(out)]
-    if at:
-        cmd += ["--languages", languages]
-    print(f"{name}: {' '.join(cmd[2:])}", flush=True)
-    subprocess.run(cmd, check=True)
-    return name, json.loads(out.read_text())
+class Variant:
+    """NAME=CODE[@LANGUAGES]: a worker process (see `worker`)."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.name, _, rest = spec.partition("=")
+        code, at, languages = rest.partition("@")
+        cmd = [sys.executable, __file__, "--worker", code] + (["--languages", languages] if at else [])
+        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.rows: list[dict] = []
+
+    def answer(self) -> object:
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"variant {self.spec} stopped (exit code {self.process.wait()})")
+        return json.loads(line)
+
+    def transcribe(self, clip: dict) -> dict:
+        self.process.stdin.write(json.dumps(clip, ensure_ascii=False) + "\n")
+        self.process.stdin.flush()
+        row = self.answer()
+        self.rows.append(row)
+        print(f"  {self.name} {clip['source']} {clip['name']} {row['s']:.2f}s {row['steps']} steps "
+              f"{row['language']} | {row['heard'] or row['refused']}", flush=True)  # fmt: skip
+        return row
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def run_variants(specs: list[str], clips: list[dict]) -> dict[str, Variant]:
+    """Every clip through every variant, the variants taking turns (in rotating order) so that a change in the
+    machine's load hits them alike."""
+    variants = [Variant(spec) for spec in specs]
+    for v in variants:
+        assert v.answer() == "ready", v.spec
+    for k, clip in enumerate(clips):
+        for v in variants[k % len(variants) :] + variants[: k % len(variants)]:
+            v.transcribe(clip)
+    for v in variants:
+        v.close()
+    return {v.name: v for v in variants}
 
 
 # --- scoring -----------------------------------------------------------------------------------------
@@ -213,7 +265,8 @@ def score(rows: list[dict]) -> dict:
         times = sorted(r["s"] for r in part)
         summary = {"clips": len(part), "refused": sum(bool(r["refused"]) for r in part),
                    "s_median": round(statistics.median(times), 2), "s_max": round(times[-1], 2),
-                   "s_total": round(sum(times), 1)}  # fmt: skip
+                   "s_total": round(sum(times), 1), "steps_total": sum(r["steps"] for r in part),
+                   "steps_max": max(r["steps"] for r in part), "passes": sum(r["passes"] for r in part)}  # fmt: skip
         lang = part[0]["lang"]
         if lang != "none":
             errors = sum(edit_distance(tokens(r["text"], lang), tokens(r["heard"], lang)) for r in part)
@@ -235,11 +288,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sources", default=",".join(SOURCES), help=f"comma-separated, of {', '.join(SOURCES)}")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "asr-zh.json"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--clips", help=argparse.SUPPRESS)
     ap.add_argument("--languages", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        return worker(args.worker, args.languages, args.clips, args.out)
+        return worker(args.worker, args.languages)
     sys.path.insert(0, str(ROOT))
     sources = tuple(s for s in args.sources.split(",") if s)
     result = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs", "load_before": os.getloadavg(),
@@ -247,11 +299,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         clips = make_clips(tmp, sources)
-        clips_file = tmp / "clips.json"
-        clips_file.write_text(json.dumps(clips, ensure_ascii=False))
-        for spec in args.variant or ["current=."]:
-            name, rows = run_variant(spec, clips_file, tmp)
-            result["variants"][name] = {"spec": spec, "summary": score(rows), "clips": rows}
+        for name, v in run_variants(args.variant or ["current=."], clips).items():
+            result["variants"][name] = {"spec": v.spec, "summary": score(v.rows), "clips": v.rows}
     result["load_after"] = os.getloadavg()
     result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
     Path(args.out).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
