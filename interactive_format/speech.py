@@ -47,6 +47,9 @@ TOKENS_PER_SECOND = 16  # generous speech token rate (dense scripts included) to
 COMPRESSION_RATIO_LIMIT = 2.4  # whisper's own threshold: above it a segment is a repetition loop
 LOGPROB_LIMIT = -1.0  # whisper's own: a mean token log-prob below it asks for the next temperature
 NO_SPEECH_LIMIT = 0.6  # whisper's own: P(no speech) above it (with a low log-prob) means silence
+# Above this P(no speech) means silence however sure the text: a 50 Hz hum (0.94) was heard as "you"; speech in
+# bench/asr_zh.py: at most 0.14 (Kokoro, LibriVox, espeak-ng English), 0.66 (espeak-ng's robotic Mandarin).
+NO_SPEECH_SURE = 0.9
 WINDOW_SECONDS = 30.0  # Whisper's input window; clips up to this long take the one-pass path
 # A decoded tail of LOOP_TOKENS tokens repeating one block of at most LOOP_PERIOD tokens is a loop: decoding stops
 # there instead of running to the token cap (three loops to the cap took 23-45 s to refuse a 4-s clip).
@@ -372,8 +375,10 @@ def _decode(model: Any, features: Any, options: Any) -> tuple[Any, bool]:
 
 
 def _silent(result: Any) -> bool:
-    """Whisper's rule for a window with no speech: likely no speech, and what was decoded is unsure."""
-    return result.no_speech_prob > NO_SPEECH_LIMIT and result.avg_logprob < LOGPROB_LIMIT
+    """A window with no speech: whisper's rule (likely no speech, and what was decoded is unsure), or almost surely
+    no speech (whisper's "you" / "Thank you." on a hum)."""
+    unsure = result.avg_logprob < LOGPROB_LIMIT
+    return result.no_speech_prob > NO_SPEECH_SURE or (result.no_speech_prob > NO_SPEECH_LIMIT and unsure)
 
 
 def _detect(model: Any, encoded: Callable[[], Any], languages: Sequence[str] | None) -> str:

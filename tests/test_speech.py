@@ -451,6 +451,17 @@ def test_noise_that_whisper_calls_silence_is_refused_after_one_pass(base, tmp_pa
     assert steps.passes == [0.0]
 
 
+def test_a_hum_is_refused_not_heard_as_you(base, tmp_path, monkeypatch):
+    """Whisper is sure of "you" on a mains hum (log-prob -0.72) while almost sure there is no speech (0.94)."""
+    hum = tmp_path / "hum.wav"
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    sf.write(hum, 0.1 * np.sin(2 * np.pi * 50 * t) + 0.05 * np.sin(2 * np.pi * 150 * t), SAMPLE_RATE)
+    steps = DecoderSteps(monkeypatch)
+    with pytest.raises(InputError, match="No speech was recognised"):
+        base.transcribe(hum, SPEECH_LANGUAGES)
+    assert steps.passes == [0.0]
+
+
 def test_noise_without_speech_is_reported_not_hallucinated(base, tmp_path):
     noise = tmp_path / "noise.wav"
     sf.write(noise, 0.05 * np.random.default_rng(1).standard_normal(SAMPLE_RATE * 3), SAMPLE_RATE)
