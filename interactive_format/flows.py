@@ -30,6 +30,10 @@ from .readers import READERS, reader_for
 FLOWS_DIR = Path(__file__).resolve().parent.parent / "assets" / "flows"  # the shipped flows
 MODALITIES = ("text", *(r.modality for r in READERS.values()))  # ("text", "image", "voice")
 LANGUAGES = ("auto", "en", "zh")  # auto: the browser's language
+# What a voice turn is heard as (Whisper's codes): the languages the app serves (UI, replies, voices). Speech is
+# detected among a flow's `speech_languages` only (Whisper base hears short Mandarin as Thai among all ~100); one
+# language is forced. Not derived from `language` (the UI's): a Chinese page's user may still speak English.
+SPEECH_LANGUAGES = ("zh", "en")
 THEMES = ("default", "base", "soft", "glass", "monochrome", "origin", "citrus", "ocean")  # Gradio's built-in ones
 MODEL_KEYS = ("llm", "asr", "captioner", "discriminator", "discriminator_encoder", "tts")
 MAX_QUICK_REPLIES = 6  # buttons under the input box
@@ -54,6 +58,7 @@ class Flow:
     examples: tuple[str, ...] = ()  # prompts a click puts in the input box
     quick_replies: tuple[str, ...] = ()  # buttons that send their text at once
     modalities: tuple[str, ...] = MODALITIES  # "text" always; "image" and/or "voice" allow uploads / the mic
+    speech_languages: tuple[str, ...] = SPEECH_LANGUAGES  # what voice turns are heard as; one: forced
     candidates: int | None = None  # N replies sampled per turn
     lam: float | None = None  # λ in λ·D + (1−λ)·J
     voice_replies: bool = False  # replies are spoken aloud from the start (the UI's speaker toggle begins on)
@@ -212,6 +217,15 @@ def _modalities(check: _Checker, key: str, value: Any) -> tuple[str, ...]:
     return tuple(m for m in MODALITIES if m in value)
 
 
+def _speech_languages(check: _Checker, key: str, value: Any) -> tuple[str, ...]:
+    options = " and/or ".join(f'"{lang}"' for lang in SPEECH_LANGUAGES)
+    if not isinstance(value, list) or not value or any(v not in SPEECH_LANGUAGES for v in value):
+        check.fail(key, f'must be a list of {options}, e.g. ["zh"] (got {_shown(value)})')
+    if len(set(value)) < len(value):
+        check.fail(key, f"names a language twice (got {_shown(value)})")
+    return tuple(value)
+
+
 def _candidates(check: _Checker, key: str, value: Any) -> int:
     low, high = KNOBS["num_candidates"].ui_low, KNOBS["num_candidates"].ui_high  # the settings slider's range
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -277,6 +291,7 @@ FIELDS: dict[str, Callable[[_Checker, str, Any], Any]] = {
     "examples": _texts(MAX_EXAMPLES),
     "quick_replies": _texts(MAX_QUICK_REPLIES, item_limit=60),
     "modalities": _modalities,
+    "speech_languages": _speech_languages,
     "candidates": _candidates,
     "lam": _lam,
     "voice_replies": _flag,

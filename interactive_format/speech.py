@@ -3,10 +3,15 @@
 Speech models are resolved from a spec: an embedded CTranslate2 Whisper model (converted once
 into the cache), a local `.pt` checkpoint or CTranslate2 directory, or a Whisper model name
 such as "small" (downloaded by openai-whisper, so it needs network access the first time).
+
+The spoken language is chosen among the languages a chat serves (a flow's `speech_languages`),
+not among the ~100 Whisper knows: Whisper base hears short or synthetic Mandarin as Thai or
+Japanese. Chinese transcripts are written in Simplified characters (OpenCC's t2s).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import pickle
@@ -15,6 +20,7 @@ import subprocess
 import threading
 import time
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +47,14 @@ TOKENS_PER_SECOND = 16  # generous speech token rate (dense scripts included) to
 COMPRESSION_RATIO_LIMIT = 2.4  # whisper's own threshold: above it a segment is a repetition loop
 LOGPROB_LIMIT = -1.0  # whisper's own: a mean token log-prob below it asks for the next temperature
 NO_SPEECH_LIMIT = 0.6  # whisper's own: P(no speech) above it (with a low log-prob) means silence
+# Above this P(no speech) means silence however sure the text: a 50 Hz hum (0.94) was heard as "you"; speech in
+# bench/asr_zh.py: at most 0.14 (Kokoro, LibriVox, espeak-ng English), 0.66 (espeak-ng's robotic Mandarin).
+NO_SPEECH_SURE = 0.9
 WINDOW_SECONDS = 30.0  # Whisper's input window; clips up to this long take the one-pass path
+# A decoded tail of LOOP_TOKENS tokens repeating one block of at most LOOP_PERIOD tokens is a loop: decoding stops
+# there instead of running to the token cap (three loops to the cap took 23-45 s to refuse a 4-s clip).
+LOOP_TOKENS = 24
+LOOP_PERIOD = 8  # 3 repetitions within LOOP_TOKENS at least
 # What torch.load / whisper.load_model raise for a missing download or an unreadable file.
 LOAD_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError,
                zipfile.BadZipFile)  # fmt: skip
@@ -305,6 +318,83 @@ def _speech_text(result: dict[str, Any]) -> str:
     return " ".join(" ".join(kept).split())
 
 
+@functools.cache
+def _t2s() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def simplified(text: str) -> str:
+    """Chinese text in Simplified characters (Whisper often writes Traditional); only the script changes, not the
+    words: OpenCC's t2s, not tw2sp, which would also swap Taiwanese words for mainland ones the user did not say."""
+    return _t2s().convert(text)
+
+
+def restricted(probs: dict[str, float], languages: Sequence[str]) -> dict[str, float]:
+    """Whisper's language probabilities over `languages` only, renormalised to sum to 1."""
+    unknown = [lang for lang in languages if lang not in probs]
+    if unknown:
+        raise ValueError(f"Whisper does not know the language code(s) {', '.join(map(repr, unknown))}.")
+    total = sum(probs[lang] for lang in languages)
+    if total <= 0:
+        return {lang: 1 / len(languages) for lang in languages}
+    return {lang: probs[lang] / total for lang in languages}
+
+
+def looping(tokens: Sequence[int], span: int = LOOP_TOKENS, max_period: int = LOOP_PERIOD) -> bool:
+    """Whether the last `span` tokens repeat one block of at most `max_period` tokens all along."""
+    if len(tokens) < span:
+        return False
+    tail = list(tokens[-span:])
+    return any(tail[p:] == tail[:-p] for p in range(1, max_period + 1))
+
+
+class _LoopStop:
+    """A whisper logit filter that ends decoding (forces end-of-text) once the text is looping, and says so."""
+
+    def __init__(self, sample_begin: int, eot: int) -> None:
+        self.sample_begin, self.eot, self.looped = sample_begin, eot, False
+
+    def apply(self, logits: Any, tokens: Any) -> None:
+        for row in range(tokens.shape[0]):
+            if looping(tokens[row, self.sample_begin :].tolist()):
+                self.looped = True
+                logits[row] = -math.inf
+                logits[row, self.eot] = 0.0
+
+
+def _decode(model: Any, features: Any, options: Any) -> tuple[Any, bool]:
+    """whisper.decode of encoded audio, stopped early in a loop; (its result, whether it looped)."""
+    from whisper.decoding import DecodingTask
+
+    task = DecodingTask(model, options)
+    stop = _LoopStop(task.sample_begin, task.tokenizer.eot)
+    task.logit_filters.append(stop)
+    return task.run(features)[0], stop.looped
+
+
+def _silent(result: Any) -> bool:
+    """A window with no speech: whisper's rule (likely no speech, and what was decoded is unsure), or almost surely
+    no speech (whisper's "you" / "Thank you." on a hum)."""
+    unsure = result.avg_logprob < LOGPROB_LIMIT
+    return result.no_speech_prob > NO_SPEECH_SURE or (result.no_speech_prob > NO_SPEECH_LIMIT and unsure)
+
+
+def _detect(model: Any, encoded: Callable[[], Any], languages: Sequence[str] | None) -> str:
+    """The spoken language: the likeliest of `languages` (one: that one, undetected; None: of all Whisper knows),
+    from the audio `encoded()` gives (only called when there is something to detect)."""
+    if not model.is_multilingual:
+        return "en"
+    if languages and len(languages) == 1:
+        return languages[0]
+    _, probs = model.detect_language(encoded())
+    odds = restricted(probs[0], languages) if languages else probs[0]
+    language = max(odds, key=odds.get)
+    log.debug("spoken language %s (%.2f among %s)", language, odds[language], ", ".join(languages or ["all"]))
+    return language
+
+
 @dataclass(frozen=True)
 class Transcript:
     """What was said, in which language, by which model, and how long it took."""
@@ -341,31 +431,37 @@ class Transcriber:
         """Transcribe one second of quiet noise once, so that the first voice turn does not pay for setup."""
         noise = np.random.default_rng(0).normal(0, 0.01, SAMPLE_RATE).astype(np.float32)
         with self._lock:
-            self._run(self.load(), noise)
+            self._run(self.load(), noise, None)
 
-    def transcribe(self, path: str | Path) -> Transcript:
-        """Transcribe a recording; InputError if it is unusable or no speech is recognised."""
+    def transcribe(self, path: str | Path, languages: Sequence[str] | None = None) -> Transcript:
+        """Transcribe a recording spoken in one of `languages` (Whisper codes; one: forced; None: any Whisper
+        knows); InputError if it is unusable or no speech is recognised. An English-only model hears English."""
         started = time.perf_counter()
         audio = decode_audio(path, self.limits)
         with self._lock:
-            result = self._run(self.load(), audio)
-        text = _speech_text(result)
+            result = self._run(self.load(), audio, languages)
+        text, language = _speech_text(result), str(result.get("language") or "en")
         if not any(ch.isalnum() for ch in text):  # nothing, or only "..." / music symbols
             raise InputError("No speech was recognised in the recording. Please speak clearly and try again.")
+        if language == "zh":
+            text = simplified(text)
         ms = (time.perf_counter() - started) * 1000
-        return Transcript(text, str(result.get("language") or "en"), self.spec, ms, len(audio) / SAMPLE_RATE)
+        return Transcript(text, language, self.spec, ms, len(audio) / SAMPLE_RATE)
 
-    def _run(self, model: Any, audio: np.ndarray) -> dict[str, Any]:
-        """Transcribe: clips that fit one window in one pass, longer ones with whisper's `transcribe`."""
+    def _run(self, model: Any, audio: np.ndarray, languages: Sequence[str] | None) -> dict[str, Any]:
+        """Transcribe: clips that fit one window in one pass, longer ones with whisper's `transcribe` (the
+        language detected on their first window)."""
         import torch
 
-        if len(audio) <= WINDOW_SECONDS * SAMPLE_RATE:
-            with torch.inference_mode():
-                return self._one_window(model, audio)
+        window = int(WINDOW_SECONDS * SAMPLE_RATE)
         with torch.inference_mode():
+            if len(audio) <= window:
+                features = self._encoded(model, audio)
+                language = _detect(model, lambda: features, languages)
+                return self._one_window(model, features, language, len(audio) / SAMPLE_RATE)
             return model.transcribe(
                 audio,
-                language=None if model.is_multilingual else "en",
+                language=_detect(model, lambda: self._encoded(model, audio[:window]), languages),
                 fp16=self.device != "cpu",
                 temperature=TEMPERATURES,
                 condition_on_previous_text=False,
@@ -374,28 +470,37 @@ class Transcriber:
                 verbose=None,
             )
 
-    def _one_window(self, model: Any, audio: np.ndarray) -> dict[str, Any]:
-        """A clip of at most 30 s: the encoder runs once, for both language detection and decoding
-        (`transcribe` runs it twice), and no timestamp tokens are decoded. Same fallback rules as
-        `transcribe`: the next temperature on a repetition loop or a low log-prob; silence gives no text."""
+    def _encoded(self, model: Any, audio: np.ndarray) -> Any:
+        """Whisper's encoder output for one window of audio (padded to 30 s)."""
         import whisper
 
         mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(audio), model.dims.n_mels).to(model.device)
-        fp16 = self.device != "cpu"
-        features = model.encoder(mel[None].half() if fp16 else mel[None])
-        language = "en"
-        if model.is_multilingual:
-            _, probs = model.detect_language(features)
-            language = max(probs[0], key=probs[0].get)
-        sample_len = _sample_len(len(audio) / SAMPLE_RATE, model.dims.n_text_ctx)
+        return model.encoder(mel[None].half() if self.device != "cpu" else mel[None])
+
+    def _one_window(self, model: Any, features: Any, language: str, seconds: float) -> dict[str, Any]:
+        """A clip of at most 30 s: the encoder ran once, for both language detection and decoding
+        (`transcribe` runs it twice), and no timestamp tokens are decoded. Whisper's fallback rules: the next
+        temperature on a repetition loop or a low log-prob, none on silence; a loop is stopped where it starts.
+        When every temperature is unsure, the likeliest pass that is not a loop is kept (whisper keeps the last)."""
+        import whisper
+
+        sample_len = _sample_len(seconds, model.dims.n_text_ctx)
+        passes = []
         for temperature in TEMPERATURES:
             options = whisper.DecodingOptions(
-                language=language, temperature=temperature, sample_len=sample_len, without_timestamps=True, fp16=fp16
+                language=language,
+                temperature=temperature,
+                sample_len=sample_len,
+                without_timestamps=True,
+                fp16=self.device != "cpu",
             )
-            result = whisper.decode(model, features, options)[0]
-            loop = result.compression_ratio > COMPRESSION_RATIO_LIMIT
-            if not loop and result.avg_logprob >= LOGPROB_LIMIT:
+            result, looped = _decode(model, features, options)
+            loop = looped or result.compression_ratio > COMPRESSION_RATIO_LIMIT
+            passes.append((loop, result))
+            log.debug("T=%.1f: %d tokens, loop %s, log-prob %.2f, no speech %.2f: %r", temperature,
+                      len(result.tokens), loop, result.avg_logprob, result.no_speech_prob, result.text[:80])  # fmt: skip
+            if _silent(result) or (not loop and result.avg_logprob >= LOGPROB_LIMIT):
                 break
-        silent = result.no_speech_prob > NO_SPEECH_LIMIT and result.avg_logprob < LOGPROB_LIMIT
-        segments = [] if silent else [{"text": result.text, "compression_ratio": result.compression_ratio}]
-        return {"text": result.text, "language": language, "segments": segments}
+        loop, result = max(passes, key=lambda p: (not p[0], p[1].avg_logprob))
+        speech = not loop and not _silent(result)
+        return {"text": result.text, "language": language, "segments": [{"text": result.text}] if speech else []}

@@ -45,7 +45,7 @@ class VoiceReader(Reader):
         return f"Transcript ({meta.language or '?'})"
 
     def read(self, path: Path, stages: Any) -> Reading:
-        t = stages.transcriber.transcribe(path)
+        t = stages.transcriber.transcribe(path, stages.config.flow.speech_languages)
         return Reading(
             t.text, VoiceMeta(model=t.model, ms=round(t.ms), language=t.language, seconds=round(t.seconds, 2))
         )

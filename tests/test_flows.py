@@ -100,6 +100,7 @@ BROKEN = {
     "bad modality": ('title = "Shop"\nmodalities = [\n  "text",\n  "smell",\n]\n', 2, "modalities"),
     "bad theme": ('title = "Shop"\ntheme = "sofft"\n', 2, "theme"),
     "empty title": ('"title" = ""\n', 1, "title"),
+    "bad speech language": ('title = "Shop"\nspeech_languages = ["zh", "fr"]\n', 2, "speech_languages"),
 }
 
 
@@ -113,6 +114,19 @@ def test_a_broken_flow_names_the_key_and_the_line(case, tmp_path):
     message = str(caught.value)
     assert message.startswith(f"{path}, line {line}, '{key}': "), message
     assert "did you mean 'title'" in message if key == "titel" else True
+
+
+def test_speech_languages_default_to_what_the_app_serves_and_a_flow_may_narrow_them(tmp_path):
+    """Not derived from the UI `language`: the Chinese smart-home flow's examples include an English command."""
+    assert all(load_flow(p).speech_languages == ("zh", "en") for p in shipped_flows())
+    path = tmp_path / "kiosk.toml"
+    path.write_text('title = "Kiosk"\nlanguage = "zh"\nspeech_languages = ["zh"]\n')
+    assert load_flow(path).speech_languages == ("zh",)
+    for value, problem in (('[]', 'must be a list of "zh" and/or "en"'), ('"zh"', "must be a list"),
+                           ('["zh", "zh"]', "names a language twice")):  # fmt: skip
+        path.write_text(f"speech_languages = {value}\n")
+        with pytest.raises(FlowError, match=re.escape(problem)):
+            load_flow(path)
 
 
 def test_a_toml_syntax_error_keeps_its_line(tmp_path):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import struct
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,12 +23,15 @@ from whisper.normalizers import EnglishTextNormalizer
 from interactive_format import ct2whisper, speech
 from interactive_format.config import Limits
 from interactive_format.errors import InputError, ModelLoadError
-from interactive_format.speech import SAMPLE_RATE, Transcriber, decode_audio, whisper_checkpoint
+from interactive_format.flows import SPEECH_LANGUAGES, load_flow
+from interactive_format.speech import SAMPLE_RATE, Transcriber, decode_audio, simplified, whisper_checkpoint
+from interactive_format.voicereader import VoiceReader
 
 from .conftest import LIBRIVOX, speak
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 needs_librivox = pytest.mark.skipif(not LIBRIVOX.is_dir(), reason="pocketsphinx-testdata is not installed")
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 normalize = EnglishTextNormalizer()
 
 
@@ -328,6 +333,133 @@ def test_mandarin_voice_is_transcribed_in_chinese_characters(base, tmp_path):
     print(f"Mandarin clip -> {result.text!r} ({result.language}, {result.ms:.0f} ms)")
     assert result.language == "zh", result
     assert len(hanzi) >= 8 and "你好" in result.text, result.text
+
+
+def hanzi(text: str) -> list[str]:
+    return [c for c in text if "\u4e00" <= c <= "\u9fff"]
+
+
+def other_scripts(text: str) -> list[str]:
+    """Thai, Japanese kana, Korean or Cyrillic letters: what a Chinese transcript must not hold."""
+    return re.findall(r"[\u0e00-\u0e7f\u3040-\u30ff\uac00-\ud7af\u0400-\u04ff]", text)
+
+
+class DecoderSteps:
+    """Counts Whisper's decoding passes (their temperatures) and decoder steps (one per token), however the
+    transcriber decodes."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.steps, self.passes = 0, []
+        logits, run = whisper.decoding.PyTorchInference.logits, whisper.decoding.DecodingTask.run
+
+        def counted_step(inference, tokens, audio_features):
+            self.steps += 1
+            return logits(inference, tokens, audio_features)
+
+        def counted_pass(task, mel):
+            self.passes.append(task.options.temperature)
+            return run(task, mel)
+
+        monkeypatch.setattr(whisper.decoding.PyTorchInference, "logits", counted_step)
+        monkeypatch.setattr(whisper.decoding.DecodingTask, "run", counted_pass)
+
+
+@needs_espeak
+@pytest.mark.parametrize("sentence", ["今天天气怎么样？", "打开客厅的灯。", "你好，先帮我打开客厅的灯，然后把窗帘拉上。"])  # fmt: skip
+def test_mandarin_is_heard_as_chinese_in_simplified_characters(sentence, base, tmp_path):
+    """Among all of Whisper's languages these Mandarin clips were heard as Thai ("กินเยนเยนเชียขนมอีก" for the
+    first); a flow serves Chinese and English, so the likelier of the two is taken, and Whisper's Traditional
+    characters are written in Simplified ones."""
+    clip = speak(sentence, tmp_path / "mandarin.wav", voice="cmn-latn-pinyin")
+    result = base.transcribe(clip, SPEECH_LANGUAGES)
+    print(f"{sentence} -> {result.text!r} ({result.language}, {result.ms:.0f} ms)")
+    assert result.language == "zh", result
+    assert len(hanzi(result.text)) >= len(hanzi(sentence)) // 2 and not other_scripts(result.text), result.text
+    assert simplified(result.text) == result.text, result.text
+
+
+@needs_espeak
+def test_a_flow_with_one_speech_language_forces_it(base, tmp_path):
+    """espeak-ng's plain `cmn` voice reads the characters' pinyin with English letter sounds (its `-x` trace
+    switches to (en)), so among Chinese and English Whisper hears English; a Chinese-only flow is heard in Chinese."""
+    path = tmp_path / "kiosk.toml"
+    path.write_text('title = "Kiosk"\nlanguage = "zh"\nspeech_languages = ["zh"]\n')
+    flow = load_flow(path)
+    assert flow.speech_languages == ("zh",)
+    clip = speak("今天天气怎么样", tmp_path / "cmn.wav", voice="cmn")
+    engine = SimpleNamespace(transcriber=base, config=SimpleNamespace(flow=flow))
+    reading = VoiceReader().read(clip, engine)
+    print(f"forced zh -> {reading.text!r}")
+    assert reading.meta.language == "zh" and hanzi(reading.text) and simplified(reading.text) == reading.text
+    assert base.transcribe(clip, SPEECH_LANGUAGES).language == "en"  # what the default, two-language flow hears
+
+
+def test_traditional_characters_become_simplified_and_nothing_else_changes():
+    assert simplified("你好,先幫我打開客廳的燈,謝謝") == "你好,先帮我打开客厅的灯,谢谢"  # Whisper's words for MANDARIN
+    assert simplified("今天天氣怎麼樣？頭髮乾了沒有") == "今天天气怎么样？头发干了没有"
+    assert simplified("叫一輛計程車") == "叫一辆计程车"  # the script only: not swapped for the mainland 出租车
+    for text in ("把空调调到二十六度。", "Turn off the lights, please.", "3.5 km", ""):
+        assert simplified(text) == text
+
+
+def test_language_odds_are_renormalised_over_the_served_languages():
+    probs = {"th": 0.55, "en": 0.335, "zh": 0.03, "vi": 0.021, "ja": 0.064}  # an espeak-ng `cmn` clip's
+    odds = speech.restricted(probs, ("zh", "en"))
+    assert odds.keys() == {"zh", "en"} and sum(odds.values()) == pytest.approx(1.0)
+    assert odds["en"] == pytest.approx(0.335 / 0.365)
+    assert speech.restricted({"zh": 0.0, "en": 0.0, "th": 1.0}, ("zh", "en")) == {"zh": 0.5, "en": 0.5}
+    with pytest.raises(ValueError, match="'klingon'"):
+        speech.restricted(probs, ("zh", "klingon"))
+
+
+def test_a_repeating_tail_is_a_loop_and_varied_text_is_not():
+    span = speech.LOOP_TOKENS
+    assert speech.looping([7] * span) and speech.looping([1, 2, 3] + [10, 11, 12] * 8)
+    assert speech.looping([5, 6, 7, 8, 9, 10, 11, 12] * 3)  # the longest block, three times
+    assert not speech.looping([7] * (span - 1))  # too short to tell
+    assert not speech.looping(list(range(span + 10)))
+    assert not speech.looping([1, 2, 3, 4, 5, 6, 7, 8, 9] * 3)  # a block longer than LOOP_PERIOD
+
+
+@needs_espeak
+def test_a_clip_whisper_loops_on_is_refused_fast(base, tmp_path, monkeypatch):
+    """espeak-ng `cmn` reading "把空调调到二十六度" made whisper loop ("3.1.4.4.4.4…") at every temperature, each pass
+    to the token cap: 3 × 91 decoder steps, 23-45 s before "No speech was recognised". A loop now stops where it
+    starts."""
+    clip = speak("把空调调到二十六度", tmp_path / "cmn.wav", voice="cmn")
+    steps = DecoderSteps(monkeypatch)
+    torch.manual_seed(0)
+    try:
+        result = base.transcribe(clip, SPEECH_LANGUAGES)
+        print(f"heard {result.text!r} ({result.language})")
+        assert not re.search(r"(.{1,8}?)\1{3}", result.text), result.text  # whatever is kept is not a loop
+    except InputError as e:
+        assert "No speech was recognised" in str(e)
+    cap = speech._sample_len(sf.info(str(clip)).duration, base.load().dims.n_text_ctx)
+    print(f"{steps.steps} decoder steps in {len(steps.passes)} passes (cap {cap} per pass)")
+    assert steps.steps <= len(steps.passes) * (speech.LOOP_TOKENS + 12) < len(steps.passes) * cap
+
+
+def test_noise_that_whisper_calls_silence_is_refused_after_one_pass(base, tmp_path, monkeypatch):
+    """Whisper's own rule: likely no speech and an unsure decode is silence, and silence needs no fallback to
+    higher temperatures (the one-pass path used to run all three before refusing)."""
+    hiss = tmp_path / "hiss.wav"
+    sf.write(hiss, 0.003 * np.random.default_rng(1).standard_normal(SAMPLE_RATE * 5), SAMPLE_RATE)
+    steps = DecoderSteps(monkeypatch)
+    with pytest.raises(InputError, match="No speech was recognised"):
+        base.transcribe(hiss, SPEECH_LANGUAGES)
+    assert steps.passes == [0.0]
+
+
+def test_a_hum_is_refused_not_heard_as_you(base, tmp_path, monkeypatch):
+    """Whisper is sure of "you" on a mains hum (log-prob -0.72) while almost sure there is no speech (0.94)."""
+    hum = tmp_path / "hum.wav"
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    sf.write(hum, 0.1 * np.sin(2 * np.pi * 50 * t) + 0.05 * np.sin(2 * np.pi * 150 * t), SAMPLE_RATE)
+    steps = DecoderSteps(monkeypatch)
+    with pytest.raises(InputError, match="No speech was recognised"):
+        base.transcribe(hum, SPEECH_LANGUAGES)
+    assert steps.passes == [0.0]
 
 
 def test_noise_without_speech_is_reported_not_hallucinated(base, tmp_path):
