@@ -28,8 +28,12 @@ class Reading:
     """What the verifier makes of one reply."""
 
     mean_logprob: float  # mean log-prob of the reply's tokens (and its end of turn), NaN for no tokens
-    tokens: int  # how many tokens that mean is over
+    logprobs: np.ndarray  # (tokens,) each token's log-prob
     state: np.ndarray  # (hidden,) mean final hidden state over the reply's tokens (a probe's features)
+
+    @property
+    def tokens(self) -> int:
+        return len(self.logprobs)
 
 
 class Verifier:
@@ -71,13 +75,13 @@ class Verifier:
     def _reading(self, states: np.ndarray, start: int, reply: list[int]) -> Reading:
         """states: (prompt + reply tokens, hidden); the state before each reply token predicts it."""
         if not reply:
-            return Reading(float("nan"), 0, np.zeros(self.output.shape[1], np.float32))
+            return Reading(float("nan"), np.zeros(0), np.zeros(self.output.shape[1], np.float32))
         before = states[start - 1 : start - 1 + len(reply)]
         logits = before @ self.output.T  # (reply tokens, vocab)
         top = logits.max(1, keepdims=True)
         norm = top[:, 0] + np.log(np.exp(logits - top).sum(1))
         logprobs = logits[np.arange(len(reply)), reply] - norm
-        return Reading(float(logprobs.mean()), len(reply), states[start : start + len(reply)].mean(0))
+        return Reading(float(logprobs.mean()), logprobs, states[start : start + len(reply)].mean(0))
 
     def score(self, messages: list[dict], replies: list[str], finished: list[bool]) -> list[float]:
         """Each reply's mean token log-prob under the verifier."""

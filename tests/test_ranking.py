@@ -183,3 +183,45 @@ def test_the_labels_evaluation_writes_its_report(tmp_path):
     assert rankers["verifier"] is None and rankers["fitted_with_verifier"] is None  # no readings cached
     assert 0 <= report["concordance"]["replies-qwen2.5-coder-0.5b-short-v3"]["en"]["4"]["defects"] <= 1
     assert load_ranking(tmp_path / "ranking.json").weights.keys() == set(APP_SIGNALS)
+
+
+class FakeVerifier:
+    """Scores a reply by its length; records the messages it was given."""
+
+    def __init__(self):
+        self.asked = []
+
+    def score(self, messages, replies, finished):
+        self.asked.append(messages)
+        return [float(len(r)) for r in replies]
+
+
+def test_a_verifier_reads_the_chat_messages_and_is_left_out_without_them():
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "第一次去北京，必须去的景点有哪些？"},
+    ]
+    verifier = FakeVerifier()
+    reranker = Reranker(ranking=Ranking({"verifier": 1.0, "j": 0.1}), verifier=verifier)
+    cands = [Candidate(GOOD, -0.2), Candidate(LONG, -0.9)]
+    assert reranker.rank(messages, cands) == [1, 0] and verifier.asked == [messages]
+    assert cands[0].scores["verifier"] == len(GOOD)
+    assert reranker.rank(CONTEXT, cands) == [0, 1]  # text only (no system prompt to read): by J alone
+    assert "verifier" not in cands[0].scores
+
+
+@pytest.mark.slow
+def test_the_verifier_reads_the_generators_own_candidates_as_it_scored_them(cache_dir):
+    """The 0.5B re-reading its candidates gives the J it sampled them with (llama.cpp's log-probs), end of
+    turn included: the per-token states times the output matrix are the model's log-probs."""
+    from interactive_format.verifier import Verifier
+
+    prompt = next(p for p in read_all() if p.source.endswith("0.5b-short-v3.json") and p.id == "zh-talk-1")
+    verifier = Verifier.from_spec("embedded:qwen2.5-coder-0.5b", cache_dir)
+    try:
+        readings = verifier.read(prompt.messages, [c.text for c in prompt.candidates], [True] * 4)
+    finally:
+        verifier.close()
+    assert [r.tokens for r in readings] == prompt.tokens
+    for r, c in zip(readings, prompt.candidates):
+        assert r.mean_logprob == pytest.approx(c.j, abs=0.02) and r.state.shape == (896,)
