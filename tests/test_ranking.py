@@ -20,18 +20,12 @@ from interactive_format.labels import read_all, read_labels
 from interactive_format.ranking import ASSET, Ranking, Reranker, fit, load_ranking, save_ranking, seed
 from interactive_format.signals import SIGNALS
 
+from .fakes import FixedD
+
 CONTEXT = "user: 第一次去北京，必须去的景点有哪些？"
 LOOP = "北京西站站站站站站站站站站站站站站站站站站站站站站站站"
 GOOD = "故宫、长城和颐和园都值得一去。"
 LONG = "故宫、长城、颐和园、天坛、北海公园、南锣鼓巷和798艺术区都值得一去，可以安排三到四天慢慢逛。"
-
-
-class FixedD:
-    def __init__(self, scores):
-        self.scores = scores
-
-    def score(self, context, replies):
-        return [self.scores[r] for r in replies]
 
 
 def test_every_module_of_the_signals_package_is_registered_once():
