@@ -88,10 +88,10 @@ class CachedVerifier:
             for line in path.read_text(encoding="utf-8").splitlines():
                 r = json.loads(line)
                 if r["by"] == spec:
-                    self.values[(r["prompt"], r["reply"], r["finished"])] = r["value"]
+                    self.values[(r["prompt"], r["reply"], r["finished"])] = r["total"]
 
     def score(self, messages: list[dict], replies: list[str], finished: list[bool]) -> list[float]:
-        """The cached mean token log-probs; missing ones computed (if allowed, the first `limit`) or NaN."""
+        """The cached log-likelihoods; missing ones computed (if allowed, the first `limit`) or NaN."""
         prompt = _digest(json.dumps(messages, ensure_ascii=False, sort_keys=True))
         keys = [(prompt, _digest(r), f) for r, f in zip(replies, finished)]
         todo = [i for i, key in enumerate(keys[: self.limit]) if key not in self.values]
@@ -109,16 +109,14 @@ class CachedVerifier:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:
             for (prompt, reply, done), r in zip(keys, readings):
-                self.values[(prompt, reply, done)] = round(r.mean_logprob, 5)
-                record = {
-                    "by": self.spec,
-                    "prompt": prompt,
-                    "reply": reply,
-                    "finished": done,
-                    "value": round(r.mean_logprob, 5),
-                    "tokens": r.tokens,
-                }
-                f.write(json.dumps(record) + "\n")
+                self.values[(prompt, reply, done)] = round(r.total, 4)
+                f.write(json.dumps(cache_record(self.spec, prompt, reply, done, r)) + "\n")
+
+
+def cache_record(spec: str, prompt: str, reply: str, finished: bool, reading) -> dict:
+    """One line of the verifier's cache: whose reading of which reply (hashes), its total and mean log-prob."""
+    return {"by": spec, "prompt": prompt, "reply": reply, "finished": finished, "total": round(reading.total, 4),
+            "mean": round(reading.mean_logprob, 5), "tokens": reading.tokens}  # fmt: skip
 
 
 def _digest(text: str) -> str:
@@ -227,6 +225,21 @@ def summary(turns: list[Turn], picks: list[int] | None) -> dict:
         "good_share": round(good, 3),
         "headroom": round((value - mean) / (oracle - mean), 3) if oracle > mean else None,
     }
+
+
+def headroom_interval(turns: list[Turn], picks: list[int], draws: int = 2000) -> list[float] | None:
+    """A 95 % bootstrap interval of the headroom captured, prompts drawn with replacement: how much of a
+    difference between rankings a pool of this size can tell from chance."""
+    shown = np.array([t.labels[i] for t, i in zip(turns, picks)], float)
+    mean = np.array([statistics.fmean(t.labels) for t in turns])
+    best = np.array([max(t.labels) for t in turns], float)
+    draw = np.random.default_rng(0).integers(0, len(turns), (draws, len(turns)))
+    gap = (best[draw] - mean[draw]).mean(1)
+    ok = gap > 0
+    if not ok.any():
+        return None
+    values = (shown[draw] - mean[draw]).mean(1)[ok] / gap[ok]
+    return [round(float(x), 3) for x in np.quantile(values, [0.025, 0.975])]
 
 
 def build_turns(cfg: LabelsConfig, prompts: list[LabelledPrompt], models_for) -> dict[int, list[Turn]]:
@@ -341,17 +354,15 @@ def _report_turns(report: dict, pool: str, lang: str, n: int, ts: list[Turn], sc
     rows["random"] = summary(ts, None)
     for name, by_turn in scores.items():
         got = [by_turn[id(t)] for t in ts]
-        complete = None not in got
-        rows[name] = summary(ts, [_pick(s) for s in got]) if complete else None
+        picks = None if None in got else [_pick(s) for s in got]
+        rows[name] = None if picks is None else {**summary(ts, picks), "headroom_ci95": headroom_interval(ts, picks)}
         if name not in ("first", "oracle"):
-            conc[name] = concordance(ts, lambda t, d=by_turn: d[id(t)]) if complete else None
-    mean = round(statistics.fmean(statistics.fmean(t.labels) for t in ts), 3)
-    oracle = round(statistics.fmean(max(t.labels) for t in ts), 3)
+            conc[name] = None if picks is None else concordance(ts, lambda t, d=by_turn: d[id(t)])
     entry.setdefault(lang, {})[str(n)] = {
         **rows["fitted"],
         "first_mean": rows["first"]["shown_mean"],
-        "mean": mean,
-        "oracle_mean": oracle,
+        "mean": round(statistics.fmean(statistics.fmean(t.labels) for t in ts), 3),
+        "oracle_mean": round(statistics.fmean(max(t.labels) for t in ts), 3),
         "prompts": len(ts),
     }
 
@@ -411,29 +422,31 @@ def _percent(x: float | None) -> str:
 
 
 def plot(report: dict, png: Path) -> None:
-    """Per pool and language at N = 4: each ranking's shown mean label, the mean and the oracle as lines."""
+    """Per pool (rows) and language (columns) at N = 4: the headroom each ranking captures, with its 95 % interval."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [
-        (pool, lang)
-        for pool in report["rankers"]
-        for lang in ("zh", "en")
-        if "4" in report["rankers"][pool].get(lang, {})
-    ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
-    for ax, (pool, lang) in zip(axes[0], panels):
-        rows = report["rankers"][pool][lang]["4"]
-        names = [k for k, v in rows.items() if v is not None and k not in ("oracle", "random")]
-        ax.barh(range(len(names)), [rows[k]["shown_mean"] for k in names], color="tab:blue")
-        ax.set_yticks(range(len(names)), names, fontsize=7)
-        ax.axvline(rows["random"]["shown_mean"], color="grey", lw=1, label="mean of 4 (random)")
-        ax.axvline(rows["oracle"]["shown_mean"], color="tab:green", lw=1, label="oracle (best of 4)")
-        ax.set_xlim(1, 5)
-        ax.set_title(f"{pool[:34]}\n{lang}, N = 4: shown mean label", fontsize=8)
-        ax.legend(fontsize=6, loc="lower right")
+    pools = [pool for pool in report["rankers"] if any("4" in report["rankers"][pool].get(x, {}) for x in ("zh", "en"))]
+    fig, axes = plt.subplots(len(pools), 2, figsize=(11, 3.6 * len(pools)), squeeze=False)
+    for row, pool in zip(axes, pools):
+        for ax, lang in zip(row, ("zh", "en")):
+            rows = report["rankers"][pool].get(lang, {}).get("4", {})
+            names = [k for k, v in rows.items() if v is not None and k not in ("oracle", "random")]
+            values = [100 * rows[k]["headroom"] for k in names]
+            low = [v - 100 * rows[k]["headroom_ci95"][0] for k, v in zip(names, values)]
+            high = [100 * rows[k]["headroom_ci95"][1] - v for k, v in zip(names, values)]
+            colours = ["tab:orange" if k.startswith("fitted") else "tab:blue" for k in names]
+            ax.barh(range(len(names)), values, xerr=[low, high], color=colours, error_kw={"lw": 0.8})
+            ax.set_yticks(range(len(names)), names, fontsize=8)
+            ax.axvline(0, color="grey", lw=1), ax.axvline(60, color="tab:green", lw=1, ls="--")
+            ax.set_xlim(-110, 110)
+            prompts = report["pools"][pool][lang]["4"]["prompts"]
+            ax.set_title(f"{pool} — {lang}, N = 4, {prompts} prompts", fontsize=9)
+            ax.set_xlabel(
+                "% of best-of-4 headroom captured (0: random, 100: oracle; dashed: the 60 % target)", fontsize=7
+            )
     fig.tight_layout()
-    fig.savefig(png, dpi=90)
+    fig.savefig(png, dpi=80)
     plt.close(fig)

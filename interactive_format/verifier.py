@@ -5,8 +5,10 @@ asks it for the final hidden state of every token instead (a llama.cpp context i
 pooling "none": llama-server's native /embeddings returns the states after the output norm, before the
 output matrix) and applies the model's output matrix itself: read once from the GGUF with `gguf`'s
 dequantizer and kept as a .npy in the cache dir. The N candidates of a turn are one request (N slots in
-parallel). A reply's score is its mean token log-prob under the verifier, the end-of-turn token counted
-for a reply that ended by itself (a model's P(stop here) says whether it thinks the reply is complete).
+parallel). A reply's score is its log-likelihood under the verifier, log P(reply | prompt): the sum of its
+tokens' log-probs, the end-of-turn token counted for a reply that ended by itself (a model's P(stop here)
+says whether it thinks the reply is complete). The sum, not the mean: on the labels it agreed with the
+judge more (it also prefers the shorter of two equally likely replies, as the personas ask).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class Reading:
     @property
     def tokens(self) -> int:
         return len(self.logprobs)
+
+    @property
+    def total(self) -> float:
+        """log P(reply | prompt); NaN for no tokens."""
+        return float(self.logprobs.sum()) if len(self.logprobs) else float("nan")
 
 
 class Verifier:
@@ -84,8 +91,8 @@ class Verifier:
         return Reading(float(logprobs.mean()), logprobs, states[start : start + len(reply)].mean(0))
 
     def score(self, messages: list[dict], replies: list[str], finished: list[bool]) -> list[float]:
-        """Each reply's mean token log-prob under the verifier."""
-        return [r.mean_logprob for r in self.read(messages, replies, finished)]
+        """Each reply's log-likelihood under the verifier, log P(reply | prompt)."""
+        return [r.total for r in self.read(messages, replies, finished)]
 
     def close(self) -> None:
         server, self.server = getattr(self, "server", None), None

@@ -165,8 +165,10 @@ def test_the_labels_evaluation_writes_its_report(tmp_path):
     pool = report["pools"]["replies-qwen2.5-coder-0.5b-short-v3"]
     row = pool["zh"]["4"]
     assert set(row) == {"shown_mean", "poor_share", "good_share", "first_mean", "mean", "oracle_mean", "headroom",
-                        "prompts"}  # fmt: skip
-    assert row["prompts"] == 4 and row["mean"] <= row["shown_mean"] <= row["oracle_mean"] or row["headroom"] < 0
+                        "prompts", "headroom_ci95"}  # fmt: skip
+    assert row["prompts"] == 4 and row["shown_mean"] <= row["oracle_mean"] and row["mean"] <= row["oracle_mean"]
+    low, high = row["headroom_ci95"]
+    assert low <= row["headroom"] <= high
     assert row["headroom"] == pytest.approx(
         (row["shown_mean"] - row["mean"]) / (row["oracle_mean"] - row["mean"]), abs=2e-3
     )

@@ -1,4 +1,4 @@
-"""verifier: another chat model's mean token log-prob of the candidate given the prompt (verifier.py).
+"""verifier: another chat model's log-likelihood of the candidate given the prompt (verifier.py).
 
 A stronger model reading a weaker one's candidates (the 1.5B reading the 0.5B's) judges fluency and fit
 with knowledge the generator lacks. It needs the chat messages (Context.messages) and a loaded verifier.
