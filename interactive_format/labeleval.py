@@ -10,8 +10,8 @@ each ranking shows, its poor (≤ 2) and good (≥ 4) shares, the first sample's
 (one user message, in every pool that has it) are dealt into `folds` folds, and each fold is ranked by
 weights fitted on the others only. Rankings, all from the same run: the first sample, random, the
 oracle, each signal alone, the seed (the app's ranking before the labels: the fewest defects, then
-λ·D + (1−λ)·J with the shipped D's λ), the fitted combination of the app's signals (what
-assets/ranking.json ships) and the same with the verifier. Plus each ranking's within-prompt pairwise
+λ·D + (1−λ)·J with the shipped D's λ), the fitted ranking of the app (`APP`: the fewest defects, then a
+weighted sum of the free and cheap signals; what assets/ranking.json ships) and the same with the verifier. Plus each ranking's within-prompt pairwise
 concordance with the labels (0.5 = chance). Writes bench/results/labels-eval.json and a PNG beside it.
 
 Signal values a model computes (cost "model": the verifier) are kept in a cache file by the hash of the
@@ -39,7 +39,10 @@ from .signals import SIGNALS, Context, Models
 
 log = logging.getLogger(__name__)
 
-APP_SIGNALS = ("defects", "j", "d", "consensus", "brevity", "finished")  # what the app's fitted ranking may weigh
+# What the app's fitted ranking reads (its weights are fitted): the fewest defects first, as the seed (the
+# labels found it as good as weighing defects with the rest, and a looping or cut-off reply never wins over a
+# clean one), then a weighted sum of the free and cheap signals; no "model" signal (seconds per turn).
+APP = Ranking(dict.fromkeys(("j", "d", "consensus", "brevity", "finished"), 0.0), first=("defects",))
 POOR, GOOD = 2, 4  # label ≤ POOR is poor, ≥ GOOD is good
 
 
@@ -163,30 +166,39 @@ class Turn:
         return all(self.values[s] is not None and np.isfinite(np.asarray(self.values[s])[ok]).all() for s in names)
 
 
-def fitted(train: list[Turn], names: tuple[str, ...], l2: float) -> Ranking:
-    """A "turn"-scaled Ranking of `names`, fitted on the usable candidates of `train`."""
-    if not train:
-        return Ranking(dict.fromkeys(names, 0.0))
-    data = []
-    for t in train:
-        keep = np.asarray(t.usable)
-        data.append((t.features(names)[keep], [y for y, ok in zip(t.labels, t.usable) if ok]))
-    w = fit(data, l2)
-    return Ranking({s: round(float(x), 4) for s, x in zip(names, w)})
+def fitted(train: list[Turn], template: Ranking, l2: float) -> Ranking:
+    """`template` with the weights of its signals fitted on `train`: on the pairs of usable candidates that its
+    `first` signals leave tied (only those does the weighted sum order)."""
+    names = tuple(template.weights)
+    data = [group for t in train for group in _tied_groups(t, template.first, names)]
+    w = fit(data, l2) if data else np.zeros(len(names))
+    return dataclasses.replace(template, weights={s: round(float(x), 4) for s, x in zip(names, w)})
+
+
+def _tied_groups(t: Turn, first: tuple[str, ...], names: tuple[str, ...]):
+    """The turn's usable candidates grouped by the values of the `first` signals, each group of two or more as
+    (features (members, signals), labels); the features are standardised over the whole turn, as ranked."""
+    x = t.features(names)
+    keys = [tuple(t.values[s][i] for s in first) if ok else None for i, ok in enumerate(t.usable)]
+    for key in dict.fromkeys(k for k in keys if k is not None):
+        members = [i for i, k in enumerate(keys) if k == key]
+        if len(members) >= 2:
+            yield x[members], [t.labels[i] for i in members]
 
 
 def cross_validated(
-    turns: list[Turn], fold_of: dict[str, int], k: int, names: tuple[str, ...], l2: float
+    turns: list[Turn], fold_of: dict[str, int], k: int, template: Ranking, l2: float
 ) -> tuple[dict[int, list[float]], list[dict]]:
-    """Each turn's scores (by id(turn)) under the ranking fitted on the other folds, and each fold's weights."""
+    """Each turn's order (by id(turn), one number per candidate, higher = earlier) under `template` fitted on
+    the other folds, and each fold's weights."""
     scores, weights = {}, []
     for f in range(k):
-        train = [t for t in turns if fold_of[t.prompt.user] != f and t.complete(names)]
-        ranking = fitted(train, names, l2)
+        train = [t for t in turns if fold_of[t.prompt.user] != f and t.complete(template.signals)]
+        ranking = fitted(train, template, l2)
         weights.append(ranking.weights)
         for t in turns:
             if fold_of[t.prompt.user] == f:
-                scores[id(t)] = ranking.score(t.values, t.usable)
+                scores[id(t)] = _order_key(ranking, t)
     return scores, weights
 
 
@@ -277,8 +289,10 @@ def make_report(cfg: LabelsConfig, prompts: list[LabelledPrompt], turns: dict[in
 
     fold_of = folds(prompts, cfg.folds, cfg.fold_seed)
     names = tuple(SIGNALS)
-    app = tuple(s for s in APP_SIGNALS if s in SIGNALS)
-    rankings = {"fitted": app, "fitted_with_verifier": (*app, "verifier")}
+    rankings = {
+        "fitted": APP,
+        "fitted_with_verifier": dataclasses.replace(APP, weights={**APP.weights, "verifier": 0.0}),
+    }
     out: dict = {
         "default_model": ModelsConfig().llm,
         "labels": {
@@ -289,9 +303,10 @@ def make_report(cfg: LabelsConfig, prompts: list[LabelledPrompt], turns: dict[in
         "method": {
             "folds": cfg.folds,
             "by": "prompt (user message)",
-            "fit": "pairwise logistic regression on per-turn standardised signals, L2 " + f"{cfg.l2:g}",
+            "fit": "pairwise logistic regression on per-turn standardised signals, on the pairs the `first` "
+            f"signals leave tied, L2 {cfg.l2:g}",
             "seed_lam": lam,
-            "rankings": {k: list(v) for k, v in rankings.items()},
+            "rankings": {k: {"first": list(r.first), "weighted": list(r.weights)} for k, r in rankings.items()},
         },
         "pools": {},
         "rankers": {},
@@ -307,7 +322,7 @@ def make_report(cfg: LabelsConfig, prompts: list[LabelledPrompt], turns: dict[in
                 if sel:
                     _report_turns(out, pool, lang, n, sel, scores)
     if cfg.write_ranking:
-        _write_ranking(turns[4], app, cfg, out)
+        _write_ranking(turns[4], APP, cfg, out)
     return out
 
 
@@ -321,9 +336,9 @@ def _scores(ts: list[Turn], rankings: dict, lam: float, fold_of: dict, cfg: Labe
     }
     for name in SIGNALS:  # each alone: its own values (ties are ties), empty candidates last
         out[name] = {id(t): _usable_only(t.values[name], t.usable) if t.complete((name,)) else None for t in ts}
-    for label, names in rankings.items():
-        scores, weights[label] = cross_validated(ts, fold_of, cfg.folds, names, cfg.l2)
-        out[label] = {id(t): scores[id(t)] if t.complete(names) else None for t in ts}
+    for label, template in rankings.items():
+        scores, weights[label] = cross_validated(ts, fold_of, cfg.folds, template, cfg.l2)
+        out[label] = {id(t): scores[id(t)] if t.complete(template.signals) else None for t in ts}
     return out
 
 
@@ -372,9 +387,9 @@ def _pick(scores: list[float]) -> int:
     return max(range(len(scores)), key=lambda i: (scores[i], -i))
 
 
-def _write_ranking(ts: list[Turn], names: tuple[str, ...], cfg: LabelsConfig, report: dict) -> None:
+def _write_ranking(ts: list[Turn], template: Ranking, cfg: LabelsConfig, report: dict) -> None:
     """Fit the app's ranking on every labelled prompt at N = 4 and save it where the app reads it."""
-    ranking = fitted([t for t in ts if t.complete(names)], names, cfg.l2)
+    ranking = fitted([t for t in ts if t.complete(template.signals)], template, cfg.l2)
     headroom = {
         pool: {lang: rows.get("4", {}).get("headroom") for lang, rows in entry.items() if lang in ("zh", "en")}
         for pool, entry in report["pools"].items()
@@ -383,7 +398,7 @@ def _write_ranking(ts: list[Turn], names: tuple[str, ...], cfg: LabelsConfig, re
         "fitted_on": report["labels"],
         "n": 4,
         "l2": cfg.l2,
-        "signals": list(names),
+        "signals": list(template.signals),
         "cross_validated_headroom_n4": headroom,
         "made_by": "python -m interactive_format.evaluate labels --write-ranking",
     }

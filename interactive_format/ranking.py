@@ -190,13 +190,16 @@ class Reranker:
     def note(self) -> str:
         """The ranking in one sentence, for the page."""
         if self.ranking is not None:
-            signals = ", ".join(f"{name} {w:+.2f}" for name, w in sorted(self.ranking.weights.items(),
-                                                                        key=lambda kv: -abs(kv[1])))  # fmt: skip
-            return (
-                f"Replies are ranked by a weighted sum of signals fitted on reply-quality labels ({signals}; "
-                "each standardised over the turn's candidates); the defects found (loops, wrong language, cut off, "
-                "echoes) are one of them."
+            weights = sorted(self.ranking.weights.items(), key=lambda kv: -abs(kv[1]))
+            fitted = (
+                "a weighted sum of signals fitted on reply-quality labels ("
+                + ", ".join(f"{name} {w:+.2f}" for name, w in weights)
+                + "; each standardised over the turn's candidates)"
             )
+            if "defects" in self.ranking.first:
+                first = "Replies with the fewest defects (loops, wrong language, cut off, echoes) come first, then by"
+                return f"{first} {fitted}."
+            return f"Replies are ranked by {fitted}."
         if self.discriminator is not None:
             return (
                 "Replies with the fewest defects (loops, wrong language, cut off, echoes) come first, then by "

@@ -15,7 +15,7 @@ from interactive_format import labeleval, signals
 from interactive_format.dialogue import Candidate
 from interactive_format.discriminator import combine
 from interactive_format.errors import ModelLoadError
-from interactive_format.labeleval import APP_SIGNALS, LabelsConfig, folds
+from interactive_format.labeleval import APP, LabelsConfig, folds
 from interactive_format.labels import read_all, read_labels
 from interactive_format.ranking import ASSET, Ranking, Reranker, fit, load_ranking, save_ranking, seed
 from interactive_format.signals import SIGNALS
@@ -103,16 +103,30 @@ def test_fit_finds_the_signal_that_orders_the_labels():
     assert list(fit([], 1.0)) == []
 
 
+def test_the_weights_are_fitted_only_on_pairs_the_first_signals_leave_tied():
+    """With defects first, a pair of one clean and one looping candidate says nothing about the weights."""
+    prompt = read_all()[0]
+    values = {"defects": [0.0, -1.0, 0.0, -1.0], "brevity": [-1.0, -8.0, -2.0, -9.0]}
+    # within each tie the shorter candidate is the better; across the ties the long (defective) ones score higher
+    turn = labeleval.Turn(prompt, [2, 5, 1, 4], [True] * 4, values)
+    groups = list(labeleval._tied_groups(turn, ("defects",), ("brevity",)))
+    assert [labels for _, labels in groups] == [[2, 1], [5, 4]]
+    template = Ranking({"brevity": 0.0}, first=("defects",))
+    assert labeleval.fitted([turn] * 10, template, 1.0).weights["brevity"] > 0  # shorter is better within ties
+    assert labeleval.fitted([turn] * 10, Ranking({"brevity": 0.0}), 1.0).weights["brevity"] < 0  # all pairs
+
+
 def test_the_shipped_ranking_loads_and_ranks_with_the_apps_signals():
     ranking = load_ranking(ASSET)
-    assert ranking.scale == "turn" and set(ranking.weights) <= set(APP_SIGNALS)
-    assert all(math.isfinite(w) for w in ranking.weights.values()) and ranking.weights["defects"] > 0
+    assert ranking.scale == "turn" and ranking.first == ("defects",) and set(ranking.weights) == set(APP.weights)
+    assert all(math.isfinite(w) for w in ranking.weights.values())
     assert ranking.meta["cross_validated_headroom_n4"]  # how well it does on prompts it was not fitted on
     reranker = Reranker(FixedD({LOOP: 0.3, GOOD: 0.3, "": 0.0}), lam=0.5, ranking=ranking)
-    assert not reranker.uses_lam and "fitted on reply-quality labels" in reranker.note
+    assert not reranker.uses_lam and reranker.note.startswith("Replies with the fewest defects")
+    assert "fitted on reply-quality labels" in reranker.note
     cands = [Candidate(LOOP, -0.1, finished=False), Candidate(GOOD, -0.9), Candidate("", -0.05)]
     assert reranker.rank(CONTEXT, cands) == [1, 0, 2]  # the loop cut off loses; the empty one is always last
-    assert set(cands[1].scores) == set(ranking.weights) - {"consensus"}  # the fake D has no sentence encoder
+    assert set(cands[1].scores) == set(ranking.signals) - {"consensus"}  # the fake D has no sentence encoder
 
 
 def test_a_saved_ranking_reads_back_and_a_bad_one_names_the_fix(tmp_path):
@@ -135,12 +149,12 @@ def test_folds_never_share_a_prompt_and_fitting_never_sees_the_fold_it_scores(mo
     turns = [labeleval.Turn(p, p.labels[:4], [True] * 4, {"j": [c.j for c in p.candidates[:4]]}) for p in prompts]
     seen = []
 
-    def spy(train, names, l2):
+    def spy(train, template, l2):
         seen.append({t.prompt.user for t in train})
-        return Ranking(dict.fromkeys(names, 1.0))
+        return template
 
     monkeypatch.setattr(labeleval, "fitted", spy)
-    scores, _ = labeleval.cross_validated(turns, fold_of, 5, ("j",), 1.0)
+    scores, _ = labeleval.cross_validated(turns, fold_of, 5, Ranking({"j": 1.0}), 1.0)
     assert len(scores) == len(turns) and len(seen) == 5
     for f, users in enumerate(seen):
         scored = {p.user for p in prompts if fold_of[p.user] == f}
@@ -178,7 +192,8 @@ def test_the_labels_evaluation_writes_its_report(tmp_path):
     assert rankers["oracle"]["headroom"] == 1.0 and rankers["random"]["headroom"] == 0.0
     assert rankers["verifier"] is None and rankers["fitted_with_verifier"] is None  # no readings cached
     assert 0 <= report["concordance"]["replies-qwen2.5-coder-0.5b-short-v3"]["en"]["4"]["defects"] <= 1
-    assert load_ranking(tmp_path / "ranking.json").weights.keys() == set(APP_SIGNALS)
+    written = load_ranking(tmp_path / "ranking.json")
+    assert written.first == ("defects",) and written.weights.keys() == APP.weights.keys()
 
 
 class FakeVerifier:
