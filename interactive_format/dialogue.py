@@ -36,7 +36,7 @@ class Candidate:
     text: str
     j: float  # mean token log-prob under the generator
     d: float | None = None  # discriminator's P(human); None when D is off
-    score: float = float("-inf")  # λ·D + (1−λ)·J, or J alone
+    score: float = float("-inf")  # the ranking's combined score (the seed's: λ·D + (1−λ)·J, or J alone)
     finished: bool = True  # False when cut by the token limit or by stop
     # What the ranking found, stored per candidate by name (rows.py, the candidates' `signals` column) and
     # exported: fields with a "signal" (what an import must hold there). A new ranking signal (signals/) needs

@@ -162,7 +162,7 @@ def strategies(d, lam: float) -> dict:
     from .discriminator import Reranker
 
     rankers = {
-        "defect_aware": Reranker(d, lam),  # the app
+        "defect_aware": Reranker(d, lam),  # the seed: the app before the labels (`evaluate labels`)
         "d_and_j": Reranker(d, lam, defects_first=False),
         "d_alone": Reranker(d, 1.0, defects_first=False),
         "j_alone": Reranker(None, lam, defects_first=False),

@@ -11,8 +11,9 @@ each ranking shows, its poor (≤ 2) and good (≥ 4) shares, the first sample's
 weights fitted on the others only. Rankings, all from the same run: the first sample, random, the
 oracle, each signal alone, the seed (the app's ranking before the labels: the fewest defects, then
 λ·D + (1−λ)·J with the shipped D's λ), the fitted ranking of the app (`APP`: the fewest defects, then a
-weighted sum of the free and cheap signals; what assets/ranking.json ships) and the same with the verifier. Plus each ranking's within-prompt pairwise
-concordance with the labels (0.5 = chance). Writes bench/results/labels-eval.json and a PNG beside it.
+weighted sum of the free and cheap signals; what assets/ranking.json ships) and the same with the
+verifier. Plus each ranking's within-prompt pairwise concordance with the labels (0.5 = chance) and a
+95 % bootstrap interval of its headroom. Writes bench/results/labels-eval.json and a PNG beside it.
 
 Signal values a model computes (cost "model": the verifier) are kept in a cache file by the hash of the
 prompt and the reply, so the evaluation re-runs in a minute; `--compute-verifier` reads what is missing.

@@ -3,9 +3,10 @@
 score(candidate) = Σ_s w_s · x_s over the ranking's signals. Two kinds ship:
 
 - the fitted ranking (assets/ranking.json, `python -m interactive_format.evaluate labels --write-ranking`):
-  each signal standardised over the turn's candidates (`scale = "turn"`: minus their mean, over their
-  standard deviation, so a weight means the same at every N and for every prompt), weights fitted on the
-  reply-quality labels by pairwise logistic regression (`fit`);
+  the fewest defects first (`first = ("defects",)`), then the other signals, each standardised over the
+  turn's candidates (`scale = "turn"`: minus their mean, over their standard deviation, so a weight means
+  the same at every N and for every prompt), weights fitted on the reply-quality labels by pairwise
+  logistic regression (`fit`);
 - the seed, λ·D + (1−λ)·J: weights {d: λ, j: 1−λ} on the raw values (`scale = "raw"`; a signal that cannot
   apply, D when none is loaded or J from a server without log-probs, is left out and the others' weights
   renormalised, so it is J alone without D and D alone without J), after the fewest defects
@@ -138,7 +139,7 @@ def fit(turns: list[tuple[np.ndarray, list[int]]], l2: float = 1.0) -> np.ndarra
     `turns`: (features (candidates, signals) already standardised per turn, labels). Every pair of one turn
     with different labels is one example, x_i − x_j with target "i is better"; no intercept (a constant
     shift never changes an order); an L2 penalty `l2` on w keeps weights of weak, correlated signals small.
-    Minimised by Newton's method (a convex loss of a few weights: ten steps are plenty).
+    Minimised by Newton's method (a convex loss of a few weights: it converges in a few steps).
     """
     if not turns:
         return np.zeros(0)
