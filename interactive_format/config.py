@@ -56,6 +56,9 @@ class ModelsConfig:
     captioner: str = "embedded:imagenet-tags"  # or an image-to-text model (HF id / path)
     ocr: str = "rapidocr"  # text in pictures: "rapidocr" (PP-OCR, Chinese + English, models in the package) or "off"
     discriminator: str = str(ASSETS / "discriminator")  # trained D; "off" -> likelihood-only ranking
+    # The ranking's signal weights, fitted on the reply-quality labels (ranking.py); "off": the seed ranking,
+    # the fewest defects then λ·D + (1−λ)·J (λ applies only then).
+    ranking: str = str(ASSETS / "ranking.json")
     # The text encoder under D ("" = the one D was trained on). The same weights by another
     # spec, e.g. "sentence-transformers/all-MiniLM-L6-v2" on a Space without the weight packages.
     discriminator_encoder: str = ""
@@ -203,6 +206,7 @@ ENV_VARS = {
     "IF_OCR": ("models", "ocr"),
     "IF_DISCRIMINATOR": ("models", "discriminator"),
     "IF_DISCRIMINATOR_ENCODER": ("models", "discriminator_encoder"),
+    "IF_RANKING": ("models", "ranking"),
     "IF_CACHE_DIR": ("models", "cache_dir"),
     "IF_DEVICE": ("models", "device"),
     "IF_DTYPE": ("models", "dtype"),
@@ -290,6 +294,7 @@ FLAGS = {
     "candidates": ("generation", "num_candidates"),
     "lam": ("generation", "lam"),
     "discriminator": ("models", "discriminator"),
+    "ranking": ("models", "ranking"),
     "host": ("server", "host"),
     "port": ("server", "port"),
     "db": ("storage", "db_path"),
@@ -330,8 +335,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--dtype", help="chat model dtype: auto, bfloat16, float32 or float16")
     p.add_argument("--candidates", type=int, help="replies sampled per turn")
-    p.add_argument("--lam", type=float, help="λ, the discriminator's weight in the ranking (default: D's own)")
+    p.add_argument("--lam", type=float, help="λ in λ·D + (1−λ)·J with --ranking off (default: D's own)")
     p.add_argument("--discriminator", help="trained discriminator directory ('off': rank by likelihood only)")
+    p.add_argument("--ranking", help="fitted ranking weights (JSON; 'off': fewest defects, then λ·D + (1−λ)·J)")
     p.add_argument("--host", help="address to serve on (0.0.0.0 for all interfaces)")
     p.add_argument("--port", type=int, help="port to serve on")
     p.add_argument("--db", help="SQLite file for the conversations (also IF_DB)")

@@ -36,14 +36,17 @@ class Candidate:
     text: str
     j: float  # mean token log-prob under the generator
     d: float | None = None  # discriminator's P(human); None when D is off
-    score: float = float("-inf")  # λ·D + (1−λ)·J, or J alone
+    score: float = float("-inf")  # the ranking's combined score (the seed's: λ·D + (1−λ)·J, or J alone)
     finished: bool = True  # False when cut by the token limit or by stop
-    # Ranking signals: fields with a "signal" (what an import must hold there) are stored per candidate by name
-    # (rows.py, the candidates' `signals` column) and exported; a new stored signal is one field here.
+    # What the ranking found, stored per candidate by name (rows.py, the candidates' `signals` column) and
+    # exported: fields with a "signal" (what an import must hold there). A new ranking signal (signals/) needs
+    # no field: its value is kept in `scores` under its name.
     defects: list[str] = field(default_factory=list, metadata={"signal": "a list of strings"})  # defects.NAMES
+    # Each ranking signal's value by its name in signals.SIGNALS (those the ranking computed, finite ones)
+    scores: dict[str, float] = field(default_factory=dict, metadata={"signal": "an object of numbers"})
 
 
-SIGNALS: dict[str, str] = {f.name: f.metadata["signal"] for f in fields(Candidate) if "signal" in f.metadata}
+STORED_SIGNALS: dict[str, str] = {f.name: f.metadata["signal"] for f in fields(Candidate) if "signal" in f.metadata}
 
 
 @dataclass

@@ -4,9 +4,9 @@ D reads Chinese and English: the shipped one (EmbeddingDiscriminator) is an MLP 
 multilingual-e5-small embeddings of the context and the reply. The older kind (Discriminator) is a
 cross-encoder: an HF text encoder (MiniLM, English only) reads "context [SEP] reply", its token states
 are mean-pooled and a linear head gives one logit. Only what training changes (the head and any
-unfrozen encoder layers) is saved; the encoder's base weights come from its spec. score = λ·D + (1−λ)·J with J the generator's mean token log-prob; the
-reranker shows the candidate with the fewest defects (defects.py: loop, wrong language, cut
-off, echo, empty) first and breaks ties by that score.
+unfrozen encoder layers) is saved; the encoder's base weights come from its spec. D is one of the
+ranking's signals (signals/d.py); the reranker is ranking.py's, where the seed ranking — the fewest
+defects, then `combine`: λ·D + (1−λ)·J with J the generator's mean token log-prob — is the two-signal case.
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import defects
-from .dialogue import Candidate
 from .errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -325,47 +322,6 @@ def load_discriminator(directory: str | Path | None, device: str = "cpu", encode
     return Discriminator.load(directory, device, encoder)
 
 
-@dataclass
-class Reranker:
-    """Orders candidates by their number of defects, then by λ·D + (1−λ)·J (J alone when there is no D)."""
-
-    discriminator: Discriminator | EmbeddingDiscriminator | None = None
-    lam: float = 0.5
-    defects_first: bool = True  # False: by score alone (the evaluation's baselines; the app always counts defects)
-
-    @property
-    def uses_discriminator(self) -> bool:
-        return self.discriminator is not None
-
-    @property
-    def note(self) -> str:
-        """The ranking in one sentence, for the page."""
-        if self.uses_discriminator:
-            return (
-                "Replies with the fewest defects (loops, wrong language, cut off, echoes) come first, then by "
-                f"λ·D + (1−λ)·J with λ = {self.lam:g}: "
-                "D is the trained discriminator's P(human), J the model's mean token log-probability."
-            )
-        return (
-            "Replies with the fewest defects (loops, wrong language, cut off, echoes) come first, then by "
-            "likelihood only (J): no trained discriminator is installed yet."
-        )
-
-    def rank(self, context: str, candidates: list[Candidate], lam: float | None = None) -> list[int]:
-        """Fill in d, score and defects on each candidate; return indices best first (fewest defects, then score)."""
-        lam = self.lam if lam is None else lam
-        nonempty = [i for i, c in enumerate(candidates) if c.text.strip()]
-        if self.discriminator is not None and nonempty:
-            scores = self.discriminator.score(context, [candidates[i].text for i in nonempty])
-            for i, d in zip(nonempty, scores):
-                candidates[i].d = d
-        for i, c in enumerate(candidates):
-            c.score = combine(c.d, c.j, lam) if i in nonempty else float("-inf")
-            c.defects = [d.name for d in defects.find(c.text, context, c.finished)]
-        rule = len if self.defects_first else (lambda found: 0)
-        return sorted(range(len(candidates)), key=lambda i: (rule(candidates[i].defects), -candidates[i].score))
-
-
 def combine(d: float | None, j: float, lam: float) -> float:
     """The reranking score: λ·D + (1−λ)·J, J alone without D, D alone when J is unavailable (NaN).
 
@@ -374,3 +330,6 @@ def combine(d: float | None, j: float, lam: float) -> float:
     if math.isnan(j):
         return 0.0 if d is None else d
     return j if d is None else lam * d + (1 - lam) * j
+
+
+from .ranking import Reranker  # noqa: F401  (chat.py and the benches import it from here; ranking.py has it)

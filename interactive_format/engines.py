@@ -15,8 +15,9 @@ from typing import Any
 from .backends import load_generator
 from .chat import ChatEngine
 from .config import AppConfig
-from .discriminator import Reranker
+from .errors import ModelLoadError
 from .flows import Flow
+from .ranking import Ranking, Reranker, load_ranking
 from .sampling import Generator
 from .speaker import Speaker
 from .speech import Transcriber
@@ -69,7 +70,23 @@ def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEng
     lam = config.generation.lam
     if lam is None:  # the λ that won on validation when D was trained
         lam = float(discriminator.meta.get("lam", 0.5)) if discriminator else 0.5
-    return ChatEngine(config, generator, transcriber, captioner, Reranker(discriminator, lam), speaker, speaker_note)
+    ranking = models.get(("ranking", m.ranking), lambda: load_app_ranking(m.ranking))
+    reranker = Reranker(discriminator, lam, ranking=ranking)
+    return ChatEngine(config, generator, transcriber, captioner, reranker, speaker, speaker_note)
+
+
+def load_app_ranking(path: str) -> Ranking | None:
+    """The fitted ranking the app ranks with; ModelLoadError when it weighs a signal the app does not compute."""
+    from .signals import SIGNALS
+
+    ranking = load_ranking(path)
+    costly = [name for name in ranking.signals if SIGNALS[name].cost == "model"] if ranking else []
+    if costly:
+        raise ModelLoadError(
+            f"The ranking in {path} weighs {', '.join(costly)}, which reads every candidate with another model "
+            "(seconds per turn); the app does not load one. Fit a ranking without it, or pass --ranking off."
+        )
+    return ranking
 
 
 def _load_generator(config: AppConfig, device: str) -> Generator:

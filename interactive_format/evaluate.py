@@ -1,6 +1,8 @@
-"""Does reranking make replies better? python -m interactive_format.evaluate
+"""Does reranking make replies better? python -m interactive_format.evaluate [labels]
 
-Two held-out sets, never tuned on, every baseline from the same run:
+`python -m interactive_format.evaluate labels` measures every ranking on the reply-quality labels
+(labeleval.py: a judge's 1–5 scores of our own candidates, cross-validated by prompt). Without
+`labels`, two held-out sets, never tuned on, every baseline from the same run:
 
 1. chitchat (English): on test chats never seen in training, D's ROC-AUC of the human's real next turn
    against the generator's reply to the same context (and the same for an older D, to compare), and D's
@@ -160,7 +162,7 @@ def strategies(d, lam: float) -> dict:
     from .discriminator import Reranker
 
     rankers = {
-        "defect_aware": Reranker(d, lam),  # the app
+        "defect_aware": Reranker(d, lam),  # the seed: the app before the labels (`evaluate labels`)
         "d_and_j": Reranker(d, lam, defects_first=False),
         "d_alone": Reranker(d, 1.0, defects_first=False),
         "j_alone": Reranker(None, lam, defects_first=False),
@@ -358,10 +360,11 @@ def plot(report: dict, png: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Evaluate best-of-N reranking with a trained discriminator.")
-    for f in dataclasses.fields(EvalConfig):
-        default = getattr(EvalConfig(), f.name)
+def config_from_args(kind: type, description: str, argv: list[str] | None):
+    """A frozen config dataclass from flags named after its fields (--out-dir for out_dir; lists for tuples)."""
+    p = argparse.ArgumentParser(description=description)
+    for f in dataclasses.fields(kind):
+        default = getattr(kind(), f.name)
         flag = "--" + f.name.replace("_", "-")
         if isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
@@ -370,12 +373,25 @@ def main(argv: list[str] | None = None) -> None:
         else:
             p.add_argument(flag, type=type(default), default=default)
     args = vars(p.parse_args(argv))
+    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`evaluate` (chitchat + bench/rerank, below) or `evaluate labels` (labeleval.py: the reply-quality labels)."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         require("matplotlib", "The evaluation report", DEV_LOCK)  # checked now, not after the sampling
     except MissingPackageError as e:
         raise SystemExit(f"evaluate: {e}") from None
-    report = evaluate(EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}))
+    if argv[:1] == ["labels"]:
+        from .labeleval import LabelsConfig, run
+
+        run(config_from_args(LabelsConfig, "Evaluate the rankings on the reply-quality labels.", argv[1:]))
+        return
+    report = evaluate(config_from_args(EvalConfig, "Evaluate best-of-N reranking with a trained discriminator.", argv))
     print(json.dumps(report, indent=1, ensure_ascii=False)[:4000])
 
 

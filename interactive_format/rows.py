@@ -2,8 +2,8 @@
 
 A new turn column is one migration (migrations.py), one `Column` entry below and one field of
 `dialogue.Turn`: `insert_turn`, `update_turn` and `turn_from_row` all read `TURN_COLUMNS`. A
-candidate's ranking signals (`dialogue.SIGNALS`) share one JSON column, `signals`, by name: a new
-stored signal is a field of `dialogue.Candidate` alone.
+candidate's stored ranking results (`dialogue.STORED_SIGNALS`: its defects, each ranking signal's value)
+share one JSON column, `signals`, by name: a new stored field is a field of `dialogue.Candidate` alone.
 Non-finite scores (an empty reply's ``-inf``) are stored as NULL: ``j`` and ``score`` read back
 as ``float("-inf")``, ``d`` as None.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .dialogue import SIGNALS, Attachment, Candidate, Turn
+from .dialogue import STORED_SIGNALS, Attachment, Candidate, Turn
 from .errors import NotFound
 from .strictjson import dumps, finite
 
@@ -113,16 +113,16 @@ def candidate_from_row(row: sqlite3.Row) -> Candidate:
 
 
 def signals_json(c: Candidate) -> str:
-    """The candidate's ranking signals (dialogue.SIGNALS) as one JSON object by name; those at their default
-    (no defects found) are left out, as read back they are the default again."""
+    """The candidate's stored ranking results (dialogue.STORED_SIGNALS) as one JSON object by name; those at their
+    default (no defects found) are left out, as read back they are the default again."""
     blank = Candidate("", 0.0)
-    return dumps({name: getattr(c, name) for name in SIGNALS if getattr(c, name) != getattr(blank, name)})
+    return dumps({name: getattr(c, name) for name in STORED_SIGNALS if getattr(c, name) != getattr(blank, name)})
 
 
 def signals_from_json(text: str) -> dict[str, Any]:
     """The stored signals this version knows (a signal no longer declared is left out)."""
     stored = json.loads(text)
-    return {name: value for name, value in stored.items() if name in SIGNALS}
+    return {name: value for name, value in stored.items() if name in STORED_SIGNALS}
 
 
 def or_neg_inf(x: float | None) -> float:

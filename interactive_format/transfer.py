@@ -7,7 +7,7 @@ Export format (`Store.export`, accepted back by `Store.import_`)::
         "messages": [  # the active branch, OpenAI-style, oldest first
             {"role": "user", "content": str, "attachments": [{"kind", "text", "meta"}]},
             {"role": "assistant", "content": str, "chosen": int,
-             "candidates": [{"text", "j", "d", "score", "finished", "seed", "model", "defects"}]}],
+             "candidates": [{"text", "j", "d", "score", "finished", "seed", "model", "defects", "scores"}]}],
             # plus "error" / "notice" on turns that have one
         "turns": [  # the whole tree, parents before children
             {"id", "parent_id", "edited_from", "role", "text", "attachments", "chosen", "error",
@@ -17,7 +17,8 @@ Scores that are not finite are written as null. Server file paths of attachments
 exported; imported attachments keep their kind, text (caption or transcript) and meta, with
 an empty path. Import rebuilds the tree from "turns" when present, else a single branch from
 "messages"; ids in the file only link turns to each other and are never reused. A candidate
-carries its stored ranking signals by name (dialogue.SIGNALS: "defects"). "ranked" (the
+carries what the ranking found by name (dialogue.STORED_SIGNALS: "defects", and "scores": each ranking
+signal's value by its name in signals.SIGNALS; files made before "scores" import without them). "ranked" (the
 reranker's order, candidate indices best first) and "defects" (one list per candidate) were keys
 of "meta" in files made before they were stored on their own; such files import the same way.
 """
@@ -33,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .dialogue import SIGNALS, Attachment, Candidate, Turn
+from .dialogue import STORED_SIGNALS, Attachment, Candidate, Turn
 from .errors import InputError
 from .readers import READERS, kinds_text
 from .rows import (
@@ -172,6 +173,7 @@ _KINDS: dict[str, Callable[[Any], bool]] = {
     "a list": lambda v: isinstance(v, list),
     "a list of strings": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     "an object": lambda v: isinstance(v, dict),
+    "an object of numbers": lambda v: isinstance(v, dict) and all(_KINDS["a number"](x) for x in v.values()),
 }
 
 
@@ -324,7 +326,7 @@ def _parse_candidate(value: Any, where: str) -> tuple[Candidate, Source]:
         d=finite(_field(c, "d", where, "a number", default=None, nullable=True)),
         score=or_neg_inf(_field(c, "score", where, "a number", default=None, nullable=True)),
         finished=_field(c, "finished", where, "true or false", default=True),
-        **{name: plain(_field(c, name, where, kind)) for name, kind in SIGNALS.items() if name in c},
+        **{name: plain(_field(c, name, where, kind)) for name, kind in STORED_SIGNALS.items() if name in c},
     )
     return candidate, (seed, _field(c, "model", where, "a string", default=None, nullable=True))
 

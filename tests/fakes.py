@@ -43,6 +43,16 @@ class FakeGenerator:
         yield Sample(drafts, batch, done=True, stopped=stop.is_set())
 
 
+class FixedD:
+    """A discriminator whose P(human) of each reply is given."""
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores = scores
+
+    def score(self, context: str, replies: list[str]) -> list[float]:
+        return [self.scores[r] for r in replies]
+
+
 def fake_engine() -> ChatEngine:
     """An engine over FakeGenerator, ranking by J alone (no pictures or voice)."""
     config = AppConfig(generation=GenerationConfig(num_candidates=3, max_new_tokens=16))

@@ -13,6 +13,8 @@ from gradio_client.exceptions import AppError
 
 from interactive_format.api import owner_of
 from interactive_format.callbacks import ChatUI
+from interactive_format.dialogue import Candidate
+from interactive_format.ranking import Reranker, load_ranking
 from interactive_format.rendering import to_messages
 from interactive_format.store import Store
 
@@ -50,14 +52,18 @@ def test_text_turn(client):
     assert result["transcript"] is None and result["caption"] is None
 
 
-def test_replies_are_ranked_by_the_shipped_discriminator(client, engine):
-    d = engine.reranker.discriminator
-    assert d is not None and engine.reranker.lam == d.meta["lam"]  # λ as chosen on validation
+def test_replies_are_ranked_by_the_shipped_discriminator_and_ranking(client, engine):
+    reranker = engine.reranker
+    d = reranker.discriminator
+    assert d is not None and reranker.lam == d.meta["lam"]  # λ as chosen on validation (for --ranking off)
+    assert reranker.ranking == load_ranking() and not reranker.uses_lam  # the weights fitted on the labels
     result = chat(client, "Do you like hiking?")
-    lam = engine.reranker.lam
-    for c in result["candidates"]:
+    again = [Candidate(c["text"], c["j"], finished=c["finished"]) for c in result["candidates"]]
+    order = Reranker(d, reranker.lam, ranking=load_ranking()).rank("user: Do you like hiking?", again)
+    assert [c["rank"] for c in result["candidates"]] == [order.index(i) + 1 for i in range(len(again))]
+    for c, mine in zip(result["candidates"], again):
         if c["text"].strip():
-            assert 0 < c["d"] < 1 and c["score"] == pytest.approx(lam * c["d"] + (1 - lam) * c["j"])
+            assert 0 < c["d"] < 1 and c["score"] == pytest.approx(mine.score, abs=1e-6)
     assert "likelihood only" not in engine.ranking_note
 
 

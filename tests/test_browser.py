@@ -96,8 +96,8 @@ def test_text_turn_streams_a_reply(page):
     page.screenshot(path=str(ARTIFACTS / "02-text-done.png"), full_page=True)
     assert "candidates, ranked" in panel_text(page) and "candidates, ranked" not in chat_text(page)
     assert bot_count(page) >= 1
-    note = page.inner_text("#ranking-note")  # the shipped discriminator is in use
-    assert "λ·D + (1−λ)·J" in note and "likelihood only" not in note
+    note = page.inner_text("#ranking-note")  # the shipped ranking, with the shipped discriminator's d in it
+    assert "fitted on reply-quality labels" in note and "d +" in note and "likelihood only" not in note
 
 
 def test_picture_turn_shows_tags(page, media):

@@ -18,17 +18,11 @@ from interactive_format.generator import Draft, Sample, SamplingParams
 from interactive_format.rendering import candidates_panel, turn_result
 from interactive_format.store import Store
 
+from .fakes import FixedD
+
 LOOP = "北京西站站站站站站站站站站站站站站站站站站站站站站站站"
 GOOD = "故宫、长城和颐和园都值得一去。"
 ENGLISH = "The Forbidden City and the Great Wall are a must."
-
-
-class FixedD:
-    def __init__(self, scores):
-        self.scores = scores
-
-    def score(self, context, replies):
-        return [self.scores[r] for r in replies]
 
 
 def test_fewest_defects_first_then_the_score():

@@ -10,6 +10,8 @@ from interactive_format.config import AppConfig, load_config, parse_args
 from interactive_format.dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
 from interactive_format.discriminator import Reranker
 
+from .fakes import FixedD
+
 
 def words(messages):
     return sum(len(m["content"].split()) for m in messages)
@@ -51,14 +53,6 @@ def test_reranker_likelihood_only_and_empty_replies_last():
     cands = [Candidate("ok", -1.5), Candidate("", -0.1), Candidate("better", -0.5)]
     order = Reranker(None).rank("ctx", cands)
     assert order == [2, 0, 1] and cands[2].score == -0.5 and cands[1].score == float("-inf")
-
-
-class FixedD:
-    def __init__(self, scores):
-        self.scores = scores
-
-    def score(self, context, replies):
-        return [self.scores[r] for r in replies]
 
 
 def test_reranker_mixes_d_and_j_with_lambda():

@@ -126,6 +126,28 @@ def test_each_candidate_keeps_its_defects_through_save_update_load_and_export_im
     store.close()
 
 
+def test_each_candidates_signal_scores_are_stored_exported_and_imported_by_name(tmp_path):
+    store = Store(tmp_path / "c.db")
+    cid = store.create("alice", "", "Chat")
+    u = store.add_turn("alice", cid, Turn("user", "hi"))
+    scored = [Candidate("a", -1.0, scores={"defects": 0.0, "consensus": 0.81}), Candidate("b", -2.0)]
+    a = store.add_turn("alice", cid, Turn("assistant", candidates=scored, ranked=[0, 1]), u)
+    assert [c.scores for c in store.load("alice", cid).turns[1].candidates] == [scored[0].scores, {}]
+    assert rows(tmp_path / "c.db", "SELECT signals FROM candidates WHERE turn_id = ? ORDER BY idx", a)[0] == (
+        '{"scores": {"defects": 0.0, "consensus": 0.81}}',
+    )
+    exported = store.export("alice", cid)
+    assert exported["conversations"][0]["turns"][1]["candidates"][0]["scores"] == scored[0].scores
+    copy = store.import_("bob", exported)[0]
+    assert store.load("bob", copy).turns[1].candidates[0].scores == scored[0].scores
+    del exported["conversations"][0]["turns"][1]["candidates"][0]["scores"]  # a file from before "scores"
+    assert store.load("bob", store.import_("bob", exported)[0]).turns[1].candidates[0].scores == {}
+    exported["conversations"][0]["turns"][1]["candidates"][1]["scores"] = {"d": "high"}
+    with pytest.raises(InputError, match=r"turns\[1\]\.candidates\[1\]\.scores must be an object of numbers"):
+        store.import_("bob", exported)
+    store.close()
+
+
 def test_an_older_database_moves_the_defects_out_of_meta_onto_each_candidate(tmp_path):
     path = tmp_path / "old.db"
     db = connect(path)
