@@ -172,6 +172,19 @@ MESSAGES: dict[str, str] = {
     "Replies with the fewest defects (loops, wrong language, cut off, echoes) come first, then by likelihood only "
     "(J): no trained discriminator is installed yet.":
     "缺陷（重复、语言不对、被截断、照抄）最少的回复排在前面，其次只按模型的似然（J）排序：还没有安装训练好的判别器。",
+    "Replies with the fewest defects (loops, wrong language, cut off, echoes) come first, then by a weighted sum of "
+    "signals fitted on reply-quality labels ({weights}; each standardised over the turn's candidates).":
+    "缺陷（重复、语言不对、被截断、照抄）最少的回复排在前面，其次按根据回复质量标注拟合的信号加权和排序"
+    "（{weights}；每个信号都在本轮的候选中标准化）。",
+    "Replies are ranked by a weighted sum of signals fitted on reply-quality labels ({weights}; each standardised "
+    "over the turn's candidates).": "回复按根据回复质量标注拟合的信号加权和排序（{weights}；每个信号都在本轮的候选中标准化）。",
+    "finished {w}": "写完 {w}",
+    "brevity {w}": "简短 {w}",
+    "consensus {w}": "与其他候选一致 {w}",
+    "j {w}": "J {w}",
+    "d {w}": "D {w}",
+    "defects {w}": "缺陷 {w}",
+    "verifier {w}": "另一模型的似然 {w}",
     "Models: chat {llm} · speech {asr} · pictures {pictures}": "模型：对话 {llm} · 语音 {asr} · 图片 {pictures}",
     "Models: chat {llm} · speech {asr} · pictures {pictures} + text {ocr}":
     "模型：对话 {llm} · 语音 {asr} · 图片 {pictures} + 文字 {ocr}",
@@ -366,8 +379,15 @@ def _translate(text: str, within: bool = True) -> str | None:
     for pattern, zh in patterns:
         m = pattern.match(text)
         if m and not (within and any(_SENTENCE.search(v) for v in m.groupdict().values())):
-            return zh.format(**{k: _translate(v, False) or v for k, v in m.groupdict().items()})
+            return zh.format(**{k: _translate(v, False) or _listed(v) or v for k, v in m.groupdict().items()})
     return None
+
+
+def _listed(text: str) -> str | None:
+    """A list ("finished +0.24, brevity +0.19") whose every item has a template, joined the Chinese way."""
+    items = text.split(", ")
+    found = [_translate(item, False) for item in items] if len(items) > 1 else [None]
+    return "，".join(found) if all(found) else None
 
 
 def ui_language(flow_language: str, browser: str | None) -> str:

@@ -313,7 +313,7 @@ def _speech(engine: ChatEngine, t) -> Speech:
 
 def _settings(engine: ChatEngine, t) -> Settings:
     """The turn's sliders, how replies are ranked and which models run."""
-    g, has_d = engine.default_settings(), engine.reranker.uses_discriminator
+    g, has_d = engine.default_settings(), engine.reranker.uses_lam  # λ weighs D only in the seed's λ·D + (1−λ)·J
     with gr.Accordion(t("settings"), open=True):
         n = _slider(KNOBS["num_candidates"], g.num_candidates, t("candidates"))
         temperature = _slider(KNOBS["temperature"], g.temperature, t("temperature"))

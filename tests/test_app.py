@@ -134,7 +134,7 @@ def test_ui_history_survives_bad_turns(ui, media):
     # the prompt for the last turn carried the good turns only
     assert "z" * 50 not in str(conv.messages())
     text = str(chatbot)
-    assert "⚠️" in text and "Picture tags" in text and "candidate" not in text  # the candidates are in their panel
+    assert "⚠️" in text and "Picture tags" in text and "candidates, ranked" not in text  # they are in their panel
     assert last.candidate_list.startswith("#### 2 candidates, ranked")
     assert status == "Ready"
     saved = ui.history.open(owner_of(USER), chat.id).conversation  # every turn was saved, failed ones too

@@ -134,6 +134,17 @@ def test_sentences_made_of_parts_are_translated_whole():
     assert localize("Read image", "zh") == "已读取图片"
 
 
+def test_every_ranking_note_is_translated():
+    from interactive_format.ranking import Reranker, load_ranking
+    from tests.fakes import FixedD
+
+    notes = [Reranker(None).note, Reranker(FixedD({}), lam=0.5).note]
+    notes += [Reranker(FixedD({}), ranking=load_ranking()).note]  # the shipped, fitted weights
+    for note in notes:
+        zh = localize(note, "zh")
+        assert not english_left(zh.replace("λ·D + (1−λ)·J", "")), (note, zh)
+
+
 def test_parts_are_translated_in_turn_and_names_stay():
     assert localize("The audio file 'clip.wav' is damaged and could not be decoded.", "zh") == (
         "音频文件“clip.wav”已损坏，无法解码。"
