@@ -7,6 +7,7 @@ set; Chinese ones from misaki (jieba words, pypinyin, pinyin → IPA).
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import logging
@@ -246,7 +247,9 @@ class EspeakWorker:
             raise _WorkerDied from None
 
     def _process(self) -> subprocess.Popen:
-        if self._proc is None or self._proc.poll() is not None:
+        if self._proc is not None and self._proc.poll() is not None:
+            self.close()  # it died: its pipes are closed too
+        if self._proc is None:
             english_ready()
             self._proc = subprocess.Popen(
                 self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent
@@ -263,10 +266,12 @@ class EspeakWorker:
 
     def close(self) -> None:
         """End the worker (the next request starts another)."""
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.wait()
-            self._proc = None
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            proc.stdin.close()
+            proc.stdout.close()
 
 
 class _WorkerDied(Exception):
@@ -289,6 +294,7 @@ def _read_line(fd: int, timeout_s: float) -> bytes:
 
 
 _WORKER = EspeakWorker()
+atexit.register(_WORKER.close)  # a worker is never left behind (it would also end when its stdin closes)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not said; a NUL would end the text early in C
 
 

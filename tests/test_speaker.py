@@ -286,6 +286,7 @@ def test_a_worker_that_takes_too_long_is_ended_with_a_note(kokoro, monkeypatch):
     assert time.perf_counter() - started < 3 and worker._proc is None  # ended, not left running
     worker.command = phonemes.WORKER_COMMAND  # the next sentence gets a fresh worker
     assert kokoro.say("The washing machine has finished.").seconds > 1
+    worker.close()
 
 
 # --- bad cases: the audio is skipped with a note, nothing raises --------------------------------
