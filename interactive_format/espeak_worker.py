@@ -34,10 +34,13 @@ SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), c
 
 
 def _lines(text: str) -> list[bytes]:
-    """The text as the program's fgets loop reads it: lines (newline kept), each cut at LINE_BYTES."""
-    data, out = text.encode("utf-8", errors="replace"), []
-    for line in data.splitlines(keepends=True):
-        out += [line[i : i + LINE_BYTES] for i in range(0, len(line), LINE_BYTES)]
+    """The text as the program's fgets loop reads it: up to a newline (kept; "\\r" is not one) or LINE_BYTES."""
+    data, out, start = text.encode("utf-8", errors="replace"), [], 0
+    while start < len(data):
+        newline = data.find(b"\n", start, start + LINE_BYTES)
+        stop = newline + 1 if newline >= 0 else min(start + LINE_BYTES, len(data))
+        out.append(data[start:stop])
+        start = stop
     return out
 
 

@@ -188,6 +188,7 @@ SAID = [
     "Use Ctrl+C to copy; the CPU runs at 3.2 GHz.", "The café serves crème brûlée.", "The.", "Hmm... OK!",
     "Close the door, the shop is close.", "lights " * 170,
 ]  # fmt: skip
+RAW = ["Line one\nline two\n", "carriage\rreturn", "the " * 249 + "lights\nok", "", "\n\n"]  # fgets' lines
 SAID_ZH = ["我把 Wi-Fi 打开了。", "你可以用 Python 3.11 写这个脚本。", "请访问 https://www.example.com 了解更多。"]
 
 
@@ -208,6 +209,8 @@ def test_english_phonemes_without_the_program_are_the_programs(monkeypatch, no_p
         m.setenv("PATH", _REAL_PATH)  # the program, as the reference
         m.setattr(phonemes, "espeak_ipa", phonemes.program_ipa)
         by_program = [phonemes.english_phonemes(t) for t in SAID] + [phonemes.chinese_phonemes(t) for t in SAID_ZH]
+        raw_program = phonemes.program_ipa(RAW)
+    assert no_program.ipa(RAW) == raw_program  # the IPA itself, line for line
     by_worker = [phonemes.english_phonemes(t) for t in SAID] + [phonemes.chinese_phonemes(t) for t in SAID_ZH]
     assert by_worker == by_program
     assert no_program.version.startswith("1.52")  # espeakng-loader's libespeak-ng, not the system's
