@@ -3,7 +3,8 @@
 It reads the first command block under "## Run it" in README.md (so an edit there is what gets
 tested), runs it in a new venv with its `pip`/`python` first on PATH — the install part, then the
 part after its last `&&` that starts the app, timed apart — waits for the page, sends one
-text turn through `gradio_client` (the venv's own), checks that a reply came back, and stops the
+text turn through `gradio_client` (the venv's own), checks that a reply came back, spoken (English
+speech from what pip installed: the app runs with the espeak-ng program hidden from PATH), and stops the
 app. Then it starts `python app.py` once more on the now-filled cache and times that second start.
 Prints the install time and the cold and warm start times, and writes them to
 test-artifacts/readme-run.json.
@@ -36,7 +37,7 @@ CLIENT = """
 import json, sys
 from gradio_client import Client
 client = Client(sys.argv[1], verbose=False)
-result = client.predict(sys.argv[2], None, None, 2, 0.7, 24, api_name="/chat")
+result = client.predict(sys.argv[2], None, None, 2, 0.7, 24, api_name="/chat_spoken")
 print(json.dumps(result, ensure_ascii=False))
 """
 
@@ -94,6 +95,21 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def path_without(program: str, path: str, folder: Path) -> str:
+    """`path` with `program` hidden: each folder holding it is replaced by a folder of links to its other files."""
+    parts = []
+    for k, part in enumerate(path.split(os.pathsep)):
+        if part and (Path(part) / program).exists():
+            copy = folder / str(k)
+            copy.mkdir(parents=True, exist_ok=True)
+            for entry in Path(part).iterdir():
+                if entry.name != program and not (copy / entry.name).exists():
+                    (copy / entry.name).symlink_to(entry)
+            part = str(copy)
+        parts.append(part)
+    return os.pathsep.join(parts)
+
+
 def launch(command: str, env: dict, log: Path) -> subprocess.Popen:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -112,8 +128,9 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IF_", "VIRTUAL_ENV", "PYTHON"))}
+    path = path_without("espeak-ng", env.get("PATH", ""), work / "path")  # what pip gives must be enough
     env |= {
-        "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "PATH": f"{venv / 'bin'}{os.pathsep}{path}",
         "VIRTUAL_ENV": str(venv),
         "XDG_CACHE_HOME": str(work / "cache"),  # an empty model cache: the one-time conversions run
         "IF_DB": str(work / "chats.db"),
@@ -150,6 +167,8 @@ def main() -> None:
         reply = result.get("reply", "").strip()
         if not reply or len(result.get("candidates", [])) != 2:
             sys.exit(f"no reply came back: {result}\n{tail(log)}")
+        if not result.get("audio") or result.get("audio_seconds", 0) <= 0:
+            sys.exit(f"the reply was not spoken: {result.get('audio_notes')}\n{tail(log)}")
     finally:
         stop(proc)
     warm_log = work / "readme-run-warm.log"
@@ -159,6 +178,7 @@ def main() -> None:
     finally:
         stop(proc)
     times = {"install_s": install_s, "cold_start_s": cold_s, "warm_start_s": warm_s, "reply": reply}
+    times["reply_audio_s"] = result["audio_seconds"]
     print(json.dumps(times, ensure_ascii=False, indent=1))
     out = ROOT / "test-artifacts"
     out.mkdir(exist_ok=True)
