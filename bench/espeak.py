@@ -1,6 +1,7 @@
 """English phonemes from the espeak-ng worker (libespeak-ng from espeakng-loader) against the espeak-ng program.
 
-    flock -x /tmp/cpu.lock python3 bench/espeak.py [--repeat 3] [--out bench/results/espeak.json]
+    flock -x /tmp/cpu.lock python3 bench/espeak.py [--repeat 3] [--no-words] [--out bench/results/espeak.json]
+    python3 bench/espeak.py --repeat 0      # the comparison alone (no timing: needs no lock)
 
 Every line of bench/espeak_corpus.txt (English sentences, and Chinese ones with Latin runs) is turned into
 Kokoro phonemes the way the Speaker does (english_phonemes / chinese_phonemes), once with the program as the IPA
@@ -57,7 +58,9 @@ def through(source, language: str, text: str) -> tuple[str, list[tuple[str, str]
 
 def timings(source, texts: list[str], repeat: int) -> list[float]:
     """Seconds per english_phonemes call with `source`, the best of `repeat` runs of each text."""
-    out = []
+    out: list[float] = []
+    if not repeat:
+        return out
     real, phonemes.espeak_ipa = phonemes.espeak_ipa, source
     try:
         for text in texts:
@@ -100,7 +103,7 @@ def summary(seconds: list[float]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3, help="runs of each sentence for the timings (the best kept)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each sentence timed, the best kept (0: no timing)")
     ap.add_argument("--no-words", action="store_true", help="skip the lexicon's single words")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "espeak.json"))
     args = ap.parse_args(argv)
@@ -128,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     load_before = os.getloadavg()
     program_s = timings(phonemes.program_ipa, english, args.repeat)
     worker_s = timings(worker.ipa, english, args.repeat)
+    timed = {"program": summary(program_s), "worker": summary(worker_s)} if args.repeat else None
     result = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
         "program": program,
@@ -137,8 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         "ipa_texts_differing": len(ipa_differ),
         "kokoro_sentences_differing": len(kokoro_differ),
         "worker_start_s": round(start_s, 3),
-        "per_sentence": {"program": summary(program_s), "worker": summary(worker_s)},
-        "median_ratio_program_over_worker": round(statistics.median(program_s) / statistics.median(worker_s), 1),
+        "per_sentence": timed,
+        "median_ratio_program_over_worker": timed and round(statistics.median(program_s) / statistics.median(worker_s), 1),
         "load_before": load_before,
         "lexicon_words": None if args.no_words else words_check(),
         "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
