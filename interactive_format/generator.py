@@ -432,7 +432,7 @@ class TransformersGenerator:
         the stream is done once every row has finished, reached its limit or ended.
         """
         seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
-        request = _Request(self.prompt_ids(messages), params, stop, seed, ends or RowEnds())
+        request = _Request(self.prompt_ids(messages), params, stop, seed, RowEnds() if ends is None else ends)
         self._batcher.submit(request)
         drafts = [Draft() for _ in range(params.n)]
         deadline = Deadline(params.timeout_s)

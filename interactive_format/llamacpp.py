@@ -145,7 +145,7 @@ class LlamaCppGenerator:
         done once every row has finished or ended.
         """
         seed = params.seed if params.seed is not None else random.randrange(2**31 - 1)
-        prompt, chunks, rows = self.prompt_text(messages), queue.Queue(), ends or RowEnds()
+        prompt, chunks, rows = self.prompt_text(messages), queue.Queue(), RowEnds() if ends is None else ends
         if ends is None:  # one request: the prompt evaluated once for all N
             requests = [(0, self.request(prompt, params, seed), stop.is_set)]
         else:  # one request per candidate, each cancelled on its own

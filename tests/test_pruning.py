@@ -101,7 +101,7 @@ class RowsGenerator:
         return sum(len(m["content"].split()) for m in messages)
 
     def stream(self, messages, params: SamplingParams, stop, ends: RowEnds | None = None) -> Iterator[Sample]:
-        ends, drafts = ends or RowEnds(), [Draft() for _ in range(params.n)]
+        ends, drafts = RowEnds() if ends is None else ends, [Draft() for _ in range(params.n)]
         words = [text.split()[: params.max_new_tokens] for text, _, _ in self.replies[: params.n]]
         self.steps = 0
         while not stop.is_set() and any(self._running(k, d, words, ends) for k, d in enumerate(drafts)):
@@ -197,14 +197,29 @@ def end_row_zero(generator, params) -> tuple[list[Draft], bool]:
     return sample.drafts, sample.stopped
 
 
+class Recording:
+    """llama.cpp's server, recording the candidates of each request."""
+
+    def __init__(self, server) -> None:
+        self.server, self.requests = server, []
+
+    def handle_completions(self, body: dict, callback):
+        self.requests.append((body["n"], body["seed"]))
+        return self.server.handle_completions(body, callback)
+
+
 def test_llamacpp_ends_one_candidate_while_the_others_go_on(cache_dir):
     from interactive_format.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
     llama = LlamaCppGenerator.from_spec("embedded:smollm2-135m", cache_dir, LlamaCppOptions(slots=4, ignore_eos=True))
+    server = llama.server
+    llama.server = Recording(server)
     try:
         drafts, stopped = end_row_zero(llama, SamplingParams(n=3, temperature=0.8, max_new_tokens=40, seed=4))
         assert not stopped and len(drafts[0].token_ids) == 3 and [len(d.token_ids) for d in drafts[1:]] == [40, 40]
         assert drafts[0].text and not drafts[0].finished
+        assert [n for n, _ in llama.server.requests] == [1, 1, 1]  # a request per candidate, so each can end alone
+        llama.server = server
         stop, started = threading.Event(), time.monotonic()  # Stop still ends every row at once
         samples = []
         for sample in llama.stream(STORY, SamplingParams(n=3, max_new_tokens=400, seed=5), stop, ends=RowEnds()):
