@@ -195,12 +195,15 @@ PROMPTS = [
     ("en", "I have a job interview tomorrow and feel nervous. Any advice?"),
 ]
 # The arms of one prompt, run one after another: N = 1; N = 4 as the app ran before (one request, no policy);
-# N = 4 as separate requests with a policy that ends nothing (the cost of one request per candidate); the policy.
+# N = 4 as separate requests with a policy that ends nothing (the cost of one request per candidate); the policy
+# (one request per candidate: an ended one stops decoding); the policy on one request (LlamaCppOptions.split
+# False: an ended candidate decodes on, unseen, until every candidate is done; no prompt evaluated again).
 ARMS = {
     "n1": (1, "one"),
     "n4_before": (4, "one"),
     "n4_rows": (4, "rows"),
     "n4_policy": (4, "policy"),
+    "n4_policy_one_request": (4, "policy, one request"),
 }
 NOTHING = PruneOptions(prune=(), schedule=(), enough=10**6)  # rows, nothing ended
 
@@ -215,6 +218,11 @@ class Seeded:
     def count_tokens(self, messages: list[dict]) -> int:
         return self.generator.count_tokens(messages)
 
+    def split(self, split: bool) -> None:
+        """llama.cpp: one request per candidate (True) or one for all (False) when candidates may be ended."""
+        if hasattr(self.generator, "options"):
+            self.generator.options = dataclasses.replace(self.generator.options, split=split)
+
     def stream(self, messages: list[dict], params, stop: threading.Event, **kw):
         for sample in self.generator.stream(messages, dataclasses.replace(params, seed=self.seed), stop, **kw):
             self.last = sample
@@ -227,7 +235,8 @@ FOLLOW_UP = {"zh": "谢谢！能再具体说说第一点吗？", "en": "Thanks! 
 def live_turn(engine, seeded: Seeded, conversation, text: str, arm: str, seed: int) -> dict:
     """One turn through ChatEngine.respond with the app's default settings (N set by the arm)."""
     n, how = ARMS[arm]
-    engine.prune = {"one": None, "rows": NOTHING, "policy": PruneOptions()}[how]
+    engine.prune = {"one": None, "rows": NOTHING, "policy": PruneOptions(), "policy, one request": PruneOptions()}[how]
+    seeded.split(how != "policy, one request")
     seeded.seed = seed
     settings = dataclasses.replace(engine.default_settings(), num_candidates=n)
     started = time.perf_counter()
@@ -236,9 +245,12 @@ def live_turn(engine, seeded: Seeded, conversation, text: str, arm: str, seed: i
     seconds = time.perf_counter() - started
     reply = conversation.turns[-1]
     tokens = [len(d.token_ids) for d in seeded.last.drafts]
+    decoded = sum(tokens)
+    if how == "policy, one request":  # an ended candidate decoded on, unseen: at most as long as the longest
+        decoded = sum(max(tokens) if c.ended else k for c, k in zip(reply.candidates, tokens))
     return dict(
         seconds=round(seconds, 2), first_token_s=round(reply.meta.get("first_token_ms", 0) / 1000, 2),
-        tokens=sum(tokens), longest=max(tokens), shown=reply.reply, shown_defects=reply.candidates[reply.chosen].defects,
+        tokens=decoded, longest=max(tokens), shown=reply.reply, shown_defects=reply.candidates[reply.chosen].defects,
         ended=[c.ended for c in reply.candidates], switches=reply.meta.get("switches", []), error=reply.error,
         load=round(os.getloadavg()[0], 2),
     )  # fmt: skip
@@ -280,9 +292,10 @@ def live_summary(rows: list[dict]) -> dict:
         rs = [r for r in rows if lang in (r["lang"], "all")]
         part = {arm: {"median_s": round(statistics.median(r[arm]["seconds"] for r in rs), 2),
                       "tokens": sum(r[arm]["tokens"] for r in rs)} for arm in ARMS}  # fmt: skip
-        for arm in ("n4_before", "n4_rows", "n4_policy"):
+        for arm in [a for a in ARMS if a != "n1"]:
             part[arm]["vs_n1"] = round(statistics.median(r[arm]["seconds"] / r["n1"]["seconds"] for r in rs), 2)
-        part["n4_policy"]["tokens_vs_before"] = round(part["n4_policy"]["tokens"] / part["n4_before"]["tokens"], 3)
+        for arm in ("n4_policy", "n4_policy_one_request"):
+            part[arm]["tokens_vs_before"] = round(part[arm]["tokens"] / part["n4_before"]["tokens"], 3)
         part["shown_defective"] = {arm: sum(bool(r[arm]["shown_defects"]) for r in rs) for arm in ARMS}
         out[lang] = part
     return out

@@ -44,6 +44,10 @@ class LlamaCppOptions:
     context: int = 16384  # KV-cache tokens shared by all slots (unified cache)
     verbosity: int = -1  # llama.cpp's own log: -1 errors only
     ignore_eos: bool = False  # the benchmark: every reply runs to its token limit (comparable timings)
+    # Candidates the consumer may end early (RowEnds) are one request each, so that an ended one stops decoding and
+    # the others go faster; each slot then evaluates the part of the prompt it does not hold (bench/prune.py).
+    # False: one request for all N (the prompt evaluated once); an ended one decodes on until all are done.
+    split: bool = True
 
 
 def start_server(gguf: Path, name: str, options: LlamaCppOptions, port: int = 0, alias: str = ""):
@@ -141,23 +145,22 @@ class LlamaCppGenerator:
         """Yield snapshots of the N drafts as they grow; the last one has done=True.
 
         Stop (or a consumer that goes away, or the reply's time limit) ends every candidate at the next token.
-        With `ends`, each candidate is its own request and a row ended there is cancelled alone; the stream is
-        done once every row has finished or ended.
+        With `ends` (and `options.split`), each candidate is its own request and a row ended there is cancelled
+        alone; without `split`, the N stay one request, an ended row is left as it was, and the request is
+        cancelled once every row has finished, reached its limit or ended.
         """
         seed = params.seed if params.seed is not None else random.randrange(2**31 - 1)
-        prompt, chunks, rows = self.prompt_text(messages), queue.Queue(), RowEnds() if ends is None else ends
-        if ends is None:  # one request: the prompt evaluated once for all N
-            requests = [(0, self.request(prompt, params, seed), stop.is_set)]
+        prompt, chunks = self.prompt_text(messages), queue.Queue()
+        rows, done = RowEnds() if ends is None else ends, threading.Event()
+        if ends is None or not self.options.split:  # one request: the prompt evaluated once for all N
+            requests = [(0, self.request(prompt, params, seed), lambda: stop.is_set() or done.is_set())]
         else:  # one request per candidate, each cancelled on its own
             requests = [
-                (row, self.request(prompt, params, (seed + row) % 2**31, n=1), _either(stop, ends, row))
+                (row, self.request(prompt, params, (seed + row) % 2**31, n=1), _either(stop, rows, row))
                 for row in range(params.n)
             ]
         for first, body, cancel in requests:
-            worker = threading.Thread(
-                target=self._run, args=(body, cancel, chunks, first), name="llama.cpp", daemon=True
-            )
-            worker.start()
+            threading.Thread(target=self._run, args=(body, cancel, chunks, first), name="llama.cpp", daemon=True).start()
         drafts = [Draft() for _ in range(params.n)]
         deadline, running, ended = Deadline(params.timeout_s), len(requests), False
         try:
@@ -167,8 +170,12 @@ class LlamaCppGenerator:
                     running -= 1
                 elif isinstance(chunk, BaseException):
                     raise generation_error(chunk) from chunk
-                elif first not in rows and _apply(chunk, drafts, first):  # an ended row keeps its text as it was
-                    yield Sample([_copy(d) for d in drafts], seed)
+                else:
+                    changed = _apply(chunk, drafts, first, rows)  # an ended row keeps its text as it was
+                    if ends is not None and all(_over(k, d, rows, params) for k, d in enumerate(drafts)):
+                        done.set()  # one request: the rows still decoding are all ended
+                    if changed:
+                        yield Sample([_copy(d) for d in drafts], seed)
             ended = True
         finally:
             if not ended:
@@ -209,12 +216,13 @@ class LlamaCppGenerator:
         del server
 
 
-def _apply(chunk: dict, drafts: list[Draft], first: int = 0) -> bool:
-    """Add one streamed chunk's tokens to its candidates (choice k is row `first` + k); True when a draft changed."""
+def _apply(chunk: dict, drafts: list[Draft], first: int = 0, ends: RowEnds | None = None) -> bool:
+    """Add one streamed chunk's tokens to its candidates (choice k is row `first` + k; rows in `ends` are left as
+    they are); True when a draft changed."""
     changed = False
     for choice in chunk.get("choices", []):
         index = first + choice.get("index", 0)
-        if not 0 <= index < len(drafts):
+        if not 0 <= index < len(drafts) or (ends is not None and index in ends):
             continue
         draft = drafts[index]
         for token in (choice.get("logprobs") or {}).get("content") or []:
@@ -225,6 +233,11 @@ def _apply(chunk: dict, drafts: list[Draft], first: int = 0) -> bool:
             draft.finished = True
         changed = True
     return changed
+
+
+def _over(row: int, draft: Draft, ends: RowEnds, params: SamplingParams) -> bool:
+    """A row that will not grow: finished, ended, or at its token limit."""
+    return draft.finished or row in ends or len(draft.token_ids) >= params.max_new_tokens
 
 
 def _either(stop: threading.Event, ends: RowEnds, row: int) -> Callable[[], bool]:

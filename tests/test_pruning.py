@@ -3,6 +3,7 @@ API result, the panel, the stored turn, the streamed reply), and both real engin
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -219,7 +220,16 @@ def test_llamacpp_ends_one_candidate_while_the_others_go_on(cache_dir):
         assert not stopped and len(drafts[0].token_ids) == 3 and [len(d.token_ids) for d in drafts[1:]] == [40, 40]
         assert drafts[0].text and not drafts[0].finished
         assert [n for n, _ in llama.server.requests] == [1, 1, 1]  # a request per candidate, so each can end alone
-        llama.server = server
+        llama.options = dataclasses.replace(llama.options, split=False)  # one request: an ended row is left as it was
+        drafts, stopped = end_row_zero(llama, SamplingParams(n=3, temperature=0.8, max_new_tokens=40, seed=4))
+        assert not stopped and len(drafts[0].token_ids) == 3 and [len(d.token_ids) for d in drafts[1:]] == [40, 40]
+        assert [n for n, _ in llama.server.requests[3:]] == [3]
+        ends, started = RowEnds(), time.monotonic()  # every row ended: the request is cancelled, not run to 400
+        for sample in llama.stream(STORY, SamplingParams(n=3, max_new_tokens=400, seed=6), threading.Event(), ends):
+            ends.end({k: "test" for k, d in enumerate(sample.drafts) if len(d.token_ids) >= 3})
+        assert sample.done and not sample.stopped and [len(d.token_ids) for d in sample.drafts] == [3, 3, 3]
+        assert time.monotonic() - started < 10
+        llama.server, llama.options = server, dataclasses.replace(llama.options, split=True)
         stop, started = threading.Event(), time.monotonic()  # Stop still ends every row at once
         samples = []
         for sample in llama.stream(STORY, SamplingParams(n=3, max_new_tokens=400, seed=5), stop, ends=RowEnds()):
