@@ -3,17 +3,17 @@
     python bench/prune.py offline                 # the policy replayed on the labelled pools (seconds)
     flock -x /tmp/cpu.lock python bench/prune.py live --llm embedded:qwen2.5-coder-0.5b,embedded:qwen2.5-coder-1.5b
 
-**offline**: every labelled pool of 4 candidates (/work/shared/labels joined with its source file: the 0.5B
-pool at T 0.7 as two pools of 4 per prompt, candidates 0-3 and 4-7, and the 0.5B and 1.5B pools of
+**offline**: every labelled pool of 4 candidates (bench/labels, read with labels.read_all: the 0.5B pool
+at T 0.7 as two pools of 4 per prompt, candidates 0-3 and 4-7, and the 0.5B and 1.5B pools of
 bench/quality) is replayed token step by token step: at step t every candidate has min(t, its tokens)
 tokens, and its text is the first round(t / tokens × characters) characters of the full text (a token-
-proportional prefix: the files hold the text and the token count, not each token's text). A candidate
-finishes at its last token (end of turn when the file says finished, else the limit). The policy sees
-these prefixes and ends rows; the shown reply is the app's ranking (fewest defects, then λ·D + (1−λ)·J
-with the shipped D) over the candidates it did not end, against the same ranking over all four. The
-judge's label of the shown reply is compared (mean per language), and the tokens decoded.
-The labels are read by a minimal reader here (`read_labels`); the shared loader (labels.py, issue 24)
-can replace it.
+proportional prefix: the pools hold the text and the token count, not each token's text; J of a prefix is
+taken as the whole candidate's). A candidate finishes at its last token (end of turn when the pool says
+finished, else the limit). The policy sees these prefixes (and scores them with the app's own ranking) and
+ends rows; the shown reply is the app's ranking (assets/ranking.json, the shipped D) over the four with the
+ended ones as they were ended (their prefix, unfinished) and ranked last, against the same ranking over the
+four full candidates. The judge's label of the shown reply is compared (mean per language), and the
+tokens decoded.
 
 **live**: the same prompts and seeds through the app's ChatEngine.respond with its default settings, per
 model: N = 1, N = 4 without the policy and N = 4 with it, one after another per prompt (same load).
@@ -34,54 +34,39 @@ import threading
 import time
 from pathlib import Path
 
-from interactive_format.dialogue import Candidate, context_text
-from interactive_format.discriminator import Reranker, load_discriminator
+from interactive_format.dialogue import Candidate
+from interactive_format.discriminator import Reranker
+from interactive_format.labels import read_all
 from interactive_format.pruning import PruneOptions, Pruner, reranker_scorer, survivors_first
 from interactive_format.sampling import Draft
 
 ROOT = Path(__file__).resolve().parent.parent
-LABELS = Path(os.environ.get("IF_LABELS", "/work/shared/labels"))
 RESULTS = ROOT / "bench" / "results"
 LIMIT = 128
 N = 4
 OFFLINE_HOW = (
-    "Labelled pools of 4 (labels/*.jsonl joined with their source files by (source, id, candidate)); each replayed "
-    "token step by token step, a candidate's prefix after t tokens = the first round(t/tokens x chars) characters; "
-    "shown = the app's Reranker (fewest defects, then lam*D + (1-lam)*J, shipped D) over the full candidates, "
-    "ended ones last. label_without/with: mean judge label of the shown reply; tokens/steps_with_share: tokens "
-    "decoded (all candidates) and the longest candidate's tokens, with the policy / without."
+    "Labelled pools of 4 (bench/labels via labels.read_all); each replayed token step by token step, a candidate's "
+    "prefix after t tokens = the first round(t/tokens x chars) characters (J of a prefix: the whole candidate's); "
+    "shown = the app's Reranker (assets/ranking.json, shipped D) over the 4 with the ended ones as ended (prefix, "
+    "unfinished) and last, against it over the 4 full candidates. label_without/with: mean judge label of the "
+    "shown reply; tokens/steps_with_share: tokens decoded (all candidates) and the longest candidate's tokens, "
+    "with the policy / without."
 )
 
 
 # --- offline ---------------------------------------------------------------------------------------
 
 
-def read_labels(directory: Path) -> dict[tuple[str, str, int], int]:
-    """(source file, prompt id, candidate index) -> label, from every *.jsonl of the labels directory."""
-    labels = {}
-    for path in sorted(directory.glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                labels[(row["source"], row["id"], row["candidate"])] = row["label"]
-    return labels
-
-
-def pools(labels: dict) -> list[dict]:
+def pools() -> list[dict]:
     """Pools of N labelled candidates: {source, id, lang, context, candidates: [{text, j, finished, tokens, label}]}."""
     out = []
-    for source in sorted({s for s, _, _ in labels}):
-        data = json.loads((ROOT / source).read_text())
-        for row in data.get("rows") or data.get("replies"):
-            cands = row["candidates"]
-            for start in range(0, len(cands) - N + 1, N):
-                group = [
-                    dict(c, label=labels.get((source, row["id"], start + k)))
-                    for k, c in enumerate(cands[start : start + N])
-                ]
-                if all(c["label"] is not None for c in group):
-                    context = context_text([{"role": "user", "content": row["text"]}])
-                    out.append(dict(source=source, id=row["id"], lang=row["lang"], context=context, candidates=group))
+    for p in read_all():
+        cands = [
+            {"text": c.text, "j": c.j, "finished": c.finished, "tokens": k, "label": label}
+            for c, k, label in zip(p.candidates, p.tokens, p.labels)
+        ]
+        for start in range(0, len(cands) - N + 1, N):
+            out.append(dict(source=p.source, id=p.id, lang=p.lang, context=p.context, candidates=cands[start : start + N]))
     return out
 
 
@@ -106,37 +91,35 @@ def replay(pool: dict, options: PruneOptions, score) -> tuple[dict[int, str], li
 
 
 class PrefixScores:
-    """The app's scorer of prefixes (pruning.reranker_scorer), remembered by (context, text, J)."""
+    """The app's scorer of prefixes (pruning.reranker_scorer), remembered by the prefixes it was asked about (the
+    ranking standardises each signal over the candidates it is given, so a score depends on the whole set)."""
 
     def __init__(self, reranker: Reranker) -> None:
         self.reranker, self.seen = reranker, {}
 
     def __call__(self, context: str, drafts: list[Draft]) -> list[float]:
-        keys = [(context, d.text, d.mean_logprob) for d in drafts]
-        new = [d for d, k in zip(drafts, keys) if k not in self.seen]
-        if new:
-            for d, s in zip(new, reranker_scorer(self.reranker, context)(new)):
-                self.seen[(context, d.text, d.mean_logprob)] = s
-        return [self.seen[k] for k in keys]
+        key = (context, *((d.text, d.mean_logprob, d.finished) for d in drafts))
+        if key not in self.seen:
+            self.seen[key] = reranker_scorer(self.reranker, context)(drafts)
+        return self.seen[key]
 
 
-def ranked(pool: dict, reranker: Reranker) -> list[int]:
-    """The app's ranking of the pool's full candidates (fewest defects, then λ·D + (1−λ)·J)."""
-    cands = [Candidate(c["text"], c["j"], finished=c["finished"]) for c in pool["candidates"]]
-    return reranker.rank(pool["context"], cands)
+def shown(pool: dict, reranker: Reranker, ended: dict[int, str], decoded: list[int]) -> int:
+    """The app's pick: its ranking of the candidates, each ended one as it was ended and ranked last."""
+    cands = []
+    for i, c in enumerate(pool["candidates"]):
+        d = prefix(c, decoded[i]) if i in ended else Draft(c["text"], [], 0.0, c["finished"])
+        cands.append(Candidate(d.text, c["j"], finished=d.finished, ended=ended.get(i, "")))
+    order = reranker.rank(pool["context"], cands)
+    return survivors_first(order, [c.ended for c in cands])[0]
 
 
-def shown(order: list[int], ended: dict[int, str]) -> int:
-    """The app's pick: its ranking with the ended candidates last (an ended one's own rank does not matter)."""
-    return survivors_first(order, [ended.get(i, "") for i in range(len(order))])[0]
-
-
-def offline(options: PruneOptions, ranked_pools: list[tuple[dict, list[int]]], score: PrefixScores) -> dict:
+def offline(options: PruneOptions, shown_before: list[tuple[dict, int]], reranker: Reranker, score) -> dict:
     """Mean label of the shown reply with and without the policy, tokens decoded, per language and pool set."""
     rows = []
-    for pool, order in ranked_pools:
+    for pool, base in shown_before:
         ended, decoded = replay(pool, options, score)
-        base, pruned = shown(order, {}), shown(order, ended)
+        pruned = shown(pool, reranker, ended, decoded)
         full = [c["tokens"] for c in pool["candidates"]]
         rows.append(
             dict(
@@ -174,10 +157,14 @@ def summary(rows: list[dict]) -> dict:
 
 
 def load_reranker() -> Reranker:
+    """The app's reranker as engines.build_engine makes it: the shipped D, its λ and the fitted ranking."""
     from interactive_format.config import ModelsConfig
+    from interactive_format.discriminator import load_discriminator
+    from interactive_format.engines import load_app_ranking
 
-    d = load_discriminator(ModelsConfig().discriminator, "cpu")
-    return Reranker(d, float(d.meta.get("lam", 0.5)) if d else 0.5)
+    m = ModelsConfig()
+    d = load_discriminator(m.discriminator, "cpu", m.discriminator_encoder)
+    return Reranker(d, float(d.meta.get("lam", 0.5)) if d else 0.5, ranking=load_app_ranking(m.ranking))
 
 
 # --- live ---------------------------------------------------------------------------------------------
@@ -195,17 +182,16 @@ PROMPTS = [
     ("en", "I have a job interview tomorrow and feel nervous. Any advice?"),
 ]
 # The arms of one prompt, run one after another: N = 1; N = 4 as the app ran before (one request, no policy);
-# N = 4 as separate requests with a policy that ends nothing (the cost of one request per candidate); the policy
-# (one request per candidate: an ended one stops decoding); the policy on one request (LlamaCppOptions.split
-# False: an ended candidate decodes on, unseen, until every candidate is done; no prompt evaluated again).
+# the policy with its defaults, one request per candidate (an ended one stops decoding); the same policy on one
+# request (LlamaCppOptions.split False: an ended candidate decodes on, unseen, until every candidate is done, and
+# no prompt is evaluated again); the policy without its schedule (defects and `enough` only).
 ARMS = {
-    "n1": (1, "one"),
-    "n4_before": (4, "one"),
-    "n4_rows": (4, "rows"),
-    "n4_policy": (4, "policy"),
-    "n4_policy_one_request": (4, "policy, one request"),
+    "n1": (1, None, True),
+    "n4_before": (4, None, True),
+    "n4_policy": (4, PruneOptions(), True),
+    "n4_policy_one_request": (4, PruneOptions(), False),
+    "n4_no_schedule": (4, PruneOptions(schedule=()), True),
 }
-NOTHING = PruneOptions(prune=(), schedule=(), enough=10**6)  # rows, nothing ended
 
 
 class Seeded:
@@ -234,9 +220,8 @@ FOLLOW_UP = {"zh": "谢谢！能再具体说说第一点吗？", "en": "Thanks! 
 
 def live_turn(engine, seeded: Seeded, conversation, text: str, arm: str, seed: int) -> dict:
     """One turn through ChatEngine.respond with the app's default settings (N set by the arm)."""
-    n, how = ARMS[arm]
-    engine.prune = {"one": None, "rows": NOTHING, "policy": PruneOptions(), "policy, one request": PruneOptions()}[how]
-    seeded.split(how != "policy, one request")
+    n, engine.prune, split = ARMS[arm]
+    seeded.split(split)
     seeded.seed = seed
     settings = dataclasses.replace(engine.default_settings(), num_candidates=n)
     started = time.perf_counter()
@@ -246,7 +231,7 @@ def live_turn(engine, seeded: Seeded, conversation, text: str, arm: str, seed: i
     reply = conversation.turns[-1]
     tokens = [len(d.token_ids) for d in seeded.last.drafts]
     decoded = sum(tokens)
-    if how == "policy, one request":  # an ended candidate decoded on, unseen: at most as long as the longest
+    if not split:  # an ended candidate decoded on, unseen: at most as long as the longest
         decoded = sum(max(tokens) if c.ended else k for c, k in zip(reply.candidates, tokens))
     return dict(
         seconds=round(seconds, 2), first_token_s=round(reply.meta.get("first_token_ms", 0) / 1000, 2),
@@ -294,7 +279,7 @@ def live_summary(rows: list[dict]) -> dict:
                       "tokens": sum(r[arm]["tokens"] for r in rs)} for arm in ARMS}  # fmt: skip
         for arm in [a for a in ARMS if a != "n1"]:
             part[arm]["vs_n1"] = round(statistics.median(r[arm]["seconds"] / r["n1"]["seconds"] for r in rs), 2)
-        for arm in ("n4_policy", "n4_policy_one_request"):
+        for arm in [a for a in ARMS if ARMS[a][1] is not None]:
             part[arm]["tokens_vs_before"] = round(part[arm]["tokens"] / part["n4_before"]["tokens"], 3)
         part["shown_defective"] = {arm: sum(bool(r[arm]["shown_defects"]) for r in rs) for arm in ARMS}
         out[lang] = part
@@ -346,12 +331,13 @@ def main() -> None:
         print("->", write("live", result))
     if args.part == "offline":
         reranker = load_reranker()
-        ranked_pools = [(pool, ranked(pool, reranker)) for pool in pools(read_labels(LABELS))]
+        every = pools()
+        shown_before = [(pool, shown(pool, reranker, {}, [c["tokens"] for c in pool["candidates"]])) for pool in every]
         score = PrefixScores(reranker)
         tries = json.loads(args.options)
         runs = []
         for fields in tries if isinstance(tries, list) else [tries]:
-            runs.append(offline(PruneOptions(**fields), ranked_pools, score))
+            runs.append(offline(PruneOptions(**fields), shown_before, reranker, score))
             print(fields)
             print_table(runs[-1]["table"])
         pools_of_first = runs[0].pop("pools")

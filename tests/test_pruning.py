@@ -12,7 +12,7 @@ from interactive_format.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
 from interactive_format.discriminator import Reranker
 from interactive_format.pruning import PruneOptions, Pruner, survivors_first
-from interactive_format.rendering import candidate_info, candidates_table, turn_result
+from interactive_format.rendering import candidate_info, candidates_panel, turn_result
 from interactive_format.sampling import Draft, RowEnds, Sample, SamplingParams
 from interactive_format.store import Store
 
@@ -127,24 +127,17 @@ def engine_for(replies, n=3, tokens=64, prune=True) -> ChatEngine:
 
 
 def test_a_looping_candidate_is_pruned_and_shown_as_pruned_in_the_api_the_panel_and_the_stored_turn(tmp_path):
-    # The loop has the best running J, so it is the reply being streamed until it is pruned.
     engine = engine_for([(LOOP, -0.1, False), (CLEAN, -0.5, True), (CLEAN.replace("ten", "thirty"), -0.6, True)])
+    engine.prune = PruneOptions(schedule=())  # the loop alone
     conversation = engine.new_conversation()
-    streamed = []
-    for _ in engine.respond(conversation, "How do I reset my router?"):
-        reply = conversation.turns[-1]
-        streamed.append((reply.chosen, reply.candidates[reply.chosen].ended))
+    list(engine.respond(conversation, "How do I reset my router?"))
     reply = conversation.turns[-1]
     assert reply.candidates[0].ended == "pruned at 16 tokens: loop" and len(reply.candidates[0].text.split()) == 16
     assert not reply.candidates[0].finished and reply.candidates[1].ended == reply.candidates[2].ended == ""
     assert reply.chosen == 1 and reply.ranked[-1] == 0  # ranked after the candidates that ran their course
-    assert streamed[0][0] == 0 and all(why == "" for _, why in streamed)  # the loop streamed first, never once ended
-    assert reply.meta["streamed"] == 1
-    assert reply.meta["switches"] == [{"from": 0, "to": 1, "why": "pruned at 16 tokens: loop"}]
     result = turn_result(conversation)
     assert [c["ended"] for c in result["candidates"]] == ["pruned at 16 tokens: loop", "", ""]
-    assert result["meta"]["switches"][0]["why"] == "pruned at 16 tokens: loop"
-    assert "✂ *pruned at 16 tokens: loop:* OK, let me check." in candidates_table(reply)
+    assert "✂ *pruned at 16 tokens: loop*" in candidates_panel(reply)
     assert "✂ pruned at 16 tokens: loop" in candidate_info(reply, 0) and "✂" not in candidate_info(reply, 1)
     store = Store(tmp_path / "chats.db")
     cid = store.create("alice", conversation.system_prompt, "Router")
@@ -152,10 +145,24 @@ def test_a_looping_candidate_is_pruned_and_shown_as_pruned_in_the_api_the_panel_
     store.add_turn("alice", cid, reply, u)
     stored = store.load("alice", cid).turns[1]
     assert [c.ended for c in stored.candidates] == ["pruned at 16 tokens: loop", "", ""]
-    assert stored.meta["switches"] == reply.meta["switches"] and candidates_table(stored) == candidates_table(reply)
+    assert candidates_panel(stored) == candidates_panel(reply)
     copy = store.import_("bob", store.export("alice", cid))[0]  # an export file keeps it too
     assert [c.ended for c in store.load("bob", copy).turns[1].candidates] == ["pruned at 16 tokens: loop", "", ""]
     store.close()
+
+
+def test_the_reply_being_watched_is_never_one_that_was_ended_and_the_switch_is_said():
+    # The long candidate is the first to show text, so it is the draft being watched, until it is stopped.
+    engine = engine_for([(LONG, -0.3, False), (CLEAN, -0.4, True), (CLEAN + " Done.", -0.5, True)])
+    conversation, watched = engine.new_conversation(), []
+    for _ in engine.respond(conversation, "How do I reset my router?", watched=True):
+        reply = conversation.turns[-1]
+        watched.append((reply.chosen, reply.candidates[reply.chosen].ended))
+    reply = conversation.turns[-1]
+    assert reply.candidates[0].ended == "stopped: 2 candidates had finished"
+    assert watched[0] == (0, "") and all(why == "" for _, why in watched)  # never shows an ended candidate
+    assert reply.meta["streamed"] == reply.chosen == 1
+    assert "A draft shown while the reply was written was dropped (stopped: 2 candidates had finished)" in reply.notice
 
 
 def test_the_policy_ends_a_turn_early_and_off_every_candidate_runs_its_course():
