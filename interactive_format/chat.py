@@ -350,8 +350,8 @@ class StreamedDraft:
     """Which candidate the user watches while N are sampled: the first to have text, then kept, so the text never
     jumps from one candidate to another; it is left only when its own words already show a defect (a loop, the
     wrong language) and another candidate has none, or when the pruning policy ended it (pruning.py), and the
-    reply's notice then says so. At the end it stays shown
-    unless another candidate has fewer defects (`_streamed_first`); if not, `_finish` says so."""
+    reply's notice then says so. At the end it stays shown unless another candidate has fewer defects
+    (`_streamed_first`); if not, `_finish` says so."""
 
     CHECK_CHARS = 24  # look for defects again after this much more text (a check costs ~3 ms)
 
