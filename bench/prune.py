@@ -15,8 +15,10 @@ ended ones as they were ended (their prefix, unfinished) and ranked last, agains
 four full candidates. The judge's label of the shown reply is compared (mean per language), and the
 tokens decoded.
 
-**live**: the same prompts and seeds through the app's ChatEngine.respond with its default settings, per
-model: N = 1, N = 4 without the policy and N = 4 with it, one after another per prompt (same load).
+**live**: eight prompts (four Chinese, four English, none from the labelled pools) and a follow-up question
+in the same conversation, through the app's ChatEngine.respond with its default settings and reranker,
+per model: the arms of `ARMS` (N = 1, N = 4 as before, N = 4 with the policy, …) one after another per
+prompt and turn, each in its own conversation, with the same seed (same load; llama.cpp, 1 thread).
 
 Writes bench/results/prune-cpu2-<date>.json (both parts; `live` keeps the `offline` part of an earlier
 file of the same day and the reverse).
