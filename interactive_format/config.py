@@ -84,6 +84,9 @@ class GenerationConfig:
     # and a turn lasts as long as its longest candidate); bench/quality/README.md measures it.
     system_prompt: str = "You are a helpful AI assistant. Answer in the user's language, briefly: at most three sentences."
     turn_timeout_s: float = 120.0  # a reply still not finished after this long ends with a "try again" message
+    # End candidates while they are sampled once they are unlikely to be shown (pruning.py: defects on a prefix,
+    # weak starts, enough finished): a turn of N = 4 then costs less; bench/prune.py measures it. False: all run.
+    prune: bool = True
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ ENV_VARS = {
     "IF_HF_LOGIN": ("server", "hf_login"),
     "IF_MCP": ("server", "mcp"),
     "IF_TURN_TIMEOUT": ("generation", "turn_timeout_s"),
+    "IF_PRUNE": ("generation", "prune"),
     "IF_CONCURRENCY": ("server", "concurrency_limit"),
     "IF_MAX_QUEUE": ("server", "max_queue"),
     "IF_RATE_LIMIT": ("server", "rate_limit"),
