@@ -39,7 +39,7 @@ from pathlib import Path
 from interactive_format.dialogue import Candidate
 from interactive_format.discriminator import Reranker
 from interactive_format.labels import read_all
-from interactive_format.pruning import PruneOptions, Pruner, reranker_scorer, survivors_first
+from interactive_format.pruning import WEAK_STARTS, PruneOptions, Pruner, reranker_scorer, survivors_first
 from interactive_format.sampling import Draft
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,13 +186,13 @@ PROMPTS = [
 # The arms of one prompt, run one after another: N = 1; N = 4 as the app ran before (one request, no policy);
 # the policy with its defaults, one request per candidate (an ended one stops decoding); the same policy on one
 # request (LlamaCppOptions.split False: an ended candidate decodes on, unseen, until every candidate is done, and
-# no prompt is evaluated again); the policy without its schedule (defects and `enough` only).
+# no prompt is evaluated again); the policy with the weak-start schedule (WEAK_STARTS, opt-in).
 ARMS = {
     "n1": (1, None, True),
     "n4_before": (4, None, True),
     "n4_policy": (4, PruneOptions(), True),
     "n4_policy_one_request": (4, PruneOptions(), False),
-    "n4_no_schedule": (4, PruneOptions(schedule=()), True),
+    "n4_weak_starts": (4, PruneOptions(schedule=WEAK_STARTS), True),
 }
 
 
@@ -320,7 +320,10 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=1, help="live: seeds per prompt")
     p.add_argument("--turns", type=int, default=2, help="live: turns per conversation (2: a follow-up question)")
     p.add_argument("--prompts", type=int, default=len(PROMPTS), help="live: the first k prompts of each language")
+    p.add_argument("--arms", default=",".join(ARMS), help="live: which arms of ARMS to run (n1 always runs)")
     args = p.parse_args()
+    for arm in [a for a in ARMS if a != "n1" and a not in args.arms.split(",")]:
+        del ARMS[arm]
     if args.part == "live":
         load = [round(x, 2) for x in os.getloadavg()]
         prompts = [p for lang in ("zh", "en") for p in [q for q in PROMPTS if q[0] == lang][: args.prompts]]
