@@ -2,9 +2,9 @@
 
 Each model gets the app's own engine (`engines.build_engine`: default persona, settings and ranking — defects
 and D), and every turn goes through `ChatEngine.respond`, timed from the call to its end (sampling, ranking)
-and to the first streamed text. The held-out everyday prompts below take turns: per prompt every N, per N
-every model (their order flipped on every other prompt), all with the prompt's seed, so a drifting load hits
-every model alike. With `first_start`, also the app's first start per model (`python app.py --llm SPEC` with
+and to the first streamed text. The held-out everyday prompts below take turns: in each step every N (each
+on another prompt, so that no turn finds its prompt cached by the turn before), per N every model (their
+order flipped on every other step), all with the prompt's seed, so a drifting load hits every model alike. With `first_start`, also the app's first start per model (`python app.py --llm SPEC` with
 an empty cache directory, until its page answers, then again with the cache filled), and each model's
 install size on disk: its packages as installed and the joined (or converted) weight file in the cache.
 """
@@ -157,12 +157,16 @@ def bench_models(specs: list[str], ns: list[int], first_start: bool = False, see
     }  # fmt: skip
     for engine in engines.values():  # untimed: each model's first turn
         one_turn(engine, "Hi", 1, seed)
-    rows = []
-    for i, prompt in enumerate(TURN_PROMPTS):
-        for n in ns:
+    rows, k = [], len(TURN_PROMPTS)
+    for i in range(k):
+        for j, n in enumerate(ns):
+            # each N on another prompt in a step, every prompt at every N over the run: a model's next turn never
+            # repeats its last prompt, whose cached prefill would make it look quicker than a user's turn
+            p = (i + j * k // len(ns)) % k
+            prompt = TURN_PROMPTS[p]
             for spec in specs if i % 2 == 0 else specs[::-1]:
-                row = {"prompt": prompt["id"], "lang": prompt["lang"], "model": spec, "n": n, "seed": seed + i}
-                rows.append(row | one_turn(engines[spec], prompt["text"], n, seed + i))
+                row = {"prompt": prompt["id"], "lang": prompt["lang"], "model": spec, "n": n, "seed": seed + p}
+                rows.append(row | one_turn(engines[spec], prompt["text"], n, seed + p))
                 print(f"[{prompt['id']}] {short(spec)} N={n}: {rows[-1]['turn_s']:.1f} s, "
                       f"first {rows[-1]['first_token_s']:.2f} s, {rows[-1]['tokens']} tokens", flush=True)  # fmt: skip
     result["load_average_end"] = os.getloadavg()

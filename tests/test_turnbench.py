@@ -97,15 +97,15 @@ def test_the_models_part_runs_end_to_end_on_two_real_chat_models(monkeypatch, tm
     assert [(r["prompt"], r["model"][-4:], r["n"]) for r in rows] == [
         ("zh-1", "0.5b", 1),
         ("zh-1", "135m", 1),
-        ("zh-1", "0.5b", 2),
-        ("zh-1", "135m", 2),
+        ("en-1", "0.5b", 2),
+        ("en-1", "135m", 2),
         ("en-1", "135m", 1),
         ("en-1", "0.5b", 1),
-        ("en-1", "135m", 2),
-        ("en-1", "0.5b", 2),
-    ]  # interleaved by prompt, the models' order flipped on every other prompt
+        ("zh-1", "135m", 2),
+        ("zh-1", "0.5b", 2),
+    ]  # every prompt at every N, the models' order flipped on every other step
     assert all(r["tokens"] >= r["longest_tokens"] > 0 and 0 < r["first_token_s"] <= r["turn_s"] for r in rows)
-    assert {r["seed"] for r in rows if r["prompt"] == "zh-1"} == {100}
+    assert {r["seed"] for r in rows if r["prompt"] == "zh-1"} == {100} and {r["seed"] for r in rows} == {100, 101}
     assert models["settings"]["max_new_tokens"] == 128 and "ratios" in models
     assert set(models["install"]) == {"embedded:qwen2.5-coder-0.5b", "embedded:smollm2-135m"}
     assert "0.5b_over_smollm2-135m" in models["ratios"] and "0.5b, N=2" in capsys.readouterr().out
