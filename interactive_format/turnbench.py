@@ -1,10 +1,13 @@
 """The `models` part of the benchmark: whole text turns as users meet them on two or more chat models, side by side.
 
 Each model gets the app's own engine (`engines.build_engine`: default persona, settings and ranking — defects
-and D), and every turn goes through `ChatEngine.respond`, timed from the call to its end (sampling, ranking)
-and to the first streamed text. The held-out everyday prompts below take turns: in each step every N (each
-on another prompt, so that no turn finds its prompt cached by the turn before), per N every model (their
-order flipped on every other step), all with the prompt's seed, so a drifting load hits every model alike. With `first_start`, also the app's first start per model (`python app.py --llm SPEC` with
+and D), one per N, each with its own llama.cpp server: llama.cpp keeps the prompts it has seen (its slots and
+a RAM prompt cache) and would serve a prompt asked again at another N from its cache (first run: 0.07 s first
+tokens), so every timed turn's prompt is new to the server that answers it, as a user's new question is (the
+persona is cached, as in the app, by an untimed first turn). Every turn goes through `ChatEngine.respond`,
+timed from the call to its end (sampling, ranking) and to the first streamed text. The held-out everyday
+prompts below take turns: per prompt every N, per N every model (their order flipped on every other prompt),
+all with the prompt's seed, so a drifting load hits every model alike. With `first_start`, also the app's first start per model (`python app.py --llm SPEC` with
 an empty cache directory, until its page answers, then again with the cache filled), and each model's
 install size on disk: its packages as installed and the joined (or converted) weight file in the cache.
 """
@@ -67,19 +70,31 @@ class SeededGenerator:
             yield sample
 
 
-def engines_for(specs: list[str]) -> tuple[dict, dict[str, float]]:
-    """The app's engine per chat model spec (the other models shared), and each one's load seconds."""
+class OwnChatModel:
+    """A ModelCache wrapper that shares every model but the chat model: each engine gets its own llama.cpp server."""
+
+    def __init__(self, models) -> None:
+        self.models = models
+
+    def get(self, key, load):
+        return load() if key[0] == "llm" else self.models.get(key, load)
+
+
+def engines_for(specs: list[str], ns: list[int]) -> tuple[dict, dict[str, float]]:
+    """The app's engine per (chat model spec, N), the other models shared, and each spec's load seconds."""
     from .config import load_config
     from .engines import ModelCache, build_engine
 
-    config, models = load_config(), ModelCache()
+    config, models = load_config(), OwnChatModel(ModelCache())
     engines, load_s = {}, {}
     for spec in specs:
-        started = time.perf_counter()
-        engine = build_engine(dataclasses.replace(config, models=dataclasses.replace(config.models, llm=spec)), models)
-        load_s[spec] = round(time.perf_counter() - started, 2)
-        engine.generator = SeededGenerator(engine.generator)
-        engines[spec] = engine
+        for n in ns:
+            started = time.perf_counter()
+            models_config = dataclasses.replace(config.models, llm=spec)
+            engine = build_engine(dataclasses.replace(config, models=models_config), models)
+            load_s.setdefault(spec, round(time.perf_counter() - started, 2))  # the first: D, Whisper... load too
+            engine.generator = SeededGenerator(engine.generator)
+            engines[spec, n] = engine
     return engines, load_s
 
 
@@ -149,24 +164,20 @@ def bench_models(specs: list[str], ns: list[int], first_start: bool = False, see
     """The `models` part: every prompt × N × model through the app's engine, interleaved; see the module doc."""
     result: dict = {"benchmark": "whole text turns through ChatEngine.respond, models side by side"}
     result |= {"models": specs, "ns": ns, "prompts": TURN_PROMPTS, "load_average_start": os.getloadavg()}
-    engines, result["engine_load_s"] = engines_for(specs)
+    engines, result["engine_load_s"] = engines_for(specs, ns)
     first = next(iter(engines.values()))
     result["settings"] = dataclasses.asdict(first.default_settings()) | {
         "top_p": first.config.generation.top_p, "system_prompt": first.config.generation.system_prompt,
         "ranking": first.ranking_note,
     }  # fmt: skip
-    for engine in engines.values():  # untimed: each model's first turn
+    for engine in engines.values():  # untimed: each server's first turn (the persona's prefill cached after it)
         one_turn(engine, "Hi", 1, seed)
-    rows, k = [], len(TURN_PROMPTS)
-    for i in range(k):
-        for j, n in enumerate(ns):
-            # each N on another prompt in a step, every prompt at every N over the run: a model's next turn never
-            # repeats its last prompt, whose cached prefill would make it look quicker than a user's turn
-            p = (i + j * k // len(ns)) % k
-            prompt = TURN_PROMPTS[p]
+    rows = []
+    for i, prompt in enumerate(TURN_PROMPTS):
+        for n in ns:
             for spec in specs if i % 2 == 0 else specs[::-1]:
-                row = {"prompt": prompt["id"], "lang": prompt["lang"], "model": spec, "n": n, "seed": seed + p}
-                rows.append(row | one_turn(engines[spec], prompt["text"], n, seed + p))
+                row = {"prompt": prompt["id"], "lang": prompt["lang"], "model": spec, "n": n, "seed": seed + i}
+                rows.append(row | one_turn(engines[spec, n], prompt["text"], n, seed + i))
                 print(f"[{prompt['id']}] {short(spec)} N={n}: {rows[-1]['turn_s']:.1f} s, "
                       f"first {rows[-1]['first_token_s']:.2f} s, {rows[-1]['tokens']} tokens", flush=True)  # fmt: skip
     result["load_average_end"] = os.getloadavg()
