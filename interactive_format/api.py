@@ -104,9 +104,24 @@ class ChatAPI:
     ) -> dict:
         """One stateless turn: text plus optional picture/voice file -> reply and ranked candidates
         (with `speak`, also the reply spoken: a WAV file under "audio", and "audio_notes")."""
+        return self.chat_files(message, [image, audio], candidates, temperature, max_new_tokens, speak, request)
+
+    @api_errors
+    def chat_files(
+        self,
+        message: str,
+        files: list[str | None] | None,
+        candidates: float,
+        temperature: float,
+        max_new_tokens: float,
+        speak: bool = False,
+        request: gr.Request | None = None,
+    ) -> dict:
+        """`chat` with any number of files of any registered kind (readers.READERS: pictures, voice, or a kind
+        added later): each is read by the reader its contents and name belong to."""
         conversation = self.engine.new_conversation()
         self.limiter.check(_client_key(request))
-        self._answer(conversation, message, [image, audio], self._settings(candidates, temperature, max_new_tokens))
+        self._answer(conversation, message, files or [], self._settings(candidates, temperature, max_new_tokens))
         result = turn_result(conversation)
         return {**result, **spoken_file(self.engine, result["reply"])} if speak else result
 
@@ -159,11 +174,26 @@ class ChatAPI:
         user_id: str,
     ) -> dict:
         """One turn in a stored conversation ("" starts a new one); returns its id with the turn's result."""
+        return self.reply_files(conversation_id, message, [image, audio], candidates, temperature, max_new_tokens,
+                                user_id)  # fmt: skip
+
+    @api_errors
+    def reply_files(
+        self,
+        conversation_id: str,
+        message: str,
+        files: list[str | None] | None,
+        candidates: float,
+        temperature: float,
+        max_new_tokens: float,
+        user_id: str,
+    ) -> dict:
+        """`reply` with any number of files of any registered kind (as `chat_files`)."""
         owner = owner_of(user_id)
         chat = self.history.open(owner, conversation_id) if conversation_id else self.history.new()
         settings = self._settings(candidates, temperature, max_new_tokens)
         self.limiter.check(owner)
-        self._answer(chat.conversation, message, [image, audio], settings, save=lambda: self.history.save(owner, chat))
+        self._answer(chat.conversation, message, files or [], settings, save=lambda: self.history.save(owner, chat))
         return {"conversation_id": chat.id, **turn_result(chat.conversation)}
 
     @api_errors

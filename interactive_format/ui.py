@@ -341,6 +341,7 @@ def _api(ui: ChatUI, g: TurnSettings) -> None:
         message = gr.Textbox(label="message")
         image = gr.File(label="image", type="filepath")
         audio = gr.File(label="audio", type="filepath")
+        files = gr.File(label="files", type="filepath", file_count="multiple")  # any registered kind (readers.py)
         candidates = gr.Number(label="candidates", value=g.num_candidates)
         temperature = gr.Number(label="temperature", value=g.temperature)
         max_tokens = gr.Number(label="max_new_tokens", value=g.max_new_tokens)
@@ -358,6 +359,15 @@ def _api(ui: ChatUI, g: TurnSettings) -> None:
         api.chat_spoken, sampling, out, api_name="chat_spoken", concurrency_id="turn"
     )
     buttons[1].click(api.reply, [conversation_id, *sampling, user], out, api_name="reply", concurrency_id="turn")
+    # Files of any registered input kind in one parameter (a new reader needs no new endpoint); `chat` and
+    # `reply` keep their picture and voice parameters for existing callers.
+    by_kind = [message, files, candidates, temperature, max_tokens]
+    gr.Button("chat_files", visible=False).click(
+        api.chat_files, by_kind, out, api_name="chat_files", concurrency_id="turn"
+    )
+    gr.Button("reply_files", visible=False).click(
+        api.reply_files, [conversation_id, *by_kind, user], out, api_name="reply_files", concurrency_id="turn"
+    )
     buttons[2].click(api.pick, [conversation_id, candidate, user], out, api_name="pick")
     buttons[3].click(api.conversations, [user], out, api_name="conversations")
     buttons[4].click(api.conversation, [conversation_id, user], out, api_name="conversation")
