@@ -140,6 +140,11 @@ MESSAGES: dict[str, str] = {
     "{name} (refused)": "{name}（未接受）",
     # the candidates panel
     "{n} candidates, ranked": "{n} 条候选回复，已排序",
+    # why a candidate was ended while sampled (pruning.py): the panel and the streamed draft's notice
+    "pruned at {tokens} tokens: {why}": "写到第 {tokens} 个词元时剪除：{why}",
+    "weaker start": "开头较弱",
+    "stopped: {k} candidates had finished": "已停止：已有 {k} 条候选回复写完",
+    "stopped: {k} candidate had finished": "已停止：已有 {k} 条候选回复写完",
     "{n} candidates, ranked ({same} identical)": "{n} 条候选回复，已排序（{same} 条相同）",
     "1 candidate": "1 条候选回复",
     "Candidate {k}/{n}": "候选 {k}/{n}",

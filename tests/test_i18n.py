@@ -159,3 +159,13 @@ def test_the_language_of_a_session():
     assert ui_language("auto", "zh-CN") == "zh" and ui_language("auto", "zh-TW") == "zh"
     assert ui_language("auto", "en-US") == "en" and ui_language("auto", None) == "en"
     assert ui_language("zh", "en-US") == "zh" and ui_language("en", "zh-CN") == "en"
+
+
+def test_why_a_candidate_was_ended_reads_in_chinese():
+    """The pruning policy's reasons (panel, candidate bar, the streamed draft's notice) are in the page's language."""
+    from interactive_format.pruning import PRUNED, WEAKER, stopped
+
+    for reason in (PRUNED.format(tokens=24, why="loop"), PRUNED.format(tokens=8, why=WEAKER), stopped(1), stopped(2)):
+        zh = localize(reason, "zh")
+        assert not re.search(r"[A-Za-z]", zh), (reason, zh)
+    assert localize(stopped(2), "zh") == "已停止：已有 2 条候选回复写完"
