@@ -60,9 +60,10 @@ class SeededGenerator:
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
-    def stream(self, messages: list[dict], params: SamplingParams, stop: threading.Event) -> Iterator[Sample]:
+    def stream(self, messages: list[dict], params: SamplingParams, stop: threading.Event, **kw) -> Iterator[Sample]:
+        """The inner stream with the benchmark's seed (`kw`: the rows the pruning policy ends, as the engine passes)."""
         self.first_at, self.tokens, self.longest = None, 0, 0
-        for sample in self.inner.stream(messages, dataclasses.replace(params, seed=self.seed), stop):
+        for sample in self.inner.stream(messages, dataclasses.replace(params, seed=self.seed), stop, **kw):
             if self.first_at is None and any(d.text for d in sample.drafts):
                 self.first_at = time.perf_counter()
             self.tokens = sum(len(d.token_ids) for d in sample.drafts)
