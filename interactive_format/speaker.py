@@ -411,21 +411,26 @@ def follow(
     text: Callable[[], str], finished: Callable[[], bool], speaker: Speaker, poll_s: float = 0.05
 ) -> Iterator[Utterance]:
     """Speak a reply while it streams: each sentence as soon as it is complete in `text()`, the rest once
-    `finished()`. `text()` is the shown reply, which may change as it grows (or switch to another candidate):
-    the sentences after those already spoken are said, from whatever the reply is at that moment."""
-    spoken, chars = 0, 0
+    `finished()`. `text()` is the shown reply, which grows (its sentences cut so far never change) or switches
+    to another candidate: then the new reply is said from its first sentence that differs from those already
+    said, so the listener ends up hearing the reply that is shown, all of it."""
+    said: list[str] = []  # the shown reply's sentences said so far
+    chars = 0
     while True:
         done = finished()  # read before the text, so the last text read is the final one
         current = text()
         splitter = SentenceSplitter()
         sentences = splitter.feed(current) + (splitter.flush() if done else [])
-        for sentence in sentences[spoken:]:
-            spoken += 1
+        differs = next((k for k, (a, b) in enumerate(zip(said, sentences)) if a != b), None)
+        if differs is not None:  # another candidate is shown now (chat.StreamedDraft switched, with a notice)
+            said = said[:differs]
+        for sentence in sentences[len(said) :]:
+            said.append(sentence)
             chars += len(sentence)
             if chars > speaker.max_chars and chars > len(sentence):
                 yield Utterance(sentence, None, np.zeros(0, np.float32), 0, 0.0, speaker.cut_note)
                 return
-            yield speaker.say(sentence[: speaker.max_chars], first=spoken == 1)
+            yield speaker.say(sentence[: speaker.max_chars], first=len(said) == 1)
         if done:
             return
         time.sleep(poll_s)

@@ -99,6 +99,32 @@ def test_the_pieces_cut_so_far_never_change_as_the_reply_streams_on(text):
         assert so_far == whole[: len(so_far)], text[:end]
 
 
+def test_a_switch_to_another_candidate_is_said_from_where_the_replies_differ():
+    """The shown reply switched after its first sentences were said (a draft with a defect left for a clean one):
+    the listener hears the new reply from its first differing sentence to its end, not the old one's sequel."""
+    shown = ["Cats sleep a lot. They purr when happy. Dogs", "Cats sleep a lot. They purr when",
+             "Cats sleep a lot. They hunt at night.", "Cats sleep a lot. They hunt at night. They like warm places."]
+    looks = iter(shown)
+
+    def text() -> str:  # what the chat shows at each look: the draft, then the candidate that replaced it
+        return next(looks, shown[-1])
+
+    class Voice:  # follow's control logic alone: what it asks to say, in order
+        max_chars, cut_note = 10_000, ""
+
+        def __init__(self) -> None:
+            self.said: list[str] = []
+
+        def say(self, sentence: str, first: bool = False):
+            self.said.append(sentence)
+            return sentence
+
+    voice = Voice()
+    finished = iter([False, False, False, True])
+    list(sp.follow(text, lambda: next(finished, True), voice, poll_s=0))
+    assert voice.said == ["Cats sleep a lot.", "They purr when happy.", "They hunt at night.", "They like warm places."]
+
+
 def test_chinese_is_said_in_whole_sentences_and_a_short_one_with_the_next():
     # Kokoro's Mandarin is heard better in longer pieces (bench/tts.py: 27 % -> 21 % character errors)
     text = "早上好！今天天气晴朗，出门不用带伞。现在卧室有点冷，我把暖气调高了一点。好的。"
@@ -512,7 +538,13 @@ def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine,
     reply = chat.conversation.turns[-1].reply
     assert not listener.is_alive() and chunks and all(c[:4] == b"RIFF" for c in chunks)
     assert len(chunks) == len([s for s, _ in said if language_of(s)])
-    assert " ".join(s for s, _ in said).split() == reply.split()  # the final shown reply, all of it
+    splitter, uttered = SentenceSplitter(), [s for s, _ in said]
+    final = splitter.feed(reply) + splitter.flush()
+    if "draft" not in (chat.conversation.turns[-1].notice or ""):
+        assert " ".join(uttered).split() == reply.split()  # the final shown reply, all of it
+    else:  # the draft being said was replaced: the shown reply is said from where the two differ, to its end
+        k = next(k for k, (a, b) in enumerate(zip(uttered, final)) if a != b)
+        assert uttered[:k] == final[:k] and uttered[len(uttered) - len(final) + k :] == final[k:]
     if len(split_sentences(reply)) > 1:  # the first sentence was spoken before the turn had finished
         assert said[0][1] is None
 
