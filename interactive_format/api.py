@@ -146,7 +146,8 @@ class ChatAPI:
         temperature: float = KNOBS["temperature"].default,
         max_new_tokens: int = int(KNOBS["max_new_tokens"].default),
     ) -> str:
-        """Sample several replies to one message with the chat model and rank them by λ·D + (1−λ)·J.
+        """Sample several replies to one message with the chat model and rank them: fewest defects first, then
+        the ranking signals fitted on reply-quality labels.
 
         Nothing is stored.
 
