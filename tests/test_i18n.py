@@ -55,14 +55,14 @@ def variants(node: ast.AST) -> list[str]:
 def shown_texts() -> list[tuple[str, str]]:
     """(where, text) for every sentence in the package that is shown to a user."""
     found = []
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):  # every subpackage too
         tree = ast.parse(path.read_text(encoding="utf-8"))
         framing = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name in PREFIXED
                    for n in ast.walk(f)}  # fmt: skip  (what a prefixing function adds is checked at its callers)
         for node in ast.walk(tree):
             if id(node) in framing:
                 continue
-            where = f"{path.name}:{getattr(node, 'lineno', 0)}"
+            where = f"{path.relative_to(PACKAGE)}:{getattr(node, 'lineno', 0)}"
             if isinstance(node, ast.Call) and node.args:
                 name = ast.unparse(node.func).split(".")[-1]
                 if name in SHOWN:
