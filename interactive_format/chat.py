@@ -25,7 +25,7 @@ from .knobs import KNOBS
 from .pipeline import InputGuard, preview, visible
 from .pruning import PruneOptions, Pruner, reranker_scorer, survivors_first
 from .uploads import display_name
-from .readers import READERS, either
+from .inputs.readers import READERS, either
 from .sampling import Generator, RowEnds, SamplingParams
 
 if TYPE_CHECKING:  # the engine is given its stages (engines.build_engine loads them)

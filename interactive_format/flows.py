@@ -25,7 +25,7 @@ from typing import Any
 import tomllib
 
 from .knobs import KNOBS
-from .readers import READERS, reader_for
+from .inputs.readers import READERS, reader_for
 
 FLOWS_DIR = Path(__file__).resolve().parent.parent / "assets" / "flows"  # the shipped flows
 MODALITIES = ("text", *(r.modality for r in READERS.values()))  # ("text", "image", "voice")

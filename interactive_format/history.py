@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .dialogue import Conversation, Turn, context_text
 from .errors import InputError
-from .readers import reader_for
+from .inputs.readers import reader_for
 from .store import ConversationInfo, Store
 
 TITLE_CHARS = 60  # a new conversation's title: the start of its first message

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .config import Limits
 from .errors import InputError
-from .readers import READERS, formats_text
+from .inputs.readers import READERS, formats_text
 from .uploads import checked_size, display_name, sniff
 
 PREVIEW_CHARS = 300  # how much of a refused giant message stays visible in the chat

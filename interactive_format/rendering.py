@@ -17,7 +17,7 @@ from .defects import LABELS, why_shown
 from .dialogue import Attachment, Candidate, Conversation, Turn
 from .errors import InputError, InteractiveFormatError
 from .i18n import localize
-from .readers import READERS, formats_text
+from .inputs.readers import READERS, formats_text
 
 if TYPE_CHECKING:
     from .flows import Flow

@@ -37,7 +37,7 @@ from typing import Any
 
 from .dialogue import STORED_SIGNALS, Attachment, Candidate, Turn
 from .errors import InputError
-from .readers import READERS, kinds_text
+from .inputs.readers import READERS, kinds_text
 from .rows import (
     MAX_TITLE_CHARS,
     ROLES,

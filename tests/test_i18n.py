@@ -108,7 +108,7 @@ def test_every_template_says_in_chinese_what_it_says_in_english():
 
 
 def test_reader_labels_statuses_and_the_panel_words_are_translated():
-    from interactive_format.readers import READERS
+    from interactive_format.inputs.readers import READERS
 
     for reader in READERS.values():
         for text in (reader.status, reader.title, reader.label(reader.meta_type(), None), reader.label(reader.meta_type(), 2)):

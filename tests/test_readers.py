@@ -11,12 +11,12 @@ from interactive_format.dialogue import Attachment, Turn
 from interactive_format.errors import InputError
 from interactive_format.flows import MODALITIES, Flow
 from interactive_format.history import title_for
-from interactive_format.picturereader import PictureMeta
-from interactive_format.readers import READERS
-from interactive_format.reading import Reader, Reading, ReadingMeta
+from interactive_format.inputs.picturereader import PictureMeta
+from interactive_format.inputs.readers import READERS
+from interactive_format.inputs.reading import Reader, Reading, ReadingMeta
 from interactive_format.rendering import box_options, render
 from interactive_format.store import Store
-from interactive_format.voicereader import VoiceMeta
+from interactive_format.inputs.voicereader import VoiceMeta
 
 from .fakes import fake_engine
 

@@ -25,7 +25,7 @@ from interactive_format.config import Limits
 from interactive_format.errors import InputError, ModelLoadError
 from interactive_format.flows import SPEECH_LANGUAGES, load_flow
 from interactive_format.speech import SAMPLE_RATE, Transcriber, decode_audio, simplified, whisper_checkpoint
-from interactive_format.voicereader import VoiceReader
+from interactive_format.inputs.voicereader import VoiceReader
 
 from .conftest import LIBRIVOX, speak
 
