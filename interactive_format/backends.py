@@ -10,7 +10,7 @@ from .sampling import Generator
 
 def backend_for(models, device: str) -> str:
     """ "openai", "llamacpp" or "transformers": the engine that runs the configured chat model (a ModelsConfig)."""
-    from .models import gguf_path, parse_spec
+    from .models.specs import gguf_path, parse_spec
 
     spec = parse_spec(models.llm)
     if spec.kind == "openai":
@@ -25,7 +25,7 @@ def backend_for(models, device: str) -> str:
 def load_generator(models, device: str) -> Generator:
     """The configured chat model (a ModelsConfig): a server for `openai:URL` specs, llama.cpp for GGUF on CPU,
     else local transformers weights."""
-    from .models import parse_spec
+    from .models.specs import parse_spec
 
     backend = backend_for(models, device)
     if backend == "llamacpp":

@@ -43,7 +43,7 @@ class Discriminator(nn.Module):
         """A fresh D (untrained head) on the encoder named by `encoder_spec`."""
         from transformers import AutoModel, AutoTokenizer
 
-        from .models import hub_error, pretrained_source
+        from .models.specs import hub_error, pretrained_source
 
         source = pretrained_source(encoder_spec, "encoder")
         try:
@@ -135,7 +135,7 @@ class SentenceEncoder:
     ) -> None:
         import os
 
-        from .models import EMBEDDED, embedded_files, file_sha256, parse_spec
+        from .models.specs import EMBEDDED, embedded_files, file_sha256, parse_spec
 
         parsed = parse_spec(spec)
         model = EMBEDDED.get(parsed.name) if parsed.kind == "embedded" else None
@@ -295,7 +295,7 @@ def reply_head(text: str, limit: int) -> str:
 
 
 def is_sentence_encoder(spec: str) -> bool:
-    from .models import EMBEDDED, parse_spec
+    from .models.specs import EMBEDDED, parse_spec
 
     parsed = parse_spec(spec)
     return parsed.kind == "embedded" and EMBEDDED[parsed.name].role == "sentence-encoder"

@@ -248,7 +248,7 @@ def _flag(check: _Checker, key: str, value: Any) -> bool:
 
 def _models(check: _Checker, key: str, value: Any) -> tuple[tuple[str, str], ...]:
     from .errors import ModelLoadError
-    from .models import parse_spec
+    from .models.specs import parse_spec
 
     if not isinstance(value, dict):
         check.fail(key, f'must be a table, e.g. [models] with llm = "embedded:smollm2-135m" (got {_shown(value)})')

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from .errors import GenerationError, ModelLoadError
-from .models import SERVER_PREFIX
+from .models.specs import SERVER_PREFIX
 from .sampling import Draft, Sample, SamplingParams
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import InteractiveFormatError, ModelLoadError, require
-from .models import INSTALL_HINT, file_sha256, joined_file, package_dir, parse_spec
+from .models.specs import INSTALL_HINT, file_sha256, joined_file, package_dir, parse_spec
 from .phonemes import (  # the text side (callers also import these names from here)
     _LETTER_OR_DIGIT,
     SentenceSplitter,
@@ -349,7 +349,7 @@ def _kind(spec: str) -> str:
         return "espeak"
     parsed = parse_spec(text)
     if parsed.kind == "embedded":
-        from .models import EMBEDDED
+        from .models.specs import EMBEDDED
 
         if EMBEDDED[parsed.name].role != "tts":
             raise ModelLoadError(f"'{text}' is not a speech synthesis model; use {TTS_SPECS}.")

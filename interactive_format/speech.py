@@ -30,7 +30,7 @@ import numpy as np
 from . import ct2whisper
 from .config import Limits
 from .errors import InputError, ModelLoadError
-from .models import EMBEDDED, cached, embedded_files, parse_spec, resolve_device, source_key
+from .models.specs import EMBEDDED, cached, embedded_files, parse_spec, resolve_device, source_key
 from .uploads import checked_size, display_name
 
 log = logging.getLogger(__name__)

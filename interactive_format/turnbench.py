@@ -193,7 +193,7 @@ def bench_models(specs: list[str], ns: list[int], first_start: bool = False, see
 
 def install_size(spec: str) -> dict:
     """Bytes on disk of an embedded model: its packages as installed, and the joined weight file in the cache."""
-    from .models import EMBEDDED
+    from .models.specs import EMBEDDED
 
     model = EMBEDDED[spec.removeprefix("embedded:")]
     owners = importlib.metadata.packages_distributions()

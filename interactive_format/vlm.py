@@ -69,7 +69,7 @@ class VisionLanguageGenerator:
         """Load the model and its processor (a local folder, or a hub id in the local cache / online)."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from .models import parse_spec
+        from .models.specs import parse_spec
 
         source = parse_spec(spec).name
         if dtype == "auto":

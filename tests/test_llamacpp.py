@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format import models
+from interactive_format.models import specs as models
 from interactive_format.backends import backend_for
 from interactive_format.errors import ModelLoadError, ReplyTimeout
 from interactive_format.llamacpp import LlamaCppGenerator, LlamaCppOptions
@@ -253,7 +253,7 @@ def test_the_default_model_answers_the_chinese_flow_in_chinese(cache_dir):
     """The smart-home flow (zh) on the app's default chat model: joined from its parts once, checked, answering Chinese."""
     from interactive_format.config import ModelsConfig
     from interactive_format.flows import FLOWS_DIR, load_flow
-    from interactive_format.models import gguf_path
+    from interactive_format.models.specs import gguf_path
 
     assert ModelsConfig().llm == QWEN
     path = gguf_path(QWEN, cache_dir)

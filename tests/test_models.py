@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from interactive_format import models
+from interactive_format.models import specs as models
 from interactive_format.config import ModelsConfig
 from interactive_format.errors import ModelLoadError
 

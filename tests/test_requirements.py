@@ -137,7 +137,7 @@ def test_readme_installs_the_tested_torch_and_spaces_the_tested_gradio():
 
 
 def test_every_embedded_weight_package_is_locked():
-    from interactive_format.models import EMBEDDED
+    from interactive_format.models.specs import EMBEDDED
 
     locked = pins(ROOT / "requirements-models.txt") | pins(ROOT / "requirements-models-extra.txt")
     for model in EMBEDDED.values():

@@ -359,7 +359,7 @@ def test_off_and_missing_engines_are_one_line_not_a_failure(cache_dir, monkeypat
 
 
 def test_kokoro_parts_join_to_the_checked_file(kokoro, cache_dir):
-    from interactive_format.models import EMBEDDED
+    from interactive_format.models.specs import EMBEDDED
 
     joined = list(cache_dir.glob("kokoro-82m-*.onnx"))
     assert len(joined) == 1 and joined[0].stat().st_size == EMBEDDED["kokoro-82m"].size

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from interactive_format import bench, turnbench
-from interactive_format.models import EMBEDDED
+from interactive_format.models.specs import EMBEDDED
 from interactive_format.turnbench import TURN_PROMPTS, SeededGenerator, install_size, one_turn, summarize
 
 from .fakes import FakeGenerator, fake_engine
