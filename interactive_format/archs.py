@@ -62,7 +62,7 @@ def bench_tokenizer(cache_dir: Path | None = None):
 
     from .config import default_cache_dir
     from .errors import ModelLoadError
-    from .models.specs import llm_path
+    from .models.hub import llm_path
 
     try:
         return AutoTokenizer.from_pretrained(llm_path("embedded:smollm2-135m", cache_dir or default_cache_dir()))

@@ -10,7 +10,8 @@ from .sampling import Generator
 
 def backend_for(models, device: str) -> str:
     """ "openai", "llamacpp" or "transformers": the engine that runs the configured chat model (a ModelsConfig)."""
-    from .models.specs import gguf_path, parse_spec
+    from .models.gguf_file import gguf_path
+    from .models.specs import parse_spec
 
     spec = parse_spec(models.llm)
     if spec.kind == "openai":

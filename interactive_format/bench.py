@@ -54,7 +54,7 @@ def machine() -> dict:
 
 def run_parts(args: argparse.Namespace) -> dict:
     """Run the chosen parts in this process; the result as one JSON-ready dict."""
-    from .models.specs import resolve_device
+    from .models.device import resolve_device
 
     config = load_config()
     cache_dir = config.models.cache_dir
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> Path:
     import sys
 
     from .archs import ARCHS
-    from .models.specs import resolve_device
+    from .models.device import resolve_device
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("part", nargs="?", default="all", choices=("all", "llm", "speech", "vision", "turns", "models"))

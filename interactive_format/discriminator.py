@@ -43,7 +43,7 @@ class Discriminator(nn.Module):
         """A fresh D (untrained head) on the encoder named by `encoder_spec`."""
         from transformers import AutoModel, AutoTokenizer
 
-        from .models.specs import hub_error, pretrained_source
+        from .models.hub import hub_error, pretrained_source
 
         source = pretrained_source(encoder_spec, "encoder")
         try:
@@ -135,7 +135,8 @@ class SentenceEncoder:
     ) -> None:
         import os
 
-        from .models.specs import EMBEDDED, embedded_files, file_sha256, parse_spec
+        from .models.specs import EMBEDDED, embedded_files, parse_spec
+        from .models.cache import file_sha256
 
         parsed = parse_spec(spec)
         model = EMBEDDED.get(parsed.name) if parsed.kind == "embedded" else None

@@ -45,7 +45,7 @@ def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEng
     """Load the configured models (converting embedded ones once into the cache); `models` shares them."""
     from .discriminator import load_discriminator
     from .ffmpeg import ensure_ffmpeg
-    from .models.specs import resolve_device
+    from .models.device import resolve_device
     from .ocr import load_reader
 
     m, models = config.models, models or ModelCache()

@@ -269,7 +269,8 @@ class TransformersGenerator:
         On a CPU with native bf16 (AVX512-BF16, AMX) "bfloat16" is faster with similar replies; "auto" keeps
         fp32 there so that J stays exact (see README, "Speed").
         """
-        from .models.specs import configure_threads, load_causal_lm, resolve_device
+        from .models.device import configure_threads, resolve_device
+        from .models.hub import load_causal_lm
 
         device = resolve_device(device)
         configure_threads()

@@ -29,7 +29,7 @@ class SimilarityJudge:
         """Loads the encoder's published weights afresh: never D's fine-tuned layers."""
         from transformers import AutoModel, AutoTokenizer
 
-        from .models.specs import pretrained_source
+        from .models.hub import pretrained_source
 
         source = pretrained_source(spec, "encoder")
         return cls(AutoModel.from_pretrained(source).to(device), AutoTokenizer.from_pretrained(source))

@@ -91,7 +91,7 @@ class LlamaCppGenerator:
     @classmethod
     def from_spec(cls, spec: str, cache_dir: Path, options: LlamaCppOptions | None = None) -> "LlamaCppGenerator":
         """An embedded model or a local .gguf path (an embedded model in parts is joined once into `cache_dir`)."""
-        from .models.specs import gguf_path
+        from .models.gguf_file import gguf_path
 
         path = gguf_path(spec, cache_dir)
         if path is None:
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     import time
 
     from .config import default_cache_dir
-    from .models.specs import gguf_path
+    from .models.gguf_file import gguf_path
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("model", help="an embedded chat spec or a .gguf path")

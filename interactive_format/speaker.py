@@ -26,7 +26,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import InteractiveFormatError, ModelLoadError, require
-from .models.specs import INSTALL_HINT, file_sha256, joined_file, package_dir, parse_spec
+from .models.specs import INSTALL_HINT, package_dir, parse_spec
+from .models.cache import file_sha256, joined_file
 from .phonemes import (  # the text side (callers also import these names from here)
     _LETTER_OR_DIGIT,
     SentenceSplitter,

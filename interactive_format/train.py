@@ -158,7 +158,7 @@ def examples_for(cfg: TrainConfig, split: str, limit: int) -> list[Example]:
 def load_generator(cfg: TrainConfig):
     """G on the configured device; fp32 whenever G-steps will update it (bf16 would lose the updates)."""
     from .generator import TransformersGenerator
-    from .models.specs import resolve_device
+    from .models.device import resolve_device
 
     device = resolve_device(cfg.device)
     if not cfg.g_steps:  # sampling only: the app's own engine for this model (llama.cpp for its GGUF on the CPU)
@@ -278,7 +278,7 @@ def d_batches(cfg: TrainConfig, data: Data, epoch: int, extra_fakes: dict[str, l
 def build_discriminator(cfg: TrainConfig):
     """A fresh D with the bottom `freeze_ratio` of encoder layers (and the embeddings) frozen."""
     from .discriminator import new_discriminator
-    from .models.specs import resolve_device
+    from .models.device import resolve_device
 
     d = new_discriminator(cfg.encoder, resolve_device(cfg.device), cfg.max_length)
     if isinstance(d.encoder, torch.nn.Module):  # a cross-encoder; a sentence encoder stays frozen whole
@@ -419,7 +419,7 @@ def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, st
     """Reload the best D, pick λ on validation, save it with its metadata; judge G if it trained."""
     from .discriminator import Discriminator
     from .judges import SimilarityJudge
-    from .models.specs import resolve_device
+    from .models.device import resolve_device
 
     device = resolve_device(cfg.device)
     best = Discriminator.load(cfg.out_dir / "best", device)

@@ -24,7 +24,9 @@ from torch import nn
 
 from .config import Limits
 from .errors import InputError, ModelLoadError, log_failure
-from .models.specs import EMBEDDED, INSTALL_HINT, Spec, embedded_files, hub_error, parse_spec, resolve_device
+from .models.specs import EMBEDDED, INSTALL_HINT, Spec, embedded_files, parse_spec
+from .models.hub import hub_error
+from .models.device import resolve_device
 from .ocr import TextReader
 from .uploads import checked_size, display_name
 

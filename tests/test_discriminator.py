@@ -96,11 +96,11 @@ def test_a_d_saved_for_another_encoder_is_a_clear_error(fresh_d, tmp_path):
 def test_a_sentence_encoder_file_that_is_not_the_pinned_one_is_refused(monkeypatch):
     import dataclasses
 
-    from interactive_format.models import specs as models
+    from interactive_format.models import specs
     from interactive_format.discriminator import SentenceEncoder
 
-    wrong = dataclasses.replace(models.EMBEDDED["e5-small"], sha256="0" * 64)
-    monkeypatch.setitem(models.EMBEDDED, "e5-small", wrong)
+    wrong = dataclasses.replace(specs.EMBEDDED["e5-small"], sha256="0" * 64)
+    monkeypatch.setitem(specs.EMBEDDED, "e5-small", wrong)
     with pytest.raises(ModelLoadError, match="not the pinned file; reinstall"):
         SentenceEncoder("embedded:e5-small")
     with pytest.raises(ModelLoadError, match="not a sentence encoder"):

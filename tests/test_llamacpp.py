@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format.models import specs as models
+from interactive_format.models import gguf_file, specs
 from interactive_format.backends import backend_for
 from interactive_format.errors import ModelLoadError, ReplyTimeout
 from interactive_format.llamacpp import LlamaCppGenerator, LlamaCppOptions
@@ -213,17 +213,17 @@ def smollm_parts(llama, tmp_path_factory):
     part = root / "smol_part1" / "data" / "part01.bin"
     os.symlink(llama.gguf, part)
     digest = hashlib.sha256(part.read_bytes()).hexdigest()
-    parts = models._parts("smol-part", "smol_part", 1, "1.0")
-    return root, models.Embedded("llm", **parts, size=part.stat().st_size, sha256=digest, quant="Q8_0")
+    parts = specs._parts("smol-part", "smol_part", 1, "1.0")
+    return root, specs.Embedded("llm", **parts, size=part.stat().st_size, sha256=digest, quant="Q8_0")
 
 
 def test_a_requantized_gguf_keeps_the_template_and_answers_as_the_source(llama, smollm_parts, tmp_path, monkeypatch):
     import gguf
 
     root, model = smollm_parts
-    monkeypatch.setattr(models, "package_dir", lambda name, *a: root / name)
-    monkeypatch.setitem(models.EMBEDDED, "smol-q8", model)
-    path = models.gguf_path("embedded:smol-q8", tmp_path)
+    monkeypatch.setattr(specs, "package_dir", lambda name, *a: root / name)
+    monkeypatch.setitem(specs.EMBEDDED, "smol-q8", model)
+    path = gguf_file.gguf_path("embedded:smol-q8", tmp_path)
     types = {t.tensor_type.name for t in gguf.GGUFReader(path).tensors}
     assert types == {"F32", "Q8_0"} and path.name.endswith("-q8_0.gguf")
     q8 = LlamaCppGenerator(path, "q8", LlamaCppOptions(slots=2, context=2048))
@@ -234,9 +234,9 @@ def test_a_requantized_gguf_keeps_the_template_and_answers_as_the_source(llama, 
     finally:
         q8.close()
     # a conversion whose bytes differ from the recorded ones is refused with one line, and nothing is kept
-    monkeypatch.setitem(models.EMBEDDED, "smol-q8", dataclasses.replace(model, quant_size=1, quant_sha256="0" * 64))
+    monkeypatch.setitem(specs.EMBEDDED, "smol-q8", dataclasses.replace(model, quant_size=1, quant_sha256="0" * 64))
     with pytest.raises(ModelLoadError) as info:
-        models.gguf_path("embedded:smol-q8", tmp_path / "other")
+        gguf_file.gguf_path("embedded:smol-q8", tmp_path / "other")
     message = str(info.value)
     assert "\n" not in message and "its Q8_0 conversion is" in message and "not the expected 1 bytes" in message
     assert not list((tmp_path / "other").glob("*q8_0*"))
@@ -253,7 +253,7 @@ def test_the_default_model_answers_the_chinese_flow_in_chinese(cache_dir):
     """The smart-home flow (zh) on the app's default chat model: joined from its parts once, checked, answering Chinese."""
     from interactive_format.config import ModelsConfig
     from interactive_format.flows import FLOWS_DIR, load_flow
-    from interactive_format.models.specs import gguf_path
+    from interactive_format.models.gguf_file import gguf_path
 
     assert ModelsConfig().llm == QWEN
     path = gguf_path(QWEN, cache_dir)

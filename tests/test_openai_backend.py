@@ -23,7 +23,8 @@ from interactive_format.backends import load_generator
 from interactive_format.chat import ChatEngine
 from interactive_format.config import ModelsConfig
 from interactive_format.errors import GenerationError, ModelLoadError
-from interactive_format.models.specs import llm_path, parse_spec
+from interactive_format.models.hub import llm_path
+from interactive_format.models.specs import parse_spec
 from interactive_format.openai_backend import OpenAICompatibleGenerator, RemoteDraft, ServerOptions
 from interactive_format.sampling import SamplingParams
 

@@ -27,7 +27,7 @@ def tiny_llm(tmp_path_factory, cache_dir) -> Path:
     """A random-weight 4-layer Llama with the embedded model's tokenizer and chat template."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from interactive_format.models.specs import llm_path
+    from interactive_format.models.hub import llm_path
 
     tokenizer = AutoTokenizer.from_pretrained(llm_path("embedded:smollm2-135m", cache_dir))
     torch.manual_seed(0)
@@ -249,7 +249,7 @@ def test_the_similarity_judge_is_the_published_encoder_not_d(cfg, run):
     from transformers import AutoModel
 
     from interactive_format.discriminator import load_discriminator
-    from interactive_format.models.specs import pretrained_source
+    from interactive_format.models.hub import pretrained_source
 
     judge = SimilarityJudge.from_spec(cfg.judge_encoder)
     d = load_discriminator(cfg.out_dir / "best")
