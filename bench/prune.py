@@ -40,7 +40,7 @@ from interactive_format.dialogue import Candidate
 from interactive_format.discriminator import Reranker
 from interactive_format.labels import read_all
 from interactive_format.pruning import WEAK_STARTS, PruneOptions, Pruner, reranker_scorer, survivors_first
-from interactive_format.sampling import Draft
+from interactive_format.llm.sampling import Draft
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -246,7 +246,7 @@ def live_turn(engine, seeded: Seeded, conversation, text: str, arm: str, seed: i
 def live_model(spec: str, seeds: int, turns: int, prompts: list[tuple[str, str]]) -> dict:
     """Every prompt through every arm on one model; per prompt the arms run one after another, each arm in its own
     conversation (a second turn, when asked, follows up on that arm's own reply)."""
-    from interactive_format.backends import load_generator
+    from interactive_format.llm.backends import load_generator
     from interactive_format.chat import ChatEngine
     from interactive_format.config import AppConfig, ModelsConfig
 

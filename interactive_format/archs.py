@@ -87,7 +87,7 @@ def random_model(arch: str, vocab_size: int, dtype: torch.dtype = torch.float32,
 
 def random_generator(arch: str, device: str = "cpu", dtype: torch.dtype = torch.float32, tokenizer=None, options=None):
     """A TransformersGenerator on `arch` with random weights."""
-    from .generator import TransformersGenerator
+    from .llm.generator import TransformersGenerator
 
     tokenizer = tokenizer if tokenizer is not None else bench_tokenizer()
     model = random_model(arch, len(tokenizer), dtype, device)

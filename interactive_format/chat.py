@@ -26,7 +26,7 @@ from .pipeline import InputGuard, preview, visible
 from .pruning import PruneOptions, Pruner, reranker_scorer, survivors_first
 from .uploads import display_name
 from .inputs.readers import READERS, either
-from .sampling import Generator, RowEnds, SamplingParams
+from .llm.sampling import Generator, RowEnds, SamplingParams
 
 if TYPE_CHECKING:  # the engine is given its stages (engines.build_engine loads them)
     from .speaker import Speaker

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .llmbench import PROMPTS, LLMBench, Run, _median_run, _users_summary
-from .sampling import SamplingParams
+from .llm.sampling import SamplingParams
 
 
 def stream_run(generator, messages: list[dict], n: int, tokens: int, bench: LLMBench, seed: int | None = None) -> Run:
@@ -73,7 +73,7 @@ def _engine_metrics(run, long: list[dict], short: list[dict], bench: LLMBench, u
 
 
 def peer_server(spec: str, cache_dir: Path, threads: int):
-    """`python -m interactive_format.llamacpp SPEC` (llama-server on 127.0.0.1) in its own process; (process, url)."""
+    """`python -m interactive_format.llm.llamacpp SPEC` (llama-server on 127.0.0.1) in its own process; (process, url)."""
     import socket
     import sys
 
@@ -82,7 +82,7 @@ def peer_server(spec: str, cache_dir: Path, threads: int):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "interactive_format.llamacpp", spec, "--port", str(port),
+    command = [sys.executable, "-m", "interactive_format.llm.llamacpp", spec, "--port", str(port),
                "--threads", str(threads), "--cache-dir", str(cache_dir)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
@@ -98,7 +98,7 @@ def peer_server(spec: str, cache_dir: Path, threads: int):
 
 def bench_engines(spec: str, cache_dir: Path, bench: LLMBench, threads: int, long, short) -> dict:
     """Our llama.cpp backend and the peer llama-server on the same GGUF, the same prompts and sizes."""
-    from .llamacpp import LlamaCppGenerator, LlamaCppOptions
+    from .llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
     users = (1, 4, bench.users)
     options = LlamaCppOptions(threads=threads, batch_threads=threads, ignore_eos=True)
@@ -145,7 +145,7 @@ def n_vs_naive(generator, short: list[dict], bench: LLMBench) -> dict:
 def bench_turn(spec: str, cache_dir: Path, threads: int, n: int = 4, tokens: int = 96, repeats: int = 3) -> dict:
     """A text turn on the default chat model through our llama.cpp backend: N candidates × `tokens` each
     (end of turn ignored: the worst case), the shown reply's stream rate and the whole turn."""
-    from .llamacpp import LlamaCppGenerator, LlamaCppOptions
+    from .llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
     generator = LlamaCppGenerator.from_spec(spec, cache_dir, LlamaCppOptions(threads=threads, ignore_eos=True))
     bench = LLMBench()

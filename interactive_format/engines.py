@@ -12,13 +12,13 @@ import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from .backends import load_generator
+from .llm.backends import load_generator
 from .chat import ChatEngine
 from .config import AppConfig
 from .errors import ModelLoadError
 from .flows import Flow
 from .ranking import Ranking, Reranker, load_ranking
-from .sampling import Generator
+from .llm.sampling import Generator
 from .speaker import Speaker
 from .speech import Transcriber
 from .vision import Captioner

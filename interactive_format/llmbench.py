@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .generator import TransformersGenerator
-from .sampling import SamplingParams
+from .llm.generator import TransformersGenerator
+from .llm.sampling import SamplingParams
 
 PROMPTS = [
     "Hello! Can you recommend a good book?",

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from . import defects
 from .dialogue import Candidate
-from .sampling import Draft
+from .llm.sampling import Draft
 
 if TYPE_CHECKING:
     from .discriminator import Reranker

@@ -157,13 +157,13 @@ def examples_for(cfg: TrainConfig, split: str, limit: int) -> list[Example]:
 
 def load_generator(cfg: TrainConfig):
     """G on the configured device; fp32 whenever G-steps will update it (bf16 would lose the updates)."""
-    from .generator import TransformersGenerator
+    from .llm.generator import TransformersGenerator
     from .models.device import resolve_device
 
     device = resolve_device(cfg.device)
     if not cfg.g_steps:  # sampling only: the app's own engine for this model (llama.cpp for its GGUF on the CPU)
-        from .backends import backend_for
-        from .backends import load_generator as app_generator
+        from .llm.backends import backend_for
+        from .llm.backends import load_generator as app_generator
         from .config import ModelsConfig
 
         models = ModelsConfig(

@@ -29,7 +29,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from .sampling import Sample, SamplingParams
+from .llm.sampling import Sample, SamplingParams
 
 # Everyday questions for the app's default persona, written for this benchmark: disjoint from
 # bench/rerank/prompts.json and bench/quality/prompts.json, never used to tune anything.

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelLoadError
-from .llamacpp import LOOPBACK, LlamaCppGenerator
+from .llm.llamacpp import LOOPBACK, LlamaCppGenerator
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ def limits() -> Limits:
 @pytest.fixture(scope="session")
 def generator(cache_dir):
     """The embedded chat model (converted once per session)."""
-    from interactive_format.generator import TransformersGenerator
+    from interactive_format.llm.generator import TransformersGenerator
 
     return TransformersGenerator.from_spec("embedded:smollm2-135m", cache_dir, "cpu")
 

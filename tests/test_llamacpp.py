@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from interactive_format.models import gguf_file, specs
-from interactive_format.backends import backend_for
+from interactive_format.llm.backends import backend_for
 from interactive_format.errors import ModelLoadError, ReplyTimeout
-from interactive_format.llamacpp import LlamaCppGenerator, LlamaCppOptions
-from interactive_format.sampling import SamplingParams
+from interactive_format.llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
+from interactive_format.llm.sampling import SamplingParams
 
 SMOLLM = "embedded:smollm2-135m"
 HELLO = [
@@ -58,7 +58,7 @@ def test_greedy_reply_equals_llamacpps_own_chat_completion(llama):
 
 
 def test_j_is_the_engines_mean_logprob_and_matches_teacher_forcing(llama, generator):
-    from interactive_format.offline import sequence_logprobs
+    from interactive_format.llm.offline import sequence_logprobs
 
     last = run(llama, HELLO, SamplingParams(n=3, temperature=0.9, top_p=0.95, max_new_tokens=20, seed=5))[-1]
     prompt = llama.prompt_ids(HELLO)
@@ -102,7 +102,7 @@ def test_concurrent_users_each_get_their_own_reply(llama, generator):
 
     (Batched and single-sequence decoding round differently in llama.cpp's CPU kernels, so a greedy reply in a
     batch may part from the same reply alone where two tokens are nearly tied, even at its first token.)"""
-    from interactive_format.offline import sequence_logprobs
+    from interactive_format.llm.offline import sequence_logprobs
 
     questions = ["What is the capital of France?", "Name a colour.", "Count from one to five.", "Say hello."]
     chats = [[HELLO[0], {"role": "user", "content": q}] for q in questions]

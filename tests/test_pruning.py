@@ -13,7 +13,7 @@ from interactive_format.config import AppConfig, GenerationConfig
 from interactive_format.discriminator import Reranker
 from interactive_format.pruning import PruneOptions, Pruner, survivors_first
 from interactive_format.rendering import candidate_info, candidates_panel, turn_result
-from interactive_format.sampling import Draft, RowEnds, Sample, SamplingParams
+from interactive_format.llm.sampling import Draft, RowEnds, Sample, SamplingParams
 from interactive_format.store import Store
 
 CONTEXT = "user: How do I reset my router?"
@@ -217,7 +217,7 @@ class Recording:
 
 
 def test_llamacpp_ends_one_candidate_while_the_others_go_on(cache_dir):
-    from interactive_format.llamacpp import LlamaCppGenerator, LlamaCppOptions
+    from interactive_format.llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
     llama = LlamaCppGenerator.from_spec("embedded:smollm2-135m", cache_dir, LlamaCppOptions(slots=4, ignore_eos=True))
     server = llama.server

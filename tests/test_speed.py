@@ -16,8 +16,8 @@ import torch
 
 from interactive_format import bench
 from interactive_format.archs import ARCHS, byte_tokenizer, random_generator
-from interactive_format.generator import SpeedOptions, TransformersGenerator
-from interactive_format.sampling import SamplingParams
+from interactive_format.llm.generator import SpeedOptions, TransformersGenerator
+from interactive_format.llm.sampling import SamplingParams
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful AI assistant."},
@@ -186,7 +186,7 @@ def test_each_request_in_a_shared_call_keeps_its_own_limit_and_stop(tiny):
 
 
 def test_row_warper_keeps_the_top_p_mass_and_greedy_rows():
-    from interactive_format.generator import _RowWarper
+    from interactive_format.llm.generator import _RowWarper
 
     scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.1, 0.2, 0.3, 0.4]]))
     out = _RowWarper(torch.tensor([1.0, 0.0]), torch.tensor([0.7, 1.0]))(None, scores)
@@ -208,7 +208,7 @@ class _FastGenerator:
     def stream(self, messages, params, stop):
         import time
 
-        from interactive_format.sampling import Draft, Sample
+        from interactive_format.llm.sampling import Draft, Sample
 
         drafts = [Draft() for _ in range(params.n)]
         for step in range(300):

@@ -123,7 +123,7 @@ def test_d_step_lowers_loss_on_a_tiny_batch(cfg):
 
 
 def test_g_step_changes_only_the_parameters_it_is_allowed_to(cfg, tiny_llm):
-    from interactive_format.generator import TransformersGenerator
+    from interactive_format.llm.generator import TransformersGenerator
 
     g = TransformersGenerator.from_spec(str(tiny_llm), cfg.cache_dir, "cpu", "float32")
     allowed = T.g_trainable_params(g.model, 0.25)  # the top 1 of 4 layers

@@ -25,9 +25,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from interactive_format.backends import load_generator
+from interactive_format.llm.backends import load_generator
 from interactive_format.config import ModelsConfig, default_cache_dir
-from interactive_format.sampling import SamplingParams
+from interactive_format.llm.sampling import SamplingParams
 
 HERE = Path(__file__).resolve().parent
 

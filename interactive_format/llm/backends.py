@@ -10,8 +10,8 @@ from .sampling import Generator
 
 def backend_for(models, device: str) -> str:
     """ "openai", "llamacpp" or "transformers": the engine that runs the configured chat model (a ModelsConfig)."""
-    from .models.gguf_file import gguf_path
-    from .models.specs import parse_spec
+    from ..models.gguf_file import gguf_path
+    from ..models.specs import parse_spec
 
     spec = parse_spec(models.llm)
     if spec.kind == "openai":
@@ -26,7 +26,7 @@ def backend_for(models, device: str) -> str:
 def load_generator(models, device: str) -> Generator:
     """The configured chat model (a ModelsConfig): a server for `openai:URL` specs, llama.cpp for GGUF on CPU,
     else local transformers weights."""
-    from .models.specs import parse_spec
+    from ..models.specs import parse_spec
 
     backend = backend_for(models, device)
     if backend == "llamacpp":

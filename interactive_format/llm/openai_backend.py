@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from .errors import GenerationError, ModelLoadError
-from .models.specs import SERVER_PREFIX
+from ..errors import GenerationError, ModelLoadError
+from ..models.specs import SERVER_PREFIX
 from .sampling import Draft, Sample, SamplingParams
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import GenerationError, log_failure
+from ..errors import GenerationError, log_failure
 from .sampling import Deadline, Draft, RowEnds, Sample, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -269,8 +269,8 @@ class TransformersGenerator:
         On a CPU with native bf16 (AVX512-BF16, AMX) "bfloat16" is faster with similar replies; "auto" keeps
         fp32 there so that J stays exact (see README, "Speed").
         """
-        from .models.device import configure_threads, resolve_device
-        from .models.hub import load_causal_lm
+        from ..models.device import configure_threads, resolve_device
+        from ..models.hub import load_causal_lm
 
         device = resolve_device(device)
         configure_threads()

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .errors import ReplyTimeout
+from ..errors import ReplyTimeout
 
 
 @dataclass(frozen=True)

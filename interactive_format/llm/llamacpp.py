@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import GenerationError, ModelLoadError, log_failure
+from ..errors import GenerationError, ModelLoadError, log_failure
 from .sampling import Deadline, Draft, RowEnds, Sample, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class LlamaCppGenerator:
     @classmethod
     def from_spec(cls, spec: str, cache_dir: Path, options: LlamaCppOptions | None = None) -> "LlamaCppGenerator":
         """An embedded model or a local .gguf path (an embedded model in parts is joined once into `cache_dir`)."""
-        from .models.gguf_file import gguf_path
+        from ..models.gguf_file import gguf_path
 
         path = gguf_path(spec, cache_dir)
         if path is None:
@@ -261,8 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import time
 
-    from .config import default_cache_dir
-    from .models.gguf_file import gguf_path
+    from ..config import default_cache_dir
+    from ..models.gguf_file import gguf_path
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("model", help="an embedded chat spec or a .gguf path")

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import torch
 
-from .config import Limits
-from .errors import ModelLoadError
+from ..config import Limits
+from ..errors import ModelLoadError
 from .generator import generation_error, visible_text
 from .sampling import Deadline, Draft, Sample, SamplingParams
 
@@ -69,7 +69,7 @@ class VisionLanguageGenerator:
         """Load the model and its processor (a local folder, or a hub id in the local cache / online)."""
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from .models.specs import parse_spec
+        from ..models.specs import parse_spec
 
         source = parse_spec(spec).name
         if dtype == "auto":
@@ -87,7 +87,7 @@ class VisionLanguageGenerator:
 
     def _inputs(self, messages: list[dict]):
         """Processor inputs: the chat template rendered with an image slot per picture, and the pictures."""
-        from .vision import load_image
+        from ..vision import load_image
 
         pictures, shaped = [], []
         for m in messages:
@@ -153,7 +153,7 @@ class VisionLanguageGenerator:
         finally:
             stop.set()  # ends the generate call if the caller went away or the time ran out
         if isinstance(outcome, BaseException):
-            from .errors import InteractiveFormatError
+            from ..errors import InteractiveFormatError
 
             if isinstance(outcome, InteractiveFormatError):  # a picture that cannot be read any more
                 raise outcome
