@@ -207,7 +207,7 @@ def squash(text: str) -> str:
 
 def accuracy(reader, folder: Path) -> list[dict]:
     from interactive_format.config import Limits
-    from interactive_format.vision import load_image
+    from interactive_format.media.vision import load_image
 
     rows = []
     for p in PICTURES:
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     from interactive_format.config import load_config
-    from interactive_format.ocr import TextReader, load_reader
+    from interactive_format.media.ocr import TextReader, load_reader
 
     folder = Path(args.keep or tempfile.mkdtemp(prefix="pictures-"))
     folder.mkdir(parents=True, exist_ok=True)

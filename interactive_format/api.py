@@ -48,7 +48,7 @@ def spoken_file(engine: ChatEngine, text: str) -> dict:
     from gradio.processing_utils import save_bytes_to_cache
     from gradio.utils import get_upload_folder
 
-    from .speaker import wav_bytes
+    from .media.speaker import wav_bytes
 
     if engine.speaker is None:
         return {"audio": None, "audio_notes": [engine.speaker_note or "Spoken replies are off on this server."]}

@@ -29,9 +29,9 @@ from .inputs.readers import READERS, either
 from .llm.sampling import Generator, RowEnds, SamplingParams
 
 if TYPE_CHECKING:  # the engine is given its stages (engines.build_engine loads them)
-    from .speaker import Speaker
-    from .speech import Transcriber
-    from .vision import Captioner
+    from .media.speaker import Speaker
+    from .media.speech import Transcriber
+    from .media.vision import Captioner
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from .errors import ModelLoadError
 from .flows import Flow
 from .ranking import Ranking, Reranker, load_ranking
 from .llm.sampling import Generator
-from .speaker import Speaker
-from .speech import Transcriber
-from .vision import Captioner
+from .media.speaker import Speaker
+from .media.speech import Transcriber
+from .media.vision import Captioner
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ class ModelCache:
 def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEngine:
     """Load the configured models (converting embedded ones once into the cache); `models` shares them."""
     from .discriminator import load_discriminator
-    from .ffmpeg import ensure_ffmpeg
+    from .media.ffmpeg import ensure_ffmpeg
     from .models.device import resolve_device
-    from .ocr import load_reader
+    from .media.ocr import load_reader
 
     m, models = config.models, models or ModelCache()
     models.get(("ffmpeg",), lambda: ensure_ffmpeg(m.cache_dir))  # for the page's spoken replies and WebM clips
@@ -111,7 +111,7 @@ def _load_transcriber(config: AppConfig, device: str) -> Transcriber:
 def _load_speaker(config: AppConfig) -> tuple[Speaker | None, str]:
     """The speaker (loaded now when the flow speaks by default, else by its first spoken reply), or None and the
     one line that says why not."""
-    from .speaker import load_speaker
+    from .media.speaker import load_speaker
 
     m = config.models
     voices = {"en": m.tts_voice_en, "zh": m.tts_voice_zh}

@@ -107,7 +107,7 @@ def spoken_clips(folder: Path, sentences: list[str], speed: int = 140) -> list[P
 
 def bench_speech(spec: str, cache_dir: Path, device: str, repeats: int) -> dict:
     """Our Transcriber (file to text) against plain `whisper.transcribe` on the same loaded model and audio."""
-    from .speech import Transcriber, decode_audio
+    from .media.speech import Transcriber, decode_audio
 
     transcriber = Transcriber(spec, cache_dir, device)
     model = transcriber.load()
@@ -144,7 +144,7 @@ def bench_vision(spec: str, cache_dir: Path, device: str, repeats: int) -> dict:
     from PIL import Image
     from skimage import data
 
-    from .vision import Captioner
+    from .media.vision import Captioner
 
     captioner = Captioner(spec, cache_dir, device)
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,12 +22,12 @@ from typing import Any
 import gradio as gr
 
 from .config import ASSETS, Limits
-from .ffmpeg import page_audio_note
+from .media.ffmpeg import page_audio_note
 from .errors import InputError
 from .history import Chat
 from .i18n import localize
 from .rendering import escape
-from .speaker import Utterance, follow, wav_bytes
+from .media.speaker import Utterance, follow, wav_bytes
 from .uploads import sniff
 
 LIVE_WAIT_S = 10.0  # how long a spoken reply waits for its turn's event to start (both come from one click)

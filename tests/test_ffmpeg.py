@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 
-from interactive_format.ffmpeg import MISSING, ensure_ffmpeg, page_audio_note
+from interactive_format.media.ffmpeg import MISSING, ensure_ffmpeg, page_audio_note
 
 
 def test_without_a_system_ffmpeg_the_packaged_one_is_put_on_path(tmp_path, monkeypatch):

@@ -17,8 +17,8 @@ from interactive_format.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig, ModelsConfig
 from interactive_format.discriminator import Reranker
 from interactive_format.errors import ModelLoadError
-from interactive_format.ocr import TextReader, load_reader
-from interactive_format.vision import TEXT_HEADING, Captioner
+from interactive_format.media.ocr import TextReader, load_reader
+from interactive_format.media.vision import TEXT_HEADING, Captioner
 
 from .fakes import FakeGenerator
 

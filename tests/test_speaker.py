@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from interactive_format import phonemes
-from interactive_format import speaker as sp
+from interactive_format.media import phonemes
+from interactive_format.media import speaker as sp
 from interactive_format.config import load_config, parse_args
 from interactive_format.flows import FLOWS_DIR, FlowError, load_flow
-from interactive_format.speaker import SentenceSplitter, Speaker, language_of, load_speaker, split_sentences
+from interactive_format.media.speaker import SentenceSplitter, Speaker, language_of, load_speaker, split_sentences
 
 ROOT = Path(__file__).resolve().parent.parent
 _bench = importlib.util.spec_from_file_location("bench_tts", ROOT / "bench" / "tts.py")
@@ -397,7 +397,7 @@ def test_flow_voice_replies_must_be_a_boolean(tmp_path):
 @pytest.mark.slow
 def test_spoken_replies_are_understood_by_our_whisper(kokoro, cache_dir, tmp_path):
     edit_distance, tokens = BENCH.edit_distance, BENCH.tokens
-    from interactive_format.speech import Transcriber
+    from interactive_format.media.speech import Transcriber
 
     whisper = Transcriber("embedded:whisper-base", cache_dir)
     cases = [

@@ -87,7 +87,7 @@ class VisionLanguageGenerator:
 
     def _inputs(self, messages: list[dict]):
         """Processor inputs: the chat template rendered with an image slot per picture, and the pictures."""
-        from ..vision import load_image
+        from ..media.vision import load_image
 
         pictures, shaped = [], []
         for m in messages:

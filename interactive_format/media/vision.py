@@ -22,17 +22,17 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
-from .config import Limits
-from .errors import InputError, ModelLoadError, log_failure
-from .models.specs import EMBEDDED, INSTALL_HINT, Spec, embedded_files, parse_spec
-from .models.hub import hub_error
-from .models.device import resolve_device
+from ..config import ASSETS, Limits
+from ..errors import InputError, ModelLoadError, log_failure
+from ..models.specs import EMBEDDED, INSTALL_HINT, Spec, embedded_files, parse_spec
+from ..models.hub import hub_error
+from ..models.device import resolve_device
 from .ocr import TextReader
-from .uploads import checked_size, display_name
+from ..uploads import checked_size, display_name
 
 log = logging.getLogger(__name__)
 
-CLASSES_FILE = Path(__file__).resolve().parent.parent / "assets" / "imagenet_classes.txt"
+CLASSES_FILE = ASSETS / "imagenet_classes.txt"
 
 # --- loading pictures ------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """English IPA from libespeak-ng (the espeakng-loader package), in a process of its own.
 
-    python -m interactive_format.espeak_worker      # started by phonemes.EspeakWorker, not by hand
+    python -m interactive_format.media.espeak_worker      # started by phonemes.EspeakWorker, not by hand
 
 espeak-ng is GPL-3 and the app Apache-2.0, so the library is never loaded into the app's process: this small
 worker loads it with ctypes and answers over its pipes, one JSON line per request ({"voice": "en-us",

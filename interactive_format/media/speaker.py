@@ -25,9 +25,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import InteractiveFormatError, ModelLoadError, require
-from .models.specs import INSTALL_HINT, package_dir, parse_spec
-from .models.cache import file_sha256, joined_file
+from ..errors import InteractiveFormatError, ModelLoadError, require
+from ..models.specs import INSTALL_HINT, package_dir, parse_spec
+from ..models.cache import file_sha256, joined_file
 from .phonemes import (  # the text side (callers also import these names from here)
     _LETTER_OR_DIGIT,
     SentenceSplitter,
@@ -350,7 +350,7 @@ def _kind(spec: str) -> str:
         return "espeak"
     parsed = parse_spec(text)
     if parsed.kind == "embedded":
-        from .models.specs import EMBEDDED
+        from ..models.specs import EMBEDDED
 
         if EMBEDDED[parsed.name].role != "tts":
             raise ModelLoadError(f"'{text}' is not a speech synthesis model; use {TTS_SPECS}.")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .errors import ModelLoadError, log_failure
+from ..errors import ModelLoadError, log_failure
 
 log = logging.getLogger(__name__)
 

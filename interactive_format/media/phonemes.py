@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .errors import InteractiveFormatError, ModelLoadError, missing_package, require
+from ..errors import InteractiveFormatError, ModelLoadError, missing_package, require
 
 ESPEAK_TIMEOUT_S = 30.0  # per sentence (the worker answers a sentence in milliseconds: bench/espeak.py)
 MAX_ENGLISH_CHARS = 20_000  # longer text is refused at once (the Speaker says at most MAX_SPOKEN_CHARS anyway)
@@ -198,7 +198,7 @@ def english_ready() -> None:
         raise missing_package(ModuleNotFoundError(name="espeakng_loader"), "English speech")
 
 
-WORKER_COMMAND = (sys.executable, "-m", "interactive_format.espeak_worker")
+WORKER_COMMAND = (sys.executable, "-m", "interactive_format.media.espeak_worker")
 
 
 class EspeakWorker:
@@ -252,7 +252,7 @@ class EspeakWorker:
         if self._proc is None:
             english_ready()
             self._proc = subprocess.Popen(
-                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2]
             )  # cwd: where `-m interactive_format…` is found, however the app was started
             try:
                 hello = self._answer(self._proc)

@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 
 from . import ct2whisper
-from .config import Limits
-from .errors import InputError, ModelLoadError
-from .models.specs import EMBEDDED, embedded_files, parse_spec
-from .models.cache import cached, source_key
-from .models.device import resolve_device
-from .uploads import checked_size, display_name
+from ..config import Limits
+from ..errors import InputError, ModelLoadError
+from ..models.specs import EMBEDDED, embedded_files, parse_spec
+from ..models.cache import cached, source_key
+from ..models.device import resolve_device
+from ..uploads import checked_size, display_name
 
 log = logging.getLogger(__name__)
 
