@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from interactive_format.dialogue import Candidate
-from interactive_format.discriminator import Reranker
+from interactive_format.ranking.discriminator import Reranker
 from interactive_format.labels import read_all
 from interactive_format.pruning import WEAK_STARTS, PruneOptions, Pruner, reranker_scorer, survivors_first
 from interactive_format.llm.sampling import Draft
@@ -161,7 +161,7 @@ def summary(rows: list[dict]) -> dict:
 def load_reranker() -> Reranker:
     """The app's reranker as engines.build_engine makes it: the shipped D, its λ and the fitted ranking."""
     from interactive_format.config import ModelsConfig
-    from interactive_format.discriminator import load_discriminator
+    from interactive_format.ranking.discriminator import load_discriminator
     from interactive_format.engines import load_app_ranking
 
     m = ModelsConfig()

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from pathlib import Path
 
-from . import defects
+from .ranking import defects
 from .config import AppConfig
 from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
-from .discriminator import Reranker
+from .ranking.discriminator import Reranker
 from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
 from .knobs import KNOBS
 from .pipeline import InputGuard, preview, visible

@@ -17,7 +17,7 @@ from .chat import ChatEngine
 from .config import AppConfig
 from .errors import ModelLoadError
 from .flows import Flow
-from .ranking import Ranking, Reranker, load_ranking
+from .ranking.ranking import Ranking, Reranker, load_ranking
 from .llm.sampling import Generator
 from .media.speaker import Speaker
 from .media.speech import Transcriber
@@ -43,7 +43,7 @@ class ModelCache:
 
 def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEngine:
     """Load the configured models (converting embedded ones once into the cache); `models` shares them."""
-    from .discriminator import load_discriminator
+    from .ranking.discriminator import load_discriminator
     from .media.ffmpeg import ensure_ffmpeg
     from .models.device import resolve_device
     from .media.ocr import load_reader
@@ -77,7 +77,7 @@ def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEng
 
 def load_app_ranking(path: str) -> Ranking | None:
     """The fitted ranking the app ranks with; ModelLoadError when it weighs a signal the app does not compute."""
-    from .signals import SIGNALS
+    from .ranking.signals import SIGNALS
 
     ranking = load_ranking(path)
     costly = [name for name in ranking.signals if SIGNALS[name].cost == "model"] if ranking else []

@@ -13,7 +13,7 @@ import torch
 
 from .chitchat import other_replies
 from .dialogue import Candidate
-from .discriminator import Reranker
+from .ranking.discriminator import Reranker
 
 
 class SimilarityJudge:

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from .labels import LABELS_DIR, ROOT, LabelledPrompt, read_all
-from .ranking import Ranking, fit, save_ranking, seed, standardise
-from .signals import SIGNALS, Context, Models
+from .ranking.ranking import Ranking, fit, save_ranking, seed, standardise
+from .ranking.signals import SIGNALS, Context, Models
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class CachedVerifier:
     def _read(self, messages, replies, finished, keys) -> None:
         if self.model is None:
             from .config import default_cache_dir
-            from .verifier import Verifier
+            from .ranking.verifier import Verifier
 
             self.model = Verifier.from_spec(self.spec, default_cache_dir(), threads=2)
         readings = self.model.read(messages, replies, finished)
@@ -272,7 +272,7 @@ def build_turns(cfg: LabelsConfig, prompts: list[LabelledPrompt], models_for) ->
 
 def evaluate_labels(cfg: LabelsConfig) -> dict:
     """Read the labels, load the shipped D and the verifiers' cache, compute every signal, report."""
-    from .discriminator import load_discriminator
+    from .ranking.discriminator import load_discriminator
 
     prompts = read_all(cfg.labels)
     d = load_discriminator(cfg.discriminator, "cpu")

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .defects import LABELS, why_shown
+from .ranking.defects import LABELS, why_shown
 from .dialogue import Attachment, Candidate, Conversation, Turn
 from .errors import InputError, InteractiveFormatError
 from .i18n import localize

@@ -277,7 +277,7 @@ def d_batches(cfg: TrainConfig, data: Data, epoch: int, extra_fakes: dict[str, l
 
 def build_discriminator(cfg: TrainConfig):
     """A fresh D with the bottom `freeze_ratio` of encoder layers (and the embeddings) frozen."""
-    from .discriminator import new_discriminator
+    from .ranking.discriminator import new_discriminator
     from .models.device import resolve_device
 
     d = new_discriminator(cfg.encoder, resolve_device(cfg.device), cfg.max_length)
@@ -417,7 +417,7 @@ def train(cfg: TrainConfig) -> dict:
 
 def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, started, direction: float) -> dict:
     """Reload the best D, pick λ on validation, save it with its metadata; judge G if it trained."""
-    from .discriminator import Discriminator
+    from .ranking.discriminator import Discriminator
     from .judges import SimilarityJudge
     from .models.device import resolve_device
 

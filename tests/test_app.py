@@ -14,7 +14,7 @@ from gradio_client.exceptions import AppError
 from interactive_format.api import owner_of
 from interactive_format.callbacks import ChatUI
 from interactive_format.dialogue import Candidate
-from interactive_format.ranking import Reranker, load_ranking
+from interactive_format.ranking.ranking import Reranker, load_ranking
 from interactive_format.rendering import to_messages
 from interactive_format.store import Store
 

@@ -11,9 +11,9 @@ from interactive_format.api import owner_of
 from interactive_format.callbacks import ChatUI
 from interactive_format.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
-from interactive_format.defects import why_shown
+from interactive_format.ranking.defects import why_shown
 from interactive_format.dialogue import Candidate
-from interactive_format.discriminator import Reranker
+from interactive_format.ranking.discriminator import Reranker
 from interactive_format.llm.generator import Draft, Sample, SamplingParams
 from interactive_format.rendering import candidates_panel, turn_result
 from interactive_format.store import Store

@@ -121,7 +121,7 @@ def test_sentences_made_of_parts_are_translated_whole():
     """What the scan cannot see whole (a part made elsewhere, «0» there): the sentences as the app makes them."""
     from interactive_format.chat import ChatEngine
     from interactive_format.config import AppConfig, Limits
-    from interactive_format.discriminator import Reranker
+    from interactive_format.ranking.discriminator import Reranker
     from interactive_format.errors import InputError
     from interactive_format.pipeline import InputGuard
 
@@ -135,7 +135,7 @@ def test_sentences_made_of_parts_are_translated_whole():
 
 
 def test_every_ranking_note_is_translated():
-    from interactive_format.ranking import Reranker, load_ranking
+    from interactive_format.ranking.ranking import Reranker, load_ranking
     from .fakes import FixedD
 
     notes = [Reranker(None).note, Reranker(FixedD({}), lam=0.5).note]

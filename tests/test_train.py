@@ -142,7 +142,7 @@ def test_g_step_changes_only_the_parameters_it_is_allowed_to(cfg, tiny_llm):
 
 
 def test_training_run_writes_metrics_curves_and_a_loadable_d_then_resumes(cfg, run):
-    from interactive_format.discriminator import load_discriminator
+    from interactive_format.ranking.discriminator import load_discriminator
 
     summary = run
     out = cfg.out_dir
@@ -215,7 +215,7 @@ def _bench_file(path: Path, temperature: float, k: int, seed: int) -> str:
 
 
 def test_evaluate_ranks_with_the_apps_reranker_and_reports_every_baseline(cfg, run, tmp_path):
-    from interactive_format import discriminator as D
+    from interactive_format.ranking import discriminator as D
 
     files = (_bench_file(tmp_path / "a.json", 0.7, 5, 1), _bench_file(tmp_path / "b.json", 0.7, 3, 2))
     temps = (_bench_file(tmp_path / "t.json", 0.3, 1, 3),)
@@ -248,7 +248,7 @@ def test_evaluate_ranks_with_the_apps_reranker_and_reports_every_baseline(cfg, r
 def test_the_similarity_judge_is_the_published_encoder_not_d(cfg, run):
     from transformers import AutoModel
 
-    from interactive_format.discriminator import load_discriminator
+    from interactive_format.ranking.discriminator import load_discriminator
     from interactive_format.models.hub import pretrained_source
 
     judge = SimilarityJudge.from_spec(cfg.judge_encoder)
@@ -274,7 +274,7 @@ FIXED = [
 
 
 def test_shipped_d_scores_human_replies_above_the_same_words_shuffled():
-    from interactive_format.discriminator import load_discriminator
+    from interactive_format.ranking.discriminator import load_discriminator
 
     d = load_discriminator(SHIPPED)
     rng = random.Random(0)
@@ -313,7 +313,7 @@ def test_preference_pairs_from_the_store_change_d_when_the_retrain_command_runs(
     import shutil
 
     from interactive_format.dialogue import Candidate, Turn
-    from interactive_format.discriminator import load_discriminator
+    from interactive_format.ranking.discriminator import load_discriminator
     from interactive_format.store import Store
 
     store = Store(tmp_path / "chats.db")
@@ -361,7 +361,7 @@ def test_d_sees_human_words_shuffled_as_a_negative(cfg):
 
 
 def test_defect_negatives_are_made_from_gs_own_replies(tmp_path):
-    from interactive_format import defects
+    from interactive_format.ranking import defects
     from interactive_format.chitchat import SampledReply
 
     a = Example("a:1", "a", ("hi there", "any plans for the weekend?"), "hiking with my sister, you?")

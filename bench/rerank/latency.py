@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from interactive_format.dialogue import context_text
-from interactive_format.discriminator import load_discriminator, reply_head
+from interactive_format.ranking.discriminator import load_discriminator, reply_head
 from interactive_format.evaluate import EvalConfig, read_rows, rerank_report, training_config
 from interactive_format.train import examples_for
 

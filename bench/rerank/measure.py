@@ -23,9 +23,9 @@ import re
 import time
 from pathlib import Path
 
-from interactive_format import defects
+from interactive_format.ranking import defects
 from interactive_format.dialogue import context_text
-from interactive_format.discriminator import combine, load_discriminator
+from interactive_format.ranking.discriminator import combine, load_discriminator
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results"

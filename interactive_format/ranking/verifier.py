@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelLoadError
-from .llm.llamacpp import LOOPBACK, LlamaCppGenerator
+from ..errors import ModelLoadError
+from ..llm.llamacpp import LOOPBACK, LlamaCppGenerator
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Verifier:
     @classmethod
     def from_spec(cls, spec: str, cache_dir: Path, threads: int = 1) -> Verifier:
         """An embedded chat model or a local .gguf path, as the generator's spec names it."""
-        from .models.gguf_file import gguf_path
+        from ..models.gguf_file import gguf_path
 
         path = gguf_path(spec, cache_dir)
         if path is None:

@@ -18,7 +18,7 @@ from difflib import SequenceMatcher
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .dialogue import Candidate
+    from ..dialogue import Candidate
 
 NAMES = ("empty", "loop", "wrong_language", "cut_off", "echo")
 LABELS = {"empty": "empty", "loop": "loop", "wrong_language": "wrong language", "cut_off": "cut off", "echo": "echo"}

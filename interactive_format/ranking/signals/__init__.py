@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ..dialogue import Candidate
+    from ...dialogue import Candidate
 
 COSTS = ("free", "cheap", "model")
 MODULES = ("defects", "j", "d", "consensus", "brevity", "finished", "verifier")  # one line per signal

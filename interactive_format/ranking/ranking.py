@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from . import defects
-from .dialogue import Candidate, context_text
-from .errors import ModelLoadError
+from ..config import ASSETS
+from ..dialogue import Candidate, context_text
+from ..errors import ModelLoadError
 from .signals import SIGNALS, Context, Models
 
-ASSET = Path(__file__).resolve().parent.parent / "assets" / "ranking.json"
+ASSET = ASSETS / "ranking.json"
 SCALES = ("turn", "raw")
 
 

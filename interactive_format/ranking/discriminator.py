@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Discriminator(nn.Module):
         """A fresh D (untrained head) on the encoder named by `encoder_spec`."""
         from transformers import AutoModel, AutoTokenizer
 
-        from .models.hub import hub_error, pretrained_source
+        from ..models.hub import hub_error, pretrained_source
 
         source = pretrained_source(encoder_spec, "encoder")
         try:
@@ -135,8 +135,8 @@ class SentenceEncoder:
     ) -> None:
         import os
 
-        from .models.specs import EMBEDDED, embedded_files, parse_spec
-        from .models.cache import file_sha256
+        from ..models.specs import EMBEDDED, embedded_files, parse_spec
+        from ..models.cache import file_sha256
 
         parsed = parse_spec(spec)
         model = EMBEDDED.get(parsed.name) if parsed.kind == "embedded" else None
@@ -296,7 +296,7 @@ def reply_head(text: str, limit: int) -> str:
 
 
 def is_sentence_encoder(spec: str) -> bool:
-    from .models.specs import EMBEDDED, parse_spec
+    from ..models.specs import EMBEDDED, parse_spec
 
     parsed = parse_spec(spec)
     return parsed.kind == "embedded" and EMBEDDED[parsed.name].role == "sentence-encoder"
