@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .dialogue import Conversation, Turn, context_text
 from .errors import InputError
 from .inputs.readers import reader_for
-from .store import ConversationInfo, Store
+from .store.store import ConversationInfo, Store
 
 TITLE_CHARS = 60  # a new conversation's title: the start of its first message
 

@@ -42,7 +42,7 @@ def _media(folder: Path) -> tuple[Path, list[Path]]:
 def bench_turns(n: int, max_new_tokens: int, repeats: int) -> dict:
     from gradio_client import Client, handle_file
 
-    from .store import Store
+    from .store.store import Store
     from .ui import build_demo
 
     config = load_config()

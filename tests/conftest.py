@@ -74,7 +74,7 @@ def TEST_MODELS(cache_dir: Path, **changes):
 @pytest.fixture(scope="session")
 def store(tmp_path_factory):
     """The served app's conversation database."""
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     store = Store(tmp_path_factory.mktemp("db") / "chats.db")
     yield store

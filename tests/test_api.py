@@ -14,7 +14,7 @@ from .conftest import free_port
 @pytest.fixture(scope="module")
 def mcp_app(engine):
     """The app on the embedded models, launched as `python app.py --mcp` does; yields its URL."""
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
     from interactive_format.ui import build_demo
 
     store = Store(":memory:")

@@ -16,7 +16,7 @@ from interactive_format.callbacks import ChatUI
 from interactive_format.dialogue import Candidate
 from interactive_format.ranking.ranking import Reranker, load_ranking
 from interactive_format.rendering import to_messages
-from interactive_format.store import Store
+from interactive_format.store.store import Store
 
 from .conftest import TEST_ENV, app_process, free_port
 

@@ -23,7 +23,7 @@ from interactive_format.dialogue import Attachment, Candidate, Turn
 from interactive_format.errors import InputError
 from interactive_format.history import Chat
 from interactive_format.rendering import render
-from interactive_format.store import Store
+from interactive_format.store.store import Store
 
 from .fakes import fake_engine
 from .test_store import rows

@@ -16,7 +16,7 @@ from interactive_format.dialogue import Candidate
 from interactive_format.ranking.discriminator import Reranker
 from interactive_format.llm.generator import Draft, Sample, SamplingParams
 from interactive_format.rendering import candidates_panel, turn_result
-from interactive_format.store import Store
+from interactive_format.store.store import Store
 
 from .fakes import FixedD
 

@@ -9,7 +9,7 @@ from interactive_format.chat import TurnSettings
 from interactive_format.config import AppConfig, GenerationConfig, load_config
 from interactive_format.flows import FlowError, load_flow
 from interactive_format.knobs import KNOBS
-from interactive_format.store import Store
+from interactive_format.store.store import Store
 from interactive_format.ui import build_demo
 
 from .fakes import fake_engine

@@ -188,7 +188,7 @@ def test_model_spec_selects_the_backend(llama_server):
 @pytest.fixture(scope="module")
 def served(engine, llama_server):
     """The app on the server backend (the session engine's speech, picture and D models); yields (engine, URL)."""
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
     from interactive_format.ui import build_demo
 
     remote = ChatEngine(

@@ -14,7 +14,7 @@ from interactive_format.ranking.discriminator import Reranker
 from interactive_format.pruning import PruneOptions, Pruner, survivors_first
 from interactive_format.rendering import candidate_info, candidates_panel, turn_result
 from interactive_format.llm.sampling import Draft, RowEnds, Sample, SamplingParams
-from interactive_format.store import Store
+from interactive_format.store.store import Store
 
 CONTEXT = "user: How do I reset my router?"
 LOOP = "OK, let me check. " * 12  # a loop from its 16th word on (defects.loop)

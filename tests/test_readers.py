@@ -15,7 +15,7 @@ from interactive_format.inputs.picturereader import PictureMeta
 from interactive_format.inputs.readers import READERS
 from interactive_format.inputs.reading import Reader, Reading, ReadingMeta
 from interactive_format.rendering import box_options, render
-from interactive_format.store import Store
+from interactive_format.store.store import Store
 from interactive_format.inputs.voicereader import VoiceMeta
 
 from .fakes import fake_engine

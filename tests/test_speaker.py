@@ -471,7 +471,7 @@ def test_chat_api_returns_the_reply_spoken_when_asked(client):
 
 def test_chat_api_says_why_when_the_server_has_no_speaker(engine, monkeypatch):
     from interactive_format.callbacks import ChatUI
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     monkeypatch.setattr(engine, "speaker", None)
     monkeypatch.setattr(engine, "speaker_note", "Spoken replies are off: espeak-ng is missing.")
@@ -489,7 +489,7 @@ def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine,
     import threading
 
     from interactive_format.callbacks import ChatUI
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()
@@ -519,7 +519,7 @@ def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine,
 
 def test_speaker_off_speaks_nothing(engine):
     from interactive_format.callbacks import ChatUI
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()
@@ -528,7 +528,7 @@ def test_speaker_off_speaks_nothing(engine):
 
 def test_picking_another_candidate_speaks_it(engine, monkeypatch):
     from interactive_format.callbacks import ChatUI
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()
@@ -563,7 +563,7 @@ def test_a_bad_talk_mode_recording_is_refused_with_a_clear_message(data, message
     from interactive_format.callbacks import ChatUI
     from interactive_format.config import Limits
     from interactive_format.errors import InputError
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
     from interactive_format.talk import recording_file
 
     with pytest.raises(InputError, match=message):
@@ -582,7 +582,7 @@ def test_a_talk_mode_recording_is_answered_as_a_voice_turn(engine, media):
     import base64
 
     from interactive_format.callbacks import ChatUI
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()

@@ -224,7 +224,7 @@ def test_streaming_to_the_browser_is_at_most_25_updates_per_second(tmp_path):
     import time
 
     from interactive_format.callbacks import UPDATE_INTERVAL_S, ChatUI, View
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     from .fakes import fake_engine
 

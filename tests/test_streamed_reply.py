@@ -16,7 +16,7 @@ from interactive_format.dialogue import Candidate, Turn
 from interactive_format.ranking.discriminator import Reranker
 from interactive_format.llm.generator import Draft, Sample, SamplingParams
 from interactive_format.rendering import NOTE_MARK, candidates_panel, candidate_info, score_fields
-from interactive_format.store import Store
+from interactive_format.store.store import Store
 
 USER = "b" * 32
 CLEAN = "Paris is the capital of France."

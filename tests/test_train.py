@@ -291,7 +291,7 @@ def test_shipped_d_scores_human_replies_above_the_same_words_shuffled():
 
 def test_the_apps_preference_export_is_training_data_for_d(cfg, tmp_path):
     from interactive_format.dialogue import Candidate, Turn
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     store = Store(tmp_path / "chats.db")
     cid = store.create("alice", "You are a helpful AI assistant.")
@@ -314,7 +314,7 @@ def test_preference_pairs_from_the_store_change_d_when_the_retrain_command_runs(
 
     from interactive_format.dialogue import Candidate, Turn
     from interactive_format.ranking.discriminator import load_discriminator
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     store = Store(tmp_path / "chats.db")
     picks = [("any plans tonight?", "movie night with friends!", "As an AI, I have no plans."),

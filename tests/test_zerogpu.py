@@ -10,7 +10,7 @@ import pytest
 
 from interactive_format import zerogpu
 from interactive_format.callbacks import ChatUI
-from interactive_format.store import Store
+from interactive_format.store.store import Store
 from interactive_format.zerogpu import on_gpu, turn_steps
 
 USER = "0123456789abcdef0123456789abcdef"

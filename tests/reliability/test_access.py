@@ -16,7 +16,7 @@ from gradio_client.exceptions import AppError
 from interactive_format.callbacks import ChatUI
 from interactive_format.config import StorageConfig, auth_pair, load_config
 from interactive_format.rendering import to_messages
-from interactive_format.store import open_store
+from interactive_format.store.store import open_store
 from interactive_format.ui import build_demo
 
 from ..conftest import served

@@ -14,7 +14,7 @@ from gradio_client.exceptions import AppError
 
 from interactive_format.callbacks import ChatUI
 from interactive_format.config import GenerationConfig
-from interactive_format.store import Store
+from interactive_format.store.store import Store
 
 from .conftest import engine_with, new_user, reply
 

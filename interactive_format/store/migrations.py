@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InteractiveFormatError
+from ..errors import InteractiveFormatError
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .dialogue import STORED_SIGNALS, Attachment, Candidate, Turn
-from .errors import NotFound
-from .strictjson import dumps, finite
+from ..dialogue import STORED_SIGNALS, Attachment, Candidate, Turn
+from ..errors import NotFound
+from ..strictjson import dumps, finite
 
 ROLES = ("user", "assistant")
 MAX_TITLE_CHARS = 200  # a conversation's title

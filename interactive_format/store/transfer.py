@@ -35,9 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .dialogue import STORED_SIGNALS, Attachment, Candidate, Turn
-from .errors import InputError
-from .inputs.readers import READERS, kinds_text
+from ..dialogue import STORED_SIGNALS, Attachment, Candidate, Turn
+from ..errors import InputError
+from ..inputs.readers import READERS, kinds_text
 from .rows import (
     MAX_TITLE_CHARS,
     ROLES,
@@ -51,7 +51,7 @@ from .rows import (
     tree,
     turn_from_row,
 )
-from .strictjson import finite, plain
+from ..strictjson import finite, plain
 
 EXPORT_FORMAT = "interactive-format/conversations"
 EXPORT_VERSION = 1

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import transfer
-from .config import StorageConfig
-from .dialogue import Conversation, Turn
-from .errors import InputError, NotFound
+from ..config import StorageConfig
+from ..dialogue import Conversation, Turn
+from ..errors import InputError, NotFound
 from .migrations import connect, migrate, transaction
 from .rows import MAX_TITLE_CHARS, attachments_from_json, insert_turn, new_id, update_turn
 from .rows import path as branch_path
