@@ -266,9 +266,9 @@ def uses_text(reply: str, answer: str) -> bool:
 
 def replies(llm: str, folder: Path, candidates: int, max_new_tokens: int) -> dict:
     """Each picture + its question through the real engine; does the chosen reply contain the answer?"""
-    from interactive_format.chat import TurnSettings
+    from interactive_format.engine.chat import TurnSettings
     from interactive_format.config import load_config, merge
-    from interactive_format.engines import build_engine
+    from interactive_format.engine.engines import build_engine
 
     config = merge(load_config(environ={}), {"models": {"llm": llm}})
     engine = build_engine(config)

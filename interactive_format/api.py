@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
 
-from .chat import ChatEngine, TurnSettings
+from .engine.chat import ChatEngine, TurnSettings
 from .errors import InputError, InteractiveFormatError
-from .history import History
+from .engine.history import History
 from .knobs import KNOBS
 from .rendering import turn_result
 from .strictjson import dumps
 from .uploads import remove_upload
 
 if TYPE_CHECKING:
-    from .admission import Admission
+    from .engine.admission import Admission
     from .dialogue import Conversation
-    from .ratelimit import RateLimiter
+    from .engine.ratelimit import RateLimiter
 
 USER_ID = re.compile(r"[0-9a-f]{32}")  # a browser's id: uuid4().hex
 F = TypeVar("F", bound=Callable[..., Any])

@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from .errors import InputError
-from .history import Chat
+from .engine.history import Chat
 from .i18n import localize
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .config import load_config
-from .engines import build_engine
+from .engine.engines import build_engine
 from .llmbench import PROMPTS, cpus
 
 SPOKEN = [

@@ -21,7 +21,7 @@ from .inputs.readers import READERS, formats_text
 
 if TYPE_CHECKING:
     from .flows import Flow
-    from .history import Branch, Chat
+    from .engine.history import Branch, Chat
 
 Origin = tuple[int, str, int | None]  # the (turn index, part, attachment index) a chat message shows
 # What starts a notice's or an error's bubble: the page's style sheet (ui.CSS) gives such bubbles no like buttons.

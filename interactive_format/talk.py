@@ -24,7 +24,7 @@ import gradio as gr
 from .config import ASSETS, Limits
 from .media.ffmpeg import page_audio_note
 from .errors import InputError
-from .history import Chat
+from .engine.history import Chat
 from .i18n import localize
 from .rendering import escape
 from .media.speaker import Utterance, follow, wav_bytes

@@ -13,13 +13,13 @@ from typing import Any
 
 import gradio as gr
 
-from .admission import bound_gradio_queue
+from .engine.admission import bound_gradio_queue
 from .config import ASSETS
 from .callbacks import OPEN_KEY, STORAGE_KEY, ChatUI, FlowView, View
-from .chat import ChatEngine, TurnSettings
-from .engines import FlowSet
+from .engine.chat import ChatEngine, TurnSettings
+from .engine.engines import FlowSet
 from .flows import MAX_QUICK_REPLIES, Flow
-from .history import Store  # only its type: the page reaches the store through History
+from .engine.history import Store  # only its type: the page reaches the store through History
 from .i18n import labels, localize, placeholder_key, translations
 from .knobs import KNOBS, Knob
 from .rendering import box_options, escape, header, models_line

@@ -43,7 +43,7 @@ def generator(cache_dir):
 @pytest.fixture(scope="session")
 def models():
     """Loaded models shared by every engine of the session that names the same specs (flows, the app)."""
-    from interactive_format.engines import ModelCache
+    from interactive_format.engine.engines import ModelCache
 
     return ModelCache()
 
@@ -52,7 +52,7 @@ def models():
 def engine(cache_dir, models):
     """The real engine on the embedded defaults (models load once per session)."""
     from interactive_format.config import AppConfig, GenerationConfig
-    from interactive_format.engines import build_engine
+    from interactive_format.engine.engines import build_engine
 
     config = AppConfig(models=TEST_MODELS(cache_dir), generation=GenerationConfig(max_new_tokens=24))
     return build_engine(config, models)

@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.utils import QueueError
 
-from interactive_format.admission import Admission
+from interactive_format.engine.admission import Admission
 
 from .fakes import fake_engine
 

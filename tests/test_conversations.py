@@ -21,7 +21,7 @@ from interactive_format.api import owner_of
 from interactive_format.callbacks import ChatUI, View
 from interactive_format.dialogue import Attachment, Candidate, Turn
 from interactive_format.errors import InputError
-from interactive_format.history import Chat
+from interactive_format.engine.history import Chat
 from interactive_format.rendering import render
 from interactive_format.store.store import Store
 

@@ -9,7 +9,7 @@ import pytest
 
 from interactive_format.api import owner_of
 from interactive_format.callbacks import ChatUI
-from interactive_format.chat import ChatEngine
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
 from interactive_format.ranking.defects import why_shown
 from interactive_format.dialogue import Candidate

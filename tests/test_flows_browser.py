@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from interactive_format.config import flow_configs, load_config
-from interactive_format.engines import FlowSet, build_engine
+from interactive_format.engine.engines import FlowSet, build_engine
 from interactive_format.ui import build_demo
 
 from .conftest import TEST_ENV, free_port, speak

@@ -119,11 +119,11 @@ def test_reader_labels_statuses_and_the_panel_words_are_translated():
 
 def test_sentences_made_of_parts_are_translated_whole():
     """What the scan cannot see whole (a part made elsewhere, «0» there): the sentences as the app makes them."""
-    from interactive_format.chat import ChatEngine
+    from interactive_format.engine.chat import ChatEngine
     from interactive_format.config import AppConfig, Limits
     from interactive_format.ranking.discriminator import Reranker
     from interactive_format.errors import InputError
-    from interactive_format.pipeline import InputGuard
+    from interactive_format.engine.guard import InputGuard
 
     with pytest.raises(InputError) as empty:
         list(ChatEngine(AppConfig(), None, None, None, Reranker(None)).respond(Conversation(""), "  "))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from interactive_format.api import ChatAPI
-from interactive_format.chat import TurnSettings
+from interactive_format.engine.chat import TurnSettings
 from interactive_format.config import AppConfig, GenerationConfig, load_config
 from interactive_format.flows import FlowError, load_flow
 from interactive_format.knobs import KNOBS

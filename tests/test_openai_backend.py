@@ -20,7 +20,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from interactive_format.llm.backends import load_generator
-from interactive_format.chat import ChatEngine
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import ModelsConfig
 from interactive_format.errors import GenerationError, ModelLoadError
 from interactive_format.models.hub import llm_path

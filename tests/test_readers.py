@@ -10,7 +10,7 @@ import pytest
 from interactive_format.dialogue import Attachment, Turn
 from interactive_format.errors import InputError
 from interactive_format.flows import MODALITIES, Flow
-from interactive_format.history import title_for
+from interactive_format.engine.history import title_for
 from interactive_format.inputs.picturereader import PictureMeta
 from interactive_format.inputs.readers import READERS
 from interactive_format.inputs.reading import Reader, Reading, ReadingMeta

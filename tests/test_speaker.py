@@ -608,7 +608,7 @@ def test_a_flow_that_does_not_speak_checks_the_speaker_at_start_and_builds_it_on
 
 def test_the_smart_home_flow_starts_with_its_speaker_loaded(cache_dir, models):
     from interactive_format.config import AppConfig
-    from interactive_format.engines import build_engine
+    from interactive_format.engine.engines import build_engine
 
     from .conftest import TEST_MODELS
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from interactive_format.callbacks import ChatUI
-from interactive_format.chat import ChatEngine
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
 from interactive_format.dialogue import Candidate, Turn
 from interactive_format.ranking.discriminator import Reranker

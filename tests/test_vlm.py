@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from interactive_format.llm.backends import load_generator
-from interactive_format.chat import ChatEngine
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig, ModelsConfig
 from interactive_format.dialogue import Attachment, Conversation, Turn, context_text
 from interactive_format.ranking.discriminator import Reranker

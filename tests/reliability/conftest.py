@@ -13,7 +13,7 @@ import uuid
 import pytest
 from gradio_client import Client
 
-from interactive_format.chat import ChatEngine
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig, Limits, ServerConfig
 from interactive_format.store.store import Store
 from interactive_format.ui import build_demo

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import deque
 
-from .errors import InputError
+from ..errors import InputError
 
 WINDOW_S = 60.0
 MAX_KEYS = 10_000  # beyond this many users in the table, idle ones are forgotten

@@ -16,22 +16,22 @@ from typing import TYPE_CHECKING
 
 from pathlib import Path
 
-from .ranking import defects
-from .config import AppConfig
-from .dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
-from .ranking.discriminator import Reranker
-from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
-from .knobs import KNOBS
-from .pipeline import InputGuard, preview, visible
+from ..ranking import defects
+from ..config import AppConfig
+from ..dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
+from ..ranking.discriminator import Reranker
+from ..errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
+from ..knobs import KNOBS
+from .guard import InputGuard, preview, visible
 from .pruning import PruneOptions, Pruner, reranker_scorer, survivors_first
-from .uploads import display_name
-from .inputs.readers import READERS, either
-from .llm.sampling import Generator, RowEnds, SamplingParams
+from ..uploads import display_name
+from ..inputs.readers import READERS, either
+from ..llm.sampling import Generator, RowEnds, SamplingParams
 
 if TYPE_CHECKING:  # the engine is given its stages (engines.build_engine loads them)
-    from .media.speaker import Speaker
-    from .media.speech import Transcriber
-    from .media.vision import Captioner
+    from ..media.speaker import Speaker
+    from ..media.speech import Transcriber
+    from ..media.vision import Captioner
 
 log = logging.getLogger(__name__)
 

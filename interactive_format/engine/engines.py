@@ -12,16 +12,16 @@ import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from .llm.backends import load_generator
+from ..llm.backends import load_generator
 from .chat import ChatEngine
-from .config import AppConfig
-from .errors import ModelLoadError
-from .flows import Flow
-from .ranking.ranking import Ranking, Reranker, load_ranking
-from .llm.sampling import Generator
-from .media.speaker import Speaker
-from .media.speech import Transcriber
-from .media.vision import Captioner
+from ..config import AppConfig
+from ..errors import ModelLoadError
+from ..flows import Flow
+from ..ranking.ranking import Ranking, Reranker, load_ranking
+from ..llm.sampling import Generator
+from ..media.speaker import Speaker
+from ..media.speech import Transcriber
+from ..media.vision import Captioner
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,10 @@ class ModelCache:
 
 def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEngine:
     """Load the configured models (converting embedded ones once into the cache); `models` shares them."""
-    from .ranking.discriminator import load_discriminator
-    from .media.ffmpeg import ensure_ffmpeg
-    from .models.device import resolve_device
-    from .media.ocr import load_reader
+    from ..ranking.discriminator import load_discriminator
+    from ..media.ffmpeg import ensure_ffmpeg
+    from ..models.device import resolve_device
+    from ..media.ocr import load_reader
 
     m, models = config.models, models or ModelCache()
     models.get(("ffmpeg",), lambda: ensure_ffmpeg(m.cache_dir))  # for the page's spoken replies and WebM clips
@@ -77,7 +77,7 @@ def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEng
 
 def load_app_ranking(path: str) -> Ranking | None:
     """The fitted ranking the app ranks with; ModelLoadError when it weighs a signal the app does not compute."""
-    from .ranking.signals import SIGNALS
+    from ..ranking.signals import SIGNALS
 
     ranking = load_ranking(path)
     costly = [name for name in ranking.signals if SIGNALS[name].cost == "model"] if ranking else []
@@ -111,7 +111,7 @@ def _load_transcriber(config: AppConfig, device: str) -> Transcriber:
 def _load_speaker(config: AppConfig) -> tuple[Speaker | None, str]:
     """The speaker (loaded now when the flow speaks by default, else by its first spoken reply), or None and the
     one line that says why not."""
-    from .media.speaker import load_speaker
+    from ..media.speaker import load_speaker
 
     m = config.models
     voices = {"en": m.tts_voice_en, "zh": m.tts_voice_zh}

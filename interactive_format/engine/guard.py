@@ -10,10 +10,10 @@ from __future__ import annotations
 import unicodedata
 from pathlib import Path
 
-from .config import Limits
-from .errors import InputError
-from .inputs.readers import READERS, formats_text
-from .uploads import checked_size, display_name, sniff
+from ..config import Limits
+from ..errors import InputError
+from ..inputs.readers import READERS, formats_text
+from ..uploads import checked_size, display_name, sniff
 
 PREVIEW_CHARS = 300  # how much of a refused giant message stays visible in the chat
 # Embeddings, overrides and isolates: they can make shown text read differently from what was sent.

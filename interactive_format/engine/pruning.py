@@ -24,12 +24,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .ranking import defects
-from .dialogue import Candidate
-from .llm.sampling import Draft
+from ..ranking import defects
+from ..dialogue import Candidate
+from ..llm.sampling import Draft
 
 if TYPE_CHECKING:
-    from .ranking.discriminator import Reranker
+    from ..ranking.discriminator import Reranker
 
 Scorer = Callable[[list[Draft]], list[float]]  # the reranker's score of each draft's text so far (higher: better)
 

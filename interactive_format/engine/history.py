@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .dialogue import Conversation, Turn, context_text
-from .errors import InputError
-from .inputs.readers import reader_for
-from .store.store import ConversationInfo, Store
+from ..dialogue import Conversation, Turn, context_text
+from ..errors import InputError
+from ..inputs.readers import reader_for
+from ..store.store import ConversationInfo, Store
 
 TITLE_CHARS = 60  # a new conversation's title: the start of its first message
 
