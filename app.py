@@ -10,7 +10,7 @@ if __name__ == "__main__":
         from interactive_format.config import auth_pair, flow_configs, load_config, parse_args
         from interactive_format.engine.engines import FlowSet
         from interactive_format.store.store import open_store
-        from interactive_format.ui import build_demo
+        from interactive_format.web.ui import build_demo
 
         flags = parse_args()
         config = load_config(flags=flags)

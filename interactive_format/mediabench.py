@@ -43,7 +43,7 @@ def bench_turns(n: int, max_new_tokens: int, repeats: int) -> dict:
     from gradio_client import Client, handle_file
 
     from .store.store import Store
-    from .ui import build_demo
+    from .web.ui import build_demo
 
     config = load_config()
     start = time.perf_counter()

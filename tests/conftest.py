@@ -84,7 +84,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def server(engine, store):
     """The Gradio app served on loopback; yields its URL."""
-    from interactive_format.ui import build_demo
+    from interactive_format.web.ui import build_demo
 
     with served(build_demo(engine, store)) as url:
         yield url

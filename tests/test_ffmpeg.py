@@ -22,7 +22,7 @@ def test_without_a_system_ffmpeg_the_packaged_one_is_put_on_path(tmp_path, monke
 
 
 def test_with_no_ffmpeg_at_all_the_page_says_why_and_offers_no_speech(tmp_path, monkeypatch, engine):
-    from interactive_format.callbacks import ChatUI
+    from interactive_format.web.callbacks import ChatUI
     from interactive_format.store.store import Store
 
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))

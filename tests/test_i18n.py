@@ -14,7 +14,7 @@ import pytest
 
 import interactive_format
 from interactive_format.dialogue import Conversation
-from interactive_format.i18n import MESSAGES, TEXTS, localize, ui_language
+from interactive_format.web.i18n import MESSAGES, TEXTS, localize, ui_language
 
 PACKAGE = Path(interactive_format.__file__).parent
 # Calls whose first string argument reaches the user as it is (errors are shown at the UI boundary).

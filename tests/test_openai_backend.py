@@ -189,7 +189,7 @@ def test_model_spec_selects_the_backend(llama_server):
 def served(engine, llama_server):
     """The app on the server backend (the session engine's speech, picture and D models); yields (engine, URL)."""
     from interactive_format.store.store import Store
-    from interactive_format.ui import build_demo
+    from interactive_format.web.ui import build_demo
 
     remote = ChatEngine(
         engine.config,

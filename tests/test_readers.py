@@ -14,7 +14,7 @@ from interactive_format.engine.history import title_for
 from interactive_format.inputs.picturereader import PictureMeta
 from interactive_format.inputs.readers import READERS
 from interactive_format.inputs.reading import Reader, Reading, ReadingMeta
-from interactive_format.rendering import box_options, render
+from interactive_format.web.rendering import box_options, render
 from interactive_format.store.store import Store
 from interactive_format.inputs.voicereader import VoiceMeta
 
@@ -98,7 +98,7 @@ def test_attachment_meta_is_the_kind_s_typed_meta_stored_as_its_set_fields(tmp_p
 
 
 def test_the_input_box_hint_for_each_set_of_kinds_comes_from_the_readers_hints():
-    from interactive_format.i18n import TEXTS, placeholder_key
+    from interactive_format.web.i18n import TEXTS, placeholder_key
 
     hints = {(): ("Type a message…", "输入消息…")}
     hints[("image",)] = ("Type a message or attach a picture…", "输入消息或添加图片…")

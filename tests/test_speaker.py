@@ -470,7 +470,7 @@ def test_chat_api_returns_the_reply_spoken_when_asked(client):
 
 
 def test_chat_api_says_why_when_the_server_has_no_speaker(engine, monkeypatch):
-    from interactive_format.callbacks import ChatUI
+    from interactive_format.web.callbacks import ChatUI
     from interactive_format.store.store import Store
 
     monkeypatch.setattr(engine, "speaker", None)
@@ -488,7 +488,7 @@ class _Request:
 def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine, monkeypatch):
     import threading
 
-    from interactive_format.callbacks import ChatUI
+    from interactive_format.web.callbacks import ChatUI
     from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))
@@ -518,7 +518,7 @@ def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine,
 
 
 def test_speaker_off_speaks_nothing(engine):
-    from interactive_format.callbacks import ChatUI
+    from interactive_format.web.callbacks import ChatUI
     from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))
@@ -527,7 +527,7 @@ def test_speaker_off_speaks_nothing(engine):
 
 
 def test_picking_another_candidate_speaks_it(engine, monkeypatch):
-    from interactive_format.callbacks import ChatUI
+    from interactive_format.web.callbacks import ChatUI
     from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))
@@ -560,16 +560,16 @@ USER = "0123456789abcdef0123456789abcdef"
     ],
 )
 def test_a_bad_talk_mode_recording_is_refused_with_a_clear_message(data, message, engine, monkeypatch):
-    from interactive_format.callbacks import ChatUI
+    from interactive_format.web.callbacks import ChatUI
     from interactive_format.config import Limits
     from interactive_format.errors import InputError
     from interactive_format.store.store import Store
-    from interactive_format.talk import recording_file
+    from interactive_format.web.talk import recording_file
 
     with pytest.raises(InputError, match=message):
         recording_file(data, Limits(max_file_bytes=2**20))
     warnings = []
-    monkeypatch.setattr("interactive_format.talk.gr.Warning", warnings.append)
+    monkeypatch.setattr("interactive_format.web.talk.gr.Warning", warnings.append)
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()
     chat.conversation.turns.clear()
@@ -581,7 +581,7 @@ def test_a_bad_talk_mode_recording_is_refused_with_a_clear_message(data, message
 def test_a_talk_mode_recording_is_answered_as_a_voice_turn(engine, media):
     import base64
 
-    from interactive_format.callbacks import ChatUI
+    from interactive_format.web.callbacks import ChatUI
     from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))

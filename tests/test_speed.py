@@ -223,7 +223,7 @@ class _FastGenerator:
 def test_streaming_to_the_browser_is_at_most_25_updates_per_second(tmp_path):
     import time
 
-    from interactive_format.callbacks import UPDATE_INTERVAL_S, ChatUI, View
+    from interactive_format.web.callbacks import UPDATE_INTERVAL_S, ChatUI, View
     from interactive_format.store.store import Store
 
     from .fakes import fake_engine

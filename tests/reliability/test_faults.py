@@ -12,7 +12,7 @@ import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from interactive_format.callbacks import ChatUI
+from interactive_format.web.callbacks import ChatUI
 from interactive_format.config import GenerationConfig
 from interactive_format.store.store import Store
 

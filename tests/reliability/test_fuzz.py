@@ -13,8 +13,8 @@ from PIL import Image
 from interactive_format.config import Limits
 from interactive_format.errors import InputError
 from interactive_format.engine.guard import BIDI_CONTROLS, InputGuard
-from interactive_format.rendering import UNSAFE_LINK
-from interactive_format.rendering import escape as _escape
+from interactive_format.web.rendering import UNSAFE_LINK
+from interactive_format.web.rendering import escape as _escape
 from interactive_format.media.speech import decode_audio
 from interactive_format.uploads import SIGNATURES, display_name
 from interactive_format.media.vision import load_image

@@ -13,15 +13,15 @@ from typing import Any
 
 import gradio as gr
 
-from .engine.admission import bound_gradio_queue
-from .config import ASSETS
+from ..engine.admission import bound_gradio_queue
+from ..config import ASSETS
 from .callbacks import OPEN_KEY, STORAGE_KEY, ChatUI, FlowView, View
-from .engine.chat import ChatEngine, TurnSettings
-from .engine.engines import FlowSet
-from .flows import MAX_QUICK_REPLIES, Flow
-from .engine.history import Store  # only its type: the page reaches the store through History
+from ..engine.chat import ChatEngine, TurnSettings
+from ..engine.engines import FlowSet
+from ..flows import MAX_QUICK_REPLIES, Flow
+from ..engine.history import Store  # only its type: the page reaches the store through History
 from .i18n import labels, localize, placeholder_key, translations
-from .knobs import KNOBS, Knob
+from ..knobs import KNOBS, Knob
 from .rendering import box_options, escape, header, models_line
 from .talk import TALK_JS, TALK_STATUS, speech_note
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 from itertools import combinations
 from typing import Any
 
-from .inputs.readers import READERS
+from ..inputs.readers import READERS
 
 # key: (English, Simplified Chinese)
 TEXTS: dict[str, tuple[str, str]] = {

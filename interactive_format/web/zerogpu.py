@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from .dialogue import Conversation
+from ..dialogue import Conversation
 
 GPU_SECONDS = 120  # the most one turn may hold the GPU (ZeroGPU's `duration`)
 

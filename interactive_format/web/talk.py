@@ -21,14 +21,14 @@ from typing import Any
 
 import gradio as gr
 
-from .config import ASSETS, Limits
-from .media.ffmpeg import page_audio_note
-from .errors import InputError
-from .engine.history import Chat
+from ..config import ASSETS, Limits
+from ..media.ffmpeg import page_audio_note
+from ..errors import InputError
+from ..engine.history import Chat
 from .i18n import localize
 from .rendering import escape
-from .media.speaker import Utterance, follow, wav_bytes
-from .uploads import sniff
+from ..media.speaker import Utterance, follow, wav_bytes
+from ..uploads import sniff
 
 LIVE_WAIT_S = 10.0  # how long a spoken reply waits for its turn's event to start (both come from one click)
 TALK_JS = (ASSETS / "talk.js").read_text(encoding="utf-8")  # the page's talk-mode loop, run at page load

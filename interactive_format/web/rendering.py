@@ -13,15 +13,15 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .ranking.defects import LABELS, why_shown
-from .dialogue import Attachment, Candidate, Conversation, Turn
-from .errors import InputError, InteractiveFormatError
+from ..ranking.defects import LABELS, why_shown
+from ..dialogue import Attachment, Candidate, Conversation, Turn
+from ..errors import InputError, InteractiveFormatError
 from .i18n import localize
-from .inputs.readers import READERS, formats_text
+from ..inputs.readers import READERS, formats_text
 
 if TYPE_CHECKING:
-    from .flows import Flow
-    from .engine.history import Branch, Chat
+    from ..flows import Flow
+    from ..engine.history import Branch, Chat
 
 Origin = tuple[int, str, int | None]  # the (turn index, part, attachment index) a chat message shows
 # What starts a notice's or an error's bubble: the page's style sheet (ui.CSS) gives such bubbles no like buttons.

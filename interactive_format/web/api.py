@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
 
-from .engine.chat import ChatEngine, TurnSettings
-from .errors import InputError, InteractiveFormatError
-from .engine.history import History
-from .knobs import KNOBS
+from ..engine.chat import ChatEngine, TurnSettings
+from ..errors import InputError, InteractiveFormatError
+from ..engine.history import History
+from ..knobs import KNOBS
 from .rendering import turn_result
-from .strictjson import dumps
-from .uploads import remove_upload
+from ..strictjson import dumps
+from ..uploads import remove_upload
 
 if TYPE_CHECKING:
-    from .engine.admission import Admission
-    from .dialogue import Conversation
-    from .engine.ratelimit import RateLimiter
+    from ..engine.admission import Admission
+    from ..dialogue import Conversation
+    from ..engine.ratelimit import RateLimiter
 
 USER_ID = re.compile(r"[0-9a-f]{32}")  # a browser's id: uuid4().hex
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,7 +48,7 @@ def spoken_file(engine: ChatEngine, text: str) -> dict:
     from gradio.processing_utils import save_bytes_to_cache
     from gradio.utils import get_upload_folder
 
-    from .media.speaker import wav_bytes
+    from ..media.speaker import wav_bytes
 
     if engine.speaker is None:
         return {"audio": None, "audio_notes": [engine.speaker_note or "Spoken replies are off on this server."]}

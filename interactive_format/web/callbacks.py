@@ -19,16 +19,16 @@ from typing import Any, NamedTuple, TypeVar
 
 import gradio as gr
 
-from .engine.admission import Admission
+from ..engine.admission import Admission
 from .api import USER_ID, ChatAPI, owner_of
-from .engine.chat import ChatEngine, TurnSettings
-from .engine.engines import FlowSet
-from .errors import InteractiveFormatError
+from ..engine.chat import ChatEngine, TurnSettings
+from ..engine.engines import FlowSet
+from ..errors import InteractiveFormatError
 from .exports import ChatFiles
-from .flows import MAX_QUICK_REPLIES
-from .engine.history import Chat, History, Store  # Store only as a type: every call goes through History
+from ..flows import MAX_QUICK_REPLIES
+from ..engine.history import Chat, History, Store  # Store only as a type: every call goes through History
 from .i18n import labels, localize, placeholder_key, tr, ui_language
-from .engine.ratelimit import RateLimiter
+from ..engine.ratelimit import RateLimiter
 from .rendering import (
     box_options,
     branch_label,

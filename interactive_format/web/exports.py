@@ -13,8 +13,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from .errors import InputError
-from .engine.history import Chat
+from ..errors import InputError
+from ..engine.history import Chat
 from .i18n import localize
 
 
