@@ -23,7 +23,7 @@ from pathlib import Path
 
 from interactive_format.config import default_cache_dir
 from interactive_format.ranking.discriminator import load_discriminator
-from interactive_format.labels import read_all
+from interactive_format.training.labels import read_all
 from interactive_format.ranking.ranking import Reranker, load_ranking
 from interactive_format.ranking.signals import SIGNALS, Context, Models
 from interactive_format.ranking.verifier import Verifier

@@ -18,7 +18,8 @@ import tomllib
 from .flows import FLOWS_DIR, Flow, load_flow, shipped_flows
 from .knobs import KNOBS
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"  # shipped with the app (trained D, images)
+ROOT = Path(__file__).resolve().parent.parent  # the project: assets/ and bench/ are found from here
+ASSETS = ROOT / "assets"  # shipped with the app (trained D, images)
 
 
 def default_cache_dir() -> Path:

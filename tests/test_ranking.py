@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from interactive_format import labeleval
+from interactive_format.training import labeleval
 from interactive_format.ranking import signals
 from interactive_format.dialogue import Candidate
 from interactive_format.ranking.discriminator import combine
 from interactive_format.errors import ModelLoadError
-from interactive_format.labeleval import APP, LabelsConfig, folds
-from interactive_format.labels import read_all, read_labels
+from interactive_format.training.labeleval import APP, LabelsConfig, folds
+from interactive_format.training.labels import read_all, read_labels
 from interactive_format.ranking.ranking import ASSET, Ranking, Reranker, fit, load_ranking, save_ranking, seed
 from interactive_format.ranking.signals import SIGNALS
 

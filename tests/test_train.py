@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from interactive_format import train as T
-from interactive_format.chitchat import Example, SampleCache, SampledReply, load_conversations, split_ids
+from interactive_format.training import train as T
+from interactive_format.training.chitchat import Example, SampleCache, SampledReply, load_conversations, split_ids
 from interactive_format.config import ASSETS
-from interactive_format.evaluate import EvalConfig, distinct, evaluate
-from interactive_format.judges import SimilarityJudge, best_of, win_rate
+from interactive_format.training.evaluate import EvalConfig, distinct, evaluate
+from interactive_format.training.judges import SimilarityJudge, best_of, win_rate
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_split_is_by_conversation_never_by_turn(cfg):
 
 
 def test_a_split_smaller_than_the_request_gives_other_turns_of_its_chats():
-    from interactive_format.chitchat import make_examples
+    from interactive_format.training.chitchat import make_examples
 
     chats = {"a": ["hi", "hey", "how are you", "good"], "b": ["yo", "sup"], "c": ["hello", "hi there", "bye"]}
     first = make_examples(chats, ["a", "b", "c"], 2, 3, seed=1)
@@ -175,7 +175,7 @@ def test_early_stopping_triggers_when_val_auc_stops_improving(cfg, run, tmp_path
 
 
 def test_sample_cache_survives_a_cut_last_line(tmp_path):
-    from interactive_format.chitchat import SampledReply
+    from interactive_format.training.chitchat import SampledReply
 
     cache = SampleCache(tmp_path, {"k": 1})
     cache.add({"a:1": [SampledReply("hi", -1.0, True)]}, 2.0)
@@ -362,7 +362,7 @@ def test_d_sees_human_words_shuffled_as_a_negative(cfg):
 
 def test_defect_negatives_are_made_from_gs_own_replies(tmp_path):
     from interactive_format.ranking import defects
-    from interactive_format.chitchat import SampledReply
+    from interactive_format.training.chitchat import SampledReply
 
     a = Example("a:1", "a", ("hi there", "any plans for the weekend?"), "hiking with my sister, you?")
     b = Example("b:1", "b", ("hello", "what do you do for work?"), "i teach math at a high school")

@@ -113,7 +113,7 @@ def defect_pairs(rows: list[dict], per_kind: int, seed: int) -> list[dict]:
 
 
 def run_judge(rows: list[dict], lam: float, args, report: dict, save) -> None:
-    from interactive_format.pairjudge import PairJudge
+    from interactive_format.training.pairjudge import PairJudge
 
     judge = PairJudge.from_spec(args.judge_model, threads=args.judge_threads)
     started = time.perf_counter()

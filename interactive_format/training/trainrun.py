@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-log = logging.getLogger("interactive_format.train")  # the run's log lines, as train.py's
+log = logging.getLogger("interactive_format.training.train")  # the run's log lines, as train.py's
 
 
 def checkpoint(path: Path, state: dict, d, opt, generator, g_opt) -> None:

@@ -13,7 +13,7 @@ from .judges import d_scores
 
 
 def sample_params(cfg):
-    from .llm.sampling import SamplingParams
+    from ..llm.sampling import SamplingParams
 
     return SamplingParams(
         temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed
@@ -55,7 +55,7 @@ def g_step(cfg, generator, d, optimizer, examples: list) -> dict:
     term keeps G close to human text instead of drifting to whatever fools D.
     Returns the reward stats and the fresh samples (new fakes for the next D-steps).
     """
-    from .llm.offline import sample_replies, sequence_logprobs
+    from ..llm.offline import sample_replies, sequence_logprobs
 
     model, tok = generator.model, generator.tokenizer
     model.eval()
@@ -92,7 +92,7 @@ def g_step(cfg, generator, d, optimizer, examples: list) -> dict:
 
 def judge_generator(cfg, generator, data, tag: str, d=None, judge=None, replies=None) -> dict:
     """G's replies to some val contexts; with D given, their AdverSuc and judge similarity."""
-    from .llm.offline import sample_replies
+    from ..llm.offline import sample_replies
 
     examples = data.val[: cfg.g_eval_contexts]
     if replies is None:

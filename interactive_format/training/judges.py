@@ -12,8 +12,8 @@ import random
 import torch
 
 from .chitchat import other_replies
-from .dialogue import Candidate
-from .ranking.discriminator import Reranker
+from ..dialogue import Candidate
+from ..ranking.discriminator import Reranker
 
 
 class SimilarityJudge:
@@ -29,7 +29,7 @@ class SimilarityJudge:
         """Loads the encoder's published weights afresh: never D's fine-tuned layers."""
         from transformers import AutoModel, AutoTokenizer
 
-        from .models.hub import pretrained_source
+        from ..models.hub import pretrained_source
 
         source = pretrained_source(spec, "encoder")
         return cls(AutoModel.from_pretrained(source).to(device), AutoTokenizer.from_pretrained(source))

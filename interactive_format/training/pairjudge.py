@@ -76,8 +76,8 @@ class PairJudge:
     @classmethod
     def from_spec(cls, spec: str = DEFAULT_JUDGE, cache_dir: Path | None = None, threads: int = 1) -> "PairJudge":
         """The judge model through llama.cpp (2 slots: the two orders of a pair share the prompt's prefix)."""
-        from .config import default_cache_dir
-        from .llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
+        from ..config import default_cache_dir
+        from ..llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
         options = LlamaCppOptions(threads=threads, batch_threads=threads, slots=2, context=8192)
         return cls(LlamaCppGenerator.from_spec(spec, cache_dir or default_cache_dir(), options), spec)

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from .labels import LABELS_DIR, ROOT, LabelledPrompt, read_all
-from .ranking.ranking import Ranking, fit, save_ranking, seed, standardise
-from .ranking.signals import SIGNALS, Context, Models
+from ..ranking.ranking import Ranking, fit, save_ranking, seed, standardise
+from ..ranking.signals import SIGNALS, Context, Models
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,8 @@ class CachedVerifier:
 
     def _read(self, messages, replies, finished, keys) -> None:
         if self.model is None:
-            from .config import default_cache_dir
-            from .ranking.verifier import Verifier
+            from ..config import default_cache_dir
+            from ..ranking.verifier import Verifier
 
             self.model = Verifier.from_spec(self.spec, default_cache_dir(), threads=2)
         readings = self.model.read(messages, replies, finished)
@@ -272,7 +272,7 @@ def build_turns(cfg: LabelsConfig, prompts: list[LabelledPrompt], models_for) ->
 
 def evaluate_labels(cfg: LabelsConfig) -> dict:
     """Read the labels, load the shipped D and the verifiers' cache, compute every signal, report."""
-    from .ranking.discriminator import load_discriminator
+    from ..ranking.discriminator import load_discriminator
 
     prompts = read_all(cfg.labels)
     d = load_discriminator(cfg.discriminator, "cpu")
@@ -286,7 +286,7 @@ def evaluate_labels(cfg: LabelsConfig) -> dict:
 
 def make_report(cfg: LabelsConfig, prompts: list[LabelledPrompt], turns: dict[int, list[Turn]], lam: float) -> dict:
     """The report of every ranking on `turns` (see the module docstring); the seed's λ is `lam`."""
-    from .config import ModelsConfig
+    from ..config import ModelsConfig
 
     fold_of = folds(prompts, cfg.folds, cfg.fold_seed)
     names = tuple(SIGNALS)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from .dialogue import Candidate, context_text
+from ..config import ROOT  # the project: sources are named relative to it
+from ..dialogue import Candidate, context_text
 
-ROOT = Path(__file__).resolve().parent.parent  # the project: sources are named relative to it
 LABELS_DIR = ROOT / "bench" / "labels"
 POOLS = {"bench/rerank/samples-": "rows", "bench/quality/replies-": "replies"}  # source prefix -> its prompt list
 LANGS = ("zh", "en")

@@ -29,16 +29,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import default_cache_dir
-from .errors import DEV_LOCK, MissingPackageError, require
+from ..config import ROOT, default_cache_dir
+from ..errors import DEV_LOCK, MissingPackageError, require
 
 log = logging.getLogger(__name__)
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "rerank"
+BENCH = ROOT / "bench" / "rerank"
 
 
 def distinct(texts: list[str], n: int) -> float:
     """Distinct-n: unique n-grams / all n-grams over a set of replies (words; characters for Chinese)."""
-    from .ranking.defects import han_share
+    from ..ranking.defects import han_share
 
     def units(t: str) -> list[str]:
         return [c for c in t if not c.isspace()] if (han_share(t) or 0) > 0.3 else t.lower().split()
@@ -96,7 +96,7 @@ def test_samples(tcfg, examples, n: int) -> dict:
 
 def chitchat_report(d, cfg: EvalConfig) -> dict:
     """D's ROC-AUC (and accuracy, hits@1, ...) on held-out chats; the older D's on the same pairs; latency."""
-    from .ranking.discriminator import load_discriminator
+    from ..ranking.discriminator import load_discriminator
     from .judges import d_metrics
     from .train import examples_for
 
@@ -152,14 +152,14 @@ def read_rows(files: tuple[str, ...]) -> list[dict]:
 
 
 def _candidates(row: dict):
-    from .dialogue import Candidate
+    from ..dialogue import Candidate
 
     return [Candidate(c["text"], c["j"], finished=c["finished"]) for c in row["candidates"]]
 
 
 def strategies(d, lam: float) -> dict:
     """name -> function(context, candidates) giving the index shown; every ranking is a `Reranker`'s."""
-    from .ranking.discriminator import Reranker
+    from ..ranking.discriminator import Reranker
 
     rankers = {
         "defect_aware": Reranker(d, lam),  # the seed: the app before the labels (`evaluate labels`)
@@ -174,8 +174,8 @@ def strategies(d, lam: float) -> dict:
 
 def rerank_report(d, lam: float, cfg: EvalConfig) -> dict:
     """Per language: defect rate and distinct-2 of the shown reply for every strategy and N, temperatures, AUC."""
-    from .ranking.defects import find
-    from .dialogue import context_text
+    from ..ranking.defects import find
+    from ..dialogue import context_text
 
     rows = read_rows(cfg.rerank_samples)
     temps = {f"t{json.loads((BENCH / f).read_text())['temperature']:g}": read_rows((f,))
@@ -229,7 +229,7 @@ def clean_vs_defective_auc(d, rows: list[dict]) -> dict:
     import random
     import re
 
-    from .ranking.defects import find
+    from ..ranking.defects import find
     from .judges import roc_auc
 
     rng = random.Random(14)
@@ -258,7 +258,7 @@ def pair_judge_report(cfg: EvalConfig, rerank: dict, rows: list[dict]) -> dict:
     """
     from itertools import zip_longest
 
-    from .dialogue import context_text
+    from ..dialogue import context_text
     from .judges import win_rate
     from .pairjudge import PairJudge, outcome
 
@@ -302,7 +302,7 @@ def pair_judge_report(cfg: EvalConfig, rerank: dict, rows: list[dict]) -> dict:
 
 
 def evaluate(cfg: EvalConfig) -> dict:
-    from .ranking.discriminator import load_discriminator
+    from ..ranking.discriminator import load_discriminator
 
     d = load_discriminator(cfg.discriminator, "cpu")
     lam = float(d.meta.get("lam", 0.5))

@@ -39,8 +39,8 @@ from .chitchat import (
     sample_contexts,
     split_ids,
 )
-from .config import default_cache_dir
-from .errors import DEV_LOCK, MissingPackageError, require
+from ..config import default_cache_dir
+from ..errors import DEV_LOCK, MissingPackageError, require
 from .gstep import g_step, g_trainable_params, judge_generator, layers, sample_params
 from .judges import d_metrics, d_scores, roc_auc
 from .trainrun import checkpoint, plot_curves, resume
@@ -157,14 +157,14 @@ def examples_for(cfg: TrainConfig, split: str, limit: int) -> list[Example]:
 
 def load_generator(cfg: TrainConfig):
     """G on the configured device; fp32 whenever G-steps will update it (bf16 would lose the updates)."""
-    from .llm.generator import TransformersGenerator
-    from .models.device import resolve_device
+    from ..llm.generator import TransformersGenerator
+    from ..models.device import resolve_device
 
     device = resolve_device(cfg.device)
     if not cfg.g_steps:  # sampling only: the app's own engine for this model (llama.cpp for its GGUF on the CPU)
-        from .llm.backends import backend_for
-        from .llm.backends import load_generator as app_generator
-        from .config import ModelsConfig
+        from ..llm.backends import backend_for
+        from ..llm.backends import load_generator as app_generator
+        from ..config import ModelsConfig
 
         models = ModelsConfig(
             llm=cfg.llm, llm_backend=cfg.llm_backend, llm_threads=cfg.llm_threads, cache_dir=cfg.cache_dir
@@ -277,8 +277,8 @@ def d_batches(cfg: TrainConfig, data: Data, epoch: int, extra_fakes: dict[str, l
 
 def build_discriminator(cfg: TrainConfig):
     """A fresh D with the bottom `freeze_ratio` of encoder layers (and the embeddings) frozen."""
-    from .ranking.discriminator import new_discriminator
-    from .models.device import resolve_device
+    from ..ranking.discriminator import new_discriminator
+    from ..models.device import resolve_device
 
     d = new_discriminator(cfg.encoder, resolve_device(cfg.device), cfg.max_length)
     if isinstance(d.encoder, torch.nn.Module):  # a cross-encoder; a sentence encoder stays frozen whole
@@ -417,9 +417,9 @@ def train(cfg: TrainConfig) -> dict:
 
 def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, started, direction: float) -> dict:
     """Reload the best D, pick λ on validation, save it with its metadata; judge G if it trained."""
-    from .ranking.discriminator import Discriminator
+    from ..ranking.discriminator import Discriminator
     from .judges import SimilarityJudge
-    from .models.device import resolve_device
+    from ..models.device import resolve_device
 
     device = resolve_device(cfg.device)
     best = Discriminator.load(cfg.out_dir / "best", device)

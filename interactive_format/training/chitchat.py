@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .dialogue import context_text
+from ..dialogue import context_text
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def sample_contexts(
     """Make sure the cache holds n replies of G for every example; return them (n each)."""
     from dataclasses import replace
 
-    from .llm.offline import sample_replies
+    from ..llm.offline import sample_replies
 
     todo = cache.missing(examples, n)
     if not hasattr(generator, "model"):  # a streaming engine (llama.cpp): concurrent requests share its slots
