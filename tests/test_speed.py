@@ -14,8 +14,8 @@ import uuid
 import pytest
 import torch
 
-from interactive_format import bench
-from interactive_format.archs import ARCHS, byte_tokenizer, random_generator
+from interactive_format.bench import bench
+from interactive_format.bench.archs import ARCHS, byte_tokenizer, random_generator
 from interactive_format.llm.generator import SpeedOptions, TransformersGenerator
 from interactive_format.llm.sampling import SamplingParams
 
@@ -87,7 +87,7 @@ def test_warm_up_runs_each_batch_size(tiny, monkeypatch):
 
 
 def test_random_architectures_have_the_published_shapes():
-    from interactive_format.archs import random_model
+    from interactive_format.bench.archs import random_model
 
     model = random_model("qwen2.5-0.5b", 100, device="meta")
     assert 490e6 < sum(p.numel() for p in model.parameters()) < 500e6  # Qwen2.5-0.5B: 494M
@@ -301,9 +301,9 @@ def test_the_turn_bench_also_times_the_turn_as_a_user_meets_it(monkeypatch):
     """bench_turn's "app" part: the app's default persona and token limit, end of turn honoured (no ignore_eos)."""
     from dataclasses import dataclass
 
-    from interactive_format import enginebench
+    from interactive_format.bench import enginebench
     from interactive_format.config import GenerationConfig
-    from interactive_format.llmbench import LLMBench, Run
+    from interactive_format.bench.llmbench import LLMBench, Run
 
     @dataclass(frozen=True)
     class Options:

@@ -29,7 +29,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from .llm.sampling import Sample, SamplingParams
+from ..llm.sampling import Sample, SamplingParams
 
 # Everyday questions for the app's default persona, written for this benchmark: disjoint from
 # bench/rerank/prompts.json and bench/quality/prompts.json, never used to tune anything.
@@ -82,8 +82,8 @@ class OwnChatModel:
 
 def engines_for(specs: list[str], ns: list[int]) -> tuple[dict, dict[str, float]]:
     """The app's engine per (chat model spec, N), the other models shared, and each spec's load seconds."""
-    from .config import load_config
-    from .engine.engines import ModelCache, build_engine
+    from ..config import load_config
+    from ..engine.engines import ModelCache, build_engine
 
     config, models = load_config(), OwnChatModel(ModelCache())
     engines, load_s = {}, {}
@@ -193,7 +193,7 @@ def bench_models(specs: list[str], ns: list[int], first_start: bool = False, see
 
 def install_size(spec: str) -> dict:
     """Bytes on disk of an embedded model: its packages as installed, and the joined weight file in the cache."""
-    from .models.specs import EMBEDDED
+    from ..models.specs import EMBEDDED
 
     model = EMBEDDED[spec.removeprefix("embedded:")]
     owners = importlib.metadata.packages_distributions()

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import torch
 
-from .config import load_config
+from ..config import load_config
 from .enginebench import bench_engines, bench_turn, engine_lines, ratios
-from .errors import DEV_LOCK, missing_package
+from ..errors import DEV_LOCK, missing_package
 from .llmbench import LLMBench, bench_llm, cpus, llm_pair, prompt_of, side_by_side
 from .mediabench import bench_speech, bench_turns, bench_vision
 from .turnbench import bench_models, short
@@ -54,7 +54,7 @@ def machine() -> dict:
 
 def run_parts(args: argparse.Namespace) -> dict:
     """Run the chosen parts in this process; the result as one JSON-ready dict."""
-    from .models.device import resolve_device
+    from ..models.device import resolve_device
 
     config = load_config()
     cache_dir = config.models.cache_dir
@@ -155,9 +155,9 @@ def main(argv: list[str] | None = None) -> Path:
     import sys
 
     from .archs import ARCHS
-    from .models.device import resolve_device
+    from ..models.device import resolve_device
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m interactive_format.bench", description=__doc__.splitlines()[0])
     p.add_argument("part", nargs="?", default="all", choices=("all", "llm", "speech", "vision", "turns", "models"))
     p.add_argument("--llm", default="embedded:smollm2-135m", help="chat model spec (without --random-weights)")
     p.add_argument("--arch", default="smollm2-135m", choices=sorted(ARCHS), help="shape for --random-weights")

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .llmbench import PROMPTS, LLMBench, Run, _median_run, _users_summary
-from .llm.sampling import SamplingParams
+from ..llm.sampling import SamplingParams
 
 
 def stream_run(generator, messages: list[dict], n: int, tokens: int, bench: LLMBench, seed: int | None = None) -> Run:
@@ -98,7 +98,7 @@ def peer_server(spec: str, cache_dir: Path, threads: int):
 
 def bench_engines(spec: str, cache_dir: Path, bench: LLMBench, threads: int, long, short) -> dict:
     """Our llama.cpp backend and the peer llama-server on the same GGUF, the same prompts and sizes."""
-    from .llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
+    from ..llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
     users = (1, 4, bench.users)
     options = LlamaCppOptions(threads=threads, batch_threads=threads, ignore_eos=True)
@@ -145,7 +145,7 @@ def n_vs_naive(generator, short: list[dict], bench: LLMBench) -> dict:
 def bench_turn(spec: str, cache_dir: Path, threads: int, n: int = 4, tokens: int = 96, repeats: int = 3) -> dict:
     """A text turn on the default chat model through our llama.cpp backend: N candidates × `tokens` each
     (end of turn ignored: the worst case), the shown reply's stream rate and the whole turn."""
-    from .llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
+    from ..llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
     generator = LlamaCppGenerator.from_spec(spec, cache_dir, LlamaCppOptions(threads=threads, ignore_eos=True))
     bench = LLMBench()
@@ -171,7 +171,7 @@ def app_turns(generator, n: int, bench: LLMBench, repeats: int) -> dict:
     (a turn lasts as long as its longest candidate)."""
     from dataclasses import replace
 
-    from .config import GenerationConfig
+    from ..config import GenerationConfig
 
     config = GenerationConfig()
     generator.options = replace(generator.options, ignore_eos=False)

@@ -60,9 +60,9 @@ def bench_tokenizer(cache_dir: Path | None = None):
     """The embedded SmolLM2 tokenizer when its package is installed, else `byte_tokenizer()`."""
     from transformers import AutoTokenizer
 
-    from .config import default_cache_dir
-    from .errors import ModelLoadError
-    from .models.hub import llm_path
+    from ..config import default_cache_dir
+    from ..errors import ModelLoadError
+    from ..models.hub import llm_path
 
     try:
         return AutoTokenizer.from_pretrained(llm_path("embedded:smollm2-135m", cache_dir or default_cache_dir()))
@@ -87,7 +87,7 @@ def random_model(arch: str, vocab_size: int, dtype: torch.dtype = torch.float32,
 
 def random_generator(arch: str, device: str = "cpu", dtype: torch.dtype = torch.float32, tokenizer=None, options=None):
     """A TransformersGenerator on `arch` with random weights."""
-    from .llm.generator import TransformersGenerator
+    from ..llm.generator import TransformersGenerator
 
     tokenizer = tokenizer if tokenizer is not None else bench_tokenizer()
     model = random_model(arch, len(tokenizer), dtype, device)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .config import load_config
-from .engine.engines import build_engine
+from ..config import load_config
+from ..engine.engines import build_engine
 from .llmbench import PROMPTS, cpus
 
 SPOKEN = [
@@ -42,8 +42,8 @@ def _media(folder: Path) -> tuple[Path, list[Path]]:
 def bench_turns(n: int, max_new_tokens: int, repeats: int) -> dict:
     from gradio_client import Client, handle_file
 
-    from .store.store import Store
-    from .web.ui import build_demo
+    from ..store.store import Store
+    from ..web.ui import build_demo
 
     config = load_config()
     start = time.perf_counter()
@@ -107,7 +107,7 @@ def spoken_clips(folder: Path, sentences: list[str], speed: int = 140) -> list[P
 
 def bench_speech(spec: str, cache_dir: Path, device: str, repeats: int) -> dict:
     """Our Transcriber (file to text) against plain `whisper.transcribe` on the same loaded model and audio."""
-    from .media.speech import Transcriber, decode_audio
+    from ..media.speech import Transcriber, decode_audio
 
     transcriber = Transcriber(spec, cache_dir, device)
     model = transcriber.load()
@@ -144,7 +144,7 @@ def bench_vision(spec: str, cache_dir: Path, device: str, repeats: int) -> dict:
     from PIL import Image
     from skimage import data
 
-    from .media.vision import Captioner
+    from ..media.vision import Captioner
 
     captioner = Captioner(spec, cache_dir, device)
     with tempfile.TemporaryDirectory() as tmp:

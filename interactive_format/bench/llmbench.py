@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .llm.generator import TransformersGenerator
-from .llm.sampling import SamplingParams
+from ..llm.generator import TransformersGenerator
+from ..llm.sampling import SamplingParams
 
 PROMPTS = [
     "Hello! Can you recommend a good book?",
@@ -208,7 +208,7 @@ def _users_summary(runs: list[Run], wall: float) -> dict:
 def llm_pair(args: argparse.Namespace, cache_dir: Path) -> tuple[TransformersGenerator, object, dict]:
     """(our generator, the baseline's model, a description): the same weights, the baseline in its plain dtype."""
     from .archs import random_generator
-    from .models.device import resolve_device
+    from ..models.device import resolve_device
 
     device = resolve_device(args.device)
     plain_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
