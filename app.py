@@ -7,7 +7,8 @@ from interactive_format.errors import InteractiveFormatError, missing_package, r
 
 if __name__ == "__main__":
     try:
-        from interactive_format.config import auth_pair, flow_configs, load_config, parse_args
+        from interactive_format.config import auth_pair
+        from interactive_format.settings.load import flow_configs, load_config, parse_args
         from interactive_format.engine.engines import FlowSet
         from interactive_format.store.store import open_store
         from interactive_format.web.ui import build_demo

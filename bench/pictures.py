@@ -267,7 +267,7 @@ def uses_text(reply: str, answer: str) -> bool:
 def replies(llm: str, folder: Path, candidates: int, max_new_tokens: int) -> dict:
     """Each picture + its question through the real engine; does the chosen reply contain the answer?"""
     from interactive_format.engine.chat import TurnSettings
-    from interactive_format.config import load_config, merge
+    from interactive_format.settings.load import load_config, merge
     from interactive_format.engine.engines import build_engine
 
     config = merge(load_config(environ={}), {"models": {"llm": llm}})
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs (e.g. for a --replies run)")
     args = ap.parse_args(argv)
 
-    from interactive_format.config import load_config
+    from interactive_format.settings.load import load_config
     from interactive_format.media.ocr import TextReader, load_reader
 
     folder = Path(args.keep or tempfile.mkdtemp(prefix="pictures-"))

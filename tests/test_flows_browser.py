@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format.config import flow_configs, load_config
+from interactive_format.settings.load import flow_configs, load_config
 from interactive_format.engine.engines import FlowSet, build_engine
 from interactive_format.web.ui import build_demo
 

@@ -6,8 +6,9 @@ import pytest
 
 from interactive_format.web.api import ChatAPI
 from interactive_format.engine.chat import TurnSettings
-from interactive_format.config import AppConfig, GenerationConfig, load_config
-from interactive_format.flows import FlowError, load_flow
+from interactive_format.config import AppConfig, GenerationConfig
+from interactive_format.settings.load import load_config
+from interactive_format.settings.flow_file import FlowError, load_flow
 from interactive_format.knobs import KNOBS
 from interactive_format.store.store import Store
 from interactive_format.web.ui import build_demo

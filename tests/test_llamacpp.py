@@ -252,7 +252,8 @@ qwen_installed = pytest.mark.skipif(
 def test_the_default_model_answers_the_chinese_flow_in_chinese(cache_dir):
     """The smart-home flow (zh) on the app's default chat model: joined from its parts once, checked, answering Chinese."""
     from interactive_format.config import ModelsConfig
-    from interactive_format.flows import FLOWS_DIR, load_flow
+    from interactive_format.flows import FLOWS_DIR
+    from interactive_format.settings.flow_file import load_flow
     from interactive_format.models.gguf_file import gguf_path
 
     assert ModelsConfig().llm == QWEN

@@ -244,7 +244,7 @@ def test_the_models_line_says_whether_text_is_read(captioner, cache_dir):
 
 
 def test_ocr_setting_from_toml_environment_and_flag(tmp_path):
-    from interactive_format.config import load_config, parse_args
+    from interactive_format.settings.load import load_config, parse_args
 
     assert load_config(environ={}).models.ocr == "rapidocr"
     assert load_config(environ={"IF_OCR": "off"}).models.ocr == "off"

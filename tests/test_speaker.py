@@ -17,8 +17,9 @@ import pytest
 
 from interactive_format.media import phonemes
 from interactive_format.media import speaker as sp
-from interactive_format.config import load_config, parse_args
-from interactive_format.flows import FLOWS_DIR, FlowError, load_flow
+from interactive_format.settings.load import load_config, parse_args
+from interactive_format.flows import FLOWS_DIR
+from interactive_format.settings.flow_file import FlowError, load_flow
 from interactive_format.media.speaker import SentenceSplitter, Speaker, language_of, load_speaker, split_sentences
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -118,7 +118,7 @@ def test_bench_runs_end_to_end_on_a_tiny_model(tmp_path, capsys):
 
 
 def test_dtype_and_warmup_are_configurable():
-    from interactive_format.config import load_config
+    from interactive_format.settings.load import load_config
 
     config = load_config(environ={"IF_DTYPE": "bfloat16", "IF_WARMUP": "false"})
     assert config.models.dtype == "bfloat16" and config.models.warmup is False

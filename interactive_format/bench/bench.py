@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import load_config
+from ..settings.load import load_config
 from .enginebench import bench_engines, bench_turn, engine_lines, ratios
 from ..errors import DEV_LOCK, missing_package
 from .llmbench import LLMBench, bench_llm, cpus, llm_pair, prompt_of, side_by_side

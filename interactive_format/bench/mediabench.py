@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import load_config
+from ..settings.load import load_config
 from ..engine.engines import build_engine
 from .llmbench import PROMPTS, cpus
 

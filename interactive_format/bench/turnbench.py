@@ -82,7 +82,7 @@ class OwnChatModel:
 
 def engines_for(specs: list[str], ns: list[int]) -> tuple[dict, dict[str, float]]:
     """The app's engine per (chat model spec, N), the other models shared, and each spec's load seconds."""
-    from ..config import load_config
+    from ..settings.load import load_config
     from ..engine.engines import ModelCache, build_engine
 
     config, models = load_config(), OwnChatModel(ModelCache())

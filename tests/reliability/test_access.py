@@ -14,7 +14,8 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from interactive_format.web.callbacks import ChatUI
-from interactive_format.config import StorageConfig, auth_pair, load_config
+from interactive_format.config import StorageConfig, auth_pair
+from interactive_format.settings.load import load_config
 from interactive_format.web.rendering import to_messages
 from interactive_format.store.store import open_store
 from interactive_format.web.ui import build_demo
