@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from interactive_format.dialogue import Candidate
-from interactive_format.ranking.discriminator import Reranker
+from interactive_format.ranking.ranking import Reranker
 from interactive_format.training.labels import read_all
 from interactive_format.engine.pruning import WEAK_STARTS, PruneOptions, Pruner, reranker_scorer, survivors_first
 from interactive_format.llm.sampling import Draft

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
-from interactive_format.ranking.discriminator import Reranker
+from interactive_format.ranking.ranking import Reranker
 from interactive_format.llm.sampling import Draft, Sample, SamplingParams
 
 

@@ -97,7 +97,7 @@ def test_a_sentence_encoder_file_that_is_not_the_pinned_one_is_refused(monkeypat
     import dataclasses
 
     from interactive_format.models import specs
-    from interactive_format.ranking.discriminator import SentenceEncoder
+    from interactive_format.ranking.encoder import SentenceEncoder
 
     wrong = dataclasses.replace(specs.EMBEDDED["e5-small"], sha256="0" * 64)
     monkeypatch.setitem(specs.EMBEDDED, "e5-small", wrong)

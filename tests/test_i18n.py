@@ -121,7 +121,7 @@ def test_sentences_made_of_parts_are_translated_whole():
     """What the scan cannot see whole (a part made elsewhere, «0» there): the sentences as the app makes them."""
     from interactive_format.engine.chat import ChatEngine
     from interactive_format.config import AppConfig, Limits
-    from interactive_format.ranking.discriminator import Reranker
+    from interactive_format.ranking.ranking import Reranker
     from interactive_format.errors import InputError
     from interactive_format.engine.guard import InputGuard
 

@@ -15,7 +15,7 @@ from skimage import data
 
 from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig, ModelsConfig
-from interactive_format.ranking.discriminator import Reranker
+from interactive_format.ranking.ranking import Reranker
 from interactive_format.errors import ModelLoadError
 from interactive_format.media.ocr import TextReader, load_reader
 from interactive_format.media.vision import TEXT_HEADING, Captioner

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
-from interactive_format.ranking.discriminator import Reranker
+from interactive_format.ranking.ranking import Reranker
 from interactive_format.engine.pruning import PruneOptions, Pruner, survivors_first
 from interactive_format.web.rendering import candidate_info, candidates_panel, turn_result
 from interactive_format.llm.sampling import Draft, RowEnds, Sample, SamplingParams

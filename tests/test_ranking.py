@@ -14,7 +14,7 @@ import pytest
 from interactive_format.training import labeleval
 from interactive_format.ranking import signals
 from interactive_format.dialogue import Candidate
-from interactive_format.ranking.discriminator import combine
+from interactive_format.ranking.ranking import combine
 from interactive_format.errors import ModelLoadError
 from interactive_format.training.labeleval import APP, LabelsConfig, folds
 from interactive_format.training.labels import read_all, read_labels

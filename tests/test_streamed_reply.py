@@ -13,7 +13,7 @@ from interactive_format.web.callbacks import ChatUI
 from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
 from interactive_format.dialogue import Candidate, Turn
-from interactive_format.ranking.discriminator import Reranker
+from interactive_format.ranking.ranking import Reranker
 from interactive_format.llm.generator import Draft, Sample, SamplingParams
 from interactive_format.web.rendering import NOTE_MARK, candidates_panel, candidate_info, score_fields
 from interactive_format.store.store import Store

@@ -215,19 +215,19 @@ def _bench_file(path: Path, temperature: float, k: int, seed: int) -> str:
 
 
 def test_evaluate_ranks_with_the_apps_reranker_and_reports_every_baseline(cfg, run, tmp_path):
-    from interactive_format.ranking import discriminator as D
+    from interactive_format.ranking.ranking import Reranker
 
     files = (_bench_file(tmp_path / "a.json", 0.7, 5, 1), _bench_file(tmp_path / "b.json", 0.7, 3, 2))
     temps = (_bench_file(tmp_path / "t.json", 0.3, 1, 3),)
     calls = []
-    rank = D.Reranker.rank
-    D.Reranker.rank = lambda self, *a, **k: calls.append(self) or rank(self, *a, **k)  # the app's ranking object
+    rank = Reranker.rank
+    Reranker.rank = lambda self, *a, **k: calls.append(self) or rank(self, *a, **k)  # the app's ranking object
     try:
         report = evaluate(EvalConfig(discriminator=cfg.out_dir / "best", out_dir=cfg.out_dir, report_dir=tmp_path / "rep",
                                      test_contexts=12, ns=(2, 4, 8), rerank_samples=files, temperature_samples=temps,
                                      cache_dir=cfg.cache_dir, device="cpu", progress=False))
     finally:
-        D.Reranker.rank = rank
+        Reranker.rank = rank
     assert {(r.lam, r.defects_first, r.discriminator is None) for r in calls} == {
         (report["lam"], True, False), (report["lam"], False, False), (1.0, False, False), (report["lam"], False, True)}
     c = report["chitchat"]

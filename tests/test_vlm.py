@@ -13,7 +13,7 @@ from interactive_format.llm.backends import load_generator
 from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig, ModelsConfig
 from interactive_format.dialogue import Attachment, Conversation, Turn, context_text
-from interactive_format.ranking.discriminator import Reranker
+from interactive_format.ranking.ranking import Reranker
 from interactive_format.llm.sampling import SamplingParams
 from interactive_format.media.vision import Captioner
 from interactive_format.llm.vlm import VisionLanguageGenerator, is_vision_language

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from interactive_format.ranking import defects
 from interactive_format.dialogue import context_text
-from interactive_format.ranking.discriminator import combine, load_discriminator
+from interactive_format.ranking.ranking import combine
+from interactive_format.ranking.discriminator import load_discriminator
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results"

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..ranking import defects
 from ..config import AppConfig
 from ..dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
-from ..ranking.discriminator import Reranker
+from ..ranking.ranking import Reranker
 from ..errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
 from ..knobs import KNOBS
 from .guard import InputGuard, preview, visible

@@ -29,7 +29,7 @@ from ..dialogue import Candidate
 from ..llm.sampling import Draft
 
 if TYPE_CHECKING:
-    from ..ranking.discriminator import Reranker
+    from ..ranking.ranking import Reranker
 
 Scorer = Callable[[list[Draft]], list[float]]  # the reranker's score of each draft's text so far (higher: better)
 

@@ -97,6 +97,16 @@ def seed(lam: float) -> Ranking:
     return Ranking({"d": lam, "j": 1 - lam}, scale="raw", first=("defects",))
 
 
+def combine(d: float | None, j: float, lam: float) -> float:
+    """The reranking score: λ·D + (1−λ)·J, J alone without D, D alone when J is unavailable (NaN).
+
+    J is NaN for a server that sends no log-probs; without D too, every candidate scores 0 (server order).
+    """
+    if math.isnan(j):
+        return 0.0 if d is None else d
+    return j if d is None else lam * d + (1 - lam) * j
+
+
 def standardise(x: list[float], usable: list[bool]) -> np.ndarray:
     """`x` minus its mean over the usable candidates, over their standard deviation; 0 where missing or constant."""
     a = np.asarray(x, float)

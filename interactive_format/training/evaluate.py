@@ -159,7 +159,7 @@ def _candidates(row: dict):
 
 def strategies(d, lam: float) -> dict:
     """name -> function(context, candidates) giving the index shown; every ranking is a `Reranker`'s."""
-    from ..ranking.discriminator import Reranker
+    from ..ranking.ranking import Reranker
 
     rankers = {
         "defect_aware": Reranker(d, lam),  # the seed: the app before the labels (`evaluate labels`)

@@ -13,7 +13,7 @@ import torch
 
 from .chitchat import other_replies
 from ..dialogue import Candidate
-from ..ranking.discriminator import Reranker
+from ..ranking.ranking import Reranker
 
 
 class SimilarityJudge:

@@ -29,7 +29,7 @@ class Models:
 
     discriminator: Any = None  # discriminator.Discriminator / EmbeddingDiscriminator
     verifier: Any = None  # verifier.Verifier: another chat model's likelihood
-    sentence_encoder: Any = None  # discriminator.SentenceEncoder; default: the discriminator's own
+    sentence_encoder: Any = None  # encoder.SentenceEncoder; default: the discriminator's own
 
     @property
     def encoder(self):
