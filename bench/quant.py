@@ -13,8 +13,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from interactive_format.generator import SamplingParams
-from interactive_format.llamacpp import LlamaCppGenerator, LlamaCppOptions
+from interactive_format.llm.generator import SamplingParams
+from interactive_format.llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
 
 def run(g, msgs, n, tokens, seed=0):

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from interactive_format.config import default_cache_dir
-from interactive_format.models import gguf_path
+from interactive_format.models.gguf_file import gguf_path
 
 HERE = Path(__file__).resolve().parent
 PROMPTS = ("zh-talk-2", "en-talk-2", "en-travel-1")

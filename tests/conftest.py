@@ -35,7 +35,7 @@ def limits() -> Limits:
 @pytest.fixture(scope="session")
 def generator(cache_dir):
     """The embedded chat model (converted once per session)."""
-    from interactive_format.generator import TransformersGenerator
+    from interactive_format.llm.generator import TransformersGenerator
 
     return TransformersGenerator.from_spec("embedded:smollm2-135m", cache_dir, "cpu")
 
@@ -43,7 +43,7 @@ def generator(cache_dir):
 @pytest.fixture(scope="session")
 def models():
     """Loaded models shared by every engine of the session that names the same specs (flows, the app)."""
-    from interactive_format.engines import ModelCache
+    from interactive_format.engine.engines import ModelCache
 
     return ModelCache()
 
@@ -52,7 +52,7 @@ def models():
 def engine(cache_dir, models):
     """The real engine on the embedded defaults (models load once per session)."""
     from interactive_format.config import AppConfig, GenerationConfig
-    from interactive_format.engines import build_engine
+    from interactive_format.engine.engines import build_engine
 
     config = AppConfig(models=TEST_MODELS(cache_dir), generation=GenerationConfig(max_new_tokens=24))
     return build_engine(config, models)
@@ -74,7 +74,7 @@ def TEST_MODELS(cache_dir: Path, **changes):
 @pytest.fixture(scope="session")
 def store(tmp_path_factory):
     """The served app's conversation database."""
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     store = Store(tmp_path_factory.mktemp("db") / "chats.db")
     yield store
@@ -84,7 +84,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def server(engine, store):
     """The Gradio app served on loopback; yields its URL."""
-    from interactive_format.ui import build_demo
+    from interactive_format.web.ui import build_demo
 
     with served(build_demo(engine, store)) as url:
         yield url

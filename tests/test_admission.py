@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.utils import QueueError
 
-from interactive_format.admission import Admission
+from interactive_format.engine.admission import Admission
 
 from .fakes import fake_engine
 
@@ -96,8 +96,8 @@ def test_slots_are_held_and_a_third_turn_waits_for_one():
 
 def test_the_served_app_refuses_at_once_what_its_queue_cannot_hold(tmp_path):
     """Gradio's queue is sized by the admission: a turn beyond the bound is told "busy" at once."""
-    from interactive_format.store import Store
-    from interactive_format.ui import build_demo
+    from interactive_format.store.store import Store
+    from interactive_format.web.ui import build_demo
 
     from .conftest import served
 

@@ -14,8 +14,8 @@ from .conftest import free_port
 @pytest.fixture(scope="module")
 def mcp_app(engine):
     """The app on the embedded models, launched as `python app.py --mcp` does; yields its URL."""
-    from interactive_format.store import Store
-    from interactive_format.ui import build_demo
+    from interactive_format.store.store import Store
+    from interactive_format.web.ui import build_demo
 
     store = Store(":memory:")
     demo = build_demo(engine, store)

@@ -11,12 +11,12 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from interactive_format.api import owner_of
-from interactive_format.callbacks import ChatUI
+from interactive_format.web.api import owner_of
+from interactive_format.web.callbacks import ChatUI
 from interactive_format.dialogue import Candidate
-from interactive_format.ranking import Reranker, load_ranking
-from interactive_format.rendering import to_messages
-from interactive_format.store import Store
+from interactive_format.ranking.ranking import Reranker, load_ranking
+from interactive_format.web.rendering import to_messages
+from interactive_format.store.store import Store
 
 from .conftest import TEST_ENV, app_process, free_port
 

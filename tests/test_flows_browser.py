@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format.config import flow_configs, load_config
-from interactive_format.engines import FlowSet, build_engine
-from interactive_format.ui import build_demo
+from interactive_format.settings.load import flow_configs, load_config
+from interactive_format.engine.engines import FlowSet, build_engine
+from interactive_format.web.ui import build_demo
 
 from .conftest import TEST_ENV, free_port, speak
 from .test_browser import ARTIFACTS, CHROMIUM, FLAGS, idle, panel_text, ready

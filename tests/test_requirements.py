@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from .test_layout import import_graph, imported_modules, module_name
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "interactive_format"
 PLATFORM = {"torch"}  # each platform installs its own build first; the locks leave it out (README: Run it)
@@ -44,25 +46,20 @@ def external_imports(source: Path) -> set[str]:
 
 
 def app_modules() -> list[Path]:
-    """app.py and every package module it reaches through imports (what `python app.py` may load)."""
-    seen, todo = set(), [ROOT / "app.py"]
+    """app.py and every package module it reaches through imports (what `python app.py` may load), subpackages'
+    `__init__.py` included (importing `a.b` runs `a` first)."""
+    graph = import_graph(PACKAGE)
+    paths = {module_name(p, PACKAGE): p for p in PACKAGE.rglob("*.py")}
+    seen: set[str] = set()
+    todo = sorted(imported_modules(ROOT / "app.py", "app", set(graph)))
     while todo:
-        path = todo.pop()
-        if path in seen:
+        module = todo.pop()
+        if module in seen:
             continue
-        seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            modules = []
-            if isinstance(node, ast.ImportFrom):
-                if node.level == 1:
-                    modules = [node.module] if node.module else [a.name for a in node.names]
-                elif node.module and node.module.startswith("interactive_format."):
-                    modules = [node.module.split(".", 1)[1]]
-            for module in modules:
-                target = PACKAGE / f"{module.split('.')[0]}.py"
-                if target.exists():
-                    todo.append(target)
-    return sorted(seen)
+        seen.add(module)
+        parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
+        todo += sorted(graph[module] | set(parents))
+    return sorted([ROOT / "app.py", *(paths[m] for m in seen)])
 
 
 @functools.cache
@@ -89,12 +86,12 @@ def unlocked(sources: list[Path], lock: Path) -> dict[str, set[str]]:
 
 def test_every_package_the_app_imports_is_in_the_app_lock():
     modules = app_modules()
-    assert ROOT / "interactive_format" / "chat.py" in modules and len(modules) > 10
+    assert ROOT / "interactive_format" / "engine" / "chat.py" in modules and len(modules) > 10
     assert unlocked(modules, ROOT / "requirements.lock") == {}
 
 
 def test_every_package_any_module_imports_is_in_the_dev_lock():
-    sources = sorted(PACKAGE.glob("*.py")) + sorted((ROOT / "tests").rglob("*.py")) + [ROOT / ".ci" / "readme_run.py"]
+    sources = sorted(PACKAGE.rglob("*.py")) + sorted((ROOT / "tests").rglob("*.py")) + [ROOT / ".ci" / "readme_run.py"]
     assert unlocked(sources, ROOT / "requirements-dev.lock") == {}
 
 
@@ -140,7 +137,7 @@ def test_readme_installs_the_tested_torch_and_spaces_the_tested_gradio():
 
 
 def test_every_embedded_weight_package_is_locked():
-    from interactive_format.models import EMBEDDED
+    from interactive_format.models.specs import EMBEDDED
 
     locked = pins(ROOT / "requirements-models.txt") | pins(ROOT / "requirements-models-extra.txt")
     for model in EMBEDDED.values():

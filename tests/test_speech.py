@@ -20,12 +20,13 @@ import whisper
 from whisper.model import ModelDimensions, Whisper
 from whisper.normalizers import EnglishTextNormalizer
 
-from interactive_format import ct2whisper, speech
+from interactive_format.media import ct2whisper, speech
 from interactive_format.config import Limits
 from interactive_format.errors import InputError, ModelLoadError
-from interactive_format.flows import SPEECH_LANGUAGES, load_flow
-from interactive_format.speech import SAMPLE_RATE, Transcriber, decode_audio, simplified, whisper_checkpoint
-from interactive_format.voicereader import VoiceReader
+from interactive_format.flows import SPEECH_LANGUAGES
+from interactive_format.settings.flow_file import load_flow
+from interactive_format.media.speech import SAMPLE_RATE, Transcriber, decode_audio, simplified, whisper_checkpoint
+from interactive_format.inputs.voicereader import VoiceReader
 
 from .conftest import LIBRIVOX, speak
 

@@ -13,10 +13,10 @@ import uuid
 import pytest
 from gradio_client import Client
 
-from interactive_format.chat import ChatEngine
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig, Limits, ServerConfig
-from interactive_format.store import Store
-from interactive_format.ui import build_demo
+from interactive_format.store.store import Store
+from interactive_format.web.ui import build_demo
 
 from ..conftest import served
 

@@ -13,11 +13,12 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from interactive_format.callbacks import ChatUI
-from interactive_format.config import StorageConfig, auth_pair, load_config
-from interactive_format.rendering import to_messages
-from interactive_format.store import open_store
-from interactive_format.ui import build_demo
+from interactive_format.web.callbacks import ChatUI
+from interactive_format.config import StorageConfig, auth_pair
+from interactive_format.settings.load import load_config
+from interactive_format.web.rendering import to_messages
+from interactive_format.store.store import open_store
+from interactive_format.web.ui import build_demo
 
 from ..conftest import served
 from .conftest import RATE_LIMIT, engine_with, new_user, reply
