@@ -8,22 +8,16 @@ import json
 import httpx
 import pytest
 
-from .conftest import free_port
-
 
 @pytest.fixture(scope="module")
-def mcp_app(engine):
+def mcp_app(engine, serve):
     """The app on the embedded models, launched as `python app.py --mcp` does; yields its URL."""
     from interactive_format.store import Store
     from interactive_format.ui import build_demo
 
     store = Store(":memory:")
-    demo = build_demo(engine, store)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, mcp_server=True
-    )
-    yield url.rstrip("/")
-    demo.close()
+    with serve(build_demo(engine, store), mcp_server=True) as url:
+        yield url
     store.close()
 
 
