@@ -8,22 +8,16 @@ import json
 import httpx
 import pytest
 
-from .conftest import free_port
-
 
 @pytest.fixture(scope="module")
-def mcp_app(engine):
+def mcp_app(engine, serve):
     """The app on the embedded models, launched as `python app.py --mcp` does; yields its URL."""
     from interactive_format.store.store import Store
     from interactive_format.web.ui import build_demo
 
     store = Store(":memory:")
-    demo = build_demo(engine, store)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, mcp_server=True
-    )
-    yield url.rstrip("/")
-    demo.close()
+    with serve(build_demo(engine, store), mcp_server=True) as url:
+        yield url
     store.close()
 
 
@@ -104,7 +98,7 @@ def test_mcp_tool_is_listed_and_callable(mcp_app):
 MEMO_READER = '''
 from pathlib import Path
 
-from interactive_format.reading import Reader, Reading, ReadingMeta
+from interactive_format.inputs.reading import Reader, Reading, ReadingMeta
 
 
 class MemoReader(Reader):
@@ -132,9 +126,9 @@ def test_a_new_input_kind_reaches_the_prompt_through_the_api_files_parameter(tmp
     from gradio_client import Client, handle_file
 
     from interactive_format.flows import Flow
-    from interactive_format.readers import READERS
-    from interactive_format.store import Store
-    from interactive_format.ui import build_demo
+    from interactive_format.inputs.readers import READERS
+    from interactive_format.store.store import Store
+    from interactive_format.web.ui import build_demo
 
     from .conftest import served
     from .fakes import fake_engine

@@ -133,7 +133,8 @@ def documented_config() -> dict:
 
 
 def test_the_configuration_page_shows_every_setting_with_its_default():
-    from interactive_format.config import ENV_VARS, SECTIONS, AppConfig, merge
+    from interactive_format.config import SECTIONS, AppConfig
+    from interactive_format.settings.load import ENV_VARS, merge
 
     documented = documented_config()
     assert set(documented) == set(SECTIONS)

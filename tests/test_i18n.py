@@ -163,7 +163,7 @@ def test_the_language_of_a_session():
 
 def test_why_a_candidate_was_ended_reads_in_chinese():
     """The pruning policy's reasons (panel, candidate bar, the streamed draft's notice) are in the page's language."""
-    from interactive_format.pruning import PRUNED, WEAKER, stopped
+    from interactive_format.engine.pruning import PRUNED, WEAKER, stopped
 
     for reason in (PRUNED.format(tokens=24, why="loop"), PRUNED.format(tokens=8, why=WEAKER), stopped(1), stopped(2)):
         zh = localize(reason, "zh")

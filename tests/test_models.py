@@ -2,7 +2,8 @@
 
 Everything runs offline (conftest sets HF_HUB_OFFLINE=1). The GGUF conversion is exercised twice:
 on a tiny random Llama that this module writes itself (exact logits check, fast), and once per
-session on the real embedded SmolLM2 package (about 30 s on two cores).
+run on the real embedded SmolLM2 package (about 30 s on two cores), both into an empty cache of this
+module's own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ SMOLLM = "embedded:smollm2-135m"
 
 def _refuse(*args, **kwargs):
     raise AssertionError("convert_gguf was called, but the cached conversion should have been reused")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    """An empty cache of this module's own, on purpose: its tests are the conversions. The embedded SmolLM2 is
+    converted from scratch here in every run, the one test of the suite that does (the others share the
+    persistent cache of tests/conftest.py); the tiny GGUF's conversions would only pile up in that one."""
+    return tmp_path_factory.mktemp("cold-cache")
 
 
 # --- 1. spec parsing -----------------------------------------------------------------------

@@ -186,7 +186,7 @@ def test_model_spec_selects_the_backend(llama_server):
 
 
 @pytest.fixture(scope="module")
-def served(engine, llama_server):
+def served(engine, llama_server, serve):
     """The app on the server backend (the session engine's speech, picture and D models); yields (engine, URL)."""
     from interactive_format.store.store import Store
     from interactive_format.web.ui import build_demo
@@ -199,10 +199,8 @@ def served(engine, llama_server):
         engine.reranker,
     )
     store = Store(":memory:")
-    demo = build_demo(remote, store)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield remote, url
-    demo.close()
+    with serve(build_demo(remote, store)) as url:
+        yield remote, url
     store.close()
 
 

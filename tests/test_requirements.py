@@ -146,25 +146,43 @@ def test_every_embedded_weight_package_is_locked():
             assert locked.get(canonical(package)) == version, (package, model.pip)
 
 
-@pytest.mark.parametrize(
-    "blocked, command, expected",
-    [
-        ("gradio", ["app.py"], "The app needs the Python package 'gradio'"),
-        ("mcp", ["app.py", "--mcp"], "--mcp needs the Python package 'mcp'"),
-        ("PIL", ["app.py"], "The app needs the Python package 'pillow'"),
-        ("matplotlib", ["-m", "interactive_format.train"], "Training needs the Python package 'matplotlib'"),
-    ],
-)
-def test_a_missing_package_is_one_clear_line(blocked, command, expected):
+MISSING = [
+    ("gradio", ["app.py"], "The app needs the Python package 'gradio'"),
+    ("mcp", ["app.py", "--mcp"], "--mcp needs the Python package 'mcp'"),
+    ("PIL", ["app.py"], "The app needs the Python package 'pillow'"),
+    ("matplotlib", ["-m", "interactive_format.train"], "Training needs the Python package 'matplotlib'"),
+]
+
+
+@pytest.fixture(scope="module")
+def without(tmp_path_factory):
+    """Each start of MISSING with its package made unimportable, all at once (separate processes: they share the
+    cores instead of queueing for them); blocked package -> (process, the file its stderr goes to)."""
+    runs = {}
+    for blocked, command, _ in MISSING:
+        if command[0] == "-m":
+            run = f"sys.argv = [{command[1]!r}]; runpy.run_module({command[1]!r}, run_name='__main__', alter_sys=True)"
+        else:
+            run = f"sys.argv = {command!r}; runpy.run_path('app.py', run_name='__main__')"
+        code = f"import sys, runpy; sys.modules[{blocked!r}] = None; {run}"
+        stderr = tmp_path_factory.mktemp("missing") / "stderr"
+        with open(stderr, "w") as err:
+            proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        runs[blocked] = proc, stderr
+    yield runs
+    for proc, _ in runs.values():
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("blocked, command, expected", MISSING)
+def test_a_missing_package_is_one_clear_line(without, blocked, command, expected):
     """With one package made unimportable, the start ends in one line naming it and the install command."""
-    if command[0] == "-m":
-        run = f"sys.argv = [{command[1]!r}]; runpy.run_module({command[1]!r}, run_name='__main__', alter_sys=True)"
-    else:
-        run = f"sys.argv = {command!r}; runpy.run_path('app.py', run_name='__main__')"
-    code = f"import sys, runpy; sys.modules[{blocked!r}] = None; {run}"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1, done.stderr[-2000:]
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    proc, stderr = without[blocked]
+    returncode = proc.wait(timeout=120)
+    done = stderr.read_text()
+    assert returncode == 1, done[-2000:]
+    lines = done.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done, done[-2000:]
     lock = "requirements-dev.lock" if "train" in " ".join(command) else "requirements.lock"
     assert expected in lines[0] and f"Run: pip install --require-hashes -r {lock}" in lines[0]

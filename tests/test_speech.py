@@ -196,8 +196,9 @@ def test_tiny_ct2_model_round_trips_exactly(tiny_model):
         assert torch.equal(converted[name], tensor), name
 
 
-def test_tiny_ct2_directory_loads_in_whisper_with_same_outputs(tiny_model, cache_dir):
+def test_tiny_ct2_directory_loads_in_whisper_with_same_outputs(tiny_model, tmp_path):
     directory, state = tiny_model
+    cache_dir = tmp_path  # a model of this test's own: converted into a cache of its own, not the shared one
     checkpoint = whisper_checkpoint(str(directory), cache_dir)
     assert Path(checkpoint).parent == cache_dir and checkpoint.endswith(".pt")
     loaded = speech.load_whisper(str(directory), cache_dir)

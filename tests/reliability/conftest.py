@@ -18,8 +18,6 @@ from interactive_format.config import AppConfig, GenerationConfig, Limits, Serve
 from interactive_format.store.store import Store
 from interactive_format.web.ui import build_demo
 
-from ..conftest import served
-
 TURN_TIMEOUT_S = 20.0
 RATE_LIMIT = 30  # turns per user per minute
 MAX_QUEUE = 8
@@ -56,9 +54,9 @@ def rel_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="package")
-def rel_server(rel_engine, rel_store):
+def rel_server(rel_engine, rel_store, serve):
     """The app on 127.0.0.1; yields its URL."""
-    with served(build_demo(rel_engine, rel_store)) as url:
+    with serve(build_demo(rel_engine, rel_store)) as url:
         yield url
 
 
