@@ -31,6 +31,13 @@ class GenerationError(InteractiveFormatError):
     """The language model failed while answering."""
 
 
+class Busy(InteractiveFormatError):
+    """A turn that could no longer finish within its time budget is refused rather than left to time out."""
+
+    def __init__(self, message: str = "The server is busy; please try again in a moment.") -> None:
+        super().__init__(message)
+
+
 class ReplyTimeout(GenerationError):
     """The reply ran past its time limit; what was generated until then may still be shown (cut off)."""
 

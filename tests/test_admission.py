@@ -8,9 +8,11 @@ import uuid
 
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 from gradio_client.utils import QueueError
 
 from interactive_format.engine.admission import Admission
+from interactive_format.errors import Busy
 
 from .fakes import fake_engine
 
@@ -92,6 +94,86 @@ def test_slots_are_held_and_a_third_turn_waits_for_one():
     assert got.wait(5)
     b.release()
     waiter.join(5)
+
+
+def test_a_turn_that_waited_too_long_to_finish_in_time_is_refused_when_its_slot_comes():
+    """The queue's bound is planned when a turn joins; if turns slow down while it waits, the budget is kept at
+    its start instead: a turn that a recent turn's time would end past the budget is told "busy"."""
+    clock = Clock()
+    admission = Admission(slots=1, budget_s=20, max_waiting=8, clock=clock)
+    finished_turn(admission, clock, 4.0)
+    admission.slot(joined=clock.now - 16.0).release()  # 16 s waited + 4 s of turn: just in time
+    with pytest.raises(Busy, match="busy; please try again"):
+        admission.slot(joined=clock.now - 16.5)
+    assert len(admission._started) == 0  # the refused turn holds no slot
+    admission.slot().release()  # a turn whose queueing time is unknown is not refused
+
+
+def test_a_refused_turn_hands_its_slot_to_the_next_waiter():
+    clock = Clock()
+    admission = Admission(slots=1, budget_s=10, max_waiting=8, clock=clock)
+    finished_turn(admission, clock, 2.0)
+    held = admission.slot()
+    results = []
+
+    def wait(joined: float) -> None:
+        try:
+            admission.slot(joined).release()
+            results.append("started")
+        except Busy:
+            results.append("busy")
+
+    waiters = [threading.Thread(target=wait, args=(j,)) for j in (clock.now - 9.0, clock.now)]
+    for w in waiters:
+        w.start()
+    time.sleep(0.2)
+    held.release()
+    for w in waiters:
+        w.join(5)
+    assert sorted(results) == ["busy", "started"]
+
+
+TURN_S = 3.0  # a slow turn's length; a turn takes up to ~1.3 s more on a busy machine
+
+
+def test_the_served_app_tells_a_turn_busy_when_its_wait_leaves_no_time_to_answer(tmp_path, serve):
+    """Through Gradio's queue: the wait counted is the turn's own, from when it joined the queue."""
+    import dataclasses
+
+    from interactive_format.config import ServerConfig
+    from interactive_format.store.store import Store
+    from interactive_format.web.ui import build_demo
+
+    from .fakes import FakeGenerator
+
+    class SlowGenerator(FakeGenerator):
+        def stream(self, messages, params, stop):
+            time.sleep(TURN_S)
+            yield from super().stream(messages, params, stop)
+
+    engine = fake_engine()
+    engine.generator = SlowGenerator()
+    engine.config = dataclasses.replace(
+        engine.config,
+        generation=dataclasses.replace(engine.config.generation, turn_timeout_s=1.8 * TURN_S),
+        server=ServerConfig(concurrency_limit=1),
+    )
+    store = Store(tmp_path / "chats.db")
+    with serve(build_demo(engine, store)) as url:
+        client = Client(url, verbose=False)
+        turn = ("", "Hello", None, None, 1, 0.7, 8, uuid.uuid4().hex)
+        client.predict(*turn, api_name="/reply")  # a turn of TURN_S is measured
+        jobs = [client.submit(*turn, api_name="/reply") for _ in range(2)]  # they may join in either order
+        outcomes = []
+        for job in jobs:
+            try:
+                outcomes.append("answered" if job.result(timeout=30)["reply"] else "empty")
+            except AppError as e:
+                outcomes.append(str(e))
+        # The one that started at once took at most TURN_S + 1.3 s of the budget; the other waited TURN_S for it,
+        # and TURN_S more would pass the budget.
+        assert sorted(outcomes) == ["The server is busy; please try again in a moment.", "answered"]
+    store.close()
 
 
 def test_the_served_app_refuses_at_once_what_its_queue_cannot_hold(tmp_path, serve):

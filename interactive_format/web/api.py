@@ -15,18 +15,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
+from gradio.context import LocalContext
 
 from ..engine.chat import ChatEngine, TurnSettings
-from ..errors import InputError, InteractiveFormatError
 from ..engine.history import History
+from ..errors import InputError, InteractiveFormatError
 from ..knobs import KNOBS
-from .rendering import turn_result
 from ..strictjson import dumps
 from ..uploads import remove_upload
+from .rendering import turn_result
 
 if TYPE_CHECKING:
-    from ..engine.admission import Admission
     from ..dialogue import Conversation
+    from ..engine.admission import Admission
     from ..engine.ratelimit import RateLimiter
 
 USER_ID = re.compile(r"[0-9a-f]{32}")  # a browser's id: uuid4().hex
@@ -59,6 +60,14 @@ def spoken_file(engine: ChatEngine, text: str) -> dict:
     path = save_bytes_to_cache(wav_bytes(spoken.audio, spoken.rate), "reply.wav", get_upload_folder())
     audio = FileData(path=path, orig_name="reply.wav", mime_type="audio/wav").model_dump()
     return {"audio": audio, "audio_seconds": round(spoken.seconds, 2), "audio_notes": list(spoken.notes)}
+
+
+def queued_since() -> float | None:
+    """When the Gradio event being handled joined the queue (time.monotonic()), or None outside one."""
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+    event = queue.event_ids_to_events.get(event_id) if queue is not None and event_id else None
+    return getattr(event, "enqueue_time", None)
 
 
 def api_errors(method: F) -> F:
@@ -229,7 +238,7 @@ class ChatAPI:
         save: Callable[[], None] | None = None,
     ) -> None:
         """Run one turn once admitted; then `save()` what it left (also on failure) and drop the uploads."""
-        with self.admission.turn():
+        with self.admission.turn(queued_since()):
             try:
                 for _ in self.engine.respond(conversation, message, [f for f in files if f], settings):
                     pass

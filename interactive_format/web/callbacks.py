@@ -20,15 +20,15 @@ from typing import Any, NamedTuple, TypeVar
 import gradio as gr
 
 from ..engine.admission import Admission
-from .api import USER_ID, ChatAPI, owner_of
 from ..engine.chat import ChatEngine, TurnSettings
 from ..engine.engines import FlowSet
-from ..errors import InteractiveFormatError
-from .exports import ChatFiles
-from ..flows import MAX_QUICK_REPLIES
 from ..engine.history import Chat, History, Store  # Store only as a type: every call goes through History
-from .i18n import labels, localize, placeholder_key, tr, ui_language
 from ..engine.ratelimit import RateLimiter
+from ..errors import InteractiveFormatError
+from ..flows import MAX_QUICK_REPLIES
+from .api import USER_ID, ChatAPI, owner_of, queued_since
+from .exports import ChatFiles
+from .i18n import labels, localize, placeholder_key, tr, ui_language
 from .rendering import (
     box_options,
     branch_label,
@@ -343,7 +343,9 @@ class ChatUI(SpokenReplies, ChatFiles):
         message = {"text": message} if isinstance(message, str) else message or {}
         settings = TurnSettings(n, temperature, max_new_tokens, lam)
         engine = self._engine(chat)
-        run = partial(engine.respond, chat.conversation, message.get("text"), message.get("files"), settings, watched=True)
+        run = partial(
+            engine.respond, chat.conversation, message.get("text"), message.get("files"), settings, watched=True
+        )
         yield from self._turn(run, chat, user_id, request, profile)
 
     def regenerate(
@@ -406,9 +408,11 @@ class ChatUI(SpokenReplies, ChatFiles):
     ) -> Iterator[View]:
         """Stream the engine's steps, save what the turn left (also when stopped or cut off), show the result."""
 
+        joined = queued_since()
+
         def admit(owner: str) -> tuple[str, Any]:
             self.limiter.check(owner)
-            return owner, self.admission.slot()  # released in the `finally` below
+            return owner, self.admission.slot(joined)  # released in the `finally` below
 
         admitted = self._attempt(admit, user_id, profile, lambda: None, chat.language)
         if admitted is None:

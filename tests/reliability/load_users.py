@@ -20,7 +20,10 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from gradio_client.utils import QueueError
 
+from interactive_format.errors import Busy
+
 BUSY_BACKOFF_S = (0.5, 2.0)  # a busy user waits a random time in this range before trying again
+BUSY = str(Busy())  # a turn that waited past the point where it could still finish in time is told this
 
 
 @dataclass
@@ -34,7 +37,8 @@ class UserLog:
 
 
 def one_turn(client: Client, log: UserLog, text: str, timeout_s: float) -> None:
-    """Send one turn; record the answer, a "busy", an error or a hang (no answer within timeout_s)."""
+    """Send one turn; record the answer, a "busy" (at once, or after waiting), an error or a hang (no answer within
+    timeout_s)."""
     started = time.perf_counter()
     job = client.submit(
         conversation_id=log.conversation_id, message=text, image=None, audio=None, candidates=1,
@@ -42,7 +46,7 @@ def one_turn(client: Client, log: UserLog, text: str, timeout_s: float) -> None:
     )  # fmt: skip
     try:
         result = job.result(timeout=timeout_s)
-    except QueueError:
+    except QueueError:  # the queue was full when the turn arrived
         log.outcomes["busy"] += 1
         time.sleep(random.uniform(*BUSY_BACKOFF_S))
         return
@@ -50,7 +54,8 @@ def one_turn(client: Client, log: UserLog, text: str, timeout_s: float) -> None:
         log.outcomes["hung"] += 1
         return
     except AppError as e:
-        log.outcomes["error: " + str(e)[:80]] += 1
+        late = str(e) == BUSY and time.perf_counter() - started < timeout_s
+        log.outcomes["busy after waiting" if late else "error: " + str(e)[:80]] += 1
         return
     log.latencies.append(time.perf_counter() - started)
     log.outcomes["answered"] += 1
@@ -61,7 +66,9 @@ def one_turn(client: Client, log: UserLog, text: str, timeout_s: float) -> None:
 
 def user_session(server: str, start: threading.Barrier, seconds: float, timeout_s: float) -> UserLog:
     log = UserLog(uuid.uuid4().hex)
-    client = Client(server, verbose=False)
+    # No certificates to load on plain http: httpx would read the CA bundle (~60 ms of CPU) for every request,
+    # and this process would take a core from the server it measures.
+    client = Client(server, verbose=False, ssl_verify=server.startswith("https://"))
     start.wait()
     until, k = time.monotonic() + seconds, 0
     while time.monotonic() < until:

@@ -1,4 +1,5 @@
-"""32 gradio_client users at once for a bounded time: answered or told "busy, try again", never hung or mixed up.
+"""32 gradio_client users at once for a bounded time: answered or told "busy, try again" (at once when the queue is
+full, or when a waiting turn could no longer finish in time), never hung or mixed up.
 
 The users run in their own process (load_users.py), as real clients would: the server's
 process holds only the server.
@@ -49,7 +50,7 @@ def test_32_users_are_answered_or_told_busy_and_see_only_their_own_chats(rel_ser
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "load.json").write_text(json.dumps(summary, indent=1))
     print(f"\nload: {summary}")
-    assert set(outcomes) <= {"answered", "busy"}, outcomes  # nothing hung, nothing failed
+    assert set(outcomes) <= {"answered", "busy", "busy after waiting"}, outcomes  # nothing hung, nothing failed
     assert all(log["outcomes"] for log in logs)  # every user was answered or told "busy" (none left hanging)
     assert outcomes["answered"] >= 10 and latencies[-1] < TURN_TIMEOUT_S
     markers = {log["user"][:8] for log in logs}
