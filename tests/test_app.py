@@ -12,7 +12,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from interactive_format.web.api import owner_of
-from interactive_format.web.callbacks import ChatUI
+from interactive_format.web.callbacks import chat_ui
 from interactive_format.dialogue import Candidate
 from interactive_format.ranking.ranking import Reranker, load_ranking
 from interactive_format.web.rendering import to_messages
@@ -104,7 +104,7 @@ def test_bad_input_gives_clear_message_and_next_turn_works(client, media, kind, 
 @pytest.fixture
 def ui(engine):
     store = Store(":memory:")
-    yield ChatUI(engine, store)
+    yield chat_ui(engine, store)
     store.close()
 
 

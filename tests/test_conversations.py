@@ -18,10 +18,13 @@ import gradio as gr
 import pytest
 
 from interactive_format.web.api import owner_of
-from interactive_format.web.callbacks import ChatUI, View
+from interactive_format.engine.admission import Admission
+from interactive_format.engine.ratelimit import RateLimiter
+from interactive_format.web.api import ChatAPI
+from interactive_format.web.callbacks import ChatUI, View, chat_ui
 from interactive_format.dialogue import Attachment, Candidate, Turn
 from interactive_format.errors import InputError
-from interactive_format.engine.history import Chat
+from interactive_format.engine.history import Chat, History
 from interactive_format.web.rendering import render
 from interactive_format.store.store import Store
 
@@ -39,7 +42,7 @@ def db_path(tmp_path) -> Path:
 @pytest.fixture
 def ui(db_path):
     store = Store(db_path)
-    yield ChatUI(fake_engine(), store)
+    yield chat_ui(fake_engine(), store)
     store.close()
 
 
@@ -73,7 +76,7 @@ def test_a_turn_is_saved_and_survives_a_restart_with_its_candidates_and_picks(ui
     ui.history.store.close()
 
     store = Store(db_path)  # a restarted app, same database
-    again = ChatUI(fake_engine(), store)
+    again = chat_ui(fake_engine(), store)
     listed = start(again, user)
     assert choices(listed) == [("Hello there", chat.id)]
     opened = again.open(chat.id, listed.chat, user)
@@ -115,6 +118,22 @@ def test_browsing_candidates_and_picking_one_logs_preference_pairs(ui, db_path):
     say(ui, chat, user, "Another one")  # the picked reply is what the model saw next
     assert ui.engine.generator.prompts[-1][2] == {"role": "assistant", "content": "1.2 re: Tell me a joke"}
     assert rows(db_path, "SELECT candidate_idx, kind FROM feedback") == [(2, "pick")]
+
+
+def test_the_page_runs_on_the_parts_it_is_given(db_path):
+    """ChatUI makes none of its parts: the history and rate limit passed in (through ChatAPI) are the ones its
+    turns save through and are counted by."""
+    engine, store = fake_engine(), Store(db_path)
+    history = History(store, engine.config.generation.system_prompt)
+    api = ChatAPI(engine, history, RateLimiter(1), Admission(1, 30, 4), keep_uploads=True)
+    ui, user = ChatUI(api), new_user()
+    assert (ui.api, ui.history, ui.engine) == (api, history, engine)
+    chat = start(ui, user).chat
+    say(ui, chat, user, "Hello")
+    assert [c.id for c in history.conversations(owner_of(user))] == [chat.id]  # saved through that history
+    with pytest.warns(UserWarning, match="the limit is 1 a minute"):
+        say(ui, chat, user, "Hello again")
+    store.close()
 
 
 def test_regenerate_adds_siblings_and_keeps_the_old_ones(ui, db_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from interactive_format.web.callbacks import ChatUI
+from interactive_format.web.callbacks import chat_ui
 from interactive_format.errors import ReplyTimeout
 from interactive_format.llm.sampling import Draft, Sample
 from interactive_format.store.store import Store
@@ -35,7 +35,7 @@ class _TimesOut(FakeGenerator):
 def _ui(tmp_path):
     engine = fake_engine()
     engine.generator = _TimesOut()
-    return ChatUI(engine, Store(tmp_path / "chats.db")), uuid.uuid4().hex
+    return chat_ui(engine, Store(tmp_path / "chats.db")), uuid.uuid4().hex
 
 
 def test_a_reply_cut_off_by_the_time_limit_keeps_its_text_with_a_retry(tmp_path):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from interactive_format.web.api import owner_of
-from interactive_format.web.callbacks import ChatUI
+from interactive_format.web.callbacks import chat_ui
 from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
 from interactive_format.ranking.defects import why_shown
@@ -88,7 +88,7 @@ def ui(tmp_path):
         config, ScriptedGenerator(replies), None, None, Reranker(FixedD({LOOP: 0.34, ENGLISH: 0.5, GOOD: 0.81}))
     )
     store = Store(tmp_path / "chats.db")
-    yield ChatUI(engine, store)
+    yield chat_ui(engine, store)
     store.close()
 
 

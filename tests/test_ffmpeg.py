@@ -22,13 +22,13 @@ def test_without_a_system_ffmpeg_the_packaged_one_is_put_on_path(tmp_path, monke
 
 
 def test_with_no_ffmpeg_at_all_the_page_says_why_and_offers_no_speech(tmp_path, monkeypatch, engine):
-    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.web.callbacks import chat_ui
     from interactive_format.store.store import Store
 
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "nowhere" / "ffmpeg"))  # imageio-ffmpeg has none either
     assert ensure_ffmpeg(tmp_path / "cache") is None
-    ui = ChatUI(engine, Store(":memory:"))
+    ui = chat_ui(engine, Store(":memory:"))
     for language, words in (("en", "Spoken replies need ffmpeg"), ("zh", "语音回复需要 ffmpeg")):
         chat = ui._new(None, language)
         speak = ui.flow_view(chat).speak

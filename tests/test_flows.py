@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format.web.callbacks import ChatUI
+from interactive_format.web.callbacks import chat_ui
 from interactive_format.config import GenerationConfig
 from interactive_format.settings.load import flow_configs, load_config, parse_args
 from interactive_format.engine.engines import FlowSet, build_engine
@@ -170,7 +170,7 @@ def test_flag_env_and_flow_precedence():
 
 def test_switching_flows_in_the_ui_keeps_models_and_changes_the_chat(flows, tmp_path):
     store = Store(tmp_path / "chats.db")
-    ui = ChatUI(flows.engine(flows.start), store, flows)
+    ui = chat_ui(flows.engine(flows.start), store, flows)
     view = ui.switch_flow("travel-assistant", ui.history.new(), USER)
     chat = view.chat
     assert chat.flow == "travel-assistant" and "travel assistant" in chat.conversation.system_prompt
@@ -205,7 +205,7 @@ def test_switching_flows_sets_the_speaker_toggle_and_offers_talk_mode_where_voic
     if flows.engine("smart-home").speaker is None:
         pytest.skip("no speaker on this machine (espeak-ng or the Kokoro packages missing)")
     store = Store(tmp_path / "chats.db")
-    ui = ChatUI(flows.engine(flows.start), store, flows)
+    ui = chat_ui(flows.engine(flows.start), store, flows)
     home = ui.switch_flow("smart-home", ui.history.new(), USER).chat
     assert ui.flow_view(home).speak.value is True  # voice_replies = true: the toggle turns on
     travel = ui.switch_flow("travel-assistant", home, USER).chat

@@ -497,12 +497,12 @@ def test_chat_api_returns_the_reply_spoken_when_asked(client):
 
 
 def test_chat_api_says_why_when_the_server_has_no_speaker(engine, monkeypatch):
-    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.web.callbacks import chat_ui
     from interactive_format.store.store import Store
 
     monkeypatch.setattr(engine, "speaker", None)
     monkeypatch.setattr(engine, "speaker_note", "Spoken replies are off: espeak-ng is missing.")
-    ui = ChatUI(engine, Store(":memory:"))
+    ui = chat_ui(engine, Store(":memory:"))
     result = ui.api.chat("Hi!", None, None, 1, 0.7, 8, True)
     assert result["reply"] and result["audio"] is None
     assert result["audio_notes"] == ["Spoken replies are off: espeak-ng is missing."]
@@ -515,10 +515,10 @@ class _Request:
 def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine, monkeypatch):
     import threading
 
-    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.web.callbacks import chat_ui
     from interactive_format.store.store import Store
 
-    ui = ChatUI(engine, Store(":memory:"))
+    ui = chat_ui(engine, Store(":memory:"))
     chat = ui.history.new()
     said = []
     real_say = engine.speaker.say
@@ -551,19 +551,19 @@ def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine,
 
 
 def test_speaker_off_speaks_nothing(engine):
-    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.web.callbacks import chat_ui
     from interactive_format.store.store import Store
 
-    ui = ChatUI(engine, Store(":memory:"))
+    ui = chat_ui(engine, Store(":memory:"))
     chat = ui.history.new()
     assert list(ui.speak_live(chat, False, _Request())) == [] and list(ui.speak_shown(chat, False)) == []
 
 
 def test_picking_another_candidate_speaks_it(engine, monkeypatch):
-    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.web.callbacks import chat_ui
     from interactive_format.store.store import Store
 
-    ui = ChatUI(engine, Store(":memory:"))
+    ui = chat_ui(engine, Store(":memory:"))
     chat = ui.history.new()
     list(ui.respond({"text": "Name a fruit.", "files": []}, chat, 3, 1.0, 16, 0.5, USER))
     reply = chat.conversation.turns[-1]
@@ -593,7 +593,7 @@ USER = "0123456789abcdef0123456789abcdef"
     ],
 )
 def test_a_bad_talk_mode_recording_is_refused_with_a_clear_message(data, message, engine, monkeypatch):
-    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.web.callbacks import chat_ui
     from interactive_format.config import Limits
     from interactive_format.errors import InputError
     from interactive_format.store.store import Store
@@ -603,7 +603,7 @@ def test_a_bad_talk_mode_recording_is_refused_with_a_clear_message(data, message
         recording_file(data, Limits(max_file_bytes=2**20))
     warnings = []
     monkeypatch.setattr("interactive_format.web.talk.gr.Warning", warnings.append)
-    ui = ChatUI(engine, Store(":memory:"))
+    ui = chat_ui(engine, Store(":memory:"))
     chat = ui.history.new()
     chat.conversation.turns.clear()
     views = list(ui.talk(data if message != "too big" else "A" * 40_000_000, chat, 1, 0.7, 8, 0.5, USER))
@@ -614,10 +614,10 @@ def test_a_bad_talk_mode_recording_is_refused_with_a_clear_message(data, message
 def test_a_talk_mode_recording_is_answered_as_a_voice_turn(engine, media):
     import base64
 
-    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.web.callbacks import chat_ui
     from interactive_format.store.store import Store
 
-    ui = ChatUI(engine, Store(":memory:"))
+    ui = chat_ui(engine, Store(":memory:"))
     chat = ui.history.new()
     data = "data:audio/wav;base64," + base64.b64encode(media["question"].read_bytes()).decode()
     views = list(ui.talk(data, chat, 1, 0.7, 8, 0.5, USER))

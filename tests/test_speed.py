@@ -223,7 +223,7 @@ class _FastGenerator:
 def test_streaming_to_the_browser_is_at_most_25_updates_per_second(tmp_path):
     import time
 
-    from interactive_format.web.callbacks import UPDATE_INTERVAL_S, ChatUI, View
+    from interactive_format.web.callbacks import UPDATE_INTERVAL_S, View, chat_ui
     from interactive_format.store.store import Store
 
     from .fakes import fake_engine
@@ -231,7 +231,7 @@ def test_streaming_to_the_browser_is_at_most_25_updates_per_second(tmp_path):
     engine = fake_engine()
     engine.generator = _FastGenerator()
     store = Store(tmp_path / "chats.db")
-    ui = ChatUI(engine, store)
+    ui = chat_ui(engine, store)
     user = uuid.uuid4().hex
     chat = View(*ui.load(user)[1:]).chat
     times = []

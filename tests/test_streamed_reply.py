@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from interactive_format.web.callbacks import ChatUI
+from interactive_format.web.callbacks import ChatUI, chat_ui
 from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
 from interactive_format.dialogue import Candidate, Turn
@@ -62,7 +62,7 @@ class Streaming:
 def make_ui(tmp_path, generator, d_scores: dict[str, float], n: int = 2) -> ChatUI:
     config = AppConfig(generation=GenerationConfig(num_candidates=n, max_new_tokens=32))
     engine = ChatEngine(config, generator, None, None, Reranker(FixedD(d_scores), lam=1.0))
-    return ChatUI(engine, Store(tmp_path / "chats.db"))
+    return chat_ui(engine, Store(tmp_path / "chats.db"))
 
 
 def turn(ui: ChatUI, text: str = "What is the capital of France?"):

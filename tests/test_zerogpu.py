@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from interactive_format.web import zerogpu
-from interactive_format.web.callbacks import ChatUI
+from interactive_format.web.callbacks import chat_ui
 from interactive_format.store.store import Store
 from interactive_format.web.zerogpu import on_gpu, turn_steps
 
@@ -50,7 +50,7 @@ def pickled_steps(run, conversation, stop):
 @pytest.mark.parametrize("forked", [False, True], ids=["in-process", "copies-like-zerogpu"])
 def test_the_ui_turn_streams_and_keeps_the_reply(engine, tmp_path, forked):
     store = Store(tmp_path / "chats.db")
-    ui = ChatUI(engine, store)
+    ui = chat_ui(engine, store)
     if forked:
         ui._steps = pickled_steps
     chat = ui.history.new()

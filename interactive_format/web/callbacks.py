@@ -102,20 +102,18 @@ class FlowView(NamedTuple):
 class ChatUI(SpokenReplies, ChatFiles):
     """Callbacks are methods that delegate to the engine and the history, so tests can call them directly.
 
-    The spoken-reply and talk-mode callbacks come from `talk.SpokenReplies`."""
+    Its parts are made outside and passed in (`chat_ui` makes them from the config); the spoken-reply and
+    talk-mode callbacks come from `talk.SpokenReplies`."""
 
-    def __init__(self, engine: ChatEngine, store: Store, flows: FlowSet | None = None) -> None:
-        self.engine = engine  # the start flow's; the API uses it
-        self.flows = flows or FlowSet.single(engine)
-        self.history = History(store, engine.config.generation.system_prompt)  # the UI's only way to the store
-        self.limiter = RateLimiter(engine.config.server.rate_limit)
-        server = engine.config.server  # waiting turns are bounded by expected wait, not by queue length alone
-        self.admission = Admission(server.concurrency_limit, engine.config.generation.turn_timeout_s, server.max_queue)
-        self.api = ChatAPI(engine, self.history, self.limiter, self.admission, engine.config.storage.persist)
+    def __init__(self, api: ChatAPI, flows: FlowSet | None = None) -> None:
+        self.api = api  # the page shares the API's start-flow engine, history, rate limit and admission
+        self.engine, self.history = api.engine, api.history  # History: the UI's only way to the store
+        self.limiter, self.admission = api.limiter, api.admission
+        self.flows = flows or FlowSet.single(api.engine)
         self._stops: dict[str | None, threading.Event] = {}
         self._live: dict[str | None, LiveTurn] = {}  # each session's running turn, for speaking it (speak_live)
         self._steps = on_gpu(turn_steps)  # on a ZeroGPU Space the engine's part of a turn holds the GPU
-        self._label = labels(engine.config.flow.language)  # the UI's language is the start flow's
+        self._label = labels(api.engine.config.flow.language)  # the UI's language is the start flow's
 
     def _engine(self, chat: Chat) -> ChatEngine:
         """The engine of the chat's flow."""
@@ -521,3 +519,14 @@ class ChatUI(SpokenReplies, ChatFiles):
         self, chat: Chat, index: int | None, user_id: str | None, profile: gr.OAuthProfile | None = None
     ) -> View:
         return self.switch_branch(chat, index, +1, user_id, profile)
+
+
+def chat_ui(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -> ChatUI:
+    """The page's callbacks over the start flow's `engine` and `store`, with the history, rate limit, admission
+    and API its config asks for."""
+    config = engine.config
+    history = History(store, config.generation.system_prompt)
+    limiter = RateLimiter(config.server.rate_limit)
+    server = config.server  # waiting turns are bounded by expected wait, not by queue length alone
+    admission = Admission(server.concurrency_limit, config.generation.turn_timeout_s, server.max_queue)
+    return ChatUI(ChatAPI(engine, history, limiter, admission, config.storage.persist), flows)

@@ -15,7 +15,7 @@ import gradio as gr
 
 from ..engine.admission import bound_gradio_queue
 from ..config import ASSETS
-from .callbacks import OPEN_KEY, STORAGE_KEY, ChatUI, FlowView, View
+from .callbacks import OPEN_KEY, STORAGE_KEY, ChatUI, FlowView, View, chat_ui
 from ..engine.chat import ChatEngine, TurnSettings
 from ..engine.engines import FlowSet
 from ..flows import MAX_QUICK_REPLIES, Flow
@@ -160,7 +160,7 @@ class FlowBlocks(gr.Blocks):
 
 def build_demo(engine: ChatEngine, store: Store, flows: FlowSet | None = None) -> gr.Blocks:
     """The app's Blocks (not launched); `flows` adds a menu to switch flows (else only the engine's own)."""
-    ui = ChatUI(engine, store, flows)
+    ui = chat_ui(engine, store, flows)
     config, flow = engine.config, engine.config.flow
     t = labels(flow.language)
     age = config.server.upload_max_age_s

@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from interactive_format.web.callbacks import ChatUI
+from interactive_format.web.callbacks import chat_ui
 from interactive_format.config import StorageConfig, auth_pair
 from interactive_format.settings.load import load_config
 from interactive_format.web.rendering import to_messages
@@ -56,7 +56,7 @@ def test_store_nothing_writes_no_database_and_deletes_uploads(rel_engine, media,
     assert load_config(environ={"IF_PERSIST": "false"}).storage.persist is False
     config = dataclasses.replace(rel_engine.config, storage=storage)
     store = open_store(storage)
-    ui, user = ChatUI(engine_with(rel_engine, config), store), uuid.uuid4().hex
+    ui, user = chat_ui(engine_with(rel_engine, config), store), uuid.uuid4().hex
     upload = Path(gr.utils.get_upload_folder()) / uuid.uuid4().hex / "coffee.png"
     upload.parent.mkdir(parents=True)
     shutil.copy(media["coffee"], upload)

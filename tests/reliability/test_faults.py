@@ -12,7 +12,7 @@ import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from interactive_format.web.callbacks import ChatUI
+from interactive_format.web.callbacks import chat_ui
 from interactive_format.config import GenerationConfig
 from interactive_format.store.store import Store
 
@@ -76,7 +76,7 @@ def test_model_fault_ends_that_turn_others_continue_and_a_retry_works(
 
 def measured_turn_s(engine, store) -> float:
     """How long one normal turn (1 candidate, 8 tokens) takes on this machine right now."""
-    ui, user = ChatUI(engine, store), uuid.uuid4().hex
+    ui, user = chat_ui(engine, store), uuid.uuid4().hex
     chat = ui.history.new()
     started = time.monotonic()
     list(ui.respond({"text": "Hi!", "files": []}, chat, 1, 0.7, 8, 0.5, user))
@@ -94,7 +94,7 @@ def test_stalled_generation_times_out_with_a_retry_button_and_the_retry_answers(
     )
     engine = engine_with(rel_engine, config)
     inject(monkeypatch, engine.generator.model, lambda: time.sleep(stall))
-    ui, user = ChatUI(engine, store), uuid.uuid4().hex
+    ui, user = chat_ui(engine, store), uuid.uuid4().hex
     chat = ui.history.new()
     started = time.monotonic()
     view = list(ui.respond({"text": "Hi!", "files": []}, chat, FAULTY_BATCH, 0.7, 8, 0.5, user))[-1]
