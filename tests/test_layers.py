@@ -103,10 +103,16 @@ def test_the_sideways_imports_are_there_and_one_way():
         ({"errors": set(), "engine.chat": {"errors"}}, []),  # downward is fine
         ({"errors": {"engine.chat"}, "engine.chat": set()}, ["errors -> engine.chat (upward: core is below engine)"]),
         ({"llm.vlm": {"media.vision"}, "media.vision": set()}, []),  # sideways with its reason
-        ({"media.vision": {"llm.vlm"}, "llm.vlm": set()}, ["media.vision -> llm.vlm (sideways: media and llm are one layer)"]),
+        (
+            {"media.vision": {"llm.vlm"}, "llm.vlm": set()},
+            ["media.vision -> llm.vlm (sideways: media and llm are one layer)"],
+        ),
         ({"training.train": {"bench.bench"}, "bench.bench": set()},
          ["training.train -> bench.bench (sideways: training and bench are one layer)"]),
-        ({"inputs.readers": {"dialogue"}, "dialogue": set()}, ["inputs.readers -> dialogue (upward: inputs is below core)"]),
+        (
+            {"inputs.readers": {"dialogue"}, "dialogue": set()},
+            ["inputs.readers -> dialogue (upward: inputs is below core)"],
+        ),
     ],
 )
 def test_the_layer_check_sees_an_import_against_the_layers(imports, expected):
@@ -136,7 +142,7 @@ def test_a_moved_command_keeps_its_name_and_imports_nothing(alias, module):
     assert [ast.unparse(n) for n in imports] == ["import runpy"]
     assert f'runpy.run_module("interactive_format.{module}", run_name="__main__", alter_sys=True)' in source
     direct = subprocess.run([sys.executable, "-m", f"interactive_format.{module}", "--help"],
-                            cwd=PACKAGE.parent, capture_output=True, text=True, timeout=120)  # fmt: skip
+                            cwd=PACKAGE.parent, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     aliased = subprocess.run([sys.executable, "-m", f"interactive_format.{alias}", "--help"],
-                             cwd=PACKAGE.parent, capture_output=True, text=True, timeout=120)  # fmt: skip
+                             cwd=PACKAGE.parent, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert aliased.returncode == direct.returncode == 0 and aliased.stdout == direct.stdout, aliased.stderr[-2000:]

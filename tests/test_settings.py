@@ -81,7 +81,9 @@ FLAG_CONTRACT = {
     "--store-nothing": ("storage", "persist", []),
     "--debug": ("server", "debug", []),
 }
-FLAG_VALUES = {"0.8": 0.8, "3": 3, "0.25": 0.25, "9100": 9100, "7": 7, "7.5": 7.5, "/tmp/if-chats.db": Path("/tmp/if-chats.db")}
+FLAG_VALUES = {  # what each flag's text becomes
+    "0.8": 0.8, "3": 3, "0.25": 0.25, "9100": 9100, "7": 7, "7.5": 7.5, "/tmp/if-chats.db": Path("/tmp/if-chats.db"),
+}
 
 
 def test_the_derived_env_names_are_todays_exactly():
@@ -99,7 +101,8 @@ def test_each_env_name_still_sets_its_field(name):
 
 def test_the_derived_flags_are_todays_exactly():
     assert set(FLAGS.values()) == {(section, field) for section, field, _ in FLAG_CONTRACT.values()}
-    assert {o for a in parser()._actions for o in a.option_strings} == {"-h", "--help", "--config", "--flow", *FLAG_CONTRACT}
+    options = {o for a in parser()._actions for o in a.option_strings}
+    assert options == {"-h", "--help", "--config", "--flow", *FLAG_CONTRACT}
 
 
 @pytest.mark.parametrize("flag", sorted(FLAG_CONTRACT))
