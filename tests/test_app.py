@@ -249,8 +249,9 @@ def test_eight_sessions_at_once_lose_nothing(server, store):
 @pytest.mark.slow
 def test_restart_keeps_the_conversation_its_candidates_and_picks(engine, cache_dir, tmp_path, app_process):
     db = tmp_path / "chats.db"
+    # not about warm-up: both starts skip it
     env = {**os.environ, "IF_DB": str(db), "IF_CACHE_DIR": str(cache_dir), "IF_PORT": str(free_port()),
-           "IF_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1", **TEST_ENV}
+           "IF_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1", "IF_WARMUP": "0", **TEST_ENV}
     user = uuid.uuid4().hex
     with app_process(env) as url:
         client = Client(url, verbose=False)

@@ -138,7 +138,8 @@ def test_spoken_replies_play_in_the_page_without_a_system_ffmpeg(cache_dir, tmp_
     assert shutil.which("ffmpeg", path=bare) is None
     log = tmp_path / "app.log"
     env = {**os.environ, "PATH": bare, "IF_DB": str(tmp_path / "chats.db"), "IF_CACHE_DIR": str(cache_dir),
-           "IF_PORT": str(free_port()), "IF_MAX_NEW_TOKENS": "24", "HF_HUB_OFFLINE": "1", **TEST_ENV}  # fmt: skip
+           "IF_PORT": str(free_port()), "IF_MAX_NEW_TOKENS": "24", "HF_HUB_OFFLINE": "1", "IF_WARMUP": "0",
+           **TEST_ENV}  # fmt: skip
     with app_process(env, log=log) as url:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
