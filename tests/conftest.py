@@ -2,8 +2,9 @@
 
 Tiers: every test gets markers from the fixtures it uses, directly or through other fixtures (`TIERS`):
 `model` (loads a real model), `browser` (drives Chromium through Playwright), `e2e` (serves the app: Gradio
-in-process or `python app.py`); `slow` is set by hand. The fast loop leaves out what is slow, browser or e2e:
-`python3 -m pytest -q -m "not slow and not browser and not e2e"`.
+in-process or `python app.py`); `slow` is set by hand. The fast tier is the rest (logic, files, fakes, tiny
+random models written by the tests; about a minute on 2 cores):
+`python3 -m pytest -q -m "not slow and not browser and not e2e and not model"`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ UNUSED_CACHE_DAYS = 7  # older folders of other converter versions are removed (
 
 # A test gets a tier marker when it uses one of these fixtures, itself or through another fixture.
 TIERS = {
-    "model": {"cache_dir", "models", "e5_d", "fresh_d", "reader"},  # the model cache, the loaded models
+    # the model cache and the fixtures of loaded models (a few tests load the small shipped D inline, in ~1 s)
+    "model": {"cache_dir", "models", "e5_d", "fresh_d", "reader"},
     "browser": {"playwright"},  # Chromium through Playwright (`browser` and `page` are built on it)
     "e2e": {"serve", "app_process"},  # the app served: Gradio in this process, or `python app.py`
 }
@@ -87,9 +89,12 @@ def cache_dir() -> Path:
 
 def forget_unused_caches(current: Path) -> None:
     """Remove the cache folders of other converter versions that no run used for `UNUSED_CACHE_DAYS`."""
+    import re
+
     cutoff = time.time() - UNUSED_CACHE_DAYS * 86400
     for folder in current.parent.iterdir():
-        if folder != current and folder.is_dir() and folder.stat().st_mtime < cutoff:
+        key = re.fullmatch(r"[0-9a-f]{16}", folder.name)  # only folders named like a key: IF_TEST_CACHE may hold more
+        if key and folder != current and folder.is_dir() and folder.stat().st_mtime < cutoff:
             shutil.rmtree(folder, ignore_errors=True)
 
 
