@@ -135,6 +135,7 @@ def test_the_check_reads_an_upward_import_from_the_files(tmp_path, monkeypatch):
     assert circles(package_graph(graph)) == [["core", "engine"]]
 
 
+@pytest.mark.slow  # each runs the command in a new Python (up to ~7 s)
 @pytest.mark.parametrize("alias, module", sorted(COMMANDS.items()))
 def test_a_moved_command_keeps_its_name_and_imports_nothing(alias, module):
     source = (PACKAGE / f"{alias}.py").read_text(encoding="utf-8")

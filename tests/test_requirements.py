@@ -175,6 +175,7 @@ def without(tmp_path_factory):
         proc.wait()
 
 
+@pytest.mark.slow  # each starts the app in a new Python (~7 s)
 @pytest.mark.parametrize("blocked, command, expected", MISSING)
 def test_a_missing_package_is_one_clear_line(without, blocked, command, expected):
     """With one package made unimportable, the start ends in one line naming it and the install command."""

@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -34,6 +35,7 @@ def read(path) -> object:
     return load_image(path, LIMITS) if kind == "image" else decode_audio(path, LIMITS)
 
 
+@pytest.mark.slow  # ~10 s: hundreds of files through every reader
 @FUZZ
 @given(files)
 def test_any_bytes_under_any_name_give_a_result_or_an_input_error(tmp_path_factory, file):
