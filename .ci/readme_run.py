@@ -2,7 +2,7 @@
 
 It reads the first command block under "## Run it" in README.md (so an edit there is what gets
 tested), runs it in a new venv with its `pip`/`python` first on PATH and none of the programs a
-pip user lacks (ffmpeg: HIDDEN) — the install part, then the part after its last `&&` that starts
+pip user lacks (ffmpeg, espeak-ng: HIDDEN) — the install part, then the part after its last `&&` that starts
 the app, timed apart — waits for the page, sends one text turn through `gradio_client` (the venv's
 own), checks that a reply came back, and stops the app. Then it starts `python app.py` once more on
 the now-filled cache, times that second start, and in Chromium turns the speaker on and waits until
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTALL_LIMIT_S = 1800  # a fresh machine downloads the locked packages and the weight packages
 START_LIMIT_S = 600  # the first start converts the embedded models (about a minute on 2 cores)
 TURN = "Hello! Please answer in one short sentence: what is the capital of France?"
-HIDDEN = ("ffmpeg", "ffprobe")  # system programs a pip user does not have: the app must do without them
+HIDDEN = ("ffmpeg", "ffprobe", "espeak-ng")  # system programs a pip user does not have: the app must do without them
 CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--autoplay-policy=no-user-gesture-required"]  # fmt: skip
 
@@ -40,7 +40,7 @@ CLIENT = """
 import json, sys
 from gradio_client import Client
 client = Client(sys.argv[1], verbose=False)
-result = client.predict(sys.argv[2], None, None, 2, 0.7, 24, api_name="/chat")
+result = client.predict(sys.argv[2], None, None, 2, 0.7, 24, api_name="/chat_spoken")
 print(json.dumps(result, ensure_ascii=False))
 """
 
@@ -189,6 +189,8 @@ def main() -> None:
         reply = result.get("reply", "").strip()
         if not reply or len(result.get("candidates", [])) != 2:
             sys.exit(f"no reply came back: {result}\n{tail(log)}")
+        if not result.get("audio") or result.get("audio_seconds", 0) <= 0:
+            sys.exit(f"the reply was not spoken: {result.get('audio_notes')}\n{tail(log)}")
     finally:
         stop(proc)
     warm_log = work / "readme-run-warm.log"
@@ -199,6 +201,7 @@ def main() -> None:
     finally:
         stop(proc)
     times = {"install_s": install_s, "cold_start_s": cold_s, "warm_start_s": warm_s, "reply": reply}
+    times["reply_audio_s"] = result["audio_seconds"]
     print(json.dumps(times, ensure_ascii=False, indent=1))
     out = ROOT / "test-artifacts"
     out.mkdir(exist_ok=True)

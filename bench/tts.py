@@ -6,7 +6,8 @@
     python3 bench/tts.py --only zh --forced 5 --engine embedded:kokoro-82m@1/2+zh=jf_alpha+speed=0.9+whole
         # variants: +zh=/+en= a voice, +speed=S, +zhpace=P (Chinese at P × S; default speaker.KOKORO_PACE),
         # +whole (each reply one piece), +zhwhole=off (Chinese cut at its
-        # first comma and at every sentence, as before), +firstcut=off (no English first-piece word cut);
+        # first comma and at every sentence, as before), +firstcut=off (no English first-piece word cut),
+        # +ipa=program (English IPA from the espeak-ng program, one run per piece, not the worker);
         # --forced BEAM: also Whisper with the language forced and beam search (columns *_forced)
 
 24 fixed assistant / smart-home replies (12 English, 12 Chinese; and 8 fresh Chinese ones, "zh-fresh") are cut into pieces the way a streamed reply
@@ -129,6 +130,7 @@ def tokens(text: str, lang: str) -> list[str]:
 
 
 from interactive_format.phonemes import FIRST_CUT_LONGER_THAN, ZH_WHOLE_SENTENCES  # noqa: E402
+from interactive_format.phonemes import espeak_ipa as ESPEAK_IPA  # noqa: E402
 
 
 def variant(name: str) -> tuple[str, dict]:
@@ -144,6 +146,7 @@ def variant(name: str) -> tuple[str, dict]:
         "whole": False,
         "firstcut": True,
         "zhwhole": None,
+        "ipa": "worker",
     }
     for option in options:
         key, _, value = option.partition("=")
@@ -157,6 +160,8 @@ def variant(name: str) -> tuple[str, dict]:
             kw["whole"] = True
         elif key == "zhwhole":  # Chinese in whole sentences (phonemes.ZH_WHOLE_SENTENCES)
             kw["zhwhole"] = value != "off"
+        elif key == "ipa" and value in ("worker", "program"):  # where English IPA comes from (phonemes.py)
+            kw["ipa"] = value
         elif option == "firstcut=off":  # the first piece cut at a clause only, as before the word cut
             kw["firstcut"] = False
         else:
@@ -193,6 +198,7 @@ def run_engine(
     zhwhole = kw.pop("zhwhole")
     phonemes.ZH_WHOLE_SENTENCES = ZH_WHOLE_SENTENCES if zhwhole is None else zhwhole
     zhpace = kw.pop("zhpace", None)
+    phonemes.espeak_ipa = phonemes.program_ipa if kw.pop("ipa") == "program" else ESPEAK_IPA
     speaker = Speaker(spec, cache_dir, **kw)
     if zhpace is not None:
         speaker.pace["zh"] = zhpace

@@ -12,6 +12,9 @@ bench/results/ named after the device, the model and the date:
 - `vision`: picture description latency.
 - `turns`: median latency of text, picture and voice turns through the running app's `chat`
   API (gradio_client, loopback), N candidates each, on the configured (default: embedded) models.
+- `models` (not in `all`): whole text turns through the app's ChatEngine on two or more chat models side by
+  side, interleaved by prompt, at N = 1, 2, 4; with --first-start also the app's first start and each model's
+  install size (turnbench.py).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from .enginebench import bench_engines, bench_turn, engine_lines, ratios
 from .errors import DEV_LOCK, missing_package
 from .llmbench import LLMBench, bench_llm, cpus, llm_pair, prompt_of, side_by_side
 from .mediabench import bench_speech, bench_turns, bench_vision
+from .turnbench import bench_models, short
 
 
 def device_tag(device: str) -> str:
@@ -78,6 +82,8 @@ def run_parts(args: argparse.Namespace) -> dict:
         result["vision"] = bench_vision(config.models.captioner, cache_dir, device, args.repeats)
     if "turns" in parts:
         result["turns"] = bench_turns(args.candidates, args.max_new_tokens, args.repeats)
+    if "models" in parts:
+        result["models"] = bench_models(args.models.split(","), [int(n) for n in args.ns.split(",")], args.first_start)
     return result
 
 
@@ -116,11 +122,28 @@ def summary(result: dict) -> list[str]:
         lines.append(f"{'turn latency via the app, s':<34} {json.dumps(result['turns']['median_s'])}")
         first = result["turns"]["median_first_token_after_submit_s"]
         lines.append(f"{'first token after submit, s':<34} {json.dumps(first)}")
+    if "models" in result:
+        lines += model_lines(result["models"])
     return lines
+
+
+def model_lines(models: dict) -> list[str]:
+    """The `models` part's rows: per model and N the median / max turn and first token, tokens per turn."""
+    lines = [f"{'model, N':<34} {'turn s':>13} {'first s':>13} {'tokens':>7}"]
+    for spec, per_n in models["stats"].items():
+        for n, st in per_n.items():
+            turn, first = (
+                f"{st['turn_s_median']} / {st['turn_s_max']}",
+                f"{st['first_token_s_median']} / {st['first_token_s_max']}",
+            )
+            lines.append(f"{short(spec) + ', N=' + n:<34} {turn:>13} {first:>13} {st['tokens_per_turn_median']!s:>7}")
+    return lines + [f"{name}: {json.dumps(r)}" for name, r in models["ratios"].items()]
 
 
 def default_out(args: argparse.Namespace, device: str) -> Path:
     model = args.arch if args.random_weights else args.llm.removeprefix("embedded:").replace("/", "_")
+    if args.part == "models":
+        model = "-vs-".join(short(s) for s in args.models.split(","))
     day = datetime.date.today().isoformat()
     return (
         Path("bench/results")
@@ -135,7 +158,7 @@ def main(argv: list[str] | None = None) -> Path:
     from .models import resolve_device
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("part", nargs="?", default="all", choices=("all", "llm", "speech", "vision", "turns"))
+    p.add_argument("part", nargs="?", default="all", choices=("all", "llm", "speech", "vision", "turns", "models"))
     p.add_argument("--llm", default="embedded:smollm2-135m", help="chat model spec (without --random-weights)")
     p.add_argument("--arch", default="smollm2-135m", choices=sorted(ARCHS), help="shape for --random-weights")
     p.add_argument("--random-weights", action="store_true", help="the --arch shape with random weights")
@@ -151,6 +174,10 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--threads", type=int, default=1, help="llama.cpp threads (ours and the peer)")
     p.add_argument("--turn-llm", default="",
                    help="llm: also time a 4 × 96-token text turn on these models (llama.cpp; comma-separated)")  # fmt: skip
+    p.add_argument("--models", default="embedded:qwen2.5-coder-1.5b,embedded:qwen2.5-coder-0.5b",
+                   help="models: chat model specs side by side (comma-separated; ratios: first over last)")  # fmt: skip
+    p.add_argument("--ns", default="1,2,4", help="models: candidates per turn (comma-separated)")
+    p.add_argument("--first-start", action="store_true", help="models: also time the app's first start per model")
     p.add_argument("--out", default=None, help="JSON path (default: bench/results/PART-DEVICE-MODEL-DATE.json)")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)

@@ -23,9 +23,10 @@ from .discriminator import Reranker
 from .errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
 from .knobs import KNOBS
 from .pipeline import InputGuard, preview, visible
+from .pruning import PruneOptions, Pruner, reranker_scorer, survivors_first
 from .uploads import display_name
 from .readers import READERS, either
-from .sampling import Generator, SamplingParams
+from .sampling import Generator, RowEnds, SamplingParams
 
 if TYPE_CHECKING:  # the engine is given its stages (engines.build_engine loads them)
     from .speaker import Speaker
@@ -67,6 +68,7 @@ class ChatEngine:
         self.guard = InputGuard(config.limits)
         self.speaker = speaker  # None: no spoken replies (off, or the engine is missing: `speaker_note` says why)
         self.speaker_note = speaker_note
+        self.prune = PruneOptions() if config.generation.prune else None  # None: every candidate runs its course
 
     def new_conversation(self) -> Conversation:
         return Conversation(self.config.generation.system_prompt)
@@ -230,10 +232,17 @@ class ChatEngine:
         start = time.perf_counter()
         first_token_s, seed = None, params.seed
         draft = StreamedDraft(context_text(messages), len(kept))
+        ends, pruner = self._pruning(messages, params)
         try:
-            for sample in self.generator.stream(messages, params, stop):
+            for sample in self.generator.stream(messages, params, stop, **({} if ends is None else {"ends": ends})):
                 seed = sample.seed
-                fresh = [Candidate(d.text, d.mean_logprob, finished=d.finished) for d in sample.drafts]
+                if pruner is not None and not sample.done:
+                    ends.end(pruner.decide(sample.drafts, ends.reasons()))
+                why = {} if ends is None else ends.reasons()
+                fresh = [
+                    Candidate(d.text, d.mean_logprob, finished=d.finished, ended=why.get(i, ""))
+                    for i, d in enumerate(sample.drafts)
+                ]
                 reply.candidates = kept + fresh
                 if first_token_s is None and any(c.text for c in fresh):
                     first_token_s = time.perf_counter() - start
@@ -262,6 +271,13 @@ class ChatEngine:
         )
         yield "Error" if reply.error else "Done"
 
+    def _pruning(self, messages: list[dict], params: SamplingParams) -> tuple[RowEnds | None, Pruner | None]:
+        """The rows this turn may end early and the policy that ends them (None, None: every candidate runs)."""
+        if self.prune is None or params.n < 2 or not getattr(self.generator, "ends_rows", False):
+            return None, None
+        context = context_text(messages)
+        return RowEnds(), Pruner(context, params.max_new_tokens, self.prune, reranker_scorer(self.reranker, context))
+
     @staticmethod
     def _failed(reply: Turn, message: str, kept: list[Candidate], kept_chosen: int) -> None:
         """A failed answer shows the error; a failed regeneration keeps the earlier replies."""
@@ -286,6 +302,7 @@ class ChatEngine:
         """Rank every candidate and show the best new one. A regeneration shows a new reply only when it differs
         from the earlier ones; a reply that replaces the draft streamed to the user says so (its notice)."""
         order = self.reranker.rank(context_text(messages), reply.candidates, settings.lam)
+        order = survivors_first(order, [c.ended for c in reply.candidates])  # a candidate cut short is shown last
         order = _streamed_first(order, reply)
         earlier = {" ".join(c.text.split()) for c in reply.candidates[:first_new]}
         new = [i for i in order if i >= first_new and reply.candidates[i].text.strip()]
@@ -332,8 +349,9 @@ def _add_notice(reply: Turn, sentence: str) -> None:
 class StreamedDraft:
     """Which candidate the user watches while N are sampled: the first to have text, then kept, so the text never
     jumps from one candidate to another; it is left only when its own words already show a defect (a loop, the
-    wrong language) and another candidate has none, and the reply's notice then says so. At the end it stays shown
-    unless another candidate has fewer defects (`_streamed_first`); if not, `_finish` says so."""
+    wrong language) and another candidate has none, or when the pruning policy ended it (pruning.py), and the
+    reply's notice then says so. At the end it stays shown unless another candidate has fewer defects
+    (`_streamed_first`); if not, `_finish` says so."""
 
     CHECK_CHARS = 24  # look for defects again after this much more text (a check costs ~3 ms)
 
@@ -345,11 +363,15 @@ class StreamedDraft:
 
     def follow(self, candidates: list[Candidate]) -> int:
         """The candidate to show now (its index in `candidates`; new ones start at `first`)."""
-        with_text = [i for i in range(self.first, len(candidates)) if candidates[i].text]
+        with_text = [i for i in range(self.first, len(candidates)) if candidates[i].text and not candidates[i].ended]
         if self.index is None:
             if not with_text:
                 return self.first
             self.index = with_text[0]
+        if candidates[self.index].ended and with_text:  # ended while sampled (pruning.py): left at once, saying why
+            self.dropped.append(candidates[self.index].ended)
+            self.index = next((i for i in with_text if not self._flaw(candidates[i].text)), with_text[0])
+            self._checked = len(candidates[self.index].text)
         text = candidates[self.index].text
         if len(text) - self._checked >= self.CHECK_CHARS and (why := self._flaw(text)):
             clean = next((i for i in with_text if not self._flaw(candidates[i].text)), None)

@@ -37,7 +37,7 @@ def default_db_path() -> Path:
 class ModelsConfig:
     # Chat model: embedded name, HF id, local path, or openai:URL of a server. Qwen2.5-Coder-0.5B-Instruct (bilingual;
     # chosen on bench/quality/: SmolLM2-135M writes no usable Chinese); embedded:smollm2-135m is the smallest.
-    llm: str = "embedded:qwen2.5-coder-0.5b"
+    llm: str = "embedded:qwen2.5-coder-1.5b"  # read best on the blind labels (bench/results/labels-eval.json)
     llm_model: str = ""  # with openai:URL, the model name to request ("" = the first one the server lists)
     llm_api_key: str = field(default="", repr=False)  # with openai:URL, sent as a Bearer token when set
     llm_timeout: float = 60.0  # with openai:URL, seconds to wait for the server's next streamed chunk
@@ -84,6 +84,9 @@ class GenerationConfig:
     # and a turn lasts as long as its longest candidate); bench/quality/README.md measures it.
     system_prompt: str = "You are a helpful AI assistant. Answer in the user's language, briefly: at most three sentences."
     turn_timeout_s: float = 120.0  # a reply still not finished after this long ends with a "try again" message
+    # End candidates while they are sampled once they are unlikely to be shown (pruning.py: defects on a prefix,
+    # enough finished; weak starts opt-in): a turn of N = 4 then costs less; bench/prune.py measures it. False: all run.
+    prune: bool = True
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ ENV_VARS = {
     "IF_HF_LOGIN": ("server", "hf_login"),
     "IF_MCP": ("server", "mcp"),
     "IF_TURN_TIMEOUT": ("generation", "turn_timeout_s"),
+    "IF_PRUNE": ("generation", "prune"),
     "IF_CONCURRENCY": ("server", "concurrency_limit"),
     "IF_MAX_QUEUE": ("server", "max_queue"),
     "IF_RATE_LIMIT": ("server", "rate_limit"),

@@ -44,6 +44,9 @@ class Candidate:
     defects: list[str] = field(default_factory=list, metadata={"signal": "a list of strings"})  # defects.NAMES
     # Each ranking signal's value by its name in signals.SIGNALS (those the ranking computed, finite ones)
     scores: dict[str, float] = field(default_factory=dict, metadata={"signal": "an object of numbers"})
+    # Why it was ended before it finished ("pruned at 24 tokens: loop", "stopped: 2 candidates had finished";
+    # pruning.py): such a candidate ranks after every one that ran its course. "" when it ran its course.
+    ended: str = field(default="", metadata={"signal": "a string"})
 
 
 STORED_SIGNALS: dict[str, str] = {f.name: f.metadata["signal"] for f in fields(Candidate) if "signal" in f.metadata}

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .errors import GenerationError, log_failure
-from .sampling import Deadline, Draft, Sample, SamplingParams
+from .sampling import Deadline, Draft, RowEnds, Sample, SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class _Request:
     params: SamplingParams
     stop: threading.Event
     seed: int
+    ends: RowEnds = field(default_factory=RowEnds)  # its rows ended early by the consumer (pruning.py)
     out: queue.Queue = field(default_factory=queue.Queue)  # list[Draft] snapshots, then None
     ended: threading.Event = field(default_factory=threading.Event)
     failure: BaseException | None = None
@@ -110,8 +111,8 @@ class _DraftStreamer:
             logprobs = (
                 self.recorder.last[self.rows].gather(1, picked[:, None].to(self.recorder.last.device))[:, 0].tolist()
             )
-        for draft, token, logprob in zip(self.drafts, tokens, logprobs):
-            if draft.finished:
+        for k, (draft, token, logprob) in enumerate(zip(self.drafts, tokens, logprobs)):
+            if draft.finished or k in self.request.ends:  # an ended row keeps its text as it was
                 continue
             if token in self.eos_ids:
                 draft.finished = True
@@ -120,8 +121,9 @@ class _DraftStreamer:
             draft.logprob_sum += logprob
             draft.text = visible_text(self.tokenizer, draft.token_ids)
         self.request.out.put([Draft(d.text, list(d.token_ids), d.logprob_sum, d.finished) for d in self.drafts])
-        limit = self.request.params.max_new_tokens
-        if self.request.stop.is_set() or all(d.finished or len(d.token_ids) >= limit for d in self.drafts):
+        limit, ends = self.request.params.max_new_tokens, self.request.ends
+        done = [d.finished or len(d.token_ids) >= limit or k in ends for k, d in enumerate(self.drafts)]
+        if self.request.stop.is_set() or all(done):
             self.request.end()
 
     def end(self) -> None:
@@ -143,17 +145,23 @@ class _FanOut:
 
 
 class _RowStop:
-    """Stopping criterion for a batch: a row is done at its request's stop or token limit.
+    """Stopping criterion for a batch: a row is done at its request's stop or token limit, or when the
+    consumer ended it (RowEnds; the batch keeps its shape, so this saves no work per step, but the call
+    ends once every row is done).
 
     Rows without a request (padding up to a static-cache bucket) are done at once.
     """
 
     def __init__(self, requests: list[_Request | None], prompt_width: int) -> None:
         self.requests, self.prompt_width = requests, prompt_width
+        self.candidate = [sum(x is r for x in requests[:i]) for i, r in enumerate(requests)]  # index in its request
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
         made = input_ids.shape[1] - self.prompt_width
-        done = [r is None or r.stop.is_set() or made >= r.params.max_new_tokens for r in self.requests]
+        done = [
+            r is None or r.stop.is_set() or made >= r.params.max_new_tokens or k in r.ends
+            for r, k in zip(self.requests, self.candidate)
+        ]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -240,6 +248,8 @@ class _Batcher:
 
 class TransformersGenerator:
     """A local transformers causal LM; GPU (bf16, static cache, compiled decode) when present, CPU otherwise."""
+
+    ends_rows = True  # a candidate can be ended alone (RowEnds)
 
     def __init__(self, model, tokenizer, name: str = "model", options: SpeedOptions | None = None) -> None:
         self.model, self.tokenizer, self.name = model, tokenizer, name
@@ -412,20 +422,23 @@ class TransformersGenerator:
             start += r.params.n
         return streamers
 
-    def stream(self, messages: list[dict], params: SamplingParams, stop: threading.Event) -> Iterator[Sample]:
+    def stream(
+        self, messages: list[dict], params: SamplingParams, stop: threading.Event, ends: RowEnds | None = None
+    ) -> Iterator[Sample]:
         """Yield snapshots of the N drafts as they grow; the last one has done=True.
 
         Requests from several callers that arrive together are answered by one generate call; the
-        seed reproduces a reply when the request ran alone.
+        seed reproduces a reply when the request ran alone. A row in `ends` stops growing at once, and
+        the stream is done once every row has finished, reached its limit or ended.
         """
         seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
-        request = _Request(self.prompt_ids(messages), params, stop, seed)
+        request = _Request(self.prompt_ids(messages), params, stop, seed, RowEnds() if ends is None else ends)
         self._batcher.submit(request)
         drafts = [Draft() for _ in range(params.n)]
         deadline = Deadline(params.timeout_s)
         try:
-            while (item := deadline.get(request.out)) is not None:
-                drafts = item
+            while (item := deadline.get(request.out)) is not None:  # an ended row keeps the text its consumer saw
+                drafts = [old if k in request.ends else new for k, (old, new) in enumerate(zip(drafts, item))]
                 yield Sample(drafts, seed)
         finally:
             if not request.ended.is_set():

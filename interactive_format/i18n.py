@@ -61,13 +61,17 @@ TEXTS: dict[str, tuple[str, str]] = {
 }
 
 LOCALES = {"en": 0, "zh": 1, "zh-CN": 1}  # gr.I18n locale -> column of TEXTS
+# Gradio's own status words that its Chinese lacks (a screen reader heard "common.complete" and "In queue: 1 of 2";
+# the visible "queue: 1/2 |" and "processing |" are Gradio's fixed English, put in Chinese by assets/page.js).
+GRADIO_ZH = {"common.complete": "已完成", "common.progress": "进度", "status.queue_position": "排队中：第 {position} 位，共 {size} 位"}
 
 
 def translations() -> Any:
     """A gr.I18n with every key, for `launch(i18n=...)`."""
     import gradio as gr
 
-    return gr.I18n(**{locale: {k: v[col] for k, v in TEXTS.items()} for locale, col in LOCALES.items()})
+    return gr.I18n(**{locale: {k: v[col] for k, v in TEXTS.items()} | (GRADIO_ZH if col else {})
+                      for locale, col in LOCALES.items()})
 
 
 def labels(language: str) -> Callable[[str], Any]:

@@ -1,10 +1,12 @@
 """LlamaCppGenerator: llama.cpp in-process (xllamacpp), the default engine for GGUF chat models on CPU.
 
 One llama.cpp server context decodes up to `slots` sequences together (continuous batching): the N
-candidates of a turn are one request with "n": N (the prompt is evaluated once, its cache shared by
-the child slots), and the requests of concurrent users join the same decode batches. J comes from
-the engine's own log-probs of the sampled tokens (from the raw distribution, before temperature and
-top-p, as in TransformersGenerator).
+candidates of a turn are one request with "n": N (the prompt is evaluated once, its cache shared by the
+child slots), or, when the consumer may end single candidates (`RowEnds`, pruning.py), N requests of
+one candidate (seed, seed + 1, …), so that one can be cancelled while the others go on and decode
+faster; each slot keeps its prompt cached (`cache_prompt`), so only what a slot has not seen yet is
+evaluated again. The requests of concurrent users join the same decode batches. J comes from the engine's own log-probs of the
+sampled tokens (from the raw distribution, before temperature and top-p, as in TransformersGenerator).
 
 xllamacpp also opens llama-server's HTTP listener; it is bound to 127.0.0.1 on a free port and used
 only for the model's own chat template and tokenizer (`count_tokens`).
@@ -18,12 +20,12 @@ import queue
 import random
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import GenerationError, ModelLoadError, log_failure
-from .sampling import Deadline, Draft, Sample, SamplingParams
+from .sampling import Deadline, Draft, RowEnds, Sample, SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,10 @@ class LlamaCppOptions:
     context: int = 16384  # KV-cache tokens shared by all slots (unified cache)
     verbosity: int = -1  # llama.cpp's own log: -1 errors only
     ignore_eos: bool = False  # the benchmark: every reply runs to its token limit (comparable timings)
+    # Candidates the consumer may end early (RowEnds) are one request each, so that an ended one stops decoding and
+    # the others go faster; each slot then evaluates the part of the prompt it does not hold (bench/prune.py).
+    # False: one request for all N (the prompt evaluated once); an ended one decodes on until all are done.
+    split: bool = True
 
 
 def start_server(gguf: Path, name: str, options: LlamaCppOptions, port: int = 0, alias: str = ""):
@@ -71,7 +77,9 @@ def start_server(gguf: Path, name: str, options: LlamaCppOptions, port: int = 0,
 
 
 class LlamaCppGenerator:
-    """A GGUF chat model run by llama.cpp in this process; the `Generator` protocol of generator.py."""
+    """A GGUF chat model run by llama.cpp in this process; the `Generator` protocol of sampling.py."""
+
+    ends_rows = True  # a candidate can be ended alone (RowEnds)
 
     def __init__(self, gguf: Path | str, name: str = "model", options: LlamaCppOptions | None = None) -> None:
         self.name, self.options, self.gguf = name, options or LlamaCppOptions(), Path(gguf)
@@ -117,10 +125,10 @@ class LlamaCppGenerator:
 
     # --- sampling --------------------------------------------------------------------------------
 
-    def request(self, prompt: str | list[int], params: SamplingParams, seed: int) -> dict:
-        """The completion request for `params.n` candidates of one prompt (text or token ids)."""
+    def request(self, prompt: str | list[int], params: SamplingParams, seed: int, n: int | None = None) -> dict:
+        """The completion request for `n` (default `params.n`) candidates of one prompt (text or token ids)."""
         body = dict(
-            prompt=prompt, n=params.n, max_tokens=params.max_new_tokens, seed=seed, stream=True,
+            prompt=prompt, n=params.n if n is None else n, max_tokens=params.max_new_tokens, seed=seed, stream=True,
             logprobs=1,  # the sampled token's log-prob, from the raw distribution
             temperature=max(params.temperature, 0.0), top_p=params.top_p, top_k=0, min_p=0.0,
             repeat_penalty=1.0, cache_prompt=True,
@@ -131,48 +139,69 @@ class LlamaCppGenerator:
             body["ignore_eos"] = True
         return body
 
-    def stream(self, messages: list[dict], params: SamplingParams, stop: threading.Event) -> Iterator[Sample]:
+    def stream(
+        self, messages: list[dict], params: SamplingParams, stop: threading.Event, ends: RowEnds | None = None
+    ) -> Iterator[Sample]:
         """Yield snapshots of the N drafts as they grow; the last one has done=True.
 
-        Stop (or a consumer that goes away, or the reply's time limit) ends the request at the next token.
+        Stop (or a consumer that goes away, or the reply's time limit) ends every candidate at the next token.
+        With `ends` (and `options.split`), each candidate is its own request and a row ended there is cancelled
+        alone; without `split`, the N stay one request, an ended row is left as it was, and the request is
+        cancelled once every row has finished, reached its limit or ended.
         """
         seed = params.seed if params.seed is not None else random.randrange(2**31 - 1)
-        body = self.request(self.prompt_text(messages), params, seed)
-        chunks: queue.Queue = queue.Queue()
-        worker = threading.Thread(target=self._run, args=(body, stop, chunks), name="llama.cpp", daemon=True)
-        worker.start()
+        prompt, chunks = self.prompt_text(messages), queue.Queue()
+        rows, done = RowEnds() if ends is None else ends, threading.Event()
+        if ends is None or not self.options.split:  # one request: the prompt evaluated once for all N
+            requests = [(0, self.request(prompt, params, seed), lambda: stop.is_set() or done.is_set())]
+        else:  # one request per candidate, each cancelled on its own
+            requests = [
+                (row, self.request(prompt, params, (seed + row) % 2**31, n=1), _either(stop, rows, row))
+                for row in range(params.n)
+            ]
+        for first, body, cancel in requests:
+            threading.Thread(target=self._run, args=(body, cancel, chunks, first), name="llama.cpp", daemon=True).start()
         drafts = [Draft() for _ in range(params.n)]
-        deadline = Deadline(params.timeout_s)
-        ended = False
+        deadline, running, ended = Deadline(params.timeout_s), len(requests), False
         try:
-            while (chunk := deadline.get(chunks)) is not None:
-                if isinstance(chunk, BaseException):
+            while running:
+                first, chunk = deadline.get(chunks)
+                if chunk is None:
+                    running -= 1
+                elif isinstance(chunk, BaseException):
                     raise generation_error(chunk) from chunk
-                if _apply(chunk, drafts):
-                    yield Sample([_copy(d) for d in drafts], seed)
+                else:
+                    changed = _apply(chunk, drafts, first, rows)  # an ended row keeps its text as it was
+                    if ends is not None and all(_over(k, d, rows, params) for k, d in enumerate(drafts)):
+                        done.set()  # one request: the rows still decoding are all ended
+                    if changed:
+                        yield Sample([_copy(d) for d in drafts], seed)
             ended = True
         finally:
             if not ended:
-                stop.set()  # the consumer went away, or the reply timed out: end the request
+                stop.set()  # the consumer went away, the reply timed out or a request failed: end them all
         yield Sample(drafts, seed, done=True, stopped=stop.is_set())
 
-    def _run(self, body: dict, stop: threading.Event, chunks: queue.Queue) -> None:
-        """One streamed request (blocks in llama.cpp); every chunk goes to `chunks`, then None."""
+    def _run(self, body: dict, cancel: Callable[[], bool], chunks: queue.Queue, first: int) -> None:
+        """One streamed request (blocks in llama.cpp) for the candidates from row `first` on; every chunk goes to
+        `chunks` as (first, chunk), then (first, None)."""
 
         def on_chunk(chunk: dict) -> bool:  # True: cancel the request
             if "error" in chunk or chunk.get("code") == 500:
                 error = chunk.get("error", chunk)
-                chunks.put(RuntimeError(str(error.get("message", error) if isinstance(error, dict) else error)))
+                chunks.put(
+                    (first, RuntimeError(str(error.get("message", error) if isinstance(error, dict) else error)))
+                )
                 return True
-            chunks.put(chunk)
-            return stop.is_set()
+            chunks.put((first, chunk))
+            return cancel()
 
         try:
             self.server.handle_completions(body, on_chunk)
         except Exception as e:
-            chunks.put(e)
+            chunks.put((first, e))
         finally:
-            chunks.put(None)
+            chunks.put((first, None))
 
     def warm_up(self, ns: tuple[int, ...] = (1, 4)) -> None:
         """One short request per batch size, so the first user turn is not the one that pages the weights in."""
@@ -187,12 +216,13 @@ class LlamaCppGenerator:
         del server
 
 
-def _apply(chunk: dict, drafts: list[Draft]) -> bool:
-    """Add one streamed chunk's tokens to its candidates; True when a draft changed."""
+def _apply(chunk: dict, drafts: list[Draft], first: int = 0, ends: RowEnds | None = None) -> bool:
+    """Add one streamed chunk's tokens to its candidates (choice k is row `first` + k; rows in `ends` are left as
+    they are); True when a draft changed."""
     changed = False
     for choice in chunk.get("choices", []):
-        index = choice.get("index", 0)
-        if not 0 <= index < len(drafts):
+        index = first + choice.get("index", 0)
+        if not 0 <= index < len(drafts) or (ends is not None and index in ends):
             continue
         draft = drafts[index]
         for token in (choice.get("logprobs") or {}).get("content") or []:
@@ -203,6 +233,16 @@ def _apply(chunk: dict, drafts: list[Draft]) -> bool:
             draft.finished = True
         changed = True
     return changed
+
+
+def _over(row: int, draft: Draft, ends: RowEnds, params: SamplingParams) -> bool:
+    """A row that will not grow: finished, ended, or at its token limit."""
+    return draft.finished or row in ends or len(draft.token_ids) >= params.max_new_tokens
+
+
+def _either(stop: threading.Event, ends: RowEnds, row: int) -> Callable[[], bool]:
+    """Whether row `row`'s request is to be cancelled: the whole reply stopped, or the row ended."""
+    return lambda: stop.is_set() or row in ends
 
 
 def _copy(d: Draft) -> Draft:

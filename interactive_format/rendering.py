@@ -128,7 +128,8 @@ def candidates_panel(turn: Turn, ranking_note: str = "", lang: str = "en") -> st
             marks.append("×" + str(1 + len(same)))
         scores = _scores(c, fields, lang)
         flags = f"⚠ *{_flags(c, lang)}*" if c.defects else ""
-        head = " · ".join(x for x in (f"**{rank}**", *marks, scores, flags) if x)
+        ended = f"✂ *{escape(c.ended)}*" if c.ended else ""  # ended while sampled (pruning.py)
+        head = " · ".join(x for x in (f"**{rank}**", *marks, scores, flags, ended) if x)
         lines.append(f"{head}  \n{_reply(_snippet(c.text), lang)}")
     why = why_shown(turn.candidates, order, turn.chosen, [c.defects for c in turn.candidates])
     if turn.meta.get("kept_streamed") and turn.chosen == order[0]:
@@ -203,6 +204,7 @@ def candidate_info(turn: Turn, browse: int | None, lang: str = "en") -> str:
     shown = localize("shown" if idx == turn.chosen else "not shown: *Use this reply* continues with it", lang)
     scores = _scores(c, score_fields(turn.candidates), lang)
     flags = f" · ⚠ *{_flags(c, lang)}*" if c.defects else ""
+    flags += f" · ✂ {escape(c.ended)}" if c.ended else ""  # ended while sampled (pruning.py)
     place = localize(f"Candidate {order.index(idx) + 1}/{len(order)}", lang)
     text = f'<div class="if-reply">\n\n{escape(c.text)}\n\n</div>' if c.text else _reply("", lang)  # markdown inside
     return f"**{place}** · {scores}{flags} · {shown}\n\n{text}"
@@ -228,6 +230,7 @@ def turn_result(conversation: Conversation) -> dict:
                 "finished": c.finished,
                 "rank": order.index(i) + 1,
                 "defects": c.defects,
+                "ended": c.ended,  # why it was ended before it finished (pruning.py); "" when it ran its course
             }
             for i, c in enumerate(reply.candidates)
         ],

@@ -1,4 +1,4 @@
-"""What every chat backend speaks: sampling parameters, drafts, snapshots, the `Generator` protocol.
+"""What every chat backend speaks: sampling parameters, drafts, snapshots, row ends, the `Generator` protocol.
 
 The backends (`generator.py` transformers, `llamacpp.py`, `openai_backend.py`, `vlm.py`) take
 these types from here; `backends.load_generator` picks one for a config. No torch here.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,8 +56,39 @@ class Sample:
     stopped: bool = False  # the user pressed stop
 
 
+class RowEnds:
+    """The rows of one stream that its consumer ended before they finished, each with why (pruning.py).
+
+    Shared between the consumer and the engine's thread: an engine that can end single rows
+    (`ends_rows = True`) stops decoding a row once it is here, and its stream is done when every row
+    has finished or ended.
+    """
+
+    def __init__(self) -> None:
+        self._why: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def end(self, rows: Mapping[int, str]) -> None:
+        """End `rows` (row -> why); a row already ended keeps its first reason."""
+        with self._lock:
+            for row, why in rows.items():
+                self._why.setdefault(row, why)
+
+    def __contains__(self, row: int) -> bool:
+        return row in self._why
+
+    def reasons(self) -> dict[int, str]:
+        """Every ended row with why, as of now."""
+        with self._lock:
+            return dict(self._why)
+
+
 class Generator(Protocol):
-    """Anything that turns chat messages into N streamed candidates."""
+    """Anything that turns chat messages into N streamed candidates.
+
+    A generator with `ends_rows = True` also takes `ends` (RowEnds) in `stream`, and stops decoding the
+    rows ended there.
+    """
 
     name: str
 

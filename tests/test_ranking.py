@@ -175,7 +175,7 @@ def test_the_labels_evaluation_writes_its_report(tmp_path):
     labeleval.run(cfg)
     report = json.loads(cfg.out.read_text())
     assert cfg.out.with_suffix(".png").stat().st_size > 10_000
-    assert report["default_model"] == "embedded:qwen2.5-coder-0.5b"
+    assert report["default_model"] == "embedded:qwen2.5-coder-1.5b"  # the app's default, recorded with the pools
     pool = report["pools"]["replies-qwen2.5-coder-0.5b-short-v3"]
     row = pool["zh"]["4"]
     assert set(row) == {"shown_mean", "poor_share", "good_share", "first_mean", "mean", "oracle_mean", "headroom",

@@ -4,14 +4,18 @@ through our own Whisper."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
+import sys
+import time
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from interactive_format import phonemes
 from interactive_format import speaker as sp
 from interactive_format.config import load_config, parse_args
 from interactive_format.flows import FLOWS_DIR, FlowError, load_flow
@@ -21,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _bench = importlib.util.spec_from_file_location("bench_tts", ROOT / "bench" / "tts.py")
 BENCH = importlib.util.module_from_spec(_bench)  # the round-trip measure and the fixed set (bench/tts.py)
 _bench.loader.exec_module(BENCH)
+_REAL_PATH = os.environ.get("PATH", "")
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the espeak-ng program is not installed")
 
 
@@ -117,7 +122,6 @@ def test_language_is_picked_from_the_text(text, language):
 # --- the real engine ---------------------------------------------------------------------------
 
 
-@needs_espeak
 def test_english_and_chinese_sentences_get_their_own_phonemes_and_voices(cache_dir, monkeypatch):
     speaker = Speaker("embedded:kokoro-82m", cache_dir, voices={"en": "jf_alpha", "zh": "jm_kumo"})
     engine = speaker.load()
@@ -136,7 +140,6 @@ def test_english_and_chinese_sentences_get_their_own_phonemes_and_voices(cache_d
     assert re.search("[→↗↓↘]", zh) and "w" in zh.lower() and "Wi" not in zh  # tones; the Latin word phonemised
 
 
-@needs_espeak
 def test_real_engine_audio_has_a_plausible_duration(kokoro):
     english = "The washing machine has finished, so remember to hang the clothes before dinner."
     chinese = "洗衣机已经洗完了，记得晚饭前把衣服晾起来。"
@@ -149,7 +152,6 @@ def test_real_engine_audio_has_a_plausible_duration(kokoro):
     assert 0.05 < float(np.sqrt(np.mean(en.audio**2))) < 0.7  # not silence, not clipping
 
 
-@needs_espeak
 def test_speed_changes_the_length(cache_dir, kokoro):
     fast = Speaker("embedded:kokoro-82m", cache_dir, speed=1.6)
     fast._engine = kokoro.load()  # the same loaded model
@@ -171,6 +173,123 @@ def test_whole_reply_is_joined_with_pauses_and_written_as_wav(kokoro, tmp_path):
     path = sp.write_wav(reply.audio, reply.rate, tmp_path / "r.wav")
     with wave.open(str(path)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (reply.rate, 1, len(reply.audio))
+
+
+# --- English phonemes: libespeak-ng in a worker process, no program needed ----------------------------
+
+# Replies' kinds of English (numbers, times, abbreviations, URLs, code words) and Chinese with Latin runs; a line
+# over the 999 bytes the program reads at once; a lone function word (stressed by the program, not by
+# espeak_TextToPhonemes).
+SAID = [
+    "Sure, I turned on the living room light.", "Your alarm is set for 7:30 in the morning.",
+    "It costs $12.99, or about €11.50 with the discount.", "Python 3.11 is about 25% faster.",
+    "Connect to the Wi-Fi network called HomeNet-5G.", "Visit https://www.example.com/docs for more.",
+    "Dr. Smith will see you at 10:15 a.m. tomorrow.", "The U.S. and the U.K. signed it in 1998.",
+    "Use Ctrl+C to copy; the CPU runs at 3.2 GHz.", "The café serves crème brûlée.", "The.", "Hmm... OK!",
+    "Close the door, the shop is close.", "lights " * 170,
+]  # fmt: skip
+RAW = ["Line one\nline two\n", "carriage\rreturn", "the " * 249 + "lights\nok", "", "\n\n"]  # fgets' lines
+SAID_ZH = ["我把 Wi-Fi 打开了。", "你可以用 Python 3.11 写这个脚本。", "请访问 https://www.example.com 了解更多。"]
+
+
+@pytest.fixture
+def no_program(monkeypatch, tmp_path):
+    """PATH without the espeak-ng program (only an empty folder), and a fresh worker started under it."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert shutil.which("espeak-ng") is None
+    worker = phonemes.EspeakWorker()
+    monkeypatch.setattr(phonemes, "_WORKER", worker)
+    yield worker
+    worker.close()
+
+
+@needs_espeak
+def test_english_phonemes_without_the_program_are_the_programs(monkeypatch, no_program):
+    with monkeypatch.context() as m:
+        m.setenv("PATH", _REAL_PATH)  # the program, as the reference
+        m.setattr(phonemes, "espeak_ipa", phonemes.program_ipa)
+        by_program = [phonemes.english_phonemes(t) for t in SAID] + [phonemes.chinese_phonemes(t) for t in SAID_ZH]
+        raw_program = phonemes.program_ipa(RAW)
+    assert no_program.ipa(RAW) == raw_program  # the IPA itself, line for line
+    by_worker = [phonemes.english_phonemes(t) for t in SAID] + [phonemes.chinese_phonemes(t) for t in SAID_ZH]
+    assert by_worker == by_program
+    assert no_program.version.startswith("1.52")  # espeakng-loader's libespeak-ng, not the system's
+    assert "ðˈə" in phonemes.english_phonemes("The.")  # a lone "the" stressed, as the program says it
+
+
+def test_kokoro_speaks_english_with_no_espeak_ng_on_path(cache_dir, kokoro, no_program):
+    speaker, note = load_speaker("embedded:kokoro-82m", cache_dir)
+    assert note == "" and speaker is not None
+    said = speaker.say("The front door is locked and the porch light is on.")
+    assert not said.note and said.seconds > 1.5 and float(np.abs(said.audio).max()) > 0.05
+
+
+def test_the_espeak_library_is_never_loaded_into_the_apps_process(no_program):
+    import espeakng_loader
+
+    assert phonemes.english_phonemes("Hello there.")
+    maps = Path("/proc/self/maps").read_text()
+    assert "libespeak-ng" not in maps  # GPL-3: only the worker process loads it
+    worker_maps = Path(f"/proc/{no_program._proc.pid}/maps").read_text()
+    libraries = {line.split()[-1] for line in worker_maps.splitlines() if "libespeak-ng" in line}
+    assert libraries == {str(Path(espeakng_loader.get_library_path()).resolve())}  # pip's, not a system one
+
+
+def test_the_worker_finds_its_data_under_a_long_install_path(no_program, tmp_path, monkeypatch):
+    import espeakng_loader
+
+    deep = tmp_path / ("site-packages-" + "x" * 150)  # espeak reads at most 160 bytes of its data path
+    shutil.copytree(Path(espeakng_loader.__file__).parent, deep / "espeakng_loader", symlinks=True)
+    monkeypatch.setenv("PYTHONPATH", str(deep))
+    assert phonemes.english_phonemes("Hello there.") == "həlˈO ðˈɛɹ."
+    assert str(deep) in Path(f"/proc/{no_program._proc.pid}/maps").read_text()  # that copy's library
+
+
+def test_a_dead_worker_is_replaced_and_the_next_sentence_is_said(no_program, kokoro):
+    first = phonemes.english_phonemes("The light is on.")
+    dead = no_program._proc
+    dead.kill()
+    dead.wait()
+    assert phonemes.english_phonemes("The light is on.") == first
+    assert no_program._proc.pid != dead.pid
+    no_program._proc.kill()  # killed again, now through the Speaker: still spoken, no note
+    said = kokoro.say("The light is on.")
+    assert not said.note and said.seconds > 0.5
+
+
+def test_a_worker_that_keeps_dying_gives_a_note_not_a_hang(kokoro, monkeypatch):
+    says_ready_and_dies = (sys.executable, "-c", 'print(\'{"ready": "0"}\', flush=True)')
+    monkeypatch.setattr(phonemes, "_WORKER", phonemes.EspeakWorker(command=says_ready_and_dies))
+    said = kokoro.say("The light is on.")
+    assert said.note == "Not spoken: English phonemes failed: the espeak-ng worker stopped twice."
+    assert kokoro.say("灯开了。").seconds > 0.3  # Chinese is said all the same
+
+
+def test_bad_text_gives_a_clean_note_never_a_hang(kokoro, no_program):
+    started = time.perf_counter()
+    with pytest.raises(phonemes.SpeakerError, match="too long to speak"):
+        phonemes.english_phonemes("word " * 100_000)
+    assert time.perf_counter() - started < 1
+    said = kokoro.say("Turn\x00 on\x07 the\x1b[31m light\x7f now.")  # control characters are not said
+    assert not said.note and said.seconds > 0.5
+    assert phonemes.english_phonemes("on\x00 the light") == phonemes.english_phonemes("on  the light")
+    assert kokoro.say("\ud800 lone surrogate.").seconds > 0.3  # not valid UTF-8: replaced, still said
+    with pytest.raises(phonemes.SpeakerError, match=r"English phonemes failed \(ValueError: espeak-ng has no voice"):
+        phonemes.english_phonemes("Hello.", voice="xx-nope")
+    assert phonemes.english_phonemes("Hello.")  # the worker lived through the bad request
+
+
+def test_a_worker_that_takes_too_long_is_ended_with_a_note(kokoro, monkeypatch):
+    says_ready_and_hangs = (sys.executable, "-c", 'import time; print(\'{"ready": "0"}\', flush=True); time.sleep(600)')
+    worker = phonemes.EspeakWorker(timeout_s=0.5, command=says_ready_and_hangs)
+    monkeypatch.setattr(phonemes, "_WORKER", worker)
+    started = time.perf_counter()
+    said = kokoro.say("The washing machine has finished.")
+    assert said.note == "Not spoken: English phonemes took too long on this sentence."
+    assert time.perf_counter() - started < 3 and worker._proc is None  # ended, not left running
+    worker.command = phonemes.WORKER_COMMAND  # the next sentence gets a fresh worker
+    assert kokoro.say("The washing machine has finished.").seconds > 1
+    worker.close()
 
 
 # --- bad cases: the audio is skipped with a note, nothing raises --------------------------------
@@ -227,9 +346,16 @@ def test_off_and_missing_engines_are_one_line_not_a_failure(cache_dir, monkeypat
     assert speaker is None and "not a speech synthesis model" in note
     speaker, note = load_speaker("embedded:kokoro-82m", cache_dir, voices={"en": "af_heart"})
     assert speaker is None and "Unknown Kokoro voice 'af_heart'" in note
-    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)  # no espeak-ng program: only its own voice is missing
+    speaker, note = load_speaker("espeak-ng", cache_dir)
+    assert speaker is None and "apt-get install espeak-ng" in note and "\n" not in note
+    assert load_speaker("embedded:kokoro-82m", cache_dir)[1] == ""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        "importlib.util.find_spec", lambda name, *a: None if name == "espeakng_loader" else real(name, *a)
+    )
     speaker, note = load_speaker("embedded:kokoro-82m", cache_dir)
-    assert speaker is None and "espeak-ng" in note and "apt-get install espeak-ng" in note
+    assert speaker is None and "'espeakng-loader'" in note and "pip install" in note and "\n" not in note
 
 
 def test_kokoro_parts_join_to_the_checked_file(kokoro, cache_dir):
@@ -269,7 +395,6 @@ def test_flow_voice_replies_must_be_a_boolean(tmp_path):
 
 
 @pytest.mark.slow
-@needs_espeak
 def test_spoken_replies_are_understood_by_our_whisper(kokoro, cache_dir, tmp_path):
     edit_distance, tokens = BENCH.edit_distance, BENCH.tokens
     from interactive_format.speech import Transcriber
@@ -330,7 +455,6 @@ def _wav_seconds(path_or_bytes) -> float:
         return w.getnframes() / w.getframerate()
 
 
-@needs_espeak
 def test_chat_api_returns_the_reply_spoken_when_asked(client):
     plain = client.predict("Say hello.", None, None, 1, 0.7, 24, api_name="/chat")
     assert "audio" not in plain  # not asked: nothing spent on speech
@@ -361,7 +485,6 @@ class _Request:
     session_hash = "talk-test"
 
 
-@needs_espeak
 def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine, monkeypatch):
     import threading
 
@@ -403,7 +526,6 @@ def test_speaker_off_speaks_nothing(engine):
     assert list(ui.speak_live(chat, False, _Request())) == [] and list(ui.speak_shown(chat, False)) == []
 
 
-@needs_espeak
 def test_picking_another_candidate_speaks_it(engine, monkeypatch):
     from interactive_format.callbacks import ChatUI
     from interactive_format.store import Store
@@ -471,15 +593,17 @@ def test_a_talk_mode_recording_is_answered_as_a_voice_turn(engine, media):
     assert views[-1].status == "Ready"
 
 
-@needs_espeak
 def test_a_flow_that_does_not_speak_checks_the_speaker_at_start_and_builds_it_on_first_use(cache_dir, monkeypatch):
     speaker, note = load_speaker("embedded:kokoro-82m", cache_dir, eager=False)
     assert note == "" and not speaker.loaded  # no ONNX session yet
     said = speaker.say("Hello there.")
     assert speaker.loaded and said.seconds > 0.3 and not said.note
-    monkeypatch.setattr("shutil.which", lambda name: None)  # a missing engine is still one line at start
+    real = importlib.util.find_spec  # a missing part is still one line at start
+    monkeypatch.setattr(
+        "importlib.util.find_spec", lambda name, *a: None if name == "espeakng_loader" else real(name, *a)
+    )
     speaker, note = load_speaker("embedded:kokoro-82m", cache_dir, eager=False)
-    assert speaker is None and "apt-get install espeak-ng" in note
+    assert speaker is None and "'espeakng-loader'" in note
 
 
 def test_the_smart_home_flow_starts_with_its_speaker_loaded(cache_dir, models):
@@ -496,7 +620,6 @@ def test_the_smart_home_flow_starts_with_its_speaker_loaded(cache_dir, models):
     assert engine.speaker.loaded  # voice_replies: loaded (and warmed up) at start, not by the first reply
 
 
-@needs_espeak
 def test_a_replys_first_piece_is_synthesised_with_more_threads(kokoro, monkeypatch):
     engine = kokoro.load()
     assert engine.first_session is not engine.session  # FIRST_THREADS (2) over the default 1 thread

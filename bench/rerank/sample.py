@@ -3,14 +3,17 @@
     flock -s /tmp/cpu.lock env PYTHONPATH=. python bench/rerank/sample.py embedded:qwen2.5-coder-0.5b --k 8 --workers 2
     flock -s /tmp/cpu.lock env PYTHONPATH=. python bench/rerank/sample.py embedded:qwen2.5-coder-0.5b --k 1 \
         --temperature 0.3 --workers 16
+    flock -x /tmp/cpu.lock env PYTHONPATH=. python bench/rerank/sample.py embedded:qwen2.5-coder-1.5b --k 8 \
+        --workers 2 --out bench/labels/pending
 
 K candidates per held-out prompt of prompts.json in one request (sample 0 = the single sample), on our
 llama.cpp backend with the app's settings: temperature 0.7 (or another, for the best-temperature baseline),
 top-p 0.9, 128 tokens, and the app's current system prompt for the prompt's persona (system_texts: the
 default, or a shipped flow's). Every candidate's text, J (mean token log-prob), whether it finished (False:
-cut by the token limit) and its token count go to samples-<model>-t<T>-s<seed>.json beside this file, with
-the system prompts used, after every prompt; prompts already in the file are skipped, so an interrupted run
-resumes (zh and en alternate: a run stopped early has both). Another seed gives independent candidates.
+cut by the token limit) and its token count go to samples-<model>-t<T>-s<seed>.json beside this file (or in
+--out, e.g. bench/labels/pending/ for a pool that awaits labels), with the system prompts used, after every
+prompt; prompts already in the file are skipped, so an interrupted run resumes (zh and en alternate: a run
+stopped early has both). Another seed gives independent candidates.
 """
 
 from __future__ import annotations
@@ -53,11 +56,13 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=14)
     p.add_argument("--workers", type=int, default=2, help="prompts in flight at once (llama.cpp batches them)")
     p.add_argument("--limit", type=int, default=0, help="only prompts numbered up to LIMIT (0: all)")
+    p.add_argument("--out", type=Path, default=HERE, help="folder of the samples file (default: beside this file)")
     args = p.parse_args()
     prompts = json.loads((HERE / "prompts.json").read_text())
     systems = system_texts(prompts)
     name = args.llm.removeprefix("embedded:").replace("/", "_")
-    path = HERE / f"samples-{name}-t{args.temperature:g}-s{args.seed}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"samples-{name}-t{args.temperature:g}-s{args.seed}.json"
     out = json.loads(path.read_text()) if path.exists() else {
         "model": args.llm, "k": args.k, "max_new_tokens": args.tokens, "temperature": args.temperature,
         "seed": args.seed, "systems": systems, "rows": []
