@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dialogue import context_text
-from .labels import ROOT, LabelledPrompt, read_all, read_labels
+from .labels import LANGS, ROOT, LabelledPrompt, read_all, read_labels
+
+
+class PoolError(ValueError):
+    """A pool file that cannot give replies; the message names the file and the prompt."""
 
 
 @dataclass(frozen=True)
@@ -93,12 +97,31 @@ def labelled_rows(p: LabelledPrompt, real_at: int, fake_at: int) -> list[Row]:
 
 
 def pool_rows(source: str, target: float, labelled: set[tuple[str, str, int]], root: Path = ROOT) -> list[Row]:
-    """The unlabelled, non-empty candidates of a pool file, all with `target` (a labelled one goes by its label)."""
-    data = json.loads((root / source).read_text(encoding="utf-8"))
+    """The unlabelled, non-empty candidates of a pool file, all with `target` (a labelled one goes by its label);
+    PoolError naming the file and the prompt if it is not a pool."""
     out = []
-    for prompt in data["rows" if "rows" in data else "replies"]:
+    for n, prompt in enumerate(read_pool(source, root)):
+        where = f"{source}, prompt {n}"
+        if not isinstance(prompt, dict) or not all(isinstance(prompt.get(k), str) for k in ("id", "text", "lang")):
+            raise PoolError(f"{where}: needs 'id', 'text' and 'lang' as strings")
+        if prompt["lang"] not in LANGS or not isinstance(prompt.get("candidates"), list):
+            raise PoolError(f"{where}: 'lang' must be zh or en and 'candidates' a list")
         context = context_text([{"role": "user", "content": prompt["text"]}])
         for i, c in enumerate(prompt["candidates"]):
+            if not isinstance(c, dict) or not isinstance(c.get("text"), str):
+                raise PoolError(f"{where}, candidate {i}: needs 'text' as a string")
             if c["text"].strip() and (source, prompt["id"], i) not in labelled:
                 out.append(Row(context, c["text"], target, prompt["text"], prompt["lang"], source))
     return out
+
+
+def read_pool(source: str, root: Path = ROOT) -> list:
+    """The prompts of a pool file (under "rows" or "replies"); PoolError if it cannot be read as one."""
+    try:
+        data = json.loads((root / source).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PoolError(f"{source}: cannot be read as a pool ({e})") from None
+    prompts = data.get("rows", data.get("replies")) if isinstance(data, dict) else None
+    if not isinstance(prompts, list):
+        raise PoolError(f"{source}: not a pool (no list of prompts under 'rows' or 'replies')")
+    return prompts

@@ -56,8 +56,8 @@ class LabelsConfig:
     fold_seed: int = 0  # how prompts are dealt into folds
     l2: float = 1.0  # the fit's L2 penalty (features are standardised per turn)
     discriminator: Path = ROOT / "assets" / "discriminator"  # the shipped D, read with the app's loader
-    # A directory of Ds each trained without some folds' prompts (qualityd.py): every D value of a labelled
-    # prompt then comes from a D that never saw it. Needed when `discriminator` was trained on the labels.
+    # A quality run's directory (qualityd.py) of Ds each trained without some folds' prompts: every D value of
+    # a labelled prompt then comes from a D that never saw it. Needed when `discriminator` was trained on them.
     fold_discriminators: str = ""
     # Which model reads each generator's candidates as the verifier: GENERATOR=VERIFIER
     verifiers: tuple[str, ...] = (
@@ -293,16 +293,19 @@ def evaluate_labels(cfg: LabelsConfig) -> dict:
     if cfg.fold_discriminators:  # a D trained on the labels: each prompt's D value from one that never saw it
         from .qualityd import FoldDiscriminators
 
-        ds = FoldDiscriminators.load(cfg.fold_discriminators, cfg.folds, cfg.fold_seed, d)
+        ds = FoldDiscriminators.load(cfg.fold_discriminators, prompts, cfg.folds, cfg.fold_seed)
         turns, fit_on = ds.turns(cfg, prompts, lambda p: verifiers.get(p.model))
-        return make_report(cfg, prompts, turns, float(d.meta.get("lam", 0.5)), fit_on)
-    if d is not None and d.meta.get("training", {}).get("labels"):
+        return {**make_report(cfg, prompts, turns, ds.lam, fit_on), "d_values": f"held-out: {cfg.fold_discriminators}"}
+    seen = d is not None and bool(d.meta.get("training", {}).get("labels"))  # D trained on these very labels
+    if seen and cfg.write_ranking:  # D's weight would be fitted on values D learnt: too high
         raise ValueError(
-            f"{cfg.discriminator} was trained on the labels: its values on them are no measure. Pass "
-            "--fold-discriminators with the Ds `python -m interactive_format.qualityd` trained without each fold."
+            f"{cfg.discriminator} was trained on the labels: to fit a ranking, pass --fold-discriminators with "
+            "the Ds `python -m interactive_format.qualityd` trained without each fold."
         )
+    if seen:
+        log.warning("%s was trained on the labels: its values on them are in-sample", cfg.discriminator)
     turns = build_turns(cfg, prompts, lambda p: Models(d, verifiers.get(p.model)))
-    return make_report(cfg, prompts, turns, float(d.meta.get("lam", 0.5)))
+    return {**make_report(cfg, prompts, turns, float(d.meta.get("lam", 0.5))), "d_trained_on_labels": seen}
 
 
 def make_report(

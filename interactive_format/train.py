@@ -93,6 +93,9 @@ class TrainConfig:
     quality_balance: bool = True  # repeat the rarer side of the good/poor replies so both weigh the same
     samples_dir: str = ""  # G's cached replies ("" = out_dir/samples): one cache for runs that differ in D only
     embedding_cache: str = ""  # a file of the sentence encoder's embeddings, read first and written after
+    # which epoch's D is kept: "best" (val AUC, human vs G on the chats) or "last" (a quality D: the chats'
+    # AUC is not what it is for, and the labels of the folds it may see are its training data)
+    keep: str = "best"
     # D
     freeze_ratio: float = 0.5  # share of encoder layers (from the bottom) kept frozen; embeddings always
     max_length: int = 128  # tokens of context + reply (the oldest context is cut first)
@@ -126,6 +129,7 @@ class TrainConfig:
             "context_turns": self.context_turns >= 1,
             "val_candidates": self.val_candidates >= 2,
             "patience": self.patience >= 1,
+            "keep": self.keep in ("best", "last"),
         }
         for name, ok in checks.items():
             if not ok:
@@ -481,8 +485,8 @@ def train(cfg: TrainConfig) -> dict:
         with metrics_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)})
-        if row["val_auc"] > state["best_auc"]:
-            state.update(best_auc=row["val_auc"], bad_epochs=0)
+        if row["val_auc"] > state["best_auc"] or cfg.keep == "last":
+            state.update(best_auc=row["val_auc"], bad_epochs=0)  # with "last": the kept epoch's
             d.save(out / "best", epoch=epoch, val=row)
         else:
             state["bad_epochs"] += 1
@@ -527,12 +531,13 @@ def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, st
     return summary
 
 
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """argparse over TrainConfig's fields: --train-contexts 2000, --g-steps 1, --resume, ..."""
+def parse_args(argv: list[str] | None = None, defaults: dict | None = None) -> TrainConfig:
+    """argparse over TrainConfig's fields: --train-contexts 2000, --g-steps 1, --resume, ...; `defaults`
+    replace TrainConfig's own (qualityd.py's settings)."""
     p = argparse.ArgumentParser(description="Train the discriminator adversarially on chitchat.")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        default = getattr(TrainConfig(), f.name)
+        default = (defaults or {}).get(f.name, getattr(TrainConfig(), f.name))
         if isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif isinstance(default, tuple):
