@@ -65,19 +65,17 @@ def hold_outs(k: int) -> list[tuple[int, ...]]:
     return [(), *((f,) for f in range(k)), *combinations(range(k), 2)]
 
 
-def train_all(base, only: tuple[str, ...] = ()) -> dict[str, dict]:
-    """Train the final D and every fold's and pair's (in `only`'s names, if given); each run's summary."""
+def train_all(base, only: tuple[str, ...] = ()) -> None:
+    """Train the final D and every fold's and pair's (in `only`'s names, if given)."""
     from .train import train
 
-    out = {}
     for held in hold_outs(base.label_folds):
         name = run_name(held)
         if only and name not in only:
             continue
         cfg = dataclasses.replace(base, out_dir=base.out_dir / name, hold_out=",".join(map(str, held)))
         log.info("training %s", name)
-        out[name] = train(cfg)
-    return out
+        train(cfg)
 
 
 # ---------------------------------------------------------------- the fold Ds
@@ -177,25 +175,26 @@ class _Group:
     values: list[float]
 
 
-def concordance_by(prompts: list[LabelledPrompt], values: dict, fold_of: dict[str, int]) -> dict:
-    """Within-prompt concordance of D with the labels per language: all folds together and each fold."""
+def concordance_by(prompts: list[LabelledPrompt], values: dict, fold_of: dict[str, int], joined: bool) -> dict:
+    """Within-prompt concordance of D with the labels per language, all folds together and each fold; a
+    prompt is a user message with its candidates of every pool (`joined`) or one pool's candidates."""
     from .labeleval import concordance
 
-    by_user = {
-        u: _Group([y for p in ps for y in p.labels], [v for p in ps for v in values[(p.source, p.id)]])
-        for u, ps in grouped(prompts).items()
-    }
-    lang_of = {p.user: p.lang for p in prompts}
+    groups = grouped(prompts) if joined else {(p.source, p.id): [p] for p in prompts}
+    scored = {
+        key: (ps[0].lang, fold_of[ps[0].user], _Group([y for p in ps for y in p.labels], [v for p in ps for v in values[(p.source, p.id)]]))
+        for key, ps in groups.items()
+    }  # fmt: skip
     out: dict = {}
     for lang in ("zh", "en"):
-        users = [u for u in by_user if lang_of[u] == lang]
+        mine = [(f, g) for lg, f, g in scored.values() if lg == lang]
         out[lang] = {
-            "all": concordance([by_user[u] for u in users], lambda g: g.values),
+            "all": concordance([g for _, g in mine], lambda g: g.values),
             "per_fold": {
-                str(f): concordance([by_user[u] for u in users if fold_of[u] == f], lambda g: g.values)
-                for f in sorted({fold_of[u] for u in users})
+                str(f): concordance([g for h, g in mine if h == f], lambda g: g.values)
+                for f in sorted({f for f, _ in mine})
             },
-            "prompts": len(users),
+            "prompts": len(mine),
         }
     return out
 
@@ -254,6 +253,7 @@ def ranking_summary(report: dict) -> dict:
                 **{name: {k: rows[name][k] for k in pick} for name in ("fitted", "seed", "d") if rows.get(name)},
                 "concordance_n4": {name: conc.get(name) for name in ("d", "fitted", "seed")},
             }
+    out["fitted_weights_n4_per_fold"] = report["weights"]["4"]["fitted"]
     return out
 
 
@@ -270,13 +270,24 @@ def measure(cfg_labels, prompts: list[LabelledPrompt], score, fold_of: dict[str,
     for r in rows:
         r["context"] = context_text([{"role": "user", "content": r["text"]}])
     return {
-        "concordance": concordance_by(prompts, values, fold_of),
+        "concordance": concordance_by(prompts, values, fold_of, joined=True),
+        "concordance_within_pool": concordance_by(prompts, values, fold_of, joined=False),
         "auc_clean_vs_defective_t07_pool": defect_auc(score, rows, route),
         "auc_clean_vs_defective_all_labelled": all_candidates_auc(prompts, values),
     }
 
 
-def report(base, out_dir: Path, summaries: dict | None = None) -> dict:
+def run_summaries(base) -> dict[str, dict]:
+    """Each trained run's summary.json (train.py's), by run name."""
+    out = {}
+    for held in hold_outs(base.label_folds):
+        path = base.out_dir / run_name(held) / "summary.json"
+        if path.exists():
+            out[run_name(held)] = json.loads(path.read_text())
+    return out
+
+
+def report(base, out_dir: Path) -> dict:
     """The shipped D and the new fold Ds side by side, every measure cross-validated by fold."""
     from .discriminator import load_discriminator
     from .labeleval import LabelsConfig, evaluate_labels, folds
@@ -300,7 +311,7 @@ def report(base, out_dir: Path, summaries: dict | None = None) -> dict:
             "by": "user message (labeleval.folds)",
             "prompts_per_fold": {str(f): list(fold_of.values()).count(f) for f in range(lcfg.folds)},
         },
-        "runs": summaries or {},
+        "runs": run_summaries(base),
         "shipped": {
             **measure(lcfg, prompts, shipped.score, fold_of, route),
             "ranking_n4": ranking_summary(evaluate_labels(lcfg)),
@@ -324,8 +335,9 @@ def main(argv: list[str] | None = None) -> None:
     own, rest = p.parse_known_args(argv)
     base = parse_args(rest, DEFAULTS)
     try:
-        summaries = {} if own.no_train else train_all(base, tuple(x for x in own.only.split(",") if x))
-        out = report(base, base.out_dir, summaries)
+        if not own.no_train:
+            train_all(base, tuple(x for x in own.only.split(",") if x))
+        out = report(base, base.out_dir)
     except ValueError as e:
         raise SystemExit(f"qualityd: {e}") from None
     Path(own.report).parent.mkdir(parents=True, exist_ok=True)

@@ -99,6 +99,7 @@ class TrainConfig:
     # D
     freeze_ratio: float = 0.5  # share of encoder layers (from the bottom) kept frozen; embeddings always
     max_length: int = 128  # tokens of context + reply (the oldest context is cut first)
+    reply_bytes: int = 192  # an e5 D reads a reply's first this many UTF-8 bytes (0: whole; its time grows with them)
     batch_size: int = 32
     lr: float = 5e-5  # encoder layers
     head_lr: float = 1e-3
@@ -346,6 +347,8 @@ def build_discriminator(cfg: TrainConfig):
     from .models import resolve_device
 
     d = new_discriminator(cfg.encoder, resolve_device(cfg.device), cfg.max_length)
+    if hasattr(d, "reply_bytes"):  # an embedding D (saved in its meta, so the app reads replies alike)
+        d.reply_bytes = cfg.reply_bytes
     if isinstance(d.encoder, torch.nn.Module):  # a cross-encoder; a sentence encoder stays frozen whole
         freeze_encoder(d, cfg.freeze_ratio)
     return d

@@ -173,3 +173,15 @@ def test_fold_ds_that_are_missing_or_of_other_folds_are_refused(tmp_path):
     prompts = read_all(LabelsConfig().labels)
     with pytest.raises(ValueError, match="no D trained without folds \\[0\\]"):
         FoldDiscriminators.load(tmp_path, prompts, 5, 0)
+
+
+def test_a_d_trained_on_the_labels_fits_no_ranking_without_its_fold_ds(tmp_path):
+    """Its values on the labelled prompts are in-sample: a ranking fitted on them would weigh D too high."""
+    from interactive_format.discriminator import new_discriminator
+    from interactive_format.labeleval import evaluate_labels
+
+    new_discriminator("embedded:e5-small").save(tmp_path / "d", lam=0.5, training={"labels": "bench/labels"})
+    cfg = LabelsConfig(discriminator=tmp_path / "d", write_ranking=str(tmp_path / "ranking.json"))
+    with pytest.raises(ValueError, match="trained on the labels: to fit a ranking, pass --fold-discriminators"):
+        evaluate_labels(cfg)
+    assert not (tmp_path / "ranking.json").exists()
