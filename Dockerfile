@@ -1,7 +1,7 @@
 FROM python:3.11-slim
 
-# ffmpeg reads browser audio containers (webm/opus, mp3) that libsndfile cannot; espeak-ng gives the
-# speaker its English phonemes (run as a program).
+# The pip install alone has every feature (imageio-ffmpeg brings ffmpeg, espeakng-loader libespeak-ng); the
+# system ffmpeg and espeak-ng are kept as what the app finds first on PATH, as on a Debian host.
 RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg libsndfile1 espeak-ng \
     && rm -rf /var/lib/apt/lists/*
 

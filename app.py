@@ -7,10 +7,11 @@ from interactive_format.errors import InteractiveFormatError, missing_package, r
 
 if __name__ == "__main__":
     try:
-        from interactive_format.config import auth_pair, flow_configs, load_config, parse_args
-        from interactive_format.engines import FlowSet
-        from interactive_format.store import open_store
-        from interactive_format.ui import build_demo
+        from interactive_format.config import auth_pair
+        from interactive_format.settings.load import flow_configs, load_config, parse_args
+        from interactive_format.engine.engines import FlowSet
+        from interactive_format.store.store import open_store
+        from interactive_format.web.ui import build_demo
 
         flags = parse_args()
         config = load_config(flags=flags)

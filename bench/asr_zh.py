@@ -83,7 +83,7 @@ def _espeak(voice: str, text: str, path: Path) -> Path:
 
 
 def _kokoro(speaker, text: str, path: Path) -> Path:
-    from interactive_format.speaker import write_wav
+    from interactive_format.media.speaker import write_wav
 
     reply = speaker.speak(text)
     return write_wav(reply.audio, reply.rate, path)
@@ -113,7 +113,7 @@ def _no_speech(directory: Path) -> list[dict]:
 def make_clips(directory: Path, sources: tuple[str, ...]) -> list[dict]:
     """Every clip of the chosen sources, written under `directory`."""
     from interactive_format.config import default_cache_dir
-    from interactive_format.speaker import Speaker
+    from interactive_format.media.speaker import Speaker
 
     speaker = Speaker("embedded:kokoro-82m", default_cache_dir()) if {"kokoro-zh", "kokoro-en"} & set(sources) else None
     rows = []
@@ -169,12 +169,12 @@ def worker(code: str, languages: str | None) -> None:
     sys.path.insert(0, str(Path(code).resolve()))
     from interactive_format.config import default_cache_dir
     from interactive_format.errors import InteractiveFormatError
-    from interactive_format.speech import Transcriber
+    from interactive_format.media.speech import Transcriber
 
     notes: list[str] = []  # the transcriber's debug lines (language odds, each decoding pass), where it logs them
     handler = logging.Handler(logging.DEBUG)
     handler.emit = lambda record: notes.append(record.getMessage())
-    speech_log = logging.getLogger("interactive_format.speech")
+    speech_log = logging.getLogger("interactive_format.media.speech")
     speech_log.setLevel(logging.DEBUG)
     speech_log.addHandler(handler)
     transcriber = Transcriber("embedded:whisper-base", default_cache_dir())

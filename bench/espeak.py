@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from interactive_format import phonemes  # noqa: E402
+from interactive_format.media import phonemes  # noqa: E402
 
 CORPUS = ROOT / "bench" / "espeak_corpus.txt"
 

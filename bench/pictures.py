@@ -207,7 +207,7 @@ def squash(text: str) -> str:
 
 def accuracy(reader, folder: Path) -> list[dict]:
     from interactive_format.config import Limits
-    from interactive_format.vision import load_image
+    from interactive_format.media.vision import load_image
 
     rows = []
     for p in PICTURES:
@@ -266,9 +266,9 @@ def uses_text(reply: str, answer: str) -> bool:
 
 def replies(llm: str, folder: Path, candidates: int, max_new_tokens: int) -> dict:
     """Each picture + its question through the real engine; does the chosen reply contain the answer?"""
-    from interactive_format.chat import TurnSettings
-    from interactive_format.config import load_config, merge
-    from interactive_format.engines import build_engine
+    from interactive_format.engine.chat import TurnSettings
+    from interactive_format.settings.load import load_config, merge
+    from interactive_format.engine.engines import build_engine
 
     config = merge(load_config(environ={}), {"models": {"llm": llm}})
     engine = build_engine(config)
@@ -302,8 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs (e.g. for a --replies run)")
     args = ap.parse_args(argv)
 
-    from interactive_format.config import load_config
-    from interactive_format.ocr import TextReader, load_reader
+    from interactive_format.settings.load import load_config
+    from interactive_format.media.ocr import TextReader, load_reader
 
     folder = Path(args.keep or tempfile.mkdtemp(prefix="pictures-"))
     folder.mkdir(parents=True, exist_ok=True)

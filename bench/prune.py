@@ -37,10 +37,10 @@ import time
 from pathlib import Path
 
 from interactive_format.dialogue import Candidate
-from interactive_format.discriminator import Reranker
-from interactive_format.labels import read_all
-from interactive_format.pruning import WEAK_STARTS, PruneOptions, Pruner, reranker_scorer, survivors_first
-from interactive_format.sampling import Draft
+from interactive_format.ranking.ranking import Reranker
+from interactive_format.training.labels import read_all
+from interactive_format.engine.pruning import WEAK_STARTS, PruneOptions, Pruner, reranker_scorer, survivors_first
+from interactive_format.llm.sampling import Draft
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -161,8 +161,8 @@ def summary(rows: list[dict]) -> dict:
 def load_reranker() -> Reranker:
     """The app's reranker as engines.build_engine makes it: the shipped D, its λ and the fitted ranking."""
     from interactive_format.config import ModelsConfig
-    from interactive_format.discriminator import load_discriminator
-    from interactive_format.engines import load_app_ranking
+    from interactive_format.ranking.discriminator import load_discriminator
+    from interactive_format.engine.engines import load_app_ranking
 
     m = ModelsConfig()
     d = load_discriminator(m.discriminator, "cpu", m.discriminator_encoder)
@@ -246,8 +246,8 @@ def live_turn(engine, seeded: Seeded, conversation, text: str, arm: str, seed: i
 def live_model(spec: str, seeds: int, turns: int, prompts: list[tuple[str, str]]) -> dict:
     """Every prompt through every arm on one model; per prompt the arms run one after another, each arm in its own
     conversation (a second turn, when asked, follows up on that arm's own reply)."""
-    from interactive_format.backends import load_generator
-    from interactive_format.chat import ChatEngine
+    from interactive_format.llm.backends import load_generator
+    from interactive_format.engine.chat import ChatEngine
     from interactive_format.config import AppConfig, ModelsConfig
 
     config = AppConfig(models=ModelsConfig(llm=spec))

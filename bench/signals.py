@@ -22,11 +22,11 @@ from datetime import date
 from pathlib import Path
 
 from interactive_format.config import default_cache_dir
-from interactive_format.discriminator import load_discriminator
-from interactive_format.labels import read_all
-from interactive_format.ranking import Reranker, load_ranking
-from interactive_format.signals import SIGNALS, Context, Models
-from interactive_format.verifier import Verifier
+from interactive_format.ranking.discriminator import load_discriminator
+from interactive_format.training.labels import read_all
+from interactive_format.ranking.ranking import Reranker, load_ranking
+from interactive_format.ranking.signals import SIGNALS, Context, Models
+from interactive_format.ranking.verifier import Verifier
 
 HERE = Path(__file__).resolve().parent
 VERIFIERS = ("embedded:qwen2.5-coder-1.5b", "embedded:qwen2.5-coder-0.5b")

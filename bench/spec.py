@@ -8,7 +8,7 @@ one candidate and then n = 4 in one request, through xllamacpp's in-process llam
 llama.cpp's draft-model speculation (types DRAFT_SIMPLE): at most K drafted tokens a step, drafting stops
 below the draft's probability P; a suffix "@T" runs that configuration with T threads. Acceptance = draft_n_accepted / draft_n from llama.cpp's own timings.
 One greedy single-stream reply per speculative configuration shows the acceptance without sampling noise.
-Prints one JSON object (README, "The llama.cpp engine").
+Prints one JSON object (docs/performance.md, "The llama.cpp engine").
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from interactive_format.config import default_cache_dir
-from interactive_format.models import gguf_path
+from interactive_format.models.gguf_file import gguf_path
 
 HERE = Path(__file__).resolve().parent
 PROMPTS = ("zh-talk-2", "en-talk-2", "en-travel-1")

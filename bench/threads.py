@@ -1,6 +1,6 @@
 """llama.cpp decode speed with 1 and 2 threads, idle and while another process keeps one core busy.
 
-python bench/threads.py GGUF   (prints the load average and tokens/s; see README, "Speed")
+python bench/threads.py GGUF   (prints the load average and tokens/s; see docs/performance.md)
 """
 
 import json

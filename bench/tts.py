@@ -129,8 +129,8 @@ def tokens(text: str, lang: str) -> list[str]:
     return EnglishTextNormalizer()(text).split()
 
 
-from interactive_format.phonemes import FIRST_CUT_LONGER_THAN, ZH_WHOLE_SENTENCES  # noqa: E402
-from interactive_format.phonemes import espeak_ipa as ESPEAK_IPA  # noqa: E402
+from interactive_format.media.phonemes import FIRST_CUT_LONGER_THAN, ZH_WHOLE_SENTENCES  # noqa: E402
+from interactive_format.media.phonemes import espeak_ipa as ESPEAK_IPA  # noqa: E402
 
 
 def variant(name: str) -> tuple[str, dict]:
@@ -174,7 +174,7 @@ def decode_forced(transcriber, path: Path, language: str, beam: int) -> str:
     import torch
     import whisper
 
-    from interactive_format.speech import decode_audio
+    from interactive_format.media.speech import decode_audio
 
     model = transcriber.load()
     mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(decode_audio(path, transcriber.limits)), model.dims.n_mels)
@@ -188,9 +188,9 @@ def run_engine(
 ) -> dict:
     """Every reply (of language `only`, if given) through one engine variant (see `variant`): pieces, timings,
     transcript, errors (`forced`: also transcribed with the language forced and beam `forced`)."""
-    from interactive_format import phonemes
+    from interactive_format.media import phonemes
     from interactive_format.errors import InteractiveFormatError
-    from interactive_format.speaker import SentenceSplitter, Speaker, join, write_wav
+    from interactive_format.media.speaker import SentenceSplitter, Speaker, join, write_wav
 
     spec, kw = variant(name)
     whole = kw.pop("whole")
@@ -265,7 +265,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     from interactive_format.config import default_cache_dir
-    from interactive_format.speech import Transcriber
+    from interactive_format.media.speech import Transcriber
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", action="append", help="speaker spec, optionally @threads (repeatable)")

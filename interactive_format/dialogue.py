@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .readers import READERS, meta_for
-from .reading import ReadingMeta
+from .inputs.readers import READERS, meta_for
+from .inputs.reading import ReadingMeta
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .config import Limits
 from .errors import InputError
-from .readers import READERS, kind_of
+from .inputs.readers import READERS, kind_of
 
 # Leading bytes of the formats we decode, whatever the file is called (offset, bytes, kind): the readers' own.
 SIGNATURES: tuple[tuple[int, bytes, str], ...] = tuple(

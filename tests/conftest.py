@@ -1,8 +1,15 @@
-"""Shared fixtures: an isolated conversion cache per test session, default limits."""
+"""Shared fixtures: the persistent model cache, the models, the served app, the browser; the test tiers.
+
+Tiers: every test gets markers from the fixtures it uses, directly or through other fixtures (`TIERS`):
+`model` (loads a real model), `browser` (drives Chromium through Playwright), `e2e` (serves the app: Gradio
+in-process or `python app.py`); `slow` is set by hand. The fast loop leaves out what is slow, browser or e2e:
+`python3 -m pytest -q -m "not slow and not browser and not e2e"`.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,12 +26,71 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "browser"  # screenshots (CI prints the path)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# The persistent model cache of the tests (IF_TEST_CACHE moves it), one folder per `conversion_key`.
+TEST_CACHE = Path(os.environ.get("IF_TEST_CACHE") or Path.home() / ".cache" / "interactive_format-tests")
+CONVERTER_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "gguf", "numpy")
+UNUSED_CACHE_DAYS = 7  # older folders of other converter versions are removed (each holds a few GB)
+
+# A test gets a tier marker when it uses one of these fixtures, itself or through another fixture.
+TIERS = {
+    "model": {"cache_dir", "models", "e5_d", "fresh_d", "reader"},  # the model cache, the loaded models
+    "browser": {"playwright"},  # Chromium through Playwright (`browser` and `page` are built on it)
+    "e2e": {"serve", "app_process"},  # the app served: Gradio in this process, or `python app.py`
+}
+
+
+def tiers(fixtures) -> list[str]:
+    """The tier markers of a test whose fixture closure is `fixtures`."""
+    return [name for name, uses in TIERS.items() if uses & set(fixtures)]
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        for name in tiers(item.fixturenames):
+            item.add_marker(name)
+
+
+def conversion_key() -> str:
+    """What the cached conversions were made with: the converters' code and the packages they run on.
+
+    File names inside the cache already follow the shipped model files (their sha256, or size and mtime), so a
+    new model version gets new files; a changed converter or package gets a new folder.
+    """
+    import hashlib
+    import inspect
+    from importlib.metadata import version
+
+    from interactive_format.media import ct2whisper
+    from interactive_format.models import cache, gguf_file, hub
+    from interactive_format.ranking import verifier
+
+    code = [ct2whisper, cache.join_parts, gguf_file.requantize_gguf, hub.convert_gguf, verifier.output_matrix]
+    parts = [inspect.getsource(x) for x in code] + [f"{name} {version(name)}" for name in CONVERTER_PACKAGES]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    """A fresh conversion cache: every session proves the one-time conversions work."""
-    return tmp_path_factory.mktemp("model-cache")
+def cache_dir() -> Path:
+    """The persistent conversion cache: models are converted on the first run and reused by later ones.
+
+    The conversion from scratch is tested by test_models.py's embedded SmolLM2, on an empty cache of its own.
+    """
+    path = TEST_CACHE / conversion_key()
+    path.mkdir(parents=True, exist_ok=True)
+    os.utime(path)  # in use: kept by `forget_unused_caches`
+    forget_unused_caches(path)
+    return path
+
+
+def forget_unused_caches(current: Path) -> None:
+    """Remove the cache folders of other converter versions that no run used for `UNUSED_CACHE_DAYS`."""
+    cutoff = time.time() - UNUSED_CACHE_DAYS * 86400
+    for folder in current.parent.iterdir():
+        if folder != current and folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -35,7 +101,7 @@ def limits() -> Limits:
 @pytest.fixture(scope="session")
 def generator(cache_dir):
     """The embedded chat model (converted once per session)."""
-    from interactive_format.generator import TransformersGenerator
+    from interactive_format.llm.generator import TransformersGenerator
 
     return TransformersGenerator.from_spec("embedded:smollm2-135m", cache_dir, "cpu")
 
@@ -43,7 +109,7 @@ def generator(cache_dir):
 @pytest.fixture(scope="session")
 def models():
     """Loaded models shared by every engine of the session that names the same specs (flows, the app)."""
-    from interactive_format.engines import ModelCache
+    from interactive_format.engine.engines import ModelCache
 
     return ModelCache()
 
@@ -52,7 +118,7 @@ def models():
 def engine(cache_dir, models):
     """The real engine on the embedded defaults (models load once per session)."""
     from interactive_format.config import AppConfig, GenerationConfig
-    from interactive_format.engines import build_engine
+    from interactive_format.engine.engines import build_engine
 
     config = AppConfig(models=TEST_MODELS(cache_dir), generation=GenerationConfig(max_new_tokens=24))
     return build_engine(config, models)
@@ -74,7 +140,7 @@ def TEST_MODELS(cache_dir: Path, **changes):
 @pytest.fixture(scope="session")
 def store(tmp_path_factory):
     """The served app's conversation database."""
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     store = Store(tmp_path_factory.mktemp("db") / "chats.db")
     yield store
@@ -82,12 +148,32 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def server(engine, store):
+def server(engine, store, serve):
     """The Gradio app served on loopback; yields its URL."""
-    from interactive_format.ui import build_demo
+    from interactive_format.web.ui import build_demo
 
-    with served(build_demo(engine, store)) as url:
+    with serve(build_demo(engine, store)) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def flow_server(cache_dir, models, engine, store, serve):
+    """The app as `python app.py` serves it: the playground first, every shipped flow in the menu."""
+    from interactive_format.engine.engines import FlowSet, build_engine
+    from interactive_format.settings.load import flow_configs, load_config
+    from interactive_format.web.ui import build_demo
+
+    environ = {"IF_CACHE_DIR": str(cache_dir), "IF_DEVICE": "cpu", "IF_MAX_NEW_TOKENS": "24", **TEST_ENV}
+    start = build_engine(load_config(environ=environ), models)  # the session's models, not loaded again
+    flows = FlowSet.serving(start, flow_configs(start.config, environ=environ), models)
+    with serve(build_demo(start, store, flows)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """`served`: every test that serves the app in this process does it through this fixture (the e2e tier)."""
+    return served
 
 
 @contextmanager
@@ -140,8 +226,14 @@ def media(tmp_path_factory) -> dict[str, Path]:
     return {p.stem: p for p in d.iterdir()}
 
 
+@pytest.fixture(scope="session")
+def app_process():
+    """`run_app`: every test that starts `python app.py` and waits for its page does it through this (e2e)."""
+    return run_app
+
+
 @contextmanager
-def app_process(env: dict, timeout: float = 240, log: Path | None = None):
+def run_app(env: dict, timeout: float = 240, log: Path | None = None):
     """`python app.py` with `env`; yields its URL once it answers; killed (SIGKILL) afterwards.
 
     Its output goes to `log` when given (read it after the block), else to a pipe shown if it exits early.
@@ -170,3 +262,21 @@ def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float, log: Path |
             if time.monotonic() > deadline:
                 pytest.fail("the app did not start in time")
             time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    """Playwright's sync API, started once per module: every browser test drives Chromium through it."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    """Debian's Chromium, headless, shared by a module's tests (each opens its own pages)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    yield browser
+    browser.close()

@@ -6,10 +6,10 @@ import itertools
 import threading
 from collections.abc import Iterator
 
-from interactive_format.chat import ChatEngine
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
-from interactive_format.discriminator import Reranker
-from interactive_format.sampling import Draft, Sample, SamplingParams
+from interactive_format.ranking.ranking import Reranker
+from interactive_format.llm.sampling import Draft, Sample, SamplingParams
 
 
 class FakeGenerator:

@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.utils import QueueError
 
-from interactive_format.admission import Admission
+from interactive_format.engine.admission import Admission
 
 from .fakes import fake_engine
 
@@ -94,17 +94,15 @@ def test_slots_are_held_and_a_third_turn_waits_for_one():
     waiter.join(5)
 
 
-def test_the_served_app_refuses_at_once_what_its_queue_cannot_hold(tmp_path):
+def test_the_served_app_refuses_at_once_what_its_queue_cannot_hold(tmp_path, serve):
     """Gradio's queue is sized by the admission: a turn beyond the bound is told "busy" at once."""
-    from interactive_format.store import Store
-    from interactive_format.ui import build_demo
-
-    from .conftest import served
+    from interactive_format.store.store import Store
+    from interactive_format.web.ui import build_demo
 
     store = Store(tmp_path / "chats.db")
     demo = build_demo(fake_engine(), store)
     assert demo._queue.max_size == 4  # the default 2 free slots and one round waiting until a turn is measured
-    with served(demo) as url:
+    with serve(demo) as url:
         demo._queue.max_size = 0  # as if every waiting place were taken
         client = Client(url, verbose=False)
         started = time.monotonic()

@@ -8,22 +8,16 @@ import json
 import httpx
 import pytest
 
-from .conftest import free_port
-
 
 @pytest.fixture(scope="module")
-def mcp_app(engine):
+def mcp_app(engine, serve):
     """The app on the embedded models, launched as `python app.py --mcp` does; yields its URL."""
-    from interactive_format.store import Store
-    from interactive_format.ui import build_demo
+    from interactive_format.store.store import Store
+    from interactive_format.web.ui import build_demo
 
     store = Store(":memory:")
-    demo = build_demo(engine, store)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, mcp_server=True
-    )
-    yield url.rstrip("/")
-    demo.close()
+    with serve(build_demo(engine, store), mcp_server=True) as url:
+        yield url
     store.close()
 
 
@@ -99,3 +93,66 @@ def test_mcp_tool_is_listed_and_callable(mcp_app):
     assert all(0 < c["d"] < 1 and c["j"] < 0 for c in ranked["candidates"] if c["text"].strip())
 
     assert refused.isError and "Type a message" in refused.content[0].text
+
+
+MEMO_READER = '''
+from pathlib import Path
+
+from interactive_format.inputs.reading import Reader, Reading, ReadingMeta
+
+
+class MemoReader(Reader):
+    """A kind that exists only in this file: plain-text memos (.memo), read as they are."""
+
+    kind, modality, noun, format_name = "memo", "memos", "memos", "memo"
+    status, title, hint, types = "Reading your memo…", "Memo", ("attach a memo", "添加备忘"), (".memo",)
+
+    def prompt(self, text, number):
+        return f"[The user attached a memo: {text}]"
+
+    def read(self, path, stages):
+        return Reading(Path(path).read_text(encoding="utf-8"), ReadingMeta(model="plain text", ms=0))
+'''
+
+
+def test_a_new_input_kind_reaches_the_prompt_through_the_api_files_parameter(tmp_path, monkeypatch):
+    """A reader written in a module of its own plus one registry line: the API's `files` takes it, upload to
+    prompt, with no new endpoint; `chat`'s old file parameters still take any kind too."""
+    import dataclasses
+    import importlib
+    import sys
+    import uuid
+
+    from gradio_client import Client, handle_file
+
+    from interactive_format.flows import Flow
+    from interactive_format.inputs.readers import READERS
+    from interactive_format.store.store import Store
+    from interactive_format.web.ui import build_demo
+
+    from .conftest import served
+    from .fakes import fake_engine
+
+    (tmp_path / "memo_reader.py").write_text(MEMO_READER, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("memo_reader")
+    monkeypatch.setitem(READERS, "memo", module.MemoReader())  # the registry line
+    monkeypatch.delitem(sys.modules, "memo_reader")
+    engine = fake_engine()
+    engine.config = dataclasses.replace(engine.config, flow=Flow(modalities=("text", "memos")))
+    memo = tmp_path / "shopping.memo"
+    memo.write_text("milk, eggs", encoding="utf-8")
+    store = Store(tmp_path / "c.db")
+    try:
+        with served(build_demo(engine, store)) as url:
+            client = Client(url, verbose=False)
+            result = client.predict("what do I buy?", [handle_file(str(memo))], 3, 0.7, 16, api_name="/chat_files")
+            assert result["reply"] and not result.get("error")
+            assert engine.generator.prompts[-1][-1]["content"] == "[The user attached a memo: milk, eggs]\nwhat do I buy?"
+            stored = client.predict("", "and now?", [handle_file(str(memo))], 3, 0.7, 16, uuid.uuid4().hex,
+                                    api_name="/reply_files")  # fmt: skip
+            assert stored["conversation_id"] and "milk, eggs" in engine.generator.prompts[-1][-1]["content"]
+            old = client.predict("and this?", handle_file(str(memo)), None, 3, 0.7, 16, api_name="/chat")
+            assert old["reply"] and engine.generator.prompts[-1][-1]["content"].endswith("milk, eggs]\nand this?")
+    finally:
+        store.close()

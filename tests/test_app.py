@@ -11,14 +11,14 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from interactive_format.api import owner_of
-from interactive_format.callbacks import ChatUI
+from interactive_format.web.api import owner_of
+from interactive_format.web.callbacks import ChatUI
 from interactive_format.dialogue import Candidate
-from interactive_format.ranking import Reranker, load_ranking
-from interactive_format.rendering import to_messages
-from interactive_format.store import Store
+from interactive_format.ranking.ranking import Reranker, load_ranking
+from interactive_format.web.rendering import to_messages
+from interactive_format.store.store import Store
 
-from .conftest import TEST_ENV, app_process, free_port
+from .conftest import TEST_ENV, free_port
 
 COFFEE_WORDS = ("espresso", "coffee", "cup", "mug")
 
@@ -247,7 +247,7 @@ def test_eight_sessions_at_once_lose_nothing(server, store):
 
 
 @pytest.mark.slow
-def test_restart_keeps_the_conversation_its_candidates_and_picks(engine, cache_dir, tmp_path):
+def test_restart_keeps_the_conversation_its_candidates_and_picks(engine, cache_dir, tmp_path, app_process):
     db = tmp_path / "chats.db"
     env = {**os.environ, "IF_DB": str(db), "IF_CACHE_DIR": str(cache_dir), "IF_PORT": str(free_port()),
            "IF_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1", **TEST_ENV}

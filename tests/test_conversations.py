@@ -17,13 +17,13 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from interactive_format.api import owner_of
-from interactive_format.callbacks import ChatUI, View
+from interactive_format.web.api import owner_of
+from interactive_format.web.callbacks import ChatUI, View
 from interactive_format.dialogue import Attachment, Candidate, Turn
 from interactive_format.errors import InputError
-from interactive_format.history import Chat
-from interactive_format.rendering import render
-from interactive_format.store import Store
+from interactive_format.engine.history import Chat
+from interactive_format.web.rendering import render
+from interactive_format.store.store import Store
 
 from .fakes import fake_engine
 from .test_store import rows

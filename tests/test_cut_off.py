@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from interactive_format.callbacks import ChatUI
+from interactive_format.web.callbacks import ChatUI
 from interactive_format.errors import ReplyTimeout
-from interactive_format.sampling import Draft, Sample
-from interactive_format.store import Store
+from interactive_format.llm.sampling import Draft, Sample
+from interactive_format.store.store import Store
 
 from .fakes import FakeGenerator, fake_engine
 

@@ -7,16 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from interactive_format.api import owner_of
-from interactive_format.callbacks import ChatUI
-from interactive_format.chat import ChatEngine
+from interactive_format.web.api import owner_of
+from interactive_format.web.callbacks import ChatUI
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
-from interactive_format.defects import why_shown
+from interactive_format.ranking.defects import why_shown
 from interactive_format.dialogue import Candidate
-from interactive_format.discriminator import Reranker
-from interactive_format.generator import Draft, Sample, SamplingParams
-from interactive_format.rendering import candidates_panel, turn_result
-from interactive_format.store import Store
+from interactive_format.ranking.ranking import Reranker
+from interactive_format.llm.generator import Draft, Sample, SamplingParams
+from interactive_format.web.rendering import candidates_panel, turn_result
+from interactive_format.store.store import Store
 
 from .fakes import FixedD
 
@@ -104,7 +104,7 @@ def entry(text: str, reply: str) -> str:
 
 
 def test_the_panel_says_why_and_flags_defective_candidates_also_after_a_reload(ui):
-    from interactive_format.callbacks import View
+    from interactive_format.web.callbacks import View
 
     user = "a" * 32
     chat = View(*ui.load(user)[1:]).chat

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format import defects
+from interactive_format.ranking import defects
 from interactive_format.dialogue import context_text
 
 QUALITY = Path(__file__).resolve().parent.parent / "bench" / "quality"

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format.config import AppConfig, load_config, parse_args
+from interactive_format.config import AppConfig
+from interactive_format.settings.load import load_config, parse_args
 from interactive_format.dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
-from interactive_format.discriminator import Reranker
+from interactive_format.ranking.ranking import Reranker
 
 from .fakes import FixedD
 

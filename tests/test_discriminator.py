@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interactive_format.discriminator import WEIGHTS, Discriminator, load_discriminator
+from interactive_format.ranking.discriminator import WEIGHTS, Discriminator, load_discriminator
 from interactive_format.errors import ModelLoadError
 
 
@@ -65,7 +65,7 @@ def test_corrupt_discriminator_is_a_clear_error(tmp_path):
 
 @pytest.fixture(scope="module")
 def e5_d():
-    from interactive_format.discriminator import new_discriminator
+    from interactive_format.ranking.discriminator import new_discriminator
 
     torch.manual_seed(0)
     return new_discriminator("embedded:e5-small").eval()
@@ -96,11 +96,11 @@ def test_a_d_saved_for_another_encoder_is_a_clear_error(fresh_d, tmp_path):
 def test_a_sentence_encoder_file_that_is_not_the_pinned_one_is_refused(monkeypatch):
     import dataclasses
 
-    from interactive_format import models
-    from interactive_format.discriminator import SentenceEncoder
+    from interactive_format.models import specs
+    from interactive_format.ranking.encoder import SentenceEncoder
 
-    wrong = dataclasses.replace(models.EMBEDDED["e5-small"], sha256="0" * 64)
-    monkeypatch.setitem(models.EMBEDDED, "e5-small", wrong)
+    wrong = dataclasses.replace(specs.EMBEDDED["e5-small"], sha256="0" * 64)
+    monkeypatch.setitem(specs.EMBEDDED, "e5-small", wrong)
     with pytest.raises(ModelLoadError, match="not the pinned file; reinstall"):
         SentenceEncoder("embedded:e5-small")
     with pytest.raises(ModelLoadError, match="not a sentence encoder"):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interactive_format.config import ASSETS
-from interactive_format.discriminator import META, load_discriminator, new_discriminator, reply_head
+from interactive_format.ranking.discriminator import META, load_discriminator, new_discriminator, reply_head
 
 LONG_EN = (
     "Sure! Here are a few ideas for the weekend: go for a hike in the hills if the weather is nice, visit the "

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 
-from interactive_format.ffmpeg import MISSING, ensure_ffmpeg, page_audio_note
+from interactive_format.media.ffmpeg import MISSING, ensure_ffmpeg, page_audio_note
 
 
 def test_without_a_system_ffmpeg_the_packaged_one_is_put_on_path(tmp_path, monkeypatch):
@@ -22,8 +22,8 @@ def test_without_a_system_ffmpeg_the_packaged_one_is_put_on_path(tmp_path, monke
 
 
 def test_with_no_ffmpeg_at_all_the_page_says_why_and_offers_no_speech(tmp_path, monkeypatch, engine):
-    from interactive_format.callbacks import ChatUI
-    from interactive_format.store import Store
+    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.store.store import Store
 
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "nowhere" / "ffmpeg"))  # imageio-ffmpeg has none either

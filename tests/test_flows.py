@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format.callbacks import ChatUI
-from interactive_format.config import GenerationConfig, flow_configs, load_config, parse_args
-from interactive_format.engines import FlowSet, build_engine
-from interactive_format.flows import FlowError, key_line, load_flow, shipped_flows
-from interactive_format.store import Store
-from interactive_format.ui import build_demo
+from interactive_format.web.callbacks import ChatUI
+from interactive_format.config import GenerationConfig
+from interactive_format.settings.load import flow_configs, load_config, parse_args
+from interactive_format.engine.engines import FlowSet, build_engine
+from interactive_format.settings.flow_file import FlowError, key_line, load_flow
+from interactive_format.flows import shipped_flows
+from interactive_format.store.store import Store
+from interactive_format.web.ui import build_demo
 
 from .conftest import TEST_ENV
 

@@ -7,42 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format.config import flow_configs, load_config
-from interactive_format.engines import FlowSet, build_engine
-from interactive_format.ui import build_demo
-
-from .conftest import TEST_ENV, free_port, speak
-from .test_browser import ARTIFACTS, CHROMIUM, FLAGS, idle, panel_text, ready
+from .conftest import ARTIFACTS, CHROMIUM, speak
+from .test_browser import idle, panel_text, ready
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
-
-
-@pytest.fixture(scope="module")
-def flow_server(cache_dir, models, engine, store):
-    """The app as `python app.py` serves it: the playground first, every shipped flow in the menu."""
-    environ = {"IF_CACHE_DIR": str(cache_dir), "IF_DEVICE": "cpu", "IF_MAX_NEW_TOKENS": "24", **TEST_ENV}
-    start = build_engine(load_config(environ=environ), models)  # the session's models, not loaded again
-    flows = FlowSet.serving(start, flow_configs(start.config, environ=environ), models)
-    demo = build_demo(start, store, flows)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-    )
-    yield url.rstrip("/")
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 def finished(page, bots: int) -> None:

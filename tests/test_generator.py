@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interactive_format.errors import GenerationError
-from interactive_format.sampling import SamplingParams
+from interactive_format.llm.sampling import SamplingParams
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful AI assistant."},
@@ -83,7 +83,7 @@ def test_model_error_mid_stream_raises_generation_error(generator, monkeypatch):
 
 def test_a_character_cut_in_half_is_not_shown(generator):
     """An emoji is several byte tokens: a reply cut between them (token limit, or still streaming) shows no U+FFFD."""
-    from interactive_format.generator import visible_text
+    from interactive_format.llm.generator import visible_text
 
     ids = generator.tokenizer.encode("Nice 😄", add_special_tokens=False)
     assert generator.tokenizer.decode(ids[:-1]).endswith("\ufffd")  # the premise: a byte token alone

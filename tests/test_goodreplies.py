@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format.goodreplies import PoolError, Selection, rows
-from interactive_format.labeleval import LabelsConfig, folds
-from interactive_format.labels import LabelError, read_all
-from interactive_format.qualityd import DEFAULTS, FoldDiscriminators, hold_outs, run_name
-from interactive_format.train import TrainConfig, parse_args, quality_batch_rows, quality_rows
+from interactive_format.training.goodreplies import PoolError, Selection, rows
+from interactive_format.training.labeleval import LabelsConfig, folds
+from interactive_format.training.labels import LabelError, read_all
+from interactive_format.training.qualityd import DEFAULTS, FoldDiscriminators, hold_outs, run_name
+from interactive_format.training.train import TrainConfig, parse_args, quality_batch_rows, quality_rows
 
 RERANK = "bench/rerank/samples-test-t0.7.json"
 STRONG = "bench/quality/replies-test-strong.json"
@@ -177,8 +177,8 @@ def test_fold_ds_that_are_missing_or_of_other_folds_are_refused(tmp_path):
 
 def test_a_d_trained_on_the_labels_fits_no_ranking_without_its_fold_ds(tmp_path):
     """Its values on the labelled prompts are in-sample: a ranking fitted on them would weigh D too high."""
-    from interactive_format.discriminator import new_discriminator
-    from interactive_format.labeleval import evaluate_labels
+    from interactive_format.ranking.discriminator import new_discriminator
+    from interactive_format.training.labeleval import evaluate_labels
 
     new_discriminator("embedded:e5-small").save(tmp_path / "d", lam=0.5, training={"labels": "bench/labels"})
     cfg = LabelsConfig(discriminator=tmp_path / "d", write_ranking=str(tmp_path / "ranking.json"))

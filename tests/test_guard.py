@@ -6,7 +6,7 @@ import pytest
 
 from interactive_format.config import Limits
 from interactive_format.errors import InputError
-from interactive_format.pipeline import InputGuard, preview, visible
+from interactive_format.engine.guard import InputGuard, preview, visible
 from interactive_format.uploads import display_name
 
 

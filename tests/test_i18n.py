@@ -14,7 +14,7 @@ import pytest
 
 import interactive_format
 from interactive_format.dialogue import Conversation
-from interactive_format.i18n import MESSAGES, TEXTS, localize, ui_language
+from interactive_format.web.i18n import MESSAGES, TEXTS, localize, ui_language
 
 PACKAGE = Path(interactive_format.__file__).parent
 # Calls whose first string argument reaches the user as it is (errors are shown at the UI boundary).
@@ -55,14 +55,14 @@ def variants(node: ast.AST) -> list[str]:
 def shown_texts() -> list[tuple[str, str]]:
     """(where, text) for every sentence in the package that is shown to a user."""
     found = []
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):  # every subpackage too
         tree = ast.parse(path.read_text(encoding="utf-8"))
         framing = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name in PREFIXED
                    for n in ast.walk(f)}  # fmt: skip  (what a prefixing function adds is checked at its callers)
         for node in ast.walk(tree):
             if id(node) in framing:
                 continue
-            where = f"{path.name}:{getattr(node, 'lineno', 0)}"
+            where = f"{path.relative_to(PACKAGE)}:{getattr(node, 'lineno', 0)}"
             if isinstance(node, ast.Call) and node.args:
                 name = ast.unparse(node.func).split(".")[-1]
                 if name in SHOWN:
@@ -108,7 +108,7 @@ def test_every_template_says_in_chinese_what_it_says_in_english():
 
 
 def test_reader_labels_statuses_and_the_panel_words_are_translated():
-    from interactive_format.readers import READERS
+    from interactive_format.inputs.readers import READERS
 
     for reader in READERS.values():
         for text in (reader.status, reader.title, reader.label(reader.meta_type(), None), reader.label(reader.meta_type(), 2)):
@@ -119,11 +119,11 @@ def test_reader_labels_statuses_and_the_panel_words_are_translated():
 
 def test_sentences_made_of_parts_are_translated_whole():
     """What the scan cannot see whole (a part made elsewhere, «0» there): the sentences as the app makes them."""
-    from interactive_format.chat import ChatEngine
+    from interactive_format.engine.chat import ChatEngine
     from interactive_format.config import AppConfig, Limits
-    from interactive_format.discriminator import Reranker
+    from interactive_format.ranking.ranking import Reranker
     from interactive_format.errors import InputError
-    from interactive_format.pipeline import InputGuard
+    from interactive_format.engine.guard import InputGuard
 
     with pytest.raises(InputError) as empty:
         list(ChatEngine(AppConfig(), None, None, None, Reranker(None)).respond(Conversation(""), "  "))
@@ -135,7 +135,7 @@ def test_sentences_made_of_parts_are_translated_whole():
 
 
 def test_every_ranking_note_is_translated():
-    from interactive_format.ranking import Reranker, load_ranking
+    from interactive_format.ranking.ranking import Reranker, load_ranking
     from .fakes import FixedD
 
     notes = [Reranker(None).note, Reranker(FixedD({}), lam=0.5).note]
@@ -159,3 +159,13 @@ def test_the_language_of_a_session():
     assert ui_language("auto", "zh-CN") == "zh" and ui_language("auto", "zh-TW") == "zh"
     assert ui_language("auto", "en-US") == "en" and ui_language("auto", None) == "en"
     assert ui_language("zh", "en-US") == "zh" and ui_language("en", "zh-CN") == "en"
+
+
+def test_why_a_candidate_was_ended_reads_in_chinese():
+    """The pruning policy's reasons (panel, candidate bar, the streamed draft's notice) are in the page's language."""
+    from interactive_format.engine.pruning import PRUNED, WEAKER, stopped
+
+    for reason in (PRUNED.format(tokens=24, why="loop"), PRUNED.format(tokens=8, why=WEAKER), stopped(1), stopped(2)):
+        zh = localize(reason, "zh")
+        assert not re.search(r"[A-Za-z]", zh), (reason, zh)
+    assert localize(stopped(2), "zh") == "已停止：已有 2 条候选回复写完"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from interactive_format.api import ChatAPI
-from interactive_format.chat import TurnSettings
-from interactive_format.config import AppConfig, GenerationConfig, load_config
-from interactive_format.flows import FlowError, load_flow
+from interactive_format.web.api import ChatAPI
+from interactive_format.engine.chat import TurnSettings
+from interactive_format.config import AppConfig, GenerationConfig
+from interactive_format.settings.load import load_config
+from interactive_format.settings.flow_file import FlowError, load_flow
 from interactive_format.knobs import KNOBS
-from interactive_format.store import Store
-from interactive_format.ui import build_demo
+from interactive_format.store.store import Store
+from interactive_format.web.ui import build_demo
 
 from .fakes import fake_engine
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format.labels import LABELS_DIR, ROOT, LabelError, read_all, read_labels
+from interactive_format.training.labels import LABELS_DIR, ROOT, LabelError, read_all, read_labels
 
 RERANK = "bench/rerank/samples-test-t0.7.json"
 QUALITY = "bench/quality/replies-test-short.json"

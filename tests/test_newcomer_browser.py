@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .test_browser import ARTIFACTS, CHROMIUM, FLAGS, idle, ready
-from .test_flows_browser import flow_server  # noqa: F401 (the app with every flow, as app.py serves it)
+from .conftest import ARTIFACTS, CHROMIUM, FLAGS
+from .test_browser import idle, ready
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
 
@@ -38,15 +38,6 @@ new MutationObserver(() => setTimeout(() => {
     .forEach(el => { if (el.textContent.trim()) window.statuses.add(el.textContent.trim()); });
 }, 0)).observe(document, { subtree: true, childList: true, characterData: true });
 """
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +99,7 @@ def watched_without_a_silent_switch(page) -> None:
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
-def test_a_newcomers_first_turns(playwright, flow_server, media, quiet_microphone, locale, size):  # noqa: F811
+def test_a_newcomers_first_turns(playwright, flow_server, media, quiet_microphone, locale, size):
     zh = locale == "zh-CN"
     browser, page = open_page(playwright, flow_server, locale, size, quiet_microphone)
     name = f"newcomer-{size}-{locale[:2]}"

@@ -13,12 +13,12 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data
 
-from interactive_format.chat import ChatEngine
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig, ModelsConfig
-from interactive_format.discriminator import Reranker
+from interactive_format.ranking.ranking import Reranker
 from interactive_format.errors import ModelLoadError
-from interactive_format.ocr import TextReader, load_reader
-from interactive_format.vision import TEXT_HEADING, Captioner
+from interactive_format.media.ocr import TextReader, load_reader
+from interactive_format.media.vision import TEXT_HEADING, Captioner
 
 from .fakes import FakeGenerator
 
@@ -189,7 +189,7 @@ def test_several_pictures_in_one_turn_are_read_in_order(captioner, tmp_path):
     assert prompt.startswith("[The user sent 2 pictures.]\n[Picture 1: A photo that looks like: ")
     one, two = prompt.index("[Picture 1: "), prompt.index("[Picture 2: ")
     assert one < prompt.index("9:00-21:00") < two < prompt.index("G1234") and prompt.endswith("leave?")
-    from interactive_format.rendering import to_messages, turn_result
+    from interactive_format.web.rendering import to_messages, turn_result
 
     labels = [m["content"].split(":*")[0] for m in to_messages(conversation) if isinstance(m["content"], str)]
     assert labels[:2] == ["*Picture 1 tags and text", "*Picture 2 tags and text"]
@@ -236,7 +236,7 @@ def test_recognition_stops_at_its_time_budget(reader):
 
 
 def test_the_models_line_says_whether_text_is_read(captioner, cache_dir):
-    from interactive_format.rendering import models_line as _models_line
+    from interactive_format.web.rendering import models_line as _models_line
 
     assert _models_line(engine_with(captioner)).endswith("pictures `embedded:imagenet-tags` + text `rapidocr`")
     off = Captioner("embedded:imagenet-tags", cache_dir, reader=None)
@@ -244,7 +244,7 @@ def test_the_models_line_says_whether_text_is_read(captioner, cache_dir):
 
 
 def test_ocr_setting_from_toml_environment_and_flag(tmp_path):
-    from interactive_format.config import load_config, parse_args
+    from interactive_format.settings.load import load_config, parse_args
 
     assert load_config(environ={}).models.ocr == "rapidocr"
     assert load_config(environ={"IF_OCR": "off"}).models.ocr == "off"

@@ -1,7 +1,7 @@
 """The OpenAI-compatible backend against a REAL server: llama.cpp's llama-server (the one xllamacpp embeds),
 serving the embedded SmolLM2 GGUF on loopback.
 
-The server starts once for this module (`python -m interactive_format.llamacpp`, a prebuilt wheel: no source
+The server starts once for this module (`python -m interactive_format.llm.llamacpp`, a prebuilt wheel: no source
 build). It honours `n` (one request, N choices); the fallback to one request per candidate, for servers
 that send one choice, is exercised against it too by telling a generator the server ignores `n`.
 """
@@ -19,13 +19,14 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from interactive_format.backends import load_generator
-from interactive_format.chat import ChatEngine
+from interactive_format.llm.backends import load_generator
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import ModelsConfig
 from interactive_format.errors import GenerationError, ModelLoadError
-from interactive_format.models import llm_path, parse_spec
-from interactive_format.openai_backend import OpenAICompatibleGenerator, RemoteDraft, ServerOptions
-from interactive_format.sampling import SamplingParams
+from interactive_format.models.hub import llm_path
+from interactive_format.models.specs import parse_spec
+from interactive_format.llm.openai_backend import OpenAICompatibleGenerator, RemoteDraft, ServerOptions
+from interactive_format.llm.sampling import SamplingParams
 
 from .conftest import free_port
 
@@ -42,7 +43,7 @@ def llama_server(tmp_path_factory, cache_dir):
     port = free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [
-        sys.executable, "-m", "interactive_format.llamacpp", "embedded:smollm2-135m", "--alias", ALIAS,
+        sys.executable, "-m", "interactive_format.llm.llamacpp", "embedded:smollm2-135m", "--alias", ALIAS,
         "--port", str(port), "--context", "8192", "--slots", "4", "--threads", "1", "--cache-dir", str(cache_dir),
     ]  # fmt: skip
     with open(log_path, "wb") as log:
@@ -185,10 +186,10 @@ def test_model_spec_selects_the_backend(llama_server):
 
 
 @pytest.fixture(scope="module")
-def served(engine, llama_server):
+def served(engine, llama_server, serve):
     """The app on the server backend (the session engine's speech, picture and D models); yields (engine, URL)."""
-    from interactive_format.store import Store
-    from interactive_format.ui import build_demo
+    from interactive_format.store.store import Store
+    from interactive_format.web.ui import build_demo
 
     remote = ChatEngine(
         engine.config,
@@ -198,10 +199,8 @@ def served(engine, llama_server):
         engine.reranker,
     )
     store = Store(":memory:")
-    demo = build_demo(remote, store)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield remote, url
-    demo.close()
+    with serve(build_demo(remote, store)) as url:
+        yield remote, url
     store.close()
 
 

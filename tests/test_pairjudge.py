@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format import pairjudge
-from interactive_format.pairjudge import DEFAULT_JUDGE, PairJudge
-from interactive_format.train import TrainConfig
+from interactive_format.training import pairjudge
+from interactive_format.training.pairjudge import DEFAULT_JUDGE, PairJudge
+from interactive_format.training.train import TrainConfig
 
 
 class FakeServer:
@@ -128,7 +128,7 @@ def test_best_of_n_rates_asks_the_judge_only_about_different_replies():
 
 
 def test_the_evaluation_judges_each_n_on_every_prompt_first_and_asks_a_pair_once(monkeypatch, tmp_path):
-    from interactive_format import evaluate
+    from interactive_format.training import evaluate
 
     asked = []
 

@@ -8,13 +8,13 @@ import threading
 import time
 from collections.abc import Iterator
 
-from interactive_format.chat import ChatEngine
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
-from interactive_format.discriminator import Reranker
-from interactive_format.pruning import PruneOptions, Pruner, survivors_first
-from interactive_format.rendering import candidate_info, candidates_panel, turn_result
-from interactive_format.sampling import Draft, RowEnds, Sample, SamplingParams
-from interactive_format.store import Store
+from interactive_format.ranking.ranking import Reranker
+from interactive_format.engine.pruning import PruneOptions, Pruner, survivors_first
+from interactive_format.web.rendering import candidate_info, candidates_panel, turn_result
+from interactive_format.llm.sampling import Draft, RowEnds, Sample, SamplingParams
+from interactive_format.store.store import Store
 
 CONTEXT = "user: How do I reset my router?"
 LOOP = "OK, let me check. " * 12  # a loop from its 16th word on (defects.loop)
@@ -217,7 +217,7 @@ class Recording:
 
 
 def test_llamacpp_ends_one_candidate_while_the_others_go_on(cache_dir):
-    from interactive_format.llamacpp import LlamaCppGenerator, LlamaCppOptions
+    from interactive_format.llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
     llama = LlamaCppGenerator.from_spec("embedded:smollm2-135m", cache_dir, LlamaCppOptions(slots=4, ignore_eos=True))
     server = llama.server

@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from interactive_format import labeleval, signals
+from interactive_format.training import labeleval
+from interactive_format.ranking import signals
 from interactive_format.dialogue import Candidate
-from interactive_format.discriminator import combine
+from interactive_format.ranking.ranking import combine
 from interactive_format.errors import ModelLoadError
-from interactive_format.labeleval import APP, LabelsConfig, folds
-from interactive_format.labels import read_all, read_labels
-from interactive_format.ranking import ASSET, Ranking, Reranker, fit, load_ranking, save_ranking, seed
-from interactive_format.signals import SIGNALS
+from interactive_format.training.labeleval import APP, LabelsConfig, folds
+from interactive_format.training.labels import read_all, read_labels
+from interactive_format.ranking.ranking import ASSET, Ranking, Reranker, fit, load_ranking, save_ranking, seed
+from interactive_format.ranking.signals import SIGNALS
 
 from .fakes import FixedD
 
@@ -225,7 +226,7 @@ def test_a_verifier_reads_the_chat_messages_and_is_left_out_without_them():
 def test_the_verifier_reads_the_generators_own_candidates_as_it_scored_them(cache_dir):
     """The 0.5B re-reading its candidates gives the J it sampled them with (llama.cpp's log-probs), end of
     turn included: the per-token states times the output matrix are the model's log-probs."""
-    from interactive_format.verifier import Verifier
+    from interactive_format.ranking.verifier import Verifier
 
     prompt = next(p for p in read_all() if p.source.endswith("0.5b-short-v3.json") and p.id == "zh-talk-1")
     verifier = Verifier.from_spec("embedded:qwen2.5-coder-0.5b", cache_dir)

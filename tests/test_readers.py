@@ -10,13 +10,13 @@ import pytest
 from interactive_format.dialogue import Attachment, Turn
 from interactive_format.errors import InputError
 from interactive_format.flows import MODALITIES, Flow
-from interactive_format.history import title_for
-from interactive_format.picturereader import PictureMeta
-from interactive_format.readers import READERS
-from interactive_format.reading import Reader, Reading, ReadingMeta
-from interactive_format.rendering import box_options, render
-from interactive_format.store import Store
-from interactive_format.voicereader import VoiceMeta
+from interactive_format.engine.history import title_for
+from interactive_format.inputs.picturereader import PictureMeta
+from interactive_format.inputs.readers import READERS
+from interactive_format.inputs.reading import Reader, Reading, ReadingMeta
+from interactive_format.web.rendering import box_options, render
+from interactive_format.store.store import Store
+from interactive_format.inputs.voicereader import VoiceMeta
 
 from .fakes import fake_engine
 
@@ -98,7 +98,7 @@ def test_attachment_meta_is_the_kind_s_typed_meta_stored_as_its_set_fields(tmp_p
 
 
 def test_the_input_box_hint_for_each_set_of_kinds_comes_from_the_readers_hints():
-    from interactive_format.i18n import TEXTS, placeholder_key
+    from interactive_format.web.i18n import TEXTS, placeholder_key
 
     hints = {(): ("Type a message…", "输入消息…")}
     hints[("image",)] = ("Type a message or attach a picture…", "输入消息或添加图片…")

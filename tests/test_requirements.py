@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from .test_layout import import_graph, imported_modules, module_name
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "interactive_format"
 PLATFORM = {"torch"}  # each platform installs its own build first; the locks leave it out (README: Run it)
@@ -44,25 +46,20 @@ def external_imports(source: Path) -> set[str]:
 
 
 def app_modules() -> list[Path]:
-    """app.py and every package module it reaches through imports (what `python app.py` may load)."""
-    seen, todo = set(), [ROOT / "app.py"]
+    """app.py and every package module it reaches through imports (what `python app.py` may load), subpackages'
+    `__init__.py` included (importing `a.b` runs `a` first)."""
+    graph = import_graph(PACKAGE)
+    paths = {module_name(p, PACKAGE): p for p in PACKAGE.rglob("*.py")}
+    seen: set[str] = set()
+    todo = sorted(imported_modules(ROOT / "app.py", "app", set(graph)))
     while todo:
-        path = todo.pop()
-        if path in seen:
+        module = todo.pop()
+        if module in seen:
             continue
-        seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            modules = []
-            if isinstance(node, ast.ImportFrom):
-                if node.level == 1:
-                    modules = [node.module] if node.module else [a.name for a in node.names]
-                elif node.module and node.module.startswith("interactive_format."):
-                    modules = [node.module.split(".", 1)[1]]
-            for module in modules:
-                target = PACKAGE / f"{module.split('.')[0]}.py"
-                if target.exists():
-                    todo.append(target)
-    return sorted(seen)
+        seen.add(module)
+        parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
+        todo += sorted(graph[module] | set(parents))
+    return sorted([ROOT / "app.py", *(paths[m] for m in seen)])
 
 
 @functools.cache
@@ -89,12 +86,12 @@ def unlocked(sources: list[Path], lock: Path) -> dict[str, set[str]]:
 
 def test_every_package_the_app_imports_is_in_the_app_lock():
     modules = app_modules()
-    assert ROOT / "interactive_format" / "chat.py" in modules and len(modules) > 10
+    assert ROOT / "interactive_format" / "engine" / "chat.py" in modules and len(modules) > 10
     assert unlocked(modules, ROOT / "requirements.lock") == {}
 
 
 def test_every_package_any_module_imports_is_in_the_dev_lock():
-    sources = sorted(PACKAGE.glob("*.py")) + sorted((ROOT / "tests").rglob("*.py")) + [ROOT / ".ci" / "readme_run.py"]
+    sources = sorted(PACKAGE.rglob("*.py")) + sorted((ROOT / "tests").rglob("*.py")) + [ROOT / ".ci" / "readme_run.py"]
     assert unlocked(sources, ROOT / "requirements-dev.lock") == {}
 
 
@@ -140,7 +137,7 @@ def test_readme_installs_the_tested_torch_and_spaces_the_tested_gradio():
 
 
 def test_every_embedded_weight_package_is_locked():
-    from interactive_format.models import EMBEDDED
+    from interactive_format.models.specs import EMBEDDED
 
     locked = pins(ROOT / "requirements-models.txt") | pins(ROOT / "requirements-models-extra.txt")
     for model in EMBEDDED.values():
@@ -149,25 +146,43 @@ def test_every_embedded_weight_package_is_locked():
             assert locked.get(canonical(package)) == version, (package, model.pip)
 
 
-@pytest.mark.parametrize(
-    "blocked, command, expected",
-    [
-        ("gradio", ["app.py"], "The app needs the Python package 'gradio'"),
-        ("mcp", ["app.py", "--mcp"], "--mcp needs the Python package 'mcp'"),
-        ("PIL", ["app.py"], "The app needs the Python package 'pillow'"),
-        ("matplotlib", ["-m", "interactive_format.train"], "Training needs the Python package 'matplotlib'"),
-    ],
-)
-def test_a_missing_package_is_one_clear_line(blocked, command, expected):
+MISSING = [
+    ("gradio", ["app.py"], "The app needs the Python package 'gradio'"),
+    ("mcp", ["app.py", "--mcp"], "--mcp needs the Python package 'mcp'"),
+    ("PIL", ["app.py"], "The app needs the Python package 'pillow'"),
+    ("matplotlib", ["-m", "interactive_format.train"], "Training needs the Python package 'matplotlib'"),
+]
+
+
+@pytest.fixture(scope="module")
+def without(tmp_path_factory):
+    """Each start of MISSING with its package made unimportable, all at once (separate processes: they share the
+    cores instead of queueing for them); blocked package -> (process, the file its stderr goes to)."""
+    runs = {}
+    for blocked, command, _ in MISSING:
+        if command[0] == "-m":
+            run = f"sys.argv = [{command[1]!r}]; runpy.run_module({command[1]!r}, run_name='__main__', alter_sys=True)"
+        else:
+            run = f"sys.argv = {command!r}; runpy.run_path('app.py', run_name='__main__')"
+        code = f"import sys, runpy; sys.modules[{blocked!r}] = None; {run}"
+        stderr = tmp_path_factory.mktemp("missing") / "stderr"
+        with open(stderr, "w") as err:
+            proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        runs[blocked] = proc, stderr
+    yield runs
+    for proc, _ in runs.values():
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("blocked, command, expected", MISSING)
+def test_a_missing_package_is_one_clear_line(without, blocked, command, expected):
     """With one package made unimportable, the start ends in one line naming it and the install command."""
-    if command[0] == "-m":
-        run = f"sys.argv = [{command[1]!r}]; runpy.run_module({command[1]!r}, run_name='__main__', alter_sys=True)"
-    else:
-        run = f"sys.argv = {command!r}; runpy.run_path('app.py', run_name='__main__')"
-    code = f"import sys, runpy; sys.modules[{blocked!r}] = None; {run}"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1, done.stderr[-2000:]
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    proc, stderr = without[blocked]
+    returncode = proc.wait(timeout=120)
+    done = stderr.read_text()
+    assert returncode == 1, done[-2000:]
+    lines = done.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done, done[-2000:]
     lock = "requirements-dev.lock" if "train" in " ".join(command) else "requirements.lock"
     assert expected in lines[0] and f"Run: pip install --require-hashes -r {lock}" in lines[0]

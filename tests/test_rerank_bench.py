@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from interactive_format.config import GenerationConfig
-from interactive_format.flows import FLOWS_DIR, load_flow
+from interactive_format.flows import FLOWS_DIR
+from interactive_format.settings.flow_file import load_flow
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 

@@ -9,9 +9,9 @@ import pytest
 
 from interactive_format.dialogue import Attachment, Candidate, Turn
 from interactive_format.errors import InputError
-from interactive_format.migrations import MIGRATIONS, connect, migrate
-from interactive_format.rows import TURN_COLUMNS
-from interactive_format.store import Store
+from interactive_format.store.migrations import MIGRATIONS, connect, migrate
+from interactive_format.store.rows import TURN_COLUMNS
+from interactive_format.store.store import Store
 
 from .test_store import rows
 

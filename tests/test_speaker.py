@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from interactive_format import phonemes
-from interactive_format import speaker as sp
-from interactive_format.config import load_config, parse_args
-from interactive_format.flows import FLOWS_DIR, FlowError, load_flow
-from interactive_format.speaker import SentenceSplitter, Speaker, language_of, load_speaker, split_sentences
+from interactive_format.media import phonemes
+from interactive_format.media import speaker as sp
+from interactive_format.settings.load import load_config, parse_args
+from interactive_format.flows import FLOWS_DIR
+from interactive_format.settings.flow_file import FlowError, load_flow
+from interactive_format.media.speaker import SentenceSplitter, Speaker, language_of, load_speaker, split_sentences
 
 ROOT = Path(__file__).resolve().parent.parent
 _bench = importlib.util.spec_from_file_location("bench_tts", ROOT / "bench" / "tts.py")
@@ -97,6 +98,32 @@ def test_the_pieces_cut_so_far_never_change_as_the_reply_streams_on(text):
     for end in range(len(text) + 1):
         so_far = pieces(text[:end], False)
         assert so_far == whole[: len(so_far)], text[:end]
+
+
+def test_a_switch_to_another_candidate_is_said_from_where_the_replies_differ():
+    """The shown reply switched after its first sentences were said (a draft with a defect left for a clean one):
+    the listener hears the new reply from its first differing sentence to its end, not the old one's sequel."""
+    shown = ["Cats sleep a lot. They purr when happy. Dogs", "Cats sleep a lot. They purr when",
+             "Cats sleep a lot. They hunt at night.", "Cats sleep a lot. They hunt at night. They like warm places."]
+    looks = iter(shown)
+
+    def text() -> str:  # what the chat shows at each look: the draft, then the candidate that replaced it
+        return next(looks, shown[-1])
+
+    class Voice:  # follow's control logic alone: what it asks to say, in order
+        max_chars, cut_note = 10_000, ""
+
+        def __init__(self) -> None:
+            self.said: list[str] = []
+
+        def say(self, sentence: str, first: bool = False):
+            self.said.append(sentence)
+            return sentence
+
+    voice = Voice()
+    finished = iter([False, False, False, True])
+    list(sp.follow(text, lambda: next(finished, True), voice, poll_s=0))
+    assert voice.said == ["Cats sleep a lot.", "They purr when happy.", "They hunt at night.", "They like warm places."]
 
 
 def test_chinese_is_said_in_whole_sentences_and_a_short_one_with_the_next():
@@ -359,7 +386,7 @@ def test_off_and_missing_engines_are_one_line_not_a_failure(cache_dir, monkeypat
 
 
 def test_kokoro_parts_join_to_the_checked_file(kokoro, cache_dir):
-    from interactive_format.models import EMBEDDED
+    from interactive_format.models.specs import EMBEDDED
 
     joined = list(cache_dir.glob("kokoro-82m-*.onnx"))
     assert len(joined) == 1 and joined[0].stat().st_size == EMBEDDED["kokoro-82m"].size
@@ -397,7 +424,7 @@ def test_flow_voice_replies_must_be_a_boolean(tmp_path):
 @pytest.mark.slow
 def test_spoken_replies_are_understood_by_our_whisper(kokoro, cache_dir, tmp_path):
     edit_distance, tokens = BENCH.edit_distance, BENCH.tokens
-    from interactive_format.speech import Transcriber
+    from interactive_format.media.speech import Transcriber
 
     whisper = Transcriber("embedded:whisper-base", cache_dir)
     cases = [
@@ -470,8 +497,8 @@ def test_chat_api_returns_the_reply_spoken_when_asked(client):
 
 
 def test_chat_api_says_why_when_the_server_has_no_speaker(engine, monkeypatch):
-    from interactive_format.callbacks import ChatUI
-    from interactive_format.store import Store
+    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.store.store import Store
 
     monkeypatch.setattr(engine, "speaker", None)
     monkeypatch.setattr(engine, "speaker_note", "Spoken replies are off: espeak-ng is missing.")
@@ -488,8 +515,8 @@ class _Request:
 def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine, monkeypatch):
     import threading
 
-    from interactive_format.callbacks import ChatUI
-    from interactive_format.store import Store
+    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()
@@ -512,14 +539,20 @@ def test_the_shown_reply_is_spoken_sentence_by_sentence_while_it_streams(engine,
     reply = chat.conversation.turns[-1].reply
     assert not listener.is_alive() and chunks and all(c[:4] == b"RIFF" for c in chunks)
     assert len(chunks) == len([s for s, _ in said if language_of(s)])
-    assert " ".join(s for s, _ in said).split() == reply.split()  # the final shown reply, all of it
+    splitter, uttered = SentenceSplitter(), [s for s, _ in said]
+    final = splitter.feed(reply) + splitter.flush()
+    if "draft" not in (chat.conversation.turns[-1].notice or ""):
+        assert " ".join(uttered).split() == reply.split()  # the final shown reply, all of it
+    else:  # the draft being said was replaced: the shown reply is said from where the two differ, to its end
+        k = next(k for k, (a, b) in enumerate(zip(uttered, final)) if a != b)
+        assert uttered[:k] == final[:k] and uttered[len(uttered) - len(final) + k :] == final[k:]
     if len(split_sentences(reply)) > 1:  # the first sentence was spoken before the turn had finished
         assert said[0][1] is None
 
 
 def test_speaker_off_speaks_nothing(engine):
-    from interactive_format.callbacks import ChatUI
-    from interactive_format.store import Store
+    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()
@@ -527,8 +560,8 @@ def test_speaker_off_speaks_nothing(engine):
 
 
 def test_picking_another_candidate_speaks_it(engine, monkeypatch):
-    from interactive_format.callbacks import ChatUI
-    from interactive_format.store import Store
+    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()
@@ -560,16 +593,16 @@ USER = "0123456789abcdef0123456789abcdef"
     ],
 )
 def test_a_bad_talk_mode_recording_is_refused_with_a_clear_message(data, message, engine, monkeypatch):
-    from interactive_format.callbacks import ChatUI
+    from interactive_format.web.callbacks import ChatUI
     from interactive_format.config import Limits
     from interactive_format.errors import InputError
-    from interactive_format.store import Store
-    from interactive_format.talk import recording_file
+    from interactive_format.store.store import Store
+    from interactive_format.web.talk import recording_file
 
     with pytest.raises(InputError, match=message):
         recording_file(data, Limits(max_file_bytes=2**20))
     warnings = []
-    monkeypatch.setattr("interactive_format.talk.gr.Warning", warnings.append)
+    monkeypatch.setattr("interactive_format.web.talk.gr.Warning", warnings.append)
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()
     chat.conversation.turns.clear()
@@ -581,8 +614,8 @@ def test_a_bad_talk_mode_recording_is_refused_with_a_clear_message(data, message
 def test_a_talk_mode_recording_is_answered_as_a_voice_turn(engine, media):
     import base64
 
-    from interactive_format.callbacks import ChatUI
-    from interactive_format.store import Store
+    from interactive_format.web.callbacks import ChatUI
+    from interactive_format.store.store import Store
 
     ui = ChatUI(engine, Store(":memory:"))
     chat = ui.history.new()
@@ -608,7 +641,7 @@ def test_a_flow_that_does_not_speak_checks_the_speaker_at_start_and_builds_it_on
 
 def test_the_smart_home_flow_starts_with_its_speaker_loaded(cache_dir, models):
     from interactive_format.config import AppConfig
-    from interactive_format.engines import build_engine
+    from interactive_format.engine.engines import build_engine
 
     from .conftest import TEST_MODELS
 

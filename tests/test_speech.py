@@ -20,12 +20,13 @@ import whisper
 from whisper.model import ModelDimensions, Whisper
 from whisper.normalizers import EnglishTextNormalizer
 
-from interactive_format import ct2whisper, speech
+from interactive_format.media import ct2whisper, speech
 from interactive_format.config import Limits
 from interactive_format.errors import InputError, ModelLoadError
-from interactive_format.flows import SPEECH_LANGUAGES, load_flow
-from interactive_format.speech import SAMPLE_RATE, Transcriber, decode_audio, simplified, whisper_checkpoint
-from interactive_format.voicereader import VoiceReader
+from interactive_format.flows import SPEECH_LANGUAGES
+from interactive_format.settings.flow_file import load_flow
+from interactive_format.media.speech import SAMPLE_RATE, Transcriber, decode_audio, simplified, whisper_checkpoint
+from interactive_format.inputs.voicereader import VoiceReader
 
 from .conftest import LIBRIVOX, speak
 
@@ -195,8 +196,9 @@ def test_tiny_ct2_model_round_trips_exactly(tiny_model):
         assert torch.equal(converted[name], tensor), name
 
 
-def test_tiny_ct2_directory_loads_in_whisper_with_same_outputs(tiny_model, cache_dir):
+def test_tiny_ct2_directory_loads_in_whisper_with_same_outputs(tiny_model, tmp_path):
     directory, state = tiny_model
+    cache_dir = tmp_path  # a model of this test's own: converted into a cache of its own, not the shared one
     checkpoint = whisper_checkpoint(str(directory), cache_dir)
     assert Path(checkpoint).parent == cache_dir and checkpoint.endswith(".pt")
     loaded = speech.load_whisper(str(directory), cache_dir)

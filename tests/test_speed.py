@@ -14,10 +14,10 @@ import uuid
 import pytest
 import torch
 
-from interactive_format import bench
-from interactive_format.archs import ARCHS, byte_tokenizer, random_generator
-from interactive_format.generator import SpeedOptions, TransformersGenerator
-from interactive_format.sampling import SamplingParams
+from interactive_format.bench import bench
+from interactive_format.bench.archs import ARCHS, byte_tokenizer, random_generator
+from interactive_format.llm.generator import SpeedOptions, TransformersGenerator
+from interactive_format.llm.sampling import SamplingParams
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful AI assistant."},
@@ -87,7 +87,7 @@ def test_warm_up_runs_each_batch_size(tiny, monkeypatch):
 
 
 def test_random_architectures_have_the_published_shapes():
-    from interactive_format.archs import random_model
+    from interactive_format.bench.archs import random_model
 
     model = random_model("qwen2.5-0.5b", 100, device="meta")
     assert 490e6 < sum(p.numel() for p in model.parameters()) < 500e6  # Qwen2.5-0.5B: 494M
@@ -118,7 +118,7 @@ def test_bench_runs_end_to_end_on_a_tiny_model(tmp_path, capsys):
 
 
 def test_dtype_and_warmup_are_configurable():
-    from interactive_format.config import load_config
+    from interactive_format.settings.load import load_config
 
     config = load_config(environ={"IF_DTYPE": "bfloat16", "IF_WARMUP": "false"})
     assert config.models.dtype == "bfloat16" and config.models.warmup is False
@@ -186,7 +186,7 @@ def test_each_request_in_a_shared_call_keeps_its_own_limit_and_stop(tiny):
 
 
 def test_row_warper_keeps_the_top_p_mass_and_greedy_rows():
-    from interactive_format.generator import _RowWarper
+    from interactive_format.llm.generator import _RowWarper
 
     scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.1, 0.2, 0.3, 0.4]]))
     out = _RowWarper(torch.tensor([1.0, 0.0]), torch.tensor([0.7, 1.0]))(None, scores)
@@ -208,7 +208,7 @@ class _FastGenerator:
     def stream(self, messages, params, stop):
         import time
 
-        from interactive_format.sampling import Draft, Sample
+        from interactive_format.llm.sampling import Draft, Sample
 
         drafts = [Draft() for _ in range(params.n)]
         for step in range(300):
@@ -223,8 +223,8 @@ class _FastGenerator:
 def test_streaming_to_the_browser_is_at_most_25_updates_per_second(tmp_path):
     import time
 
-    from interactive_format.callbacks import UPDATE_INTERVAL_S, ChatUI, View
-    from interactive_format.store import Store
+    from interactive_format.web.callbacks import UPDATE_INTERVAL_S, ChatUI, View
+    from interactive_format.store.store import Store
 
     from .fakes import fake_engine
 
@@ -301,9 +301,9 @@ def test_the_turn_bench_also_times_the_turn_as_a_user_meets_it(monkeypatch):
     """bench_turn's "app" part: the app's default persona and token limit, end of turn honoured (no ignore_eos)."""
     from dataclasses import dataclass
 
-    from interactive_format import enginebench
+    from interactive_format.bench import enginebench
     from interactive_format.config import GenerationConfig
-    from interactive_format.llmbench import LLMBench, Run
+    from interactive_format.bench.llmbench import LLMBench, Run
 
     @dataclass(frozen=True)
     class Options:

@@ -9,23 +9,43 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import TEST_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
+BAD_STARTS = [
+    (["--llm", "embedded:nope"], "Unknown model spec 'embedded:nope'"),
+    (["--llm", "./no-such-model-dir"], "does not exist"),
+    (["--asr", "embedded:minilm"], "embedded:minilm"),
+    (["--config", "missing.toml"], "missing.toml"),
+    (["--llm", "openai:http://127.0.0.1:9/v1"], "Could not reach the OpenAI-compatible model server"),
+    (["--llm", "openai:localhost:8000"], "needs a server URL"),
+]
 
 
-@pytest.mark.parametrize(
-    "args, expected",
-    [
-        (["--llm", "embedded:nope"], "Unknown model spec 'embedded:nope'"),
-        (["--llm", "./no-such-model-dir"], "does not exist"),
-        (["--asr", "embedded:minilm"], "embedded:minilm"),
-        (["--config", "missing.toml"], "missing.toml"),
-        (["--llm", "openai:http://127.0.0.1:9/v1"], "Could not reach the OpenAI-compatible model server"),
-        (["--llm", "openai:localhost:8000"], "needs a server URL"),
-    ],
-)
-def test_bad_start_is_one_clear_line(cache_dir, tmp_path, args, expected):
-    env = {**os.environ, "IF_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1", "IF_DB": str(tmp_path / "chats.db")}
-    run = subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-    assert run.returncode != 0
-    assert expected in run.stderr
-    assert "Traceback" not in run.stderr
+@pytest.fixture(scope="module")
+def starts(cache_dir, tmp_path_factory):
+    """Every bad start at once (separate processes: they share the cores instead of queueing for them), on the
+    test models; args -> (process, the file its stderr goes to)."""
+    runs = {}
+    for args, _ in BAD_STARTS:
+        folder = tmp_path_factory.mktemp("start")
+        env = {**os.environ, "IF_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1", "IF_DB": str(folder / "chats.db"),
+               **TEST_ENV}  # fmt: skip
+        with open(folder / "stderr", "w") as err:
+            proc = subprocess.Popen([sys.executable, "app.py", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=err, text=True)  # fmt: skip
+        runs[tuple(args)] = proc, folder / "stderr"
+    yield runs
+    for proc, _ in runs.values():
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("args, expected", BAD_STARTS)
+def test_bad_start_is_one_clear_line(starts, args, expected):
+    proc, stderr_file = starts[tuple(args)]
+    returncode = proc.wait(timeout=180)
+    stderr = stderr_file.read_text()
+    assert returncode != 0
+    assert expected in stderr
+    assert "Traceback" not in stderr

@@ -11,8 +11,8 @@ import pytest
 
 from interactive_format.dialogue import Attachment, Candidate, Turn
 from interactive_format.errors import InputError
-from interactive_format.migrations import MIGRATIONS, connect, migrate
-from interactive_format.store import NotFound, Store
+from interactive_format.store.migrations import MIGRATIONS, connect, migrate
+from interactive_format.store.store import NotFound, Store
 
 INF = float("-inf")
 TABLES = ("turns", "candidates", "feedback", "preferences")

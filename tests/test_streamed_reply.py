@@ -9,14 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from interactive_format.callbacks import ChatUI
-from interactive_format.chat import ChatEngine
+from interactive_format.web.callbacks import ChatUI
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig
 from interactive_format.dialogue import Candidate, Turn
-from interactive_format.discriminator import Reranker
-from interactive_format.generator import Draft, Sample, SamplingParams
-from interactive_format.rendering import NOTE_MARK, candidates_panel, candidate_info, score_fields
-from interactive_format.store import Store
+from interactive_format.ranking.ranking import Reranker
+from interactive_format.llm.generator import Draft, Sample, SamplingParams
+from interactive_format.web.rendering import NOTE_MARK, candidates_panel, candidate_info, score_fields
+from interactive_format.store.store import Store
 
 USER = "b" * 32
 CLEAN = "Paris is the capital of France."

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from interactive_format import train as T
-from interactive_format.chitchat import Example, SampleCache, SampledReply, load_conversations, split_ids
+from interactive_format.training import train as T
+from interactive_format.training.chitchat import Example, SampleCache, SampledReply, load_conversations, split_ids
 from interactive_format.config import ASSETS
-from interactive_format.evaluate import EvalConfig, distinct, evaluate
-from interactive_format.judges import SimilarityJudge, best_of, win_rate
+from interactive_format.training.evaluate import EvalConfig, distinct, evaluate
+from interactive_format.training.judges import SimilarityJudge, best_of, win_rate
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def tiny_llm(tmp_path_factory, cache_dir) -> Path:
     """A random-weight 4-layer Llama with the embedded model's tokenizer and chat template."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from interactive_format.models import llm_path
+    from interactive_format.models.hub import llm_path
 
     tokenizer = AutoTokenizer.from_pretrained(llm_path("embedded:smollm2-135m", cache_dir))
     torch.manual_seed(0)
@@ -76,7 +76,7 @@ def test_split_is_by_conversation_never_by_turn(cfg):
 
 
 def test_a_split_smaller_than_the_request_gives_other_turns_of_its_chats():
-    from interactive_format.chitchat import make_examples
+    from interactive_format.training.chitchat import make_examples
 
     chats = {"a": ["hi", "hey", "how are you", "good"], "b": ["yo", "sup"], "c": ["hello", "hi there", "bye"]}
     first = make_examples(chats, ["a", "b", "c"], 2, 3, seed=1)
@@ -123,7 +123,7 @@ def test_d_step_lowers_loss_on_a_tiny_batch(cfg):
 
 
 def test_g_step_changes_only_the_parameters_it_is_allowed_to(cfg, tiny_llm):
-    from interactive_format.generator import TransformersGenerator
+    from interactive_format.llm.generator import TransformersGenerator
 
     g = TransformersGenerator.from_spec(str(tiny_llm), cfg.cache_dir, "cpu", "float32")
     allowed = T.g_trainable_params(g.model, 0.25)  # the top 1 of 4 layers
@@ -142,7 +142,7 @@ def test_g_step_changes_only_the_parameters_it_is_allowed_to(cfg, tiny_llm):
 
 
 def test_training_run_writes_metrics_curves_and_a_loadable_d_then_resumes(cfg, run):
-    from interactive_format.discriminator import load_discriminator
+    from interactive_format.ranking.discriminator import load_discriminator
 
     summary = run
     out = cfg.out_dir
@@ -175,7 +175,7 @@ def test_early_stopping_triggers_when_val_auc_stops_improving(cfg, run, tmp_path
 
 
 def test_sample_cache_survives_a_cut_last_line(tmp_path):
-    from interactive_format.chitchat import SampledReply
+    from interactive_format.training.chitchat import SampledReply
 
     cache = SampleCache(tmp_path, {"k": 1})
     cache.add({"a:1": [SampledReply("hi", -1.0, True)]}, 2.0)
@@ -215,19 +215,19 @@ def _bench_file(path: Path, temperature: float, k: int, seed: int) -> str:
 
 
 def test_evaluate_ranks_with_the_apps_reranker_and_reports_every_baseline(cfg, run, tmp_path):
-    from interactive_format import discriminator as D
+    from interactive_format.ranking.ranking import Reranker
 
     files = (_bench_file(tmp_path / "a.json", 0.7, 5, 1), _bench_file(tmp_path / "b.json", 0.7, 3, 2))
     temps = (_bench_file(tmp_path / "t.json", 0.3, 1, 3),)
     calls = []
-    rank = D.Reranker.rank
-    D.Reranker.rank = lambda self, *a, **k: calls.append(self) or rank(self, *a, **k)  # the app's ranking object
+    rank = Reranker.rank
+    Reranker.rank = lambda self, *a, **k: calls.append(self) or rank(self, *a, **k)  # the app's ranking object
     try:
         report = evaluate(EvalConfig(discriminator=cfg.out_dir / "best", out_dir=cfg.out_dir, report_dir=tmp_path / "rep",
                                      test_contexts=12, ns=(2, 4, 8), rerank_samples=files, temperature_samples=temps,
                                      cache_dir=cfg.cache_dir, device="cpu", progress=False))
     finally:
-        D.Reranker.rank = rank
+        Reranker.rank = rank
     assert {(r.lam, r.defects_first, r.discriminator is None) for r in calls} == {
         (report["lam"], True, False), (report["lam"], False, False), (1.0, False, False), (report["lam"], False, True)}
     c = report["chitchat"]
@@ -248,8 +248,8 @@ def test_evaluate_ranks_with_the_apps_reranker_and_reports_every_baseline(cfg, r
 def test_the_similarity_judge_is_the_published_encoder_not_d(cfg, run):
     from transformers import AutoModel
 
-    from interactive_format.discriminator import load_discriminator
-    from interactive_format.models import pretrained_source
+    from interactive_format.ranking.discriminator import load_discriminator
+    from interactive_format.models.hub import pretrained_source
 
     judge = SimilarityJudge.from_spec(cfg.judge_encoder)
     d = load_discriminator(cfg.out_dir / "best")
@@ -274,7 +274,7 @@ FIXED = [
 
 
 def test_shipped_d_scores_human_replies_above_the_same_words_shuffled():
-    from interactive_format.discriminator import load_discriminator
+    from interactive_format.ranking.discriminator import load_discriminator
 
     d = load_discriminator(SHIPPED)
     rng = random.Random(0)
@@ -291,7 +291,7 @@ def test_shipped_d_scores_human_replies_above_the_same_words_shuffled():
 
 def test_the_apps_preference_export_is_training_data_for_d(cfg, tmp_path):
     from interactive_format.dialogue import Candidate, Turn
-    from interactive_format.store import Store
+    from interactive_format.store.store import Store
 
     store = Store(tmp_path / "chats.db")
     cid = store.create("alice", "You are a helpful AI assistant.")
@@ -313,8 +313,8 @@ def test_preference_pairs_from_the_store_change_d_when_the_retrain_command_runs(
     import shutil
 
     from interactive_format.dialogue import Candidate, Turn
-    from interactive_format.discriminator import load_discriminator
-    from interactive_format.store import Store
+    from interactive_format.ranking.discriminator import load_discriminator
+    from interactive_format.store.store import Store
 
     store = Store(tmp_path / "chats.db")
     picks = [("any plans tonight?", "movie night with friends!", "As an AI, I have no plans."),
@@ -361,8 +361,8 @@ def test_d_sees_human_words_shuffled_as_a_negative(cfg):
 
 
 def test_defect_negatives_are_made_from_gs_own_replies(tmp_path):
-    from interactive_format import defects
-    from interactive_format.chitchat import SampledReply
+    from interactive_format.ranking import defects
+    from interactive_format.training.chitchat import SampledReply
 
     a = Example("a:1", "a", ("hi there", "any plans for the weekend?"), "hiking with my sister, you?")
     b = Example("b:1", "b", ("hello", "what do you do for work?"), "i teach math at a high school")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from interactive_format import bench, turnbench
-from interactive_format.models import EMBEDDED
-from interactive_format.turnbench import TURN_PROMPTS, SeededGenerator, install_size, one_turn, summarize
+from interactive_format.bench import bench, turnbench
+from interactive_format.models.specs import EMBEDDED
+from interactive_format.bench.turnbench import TURN_PROMPTS, SeededGenerator, install_size, one_turn, summarize
 
 from .fakes import FakeGenerator, fake_engine
 

@@ -15,7 +15,7 @@ from skimage import data
 
 from interactive_format.config import Limits
 from interactive_format.errors import InputError, ModelLoadError
-from interactive_format.vision import Caption, Captioner, load_image
+from interactive_format.media.vision import Caption, Captioner, load_image
 
 
 def save(img: Image.Image, path: Path, **kwargs) -> Path:

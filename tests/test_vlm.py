@@ -9,14 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from interactive_format.backends import load_generator
-from interactive_format.chat import ChatEngine
+from interactive_format.llm.backends import load_generator
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig, ModelsConfig
 from interactive_format.dialogue import Attachment, Conversation, Turn, context_text
-from interactive_format.discriminator import Reranker
-from interactive_format.sampling import SamplingParams
-from interactive_format.vision import Captioner
-from interactive_format.vlm import VisionLanguageGenerator, is_vision_language
+from interactive_format.ranking.ranking import Reranker
+from interactive_format.llm.sampling import SamplingParams
+from interactive_format.media.vision import Captioner
+from interactive_format.llm.vlm import VisionLanguageGenerator, is_vision_language
 
 WORDS = ["<pad>", "<s>", "</s>", "<unk>", "<image>", "user", "assistant", "system", ":", "a", "red", "picture",
          "what", "is", "this", "?", "hello", "Picture", "1", "2"]

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from interactive_format import zerogpu
-from interactive_format.callbacks import ChatUI
-from interactive_format.store import Store
-from interactive_format.zerogpu import on_gpu, turn_steps
+from interactive_format.web import zerogpu
+from interactive_format.web.callbacks import ChatUI
+from interactive_format.store.store import Store
+from interactive_format.web.zerogpu import on_gpu, turn_steps
 
 USER = "0123456789abcdef0123456789abcdef"
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from interactive_format.config import ModelsConfig
 from interactive_format.dialogue import Candidate, context_text
-from interactive_format.discriminator import Reranker, load_discriminator
+from interactive_format.ranking.ranking import Reranker
+from interactive_format.ranking.discriminator import load_discriminator
 
 HERE = Path(__file__).resolve().parent
 

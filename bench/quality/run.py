@@ -25,11 +25,12 @@ import threading
 import time
 from pathlib import Path
 
-from interactive_format.backends import load_generator
+from interactive_format.llm.backends import load_generator
 from interactive_format.config import ModelsConfig, default_cache_dir
 from interactive_format.dialogue import Candidate, context_text
-from interactive_format.discriminator import Reranker, load_discriminator
-from interactive_format.sampling import SamplingParams
+from interactive_format.ranking.ranking import Reranker
+from interactive_format.ranking.discriminator import load_discriminator
+from interactive_format.llm.sampling import SamplingParams
 
 HERE = Path(__file__).resolve().parent
 

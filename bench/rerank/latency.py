@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 from interactive_format.dialogue import context_text
-from interactive_format.discriminator import load_discriminator, reply_head
-from interactive_format.evaluate import EvalConfig, read_rows, rerank_report, training_config
-from interactive_format.train import examples_for
+from interactive_format.ranking.discriminator import load_discriminator, reply_head
+from interactive_format.training.evaluate import EvalConfig, read_rows, rerank_report, training_config
+from interactive_format.training.train import examples_for
 
 HERE = Path(__file__).resolve().parent
 JUDGE_CACHE = HERE.parent / "results" / "rerank-judge-verdicts-2026-12-02.jsonl"

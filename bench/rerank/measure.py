@@ -23,9 +23,10 @@ import re
 import time
 from pathlib import Path
 
-from interactive_format import defects
+from interactive_format.ranking import defects
 from interactive_format.dialogue import context_text
-from interactive_format.discriminator import combine, load_discriminator
+from interactive_format.ranking.ranking import combine
+from interactive_format.ranking.discriminator import load_discriminator
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results"
@@ -113,7 +114,7 @@ def defect_pairs(rows: list[dict], per_kind: int, seed: int) -> list[dict]:
 
 
 def run_judge(rows: list[dict], lam: float, args, report: dict, save) -> None:
-    from interactive_format.pairjudge import PairJudge
+    from interactive_format.training.pairjudge import PairJudge
 
     judge = PairJudge.from_spec(args.judge_model, threads=args.judge_threads)
     started = time.perf_counter()

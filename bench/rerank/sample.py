@@ -25,9 +25,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from interactive_format.backends import load_generator
+from interactive_format.llm.backends import load_generator
 from interactive_format.config import ModelsConfig, default_cache_dir
-from interactive_format.sampling import SamplingParams
+from interactive_format.llm.sampling import SamplingParams
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,7 +36,8 @@ def system_texts(prompts: dict) -> dict[str, str]:
     """Each persona of prompts.json as the app ships it now: "" is the app's default system prompt, any other
     name a shipped flow's persona (assets/flows/<name>.toml); so the samples follow the app's current prompts."""
     from interactive_format.config import GenerationConfig
-    from interactive_format.flows import FLOWS_DIR, load_flow
+    from interactive_format.flows import FLOWS_DIR
+    from interactive_format.settings.flow_file import load_flow
 
     default = GenerationConfig().system_prompt
     return {k: (load_flow(FLOWS_DIR / f"{v}.toml").persona or default) if v else default

@@ -13,12 +13,10 @@ import uuid
 import pytest
 from gradio_client import Client
 
-from interactive_format.chat import ChatEngine
+from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import AppConfig, GenerationConfig, Limits, ServerConfig
-from interactive_format.store import Store
-from interactive_format.ui import build_demo
-
-from ..conftest import served
+from interactive_format.store.store import Store
+from interactive_format.web.ui import build_demo
 
 TURN_TIMEOUT_S = 20.0
 RATE_LIMIT = 30  # turns per user per minute
@@ -56,9 +54,9 @@ def rel_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="package")
-def rel_server(rel_engine, rel_store):
+def rel_server(rel_engine, rel_store, serve):
     """The app on 127.0.0.1; yields its URL."""
-    with served(build_demo(rel_engine, rel_store)) as url:
+    with serve(build_demo(rel_engine, rel_store)) as url:
         yield url
 
 

@@ -13,21 +13,21 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from interactive_format.callbacks import ChatUI
-from interactive_format.config import StorageConfig, auth_pair, load_config
-from interactive_format.rendering import to_messages
-from interactive_format.store import open_store
-from interactive_format.ui import build_demo
+from interactive_format.web.callbacks import ChatUI
+from interactive_format.config import StorageConfig, auth_pair
+from interactive_format.settings.load import load_config
+from interactive_format.web.rendering import to_messages
+from interactive_format.store.store import open_store
+from interactive_format.web.ui import build_demo
 
-from ..conftest import served
 from .conftest import RATE_LIMIT, engine_with, new_user, reply
 
 
-def test_password_auth_keeps_out_anyone_without_it(rel_engine, rel_store):
+def test_password_auth_keeps_out_anyone_without_it(rel_engine, rel_store, serve):
     config = dataclasses.replace(
         rel_engine.config, server=dataclasses.replace(rel_engine.config.server, auth="ada:s3cret")
     )
-    with served(build_demo(engine_with(rel_engine, config), rel_store), auth=auth_pair(config)) as url:
+    with serve(build_demo(engine_with(rel_engine, config), rel_store), auth=auth_pair(config)) as url:
         assert httpx.get(url + "/config", timeout=10).status_code == 401
         bad = httpx.post(url + "/login", data={"username": "ada", "password": "guess"}, timeout=10)
         assert bad.status_code == 400

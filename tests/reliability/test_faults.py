@@ -12,9 +12,9 @@ import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from interactive_format.callbacks import ChatUI
+from interactive_format.web.callbacks import ChatUI
 from interactive_format.config import GenerationConfig
-from interactive_format.store import Store
+from interactive_format.store.store import Store
 
 from .conftest import engine_with, new_user, reply
 
@@ -114,7 +114,7 @@ def test_stalled_generation_times_out_with_a_retry_button_and_the_retry_answers(
 
 
 def test_turn_timeout_is_configurable(tmp_path):
-    from interactive_format.config import load_config
+    from interactive_format.settings.load import load_config
 
     assert GenerationConfig().turn_timeout_s == 120.0
     assert load_config(environ={"IF_TURN_TIMEOUT": "7.5"}).generation.turn_timeout_s == 7.5

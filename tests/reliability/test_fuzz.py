@@ -12,12 +12,12 @@ from PIL import Image
 
 from interactive_format.config import Limits
 from interactive_format.errors import InputError
-from interactive_format.pipeline import BIDI_CONTROLS, InputGuard
-from interactive_format.rendering import UNSAFE_LINK
-from interactive_format.rendering import escape as _escape
-from interactive_format.speech import decode_audio
+from interactive_format.engine.guard import BIDI_CONTROLS, InputGuard
+from interactive_format.web.rendering import UNSAFE_LINK
+from interactive_format.web.rendering import escape as _escape
+from interactive_format.media.speech import decode_audio
 from interactive_format.uploads import SIGNATURES, display_name
-from interactive_format.vision import load_image
+from interactive_format.media.vision import load_image
 
 LIMITS = Limits(max_audio_seconds=5.0, max_file_bytes=200_000, max_image_pixels=4_000_000)
 GUARD = InputGuard(LIMITS)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from ..conftest import TEST_ENV, app_process, free_port
+from ..conftest import TEST_ENV, free_port
 from .conftest import reply
 
 WRITERS = 4
@@ -35,7 +35,7 @@ def write_until_killed(url: str, user: str, committed: list[str], cut: list[str]
 
 
 @pytest.mark.slow
-def test_sigkill_mid_turn_loses_no_committed_turn(engine, cache_dir, tmp_path):
+def test_sigkill_mid_turn_loses_no_committed_turn(engine, cache_dir, tmp_path, app_process):
     env = {**os.environ, "IF_DB": str(tmp_path / "chats.db"), "IF_CACHE_DIR": str(cache_dir),
            "IF_PORT": str(free_port()), "IF_HOST": "127.0.0.1", "IF_CANDIDATES": "1", "IF_MAX_NEW_TOKENS": "8",
            "HF_HUB_OFFLINE": "1", **TEST_ENV}  # fmt: skip

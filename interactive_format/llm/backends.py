@@ -1,0 +1,57 @@
+"""The backend factory: which engine runs the configured chat model, and loading it.
+
+A new backend implements `sampling.Generator` in a module of its own and gets one branch here.
+"""
+
+from __future__ import annotations
+
+from .sampling import Generator
+
+
+def backend_for(models, device: str) -> str:
+    """ "openai", "llamacpp" or "transformers": the engine that runs the configured chat model (a ModelsConfig)."""
+    from ..models.gguf_file import gguf_path
+    from ..models.specs import parse_spec
+
+    spec = parse_spec(models.llm)
+    if spec.kind == "openai":
+        return "openai"
+    if models.llm_backend != "auto":
+        return models.llm_backend
+    if not device.startswith("cpu") or spec.kind not in ("embedded", "path"):
+        return "transformers"
+    return "llamacpp" if gguf_path(models.llm, models.cache_dir) is not None else "transformers"
+
+
+def load_generator(models, device: str) -> Generator:
+    """The configured chat model (a ModelsConfig): a server for `openai:URL` specs, llama.cpp for GGUF on CPU,
+    else local transformers weights."""
+    from ..models.specs import parse_spec
+
+    backend = backend_for(models, device)
+    if backend == "llamacpp":
+        from .llamacpp import LlamaCppGenerator, LlamaCppOptions
+
+        options = LlamaCppOptions(threads=models.llm_threads, batch_threads=models.llm_threads)
+        return LlamaCppGenerator.from_spec(models.llm, models.cache_dir, options)
+    spec = parse_spec(models.llm)
+    if spec.kind == "openai":
+        from .openai_backend import OpenAICompatibleGenerator, ServerOptions
+
+        options = ServerOptions(
+            spec.name, models.llm_model, models.llm_api_key, models.llm_timeout, logprobs=models.llm_logprobs
+        )
+        scorer = None  # J for a server without log-probs
+        if models.llm_scorer:
+            from .generator import TransformersGenerator
+
+            scorer = TransformersGenerator.from_spec(models.llm_scorer, models.cache_dir, device)
+        return OpenAICompatibleGenerator.connect(options, scorer)
+    if spec.kind in ("path", "hub"):
+        from .vlm import VisionLanguageGenerator, is_vision_language
+
+        if is_vision_language(spec.name):  # an image-text-to-text model: it sees the pictures themselves
+            return VisionLanguageGenerator.from_spec(models.llm, device, models.dtype)
+    from .generator import TransformersGenerator
+
+    return TransformersGenerator.from_spec(models.llm, models.cache_dir, device, models.dtype)
