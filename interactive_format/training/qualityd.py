@@ -124,8 +124,8 @@ class FoldDiscriminators:
     def turns(self, cfg, prompts: list[LabelledPrompt], verifier_for) -> tuple[dict, dict]:
         """labeleval's turns with each prompt's D values from the D without its fold, and `fit_on[n][f]`:
         the turns fold f's ranking is fitted on (fold g's D values from the D without f and g)."""
-        from .labeleval import build_turns
         from ..ranking.signals import Models
+        from .labeleval import build_turns
 
         def models(*extra: int):
             return lambda p: Models(self.without(*sorted({self.fold_of[p.user], *extra})), verifier_for(p))
