@@ -62,6 +62,27 @@ class SentenceEncoder:
 
         return stack(True, queries), stack(False, passages)
 
+    def read_cache(self, path: str | Path) -> int:
+        """Add the embeddings `write_cache` kept in `path` (this encoder's only) to the cache; how many were added."""
+        path = Path(path)
+        if not path.exists():
+            return 0
+        kept = torch.load(path, weights_only=True)
+        if kept.get("spec") != self.spec:
+            return 0
+        before = len(self.cache)
+        self.cache.update({(bool(q), t): v for (q, t), v in zip(kept["keys"], kept["vectors"])})
+        return len(self.cache) - before
+
+    def write_cache(self, path: str | Path) -> None:
+        """Keep the cached embeddings in `path` (written whole, then moved: a killed run leaves the old file)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(self.cache)
+        vectors = torch.stack([self.cache[k] for k in keys]) if keys else torch.empty(0, self.dim)
+        torch.save({"spec": self.spec, "keys": [list(k) for k in keys], "vectors": vectors}, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+
     def _encode_parts(self, items: list[tuple[bool, str]]) -> dict[tuple[bool, str], torch.Tensor]:
         """Embed (query, text) items in up to `workers` parts of about equal size (UTF-8 bytes, ~4 per token in
         both languages, + ~5 tokens of prefix and specials each), longest first into the lightest part."""

@@ -88,7 +88,7 @@ def test_samples(tcfg, examples, n: int) -> dict:
     from .chitchat import SampleCache
     from .train import g_replies, load_generator
 
-    cache = SampleCache(tcfg.out_dir / "samples", tcfg.sample_key())
+    cache = SampleCache(tcfg.samples_path(), tcfg.sample_key())
     if not cache.missing(examples, n):
         return {e.id: cache.replies[e.id][:n] for e in examples}
     return g_replies(tcfg, load_generator(tcfg), examples, n)[0]

@@ -56,6 +56,9 @@ class LabelsConfig:
     fold_seed: int = 0  # how prompts are dealt into folds
     l2: float = 1.0  # the fit's L2 penalty (features are standardised per turn)
     discriminator: Path = ROOT / "assets" / "discriminator"  # the shipped D, read with the app's loader
+    # A quality run's directory (qualityd.py) of Ds each trained without some folds' prompts: every D value of
+    # a labelled prompt then comes from a D that never saw it. Needed when `discriminator` was trained on them.
+    fold_discriminators: str = ""
     # Which model reads each generator's candidates as the verifier: GENERATOR=VERIFIER
     verifiers: tuple[str, ...] = (
         "embedded:qwen2.5-coder-0.5b=embedded:qwen2.5-coder-1.5b",
@@ -188,13 +191,20 @@ def _tied_groups(t: Turn, first: tuple[str, ...], names: tuple[str, ...]):
 
 
 def cross_validated(
-    turns: list[Turn], fold_of: dict[str, int], k: int, template: Ranking, l2: float
+    turns: list[Turn],
+    fold_of: dict[str, int],
+    k: int,
+    template: Ranking,
+    l2: float,
+    fit_on: dict[int, list[Turn]] | None = None,
 ) -> tuple[dict[int, list[float]], list[dict]]:
     """Each turn's order (by id(turn), one number per candidate, higher = earlier) under `template` fitted on
-    the other folds, and each fold's weights."""
+    the other folds, and each fold's weights. `fit_on[f]`: the turns fold f's weights are fitted on instead
+    of `turns` (the same prompts, their D values from Ds that saw neither fold f nor the turn's own)."""
     scores, weights = {}, []
     for f in range(k):
-        train = [t for t in turns if fold_of[t.prompt.user] != f and t.complete(template.signals)]
+        pool = turns if fit_on is None else fit_on[f]
+        train = [t for t in pool if fold_of[t.prompt.user] != f and t.complete(template.signals)]
         ranking = fitted(train, template, l2)
         weights.append(ranking.weights)
         for t in turns:
@@ -280,12 +290,33 @@ def evaluate_labels(cfg: LabelsConfig) -> dict:
     verifiers = {
         g: CachedVerifier(v, cfg.verifier_cache, cfg.compute_verifier, cfg.verifier_limit) for g, v in by.items()
     }
+    if cfg.fold_discriminators:  # a D trained on the labels: each prompt's D value from one that never saw it
+        from .qualityd import FoldDiscriminators
+
+        ds = FoldDiscriminators.load(cfg.fold_discriminators, prompts, cfg.folds, cfg.fold_seed)
+        turns, fit_on = ds.turns(cfg, prompts, lambda p: verifiers.get(p.model))
+        return {**make_report(cfg, prompts, turns, ds.lam, fit_on), "d_values": f"held-out: {cfg.fold_discriminators}"}
+    seen = d is not None and bool(d.meta.get("training", {}).get("labels"))  # D trained on these very labels
+    if seen and cfg.write_ranking:  # D's weight would be fitted on values D learnt: too high
+        raise ValueError(
+            f"{cfg.discriminator} was trained on the labels: to fit a ranking, pass --fold-discriminators with "
+            "the Ds `python -m interactive_format.training.qualityd` trained without each fold."
+        )
+    if seen:
+        log.warning("%s was trained on the labels: its values on them are in-sample", cfg.discriminator)
     turns = build_turns(cfg, prompts, lambda p: Models(d, verifiers.get(p.model)))
-    return make_report(cfg, prompts, turns, float(d.meta.get("lam", 0.5)))
+    return {**make_report(cfg, prompts, turns, float(d.meta.get("lam", 0.5))), "d_trained_on_labels": seen}
 
 
-def make_report(cfg: LabelsConfig, prompts: list[LabelledPrompt], turns: dict[int, list[Turn]], lam: float) -> dict:
-    """The report of every ranking on `turns` (see the module docstring); the seed's λ is `lam`."""
+def make_report(
+    cfg: LabelsConfig,
+    prompts: list[LabelledPrompt],
+    turns: dict[int, list[Turn]],
+    lam: float,
+    fit_on: dict[int, dict[int, list[Turn]]] | None = None,
+) -> dict:
+    """The report of every ranking on `turns` (see the module docstring); the seed's λ is `lam`; `fit_on[n][f]`:
+    the turns at N = n that fold f's weights are fitted on, where they are not `turns` (cross_validated)."""
     from ..config import ModelsConfig
 
     fold_of = folds(prompts, cfg.folds, cfg.fold_seed)
@@ -316,7 +347,8 @@ def make_report(cfg: LabelsConfig, prompts: list[LabelledPrompt], turns: dict[in
         "weights": {},
     }
     for n, ts in turns.items():
-        scores = _scores(ts, rankings, lam, fold_of, cfg, out["weights"].setdefault(str(n), {}))
+        weights = out["weights"].setdefault(str(n), {})
+        scores = _scores(ts, rankings, lam, fold_of, cfg, weights, fit_on[n] if fit_on else None)
         for pool, pool_turns in _pools(ts).items():
             for lang in ("zh", "en"):
                 sel = [t for t in pool_turns if t.prompt.lang == lang]
@@ -327,7 +359,9 @@ def make_report(cfg: LabelsConfig, prompts: list[LabelledPrompt], turns: dict[in
     return out
 
 
-def _scores(ts: list[Turn], rankings: dict, lam: float, fold_of: dict, cfg: LabelsConfig, weights: dict) -> dict:
+def _scores(
+    ts: list[Turn], rankings: dict, lam: float, fold_of: dict, cfg: LabelsConfig, weights: dict, fit_on=None
+) -> dict:
     """Every ranking's scores of every turn's candidates (by id(turn), higher = shown first); None where its
     signals are missing. The fitted rankings' are cross-validated; their weights per fold go to `weights`."""
     out: dict[str, dict[int, list[float] | None]] = {
@@ -338,7 +372,7 @@ def _scores(ts: list[Turn], rankings: dict, lam: float, fold_of: dict, cfg: Labe
     for name in SIGNALS:  # each alone: its own values (ties are ties), empty candidates last
         out[name] = {id(t): _usable_only(t.values[name], t.usable) if t.complete((name,)) else None for t in ts}
     for label, template in rankings.items():
-        scores, weights[label] = cross_validated(ts, fold_of, cfg.folds, template, cfg.l2)
+        scores, weights[label] = cross_validated(ts, fold_of, cfg.folds, template, cfg.l2, fit_on)
         out[label] = {id(t): scores[id(t)] if t.complete(template.signals) else None for t in ts}
     return out
 

@@ -81,9 +81,25 @@ class TrainConfig:
     preferences: str = (
         ""  # comma-separated JSONL files of users' picks {"context", "chosen", "rejected"} (the app's export)
     )
+    # "real" = a good reply as well as a human's (goodreplies.py): off unless `labels` or a pool is named
+    labels: str = ""  # bench/labels or one of its *.jsonl: candidates labelled ≥ label_real real, ≤ label_fake fake
+    label_real: int = 4
+    label_fake: int = 2
+    real_pools: str = ""  # comma-separated pool files whose unlabelled candidates are real (a stronger model's)
+    fake_pools: str = ""  # comma-separated pool files whose unlabelled candidates are fake (G's own samples)
+    label_folds: int = 5  # the labels' folds by prompt, as `evaluate labels` deals them (--folds, --fold-seed)
+    label_fold_seed: int = 0
+    hold_out: str = ""  # comma-separated folds whose prompts D never trains on, e.g. "2" or "2,4" ("" = none)
+    quality_balance: bool = True  # repeat the rarer side of the good/poor replies so both weigh the same
+    samples_dir: str = ""  # G's cached replies ("" = out_dir/samples): one cache for runs that differ in D only
+    embedding_cache: str = ""  # a file of the sentence encoder's embeddings, read first and written after
+    # which epoch's D is kept: "best" (val AUC, human vs G on the chats) or "last" (a quality D: the chats'
+    # AUC is not what it is for, and the labels of the folds it may see are its training data)
+    keep: str = "best"
     # D
     freeze_ratio: float = 0.5  # share of encoder layers (from the bottom) kept frozen; embeddings always
     max_length: int = 128  # tokens of context + reply (the oldest context is cut first)
+    reply_bytes: int = 192  # an e5 D reads a reply's first this many UTF-8 bytes (0: whole; its time grows with them)
     batch_size: int = 32
     lr: float = 5e-5  # encoder layers
     head_lr: float = 1e-3
@@ -114,6 +130,7 @@ class TrainConfig:
             "context_turns": self.context_turns >= 1,
             "val_candidates": self.val_candidates >= 2,
             "patience": self.patience >= 1,
+            "keep": self.keep in ("best", "last"),
         }
         for name, ok in checks.items():
             if not ok:
@@ -135,6 +152,21 @@ class TrainConfig:
         )
         return {k: str(getattr(self, k)) for k in keys}
 
+    def samples_path(self) -> Path:
+        return Path(self.samples_dir) if self.samples_dir else self.out_dir / "samples"
+
+    def selection(self):
+        """The good and poor replies D trains on besides the chats (goodreplies.Selection)."""
+        from .goodreplies import Selection
+
+        def items(text: str) -> tuple[str, ...]:
+            return tuple(x.strip() for x in text.split(",") if x.strip())
+
+        return Selection(
+            self.labels, self.label_real, self.label_fake, items(self.real_pools), items(self.fake_pools),
+            self.label_folds, self.label_fold_seed, tuple(int(f) for f in items(self.hold_out)),
+        )  # fmt: skip
+
 
 # ---------------------------------------------------------------- data
 
@@ -146,6 +178,7 @@ class Data:
     fakes: dict[str, list]  # example id -> G's SampledReply list
     sampling_seconds: float
     preferences: list[tuple[str, str, str]] = field(default_factory=list)  # (context, chosen, rejected)
+    quality: list = field(default_factory=list)  # goodreplies.Row: good replies real, poor ones fake
 
 
 def examples_for(cfg: TrainConfig, split: str, limit: int) -> list[Example]:
@@ -182,7 +215,7 @@ def load_generator(cfg: TrainConfig):
 
 def g_replies(cfg: TrainConfig, generator, examples: list[Example], n: int) -> tuple[dict, float]:
     """G's n replies per example from the on-disk cache, sampling what is missing; and the cache's sampling seconds."""
-    cache = SampleCache(cfg.out_dir / "samples", cfg.sample_key())
+    cache = SampleCache(cfg.samples_path(), cfg.sample_key())
     replies = sample_contexts(
         generator,
         examples,
@@ -202,7 +235,28 @@ def prepare_data(cfg: TrainConfig, generator) -> Data:
     fakes, _ = g_replies(cfg, generator, train, 1)
     val_fakes, seconds = g_replies(cfg, generator, val, cfg.val_candidates)
     pairs = [p for path in cfg.preferences.split(",") if path.strip() for p in read_preferences(Path(path.strip()))]
-    return Data(train, val, {**fakes, **val_fakes}, seconds, pairs)
+    return Data(train, val, {**fakes, **val_fakes}, seconds, pairs, quality_rows(cfg))
+
+
+def quality_rows(cfg: TrainConfig) -> list:
+    """The good (real) and poor (fake) replies to the bench prompts of the folds D may see (goodreplies.py)."""
+    from .goodreplies import rows
+
+    selection = cfg.selection()
+    if not (selection.labels or selection.real_pools or selection.fake_pools):
+        return []
+    found = rows(selection)
+    if not found:
+        raise ValueError("the labels and pools named give no good or poor reply to train on")
+    return found
+
+
+def samples_missing(cfg: TrainConfig) -> bool:
+    """Whether G must sample: some train or val context lacks its cached replies."""
+    cache = SampleCache(cfg.samples_path(), cfg.sample_key())
+    train = examples_for(cfg, "train", cfg.train_contexts)
+    val = examples_for(cfg, "val", cfg.val_contexts)
+    return bool(cache.missing(train, 1) or cache.missing(val, cfg.val_candidates))
 
 
 def read_preferences(path: Path) -> list[tuple[str, str, str]]:
@@ -266,10 +320,22 @@ def d_batches(cfg: TrainConfig, data: Data, epoch: int, extra_fakes: dict[str, l
                 rows.append((e.context_text, bad, 0.0))
     for context, chosen, rejected in data.preferences:  # a user's pick: the chosen reply as "human", the other not
         rows += [(context, chosen, 1.0), (context, rejected, 0.0)]
+    rows += quality_batch_rows(data.quality, cfg.quality_balance, rng)
     rng.shuffle(rows)
     for i in range(0, len(rows), cfg.batch_size):
         chunk = rows[i : i + cfg.batch_size]
         yield [r[0] for r in chunk], [r[1] for r in chunk], torch.tensor([r[2] for r in chunk])
+
+
+def quality_batch_rows(quality: list, balance: bool, rng: random.Random) -> list[tuple[str, str, float]]:
+    """The good and poor replies as D's rows; with `balance` the rarer side is repeated (whole copies, then a
+    seeded draw) to as many rows as the other (the poor replies outnumber the good ones several times)."""
+    rows = [(r.context, r.reply, r.target) for r in quality]
+    real, fake = [x for x in rows if x[2] == 1.0], [x for x in rows if x[2] == 0.0]
+    small, big = sorted((real, fake), key=len)
+    if not balance or not small:
+        return rows
+    return rows + small * (len(big) // len(small) - 1) + rng.sample(small, len(big) % len(small))
 
 
 # ---------------------------------------------------------------- D
@@ -281,9 +347,26 @@ def build_discriminator(cfg: TrainConfig):
     from ..models.device import resolve_device
 
     d = new_discriminator(cfg.encoder, resolve_device(cfg.device), cfg.max_length)
+    if hasattr(d, "reply_bytes"):  # an embedding D (saved in its meta, so the app reads replies alike)
+        d.reply_bytes = cfg.reply_bytes
     if isinstance(d.encoder, torch.nn.Module):  # a cross-encoder; a sentence encoder stays frozen whole
         freeze_encoder(d, cfg.freeze_ratio)
     return d
+
+
+def read_embeddings(d, cfg: TrainConfig) -> int:
+    """Fill D's sentence encoder's cache from cfg.embedding_cache (runs that differ in D embed nothing twice);
+    how many embeddings it then holds (0 for a cross-encoder or no file)."""
+    if not cfg.embedding_cache or not hasattr(d.encoder, "read_cache"):
+        return 0
+    d.encoder.read_cache(cfg.embedding_cache)
+    return len(d.encoder.cache)
+
+
+def write_embeddings(d, cfg: TrainConfig, before: int) -> None:
+    """Keep D's encoder's cache in cfg.embedding_cache when the run embedded something new."""
+    if cfg.embedding_cache and hasattr(d.encoder, "write_cache") and len(d.encoder.cache) > before:
+        d.encoder.write_cache(cfg.embedding_cache)
 
 
 def freeze_encoder(d, freeze_ratio: float) -> int:
@@ -363,10 +446,11 @@ def train(cfg: TrainConfig) -> dict:
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    generator = load_generator(cfg)
+    generator = load_generator(cfg) if cfg.g_steps or samples_missing(cfg) else None  # None: all cached
     data = prepare_data(cfg, generator)
     direction = length_direction(data)
     d = build_discriminator(cfg)
+    embedded = read_embeddings(d, cfg)
     opt = d_optimizer(cfg, d)
     g_opt, g_names, g_before = None, [], None
     if cfg.g_steps:
@@ -404,13 +488,14 @@ def train(cfg: TrainConfig) -> dict:
         with metrics_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)})
-        if row["val_auc"] > state["best_auc"]:
-            state.update(best_auc=row["val_auc"], bad_epochs=0)
+        if row["val_auc"] > state["best_auc"] or cfg.keep == "last":
+            state.update(best_auc=row["val_auc"], bad_epochs=0)  # with "last": the kept epoch's
             d.save(out / "best", epoch=epoch, val=row)
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         checkpoint(out / "last.pt", state, d, opt, generator, g_opt)
+    write_embeddings(d, cfg, embedded)
     plot_curves(metrics_path, out / "curves.png")
     return finish(cfg, data, generator, g_before, g_names, state, started, direction)
 
@@ -423,6 +508,7 @@ def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, st
 
     device = resolve_device(cfg.device)
     best = Discriminator.load(cfg.out_dir / "best", device)
+    read_embeddings(best, cfg)
     judge = SimilarityJudge.from_spec(cfg.judge_encoder, device)
     lam = choose_lambda(cfg, best, data, judge)
     training = {
@@ -448,12 +534,13 @@ def finish(cfg: TrainConfig, data: Data, generator, g_before, g_names, state, st
     return summary
 
 
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """argparse over TrainConfig's fields: --train-contexts 2000, --g-steps 1, --resume, ..."""
+def parse_args(argv: list[str] | None = None, defaults: dict | None = None) -> TrainConfig:
+    """argparse over TrainConfig's fields: --train-contexts 2000, --g-steps 1, --resume, ...; `defaults`
+    replace TrainConfig's own (qualityd.py's settings)."""
     p = argparse.ArgumentParser(description="Train the discriminator adversarially on chitchat.")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        default = getattr(TrainConfig(), f.name)
+        default = (defaults or {}).get(f.name, getattr(TrainConfig(), f.name))
         if isinstance(default, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif isinstance(default, tuple):
