@@ -3,7 +3,7 @@
 python bench/quant.py THREADS GGUF... (e.g. 1 or 1,2; prints one JSON line per file: the first token of a
 ~540-token prompt, N = 1/4/8 latency for 64 tokens each with end of turn ignored, single-stream decode, 4 users
 at once against one, a greedy Chinese reply, the load average; see docs/performance.md, "The llama.cpp engine").
-Convert a file first with interactive_format.models.requantize_gguf(source, out, "Q4_0").
+Convert a file first with interactive_format.models.gguf_file.requantize_gguf(source, out, "Q4_0").
 """
 
 import json
