@@ -40,9 +40,11 @@ def default_db_path() -> Path:
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    # Chat model: embedded name, HF id, local path, or openai:URL of a server. Qwen2.5-Coder-0.5B-Instruct (bilingual;
-    # chosen on bench/quality/: SmolLM2-135M writes no usable Chinese); embedded:smollm2-135m is the smallest.
-    llm: str = env(  # read best on the blind labels (bench/results/labels-eval.json)
+    # Chat model: embedded name, HF id, local path, or openai:URL of a server. The default,
+    # Qwen2.5-Coder-1.5B-Instruct (bilingual; SmolLM2-135M writes no usable Chinese, bench/quality/), reads best on
+    # the blind labels against the 0.5B (bench/results/models.md); embedded:qwen2.5-coder-0.5b is the light option,
+    # embedded:smollm2-135m the smallest.
+    llm: str = env(
         "embedded:qwen2.5-coder-1.5b",
         flag=True,
         help="chat model spec (embedded:smollm2-135m, HF id, path, or openai:URL of a server)",
@@ -59,8 +61,8 @@ class ModelsConfig:
     asr: str = env(  # speech model; also "embedded:whisper-tiny.en", whisper names
         "embedded:whisper-base", flag=True, help="speech model spec (embedded:whisper-base, whisper name, path)"
     )
-    # Spoken replies (speaker.py): "embedded:kokoro-82m" (Kokoro-82M ONNX; English phonemes from the espeak-ng
-    # program, Chinese from misaki), "espeak-ng" (the program alone), a Kokoro .onnx path, or "off".
+    # Spoken replies (media/speaker.py): "embedded:kokoro-82m" (Kokoro-82M ONNX; English phonemes from libespeak-ng
+    # in media/espeak_worker.py, Chinese from misaki), "espeak-ng" (the program alone), a Kokoro .onnx path, or "off".
     tts: str = env(
         "embedded:kokoro-82m",
         flag=True,
@@ -83,7 +85,7 @@ class ModelsConfig:
         flag=True,
         help="trained discriminator directory ('off': rank by likelihood only)",
     )
-    # The ranking's signal weights, fitted on the reply-quality labels (ranking.py); "off": the seed ranking,
+    # The ranking's signal weights, fitted on the reply-quality labels (ranking/ranking.py); "off": the seed ranking,
     # the fewest defects then λ·D + (1−λ)·J (λ applies only then).
     ranking: str = env(
         str(ASSETS / "ranking.json"),
@@ -101,7 +103,7 @@ class ModelsConfig:
     # Chat engine: "auto" = llama.cpp for GGUF models (embedded or a .gguf path) on CPU, transformers otherwise
     # (GPUs, Hugging Face ids, training); or "llamacpp" / "transformers".
     llm_backend: str = env("auto")
-    llm_threads: int = env(1)  # llama.cpp threads; 1 measured best on a shared 2-core CPU (README, "Speed")
+    llm_threads: int = env(1)  # llama.cpp threads; 1 measured best on a shared 2-core CPU (docs/performance.md)
     warmup: bool = env(True)  # run the models once at start (on CUDA: compile the decode step for every batch size)
 
 
@@ -123,8 +125,9 @@ class GenerationConfig:
     turn_timeout_s: float = env(  # a reply still not finished after this long ends with a "try again" message
         120.0, name="TURN_TIMEOUT", flag="turn-timeout", help="seconds a reply may take before it is ended"
     )
-    # End candidates while they are sampled once they are unlikely to be shown (pruning.py: defects on a prefix,
-    # enough finished; weak starts opt-in): a turn of N = 4 then costs less; bench/prune.py measures it. False: all run.
+    # End candidates while they are sampled once they are unlikely to be shown (engine/pruning.py: defects on a
+    # prefix, enough finished; weak starts opt-in): a turn of N = 4 then costs less; bench/prune.py measures it.
+    # False: all run.
     prune: bool = env(True)
 
 
