@@ -7,6 +7,7 @@ matched against the target's headings as GitHub makes their ids.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from pathlib import Path
 
@@ -17,7 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 # Every page whose links are checked: the README, the manual, and the measurement notes it links to.
-PAGES = [README, *DOCS, ROOT / "bench" / "README.md", *sorted((ROOT / "bench" / "results").glob("*.md"))]
+PAGES = [
+    README,
+    *DOCS,
+    ROOT / "bench" / "README.md",
+    *sorted((ROOT / "bench").glob("*/README.md")),
+    *sorted((ROOT / "bench" / "results").glob("*.md")),
+]
 MAX_README_LINES = 260
 
 FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
@@ -151,3 +158,86 @@ def test_the_configuration_page_shows_every_setting_with_its_default():
             assert getattr(getattr(shown, name), f.name) == getattr(getattr(defaults, name), f.name), (name, f.name)
     text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert not [v for v in ENV_VARS if f"`{v}`" not in text], "every IF_* variable is in the table"
+
+
+PACKAGE = ROOT / "interactive_format"
+# A source path named anywhere on a page, code included: `interactive_format/engine/chat.py`, `bench/prune.py`,
+# `tests/conftest.py`, `signals/` under the package, or a bare `chat.py`.
+SOURCE_PATH = re.compile(r"(?<![\w./-])(\.?[\w-]+(?:/[\w.-]+)*\.py|interactive_format(?:/[\w-]+)*/)(?![\w/-])")
+MODULE = re.compile(r"(?<![\w.])interactive_format(?:\.[A-Za-z_]\w*)+")
+
+
+def module_file(dotted: list[str]) -> Path | None:
+    """The file of the package's module `dotted` (["engine", "chat"]): a module or a subpackage's __init__."""
+    base = PACKAGE.joinpath(*dotted)
+    for file in (base.with_suffix(".py"), base / "__init__.py"):
+        if file.is_file():
+            return file
+    return None
+
+
+def top_level_names(file: Path) -> set[str]:
+    """What a module defines or imports at its top level (read with `ast`, nothing imported)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.parse(file.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def module_found(name: str) -> bool:
+    """`interactive_format.engine.chat` (or `….chat.ChatEngine`): each part a module, then at most one name in it."""
+    parts = name.split(".")[1:]
+    for i in range(len(parts), 0, -1):
+        file = module_file(parts[:i])
+        if file is not None:
+            rest = parts[i:]
+            return not rest or (len(rest) == 1 and rest[0] in top_level_names(file))
+    return False
+
+
+@functools.cache
+def source_file_names() -> frozenset[str]:
+    """The names of the project's .py files (hidden folders such as .git or a .venv left out)."""
+    files = ROOT.rglob("*.py")
+    return frozenset(f.name for f in files if not any(part.startswith(".") for part in f.relative_to(ROOT).parts))
+
+
+def path_found(page: Path, path: str) -> bool:
+    """A path from the project root, the page's folder or the package; a bare `name.py` if any file has that name."""
+    if any((base / path).exists() for base in (ROOT, page.parent, PACKAGE)):
+        return True
+    return "/" not in path and path in source_file_names()
+
+
+def test_the_resource_finder_knows_moved_modules_from_present_ones():
+    page = ROOT / "docs" / "architecture.md"
+    assert module_found("interactive_format.engine.chat") and module_found("interactive_format.evaluate")
+    assert module_found("interactive_format.ranking.signals.MODULES") and module_found("interactive_format.bench")
+    assert not module_found("interactive_format.pipeline") and not module_found("interactive_format.engine.nothing")
+    assert path_found(page, "interactive_format/engine/guard.py") and path_found(page, "web/ui.py")
+    assert path_found(page, "ui.py") and path_found(page, "bench/prune.py")
+    assert not path_found(page, "interactive_format/pipeline.py") and not path_found(page, "pipeline.py")
+    assert not path_found(page, "interactive_format/ui.py") and not path_found(page, "interactive_format/signals/")
+    assert SOURCE_PATH.findall("`interactive_format/engine/` holds `chat.py`; run .ci/readme_run.py") == [
+        "interactive_format/engine/",
+        "chat.py",
+        ".ci/readme_run.py",
+    ]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_and_source_path_named_exists(page):
+    text = page.read_text(encoding="utf-8")
+    missing = [m for m in sorted(set(MODULE.findall(text))) if not module_found(m)]
+    missing += [p for p in sorted(set(SOURCE_PATH.findall(text))) if not path_found(page, p)]
+    assert not missing, f"{page.relative_to(ROOT)} names what is not in the tree (moved or gone):\n" + "\n".join(
+        missing
+    )
