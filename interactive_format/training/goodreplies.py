@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..dialogue import context_text
-from .labels import LANGS, ROOT, LabelledPrompt, read_all, read_labels
+from .labels import LANGS, ROOT, LabelledPrompt, folds, read_all, read_labels
 
 
 class PoolError(ValueError):
@@ -69,8 +69,6 @@ def read_prompts(labels: str, root: Path = ROOT) -> list[LabelledPrompt]:
 
 def fold_of(selection: Selection, prompts: list[LabelledPrompt]) -> dict[str, int]:
     """Each labelled prompt's fold, by user message (labeleval.folds)."""
-    from .labeleval import folds
-
     return folds(prompts, selection.folds, selection.fold_seed)
 
 

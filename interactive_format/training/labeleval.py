@@ -26,15 +26,15 @@ import hashlib
 import json
 import logging
 import math
-import random
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 
-from .labels import LABELS_DIR, ROOT, LabelledPrompt, read_all
+from .labels import LABELS_DIR, ROOT, LabelledPrompt, folds, read_all
 from ..ranking.ranking import Ranking, fit, save_ranking, seed, standardise
 from ..ranking.signals import SIGNALS, Context, Models
 
@@ -71,17 +71,6 @@ class LabelsConfig:
 
 
 # ---------------------------------------------------------------- folds and signal values
-
-
-def folds(prompts: list[LabelledPrompt], k: int, seed_: int = 0) -> dict[str, int]:
-    """The fold of each prompt, by its user message (one message in two pools is one prompt); languages are
-    dealt separately, so each fold holds about as many Chinese as English prompts."""
-    out: dict[str, int] = {}
-    for lang in sorted({p.lang for p in prompts}):
-        users = sorted({p.user for p in prompts if p.lang == lang})
-        random.Random(f"{seed_}-{lang}").shuffle(users)
-        out.update({u: i % k for i, u in enumerate(users)})
-    return out
 
 
 class CachedVerifier:
@@ -291,8 +280,6 @@ def evaluate_labels(cfg: LabelsConfig) -> dict:
         g: CachedVerifier(v, cfg.verifier_cache, cfg.compute_verifier, cfg.verifier_limit) for g, v in by.items()
     }
     if cfg.fold_discriminators:  # a D trained on the labels: each prompt's D value from one that never saw it
-        from .qualityd import FoldDiscriminators
-
         ds = FoldDiscriminators.load(cfg.fold_discriminators, prompts, cfg.folds, cfg.fold_seed)
         turns, fit_on = ds.turns(cfg, prompts, lambda p: verifiers.get(p.model))
         return {**make_report(cfg, prompts, turns, ds.lam, fit_on), "d_values": f"held-out: {cfg.fold_discriminators}"}
@@ -500,3 +487,83 @@ def plot(report: dict, png: Path) -> None:
     fig.tight_layout()
     fig.savefig(png, dpi=80)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- Ds trained on the labels (training/qualityd.py)
+
+FINAL = "final"  # the run of the D trained on every labelled prompt
+
+
+def run_name(held: tuple[int, ...]) -> str:
+    """The run directory of the D trained without the folds `held` (none: the final D)."""
+    return "without-" + "-".join(map(str, sorted(held))) if held else FINAL
+
+
+def hold_outs(k: int) -> list[tuple[int, ...]]:
+    """Every set of held-out folds a fold-by-fold evaluation needs: none, each fold, each pair."""
+    return [(), *((f,) for f in range(k)), *combinations(range(k), 2)]
+
+
+@dataclass
+class FoldDiscriminators:
+    """The Ds of one quality run by the folds each was trained without, sharing one sentence encoder."""
+
+    by_held: dict[frozenset, object]  # frozenset of held-out folds -> D
+    fold_of: dict[str, int]  # user message -> fold
+    k: int
+    lam: float  # the final D's λ (the seed ranking's λ·D + (1−λ)·J)
+
+    @classmethod
+    def load(cls, directory: str | Path, prompts: list[LabelledPrompt], k: int, seed: int) -> FoldDiscriminators:
+        """The fold and pair Ds of `directory` (qualityd's out_dir); ValueError if one is missing or was
+        trained on other folds than `k` and `seed` deal."""
+        from ..ranking.discriminator import load_discriminator
+
+        ds, encoder = {}, None
+        final = Path(directory) / FINAL / "best" / "discriminator.json"
+        lam = json.loads(final.read_text()).get("lam", 0.5) if final.exists() else 0.5
+        for held in hold_outs(k)[1:]:
+            path = Path(directory) / run_name(held) / "best"
+            if not (path / "discriminator.json").exists():
+                raise ValueError(f"no D trained without folds {list(held)} in {path}: run python -m interactive_format.training.qualityd")
+            d = load_discriminator(path)
+            t = d.meta.get("training", {})
+            made = (t.get("label_folds"), t.get("label_fold_seed"), t.get("hold_out"))
+            if made != (k, seed, ",".join(map(str, held))):
+                raise ValueError(f"{path} was not trained without folds {list(held)} of {k} (fold seed {seed})")
+            if encoder is None:  # one encoder and embedding cache for all, filled from the run's file
+                encoder = d.encoder
+                if t.get("embedding_cache") and hasattr(encoder, "read_cache"):
+                    encoder.read_cache(ROOT / t["embedding_cache"])
+            d.encoder = encoder
+            ds[frozenset(held)] = d
+        return cls(ds, folds(prompts, k, seed), k, float(lam))
+
+    def without(self, *folds_: int):
+        """The D that never saw a prompt of `folds_`."""
+        return self.by_held[frozenset(folds_)]
+
+    def turns(self, cfg, prompts: list[LabelledPrompt], verifier_for) -> tuple[dict, dict]:
+        """labeleval's turns with each prompt's D values from the D without its fold, and `fit_on[n][f]`:
+        the turns fold f's ranking is fitted on (fold g's D values from the D without f and g)."""
+        from ..ranking.signals import Models
+
+        def models(*extra: int):
+            return lambda p: Models(self.without(*sorted({self.fold_of[p.user], *extra})), verifier_for(p))
+
+        turns = build_turns(cfg, prompts, models())
+        fit_on: dict[int, dict[int, list]] = defaultdict(dict)
+        for f in range(self.k):
+            others = [p for p in prompts if self.fold_of[p.user] != f]
+            for n, ts in build_turns(cfg, others, models(f)).items():
+                fit_on[n][f] = ts
+        return turns, dict(fit_on)
+
+    def score(self, context: str, replies: list[str]) -> list[float]:
+        """D.score by the D without the context's fold (the context of a labelled prompt, no system line)."""
+        return self.without(self._context_fold[context]).score(context, replies)
+
+    def route(self, prompts: list[LabelledPrompt]) -> FoldDiscriminators:
+        """Let `score` find each labelled prompt's fold by its context."""
+        self._context_fold = {p.context: self.fold_of[p.user] for p in prompts}
+        return self

@@ -11,6 +11,7 @@ make a feature of them.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -173,3 +174,14 @@ def _read_pool(path: Path, kind: str) -> dict:
     if isinstance(systems, str):  # bench/quality names a persona set of its prompts.json
         systems = json.loads((path.parent / "prompts.json").read_text(encoding="utf-8"))[systems]
     return {"model": data["model"], "systems": systems, "prompts": {r["id"]: r for r in data[kind]}}
+
+
+def folds(prompts: list[LabelledPrompt], k: int, seed_: int = 0) -> dict[str, int]:
+    """The fold of each prompt, by its user message (one message in two pools is one prompt); languages are
+    dealt separately, so each fold holds about as many Chinese as English prompts."""
+    out: dict[str, int] = {}
+    for lang in sorted({p.lang for p in prompts}):
+        users = sorted({p.user for p in prompts if p.lang == lang})
+        random.Random(f"{seed_}-{lang}").shuffle(users)
+        out.update({u: i % k for i, u in enumerate(users)})
+    return out

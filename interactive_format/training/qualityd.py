@@ -25,14 +25,13 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 
-from .labels import ROOT, LabelledPrompt
+from .labeleval import FoldDiscriminators, hold_outs, run_name
+from .labels import LabelledPrompt
 
 log = logging.getLogger(__name__)
 
-FINAL = "final"
 # The quality run's train.py settings: the shipped D's chat part (assets/discriminator's meta), the labels'
 # good and poor replies, the 1.5B's unlabelled replies as real, the last epoch kept.
 DEFAULTS = {
@@ -55,16 +54,6 @@ DEFAULTS = {
 }
 
 
-def run_name(held: tuple[int, ...]) -> str:
-    """The run directory of the D trained without the folds `held` (none: the final D)."""
-    return "without-" + "-".join(map(str, sorted(held))) if held else FINAL
-
-
-def hold_outs(k: int) -> list[tuple[int, ...]]:
-    """Every set of held-out folds a fold-by-fold evaluation needs: none, each fold, each pair."""
-    return [(), *((f,) for f in range(k)), *combinations(range(k), 2)]
-
-
 def train_all(base, only: tuple[str, ...] = ()) -> None:
     """Train the final D and every fold's and pair's (in `only`'s names, if given)."""
     from .train import train
@@ -76,76 +65,6 @@ def train_all(base, only: tuple[str, ...] = ()) -> None:
         cfg = dataclasses.replace(base, out_dir=base.out_dir / name, hold_out=",".join(map(str, held)))
         log.info("training %s", name)
         train(cfg)
-
-
-# ---------------------------------------------------------------- the fold Ds
-
-
-@dataclass
-class FoldDiscriminators:
-    """The Ds of one quality run by the folds each was trained without, sharing one sentence encoder."""
-
-    by_held: dict[frozenset, object]  # frozenset of held-out folds -> D
-    fold_of: dict[str, int]  # user message -> fold
-    k: int
-    lam: float  # the final D's λ (the seed ranking's λ·D + (1−λ)·J)
-
-    @classmethod
-    def load(cls, directory: str | Path, prompts: list[LabelledPrompt], k: int, seed: int) -> FoldDiscriminators:
-        """The fold and pair Ds of `directory` (qualityd's out_dir); ValueError if one is missing or was
-        trained on other folds than `k` and `seed` deal."""
-        from ..ranking.discriminator import load_discriminator
-        from .labeleval import folds
-
-        ds, encoder = {}, None
-        final = Path(directory) / FINAL / "best" / "discriminator.json"
-        lam = json.loads(final.read_text()).get("lam", 0.5) if final.exists() else 0.5
-        for held in hold_outs(k)[1:]:
-            path = Path(directory) / run_name(held) / "best"
-            if not (path / "discriminator.json").exists():
-                raise ValueError(f"no D trained without folds {list(held)} in {path}: run python -m {__name__}")
-            d = load_discriminator(path)
-            t = d.meta.get("training", {})
-            made = (t.get("label_folds"), t.get("label_fold_seed"), t.get("hold_out"))
-            if made != (k, seed, ",".join(map(str, held))):
-                raise ValueError(f"{path} was not trained without folds {list(held)} of {k} (fold seed {seed})")
-            if encoder is None:  # one encoder and embedding cache for all, filled from the run's file
-                encoder = d.encoder
-                if t.get("embedding_cache") and hasattr(encoder, "read_cache"):
-                    encoder.read_cache(ROOT / t["embedding_cache"])
-            d.encoder = encoder
-            ds[frozenset(held)] = d
-        return cls(ds, folds(prompts, k, seed), k, float(lam))
-
-    def without(self, *folds_: int):
-        """The D that never saw a prompt of `folds_`."""
-        return self.by_held[frozenset(folds_)]
-
-    def turns(self, cfg, prompts: list[LabelledPrompt], verifier_for) -> tuple[dict, dict]:
-        """labeleval's turns with each prompt's D values from the D without its fold, and `fit_on[n][f]`:
-        the turns fold f's ranking is fitted on (fold g's D values from the D without f and g)."""
-        from ..ranking.signals import Models
-        from .labeleval import build_turns
-
-        def models(*extra: int):
-            return lambda p: Models(self.without(*sorted({self.fold_of[p.user], *extra})), verifier_for(p))
-
-        turns = build_turns(cfg, prompts, models())
-        fit_on: dict[int, dict[int, list]] = defaultdict(dict)
-        for f in range(self.k):
-            others = [p for p in prompts if self.fold_of[p.user] != f]
-            for n, ts in build_turns(cfg, others, models(f)).items():
-                fit_on[n][f] = ts
-        return turns, dict(fit_on)
-
-    def score(self, context: str, replies: list[str]) -> list[float]:
-        """D.score by the D without the context's fold (the context of a labelled prompt, no system line)."""
-        return self.without(self._context_fold[context]).score(context, replies)
-
-    def route(self, prompts: list[LabelledPrompt]) -> FoldDiscriminators:
-        """Let `score` find each labelled prompt's fold by its context."""
-        self._context_fold = {p.context: self.fold_of[p.user] for p in prompts}
-        return self
 
 
 # ---------------------------------------------------------------- the measures
