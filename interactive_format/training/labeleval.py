@@ -525,7 +525,9 @@ class FoldDiscriminators:
         for held in hold_outs(k)[1:]:
             path = Path(directory) / run_name(held) / "best"
             if not (path / "discriminator.json").exists():
-                raise ValueError(f"no D trained without folds {list(held)} in {path}: run python -m interactive_format.training.qualityd")
+                raise ValueError(
+                    f"no D trained without folds {list(held)} in {path}: run python -m interactive_format.training.qualityd"
+                )
             d = load_discriminator(path)
             t = d.meta.get("training", {})
             made = (t.get("label_folds"), t.get("label_fold_seed"), t.get("hold_out"))
