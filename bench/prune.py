@@ -255,7 +255,8 @@ def live_model(spec: str, seeds: int, turns: int, prompts: list[tuple[str, str]]
     generator.warm_up((1, 4))
     seeded = Seeded(generator)
     engine = ChatEngine(config, seeded, None, None, load_reranker())
-    live_turn(engine, seeded, engine.new_conversation(), "Hi!", "n4_policy", 0)  # untimed: D and the slots warm
+    warm = list(ARMS)[-1]  # untimed: D and the slots warm (an arm that runs: --arms may leave n4_policy out)
+    live_turn(engine, seeded, engine.new_conversation(), "Hi!", warm, 0)
     rows = []
     for i, (lang, text) in enumerate(prompts):
         for seed in range(seeds):
