@@ -18,7 +18,7 @@ from interactive_format.ranking.ranking import Reranker, load_ranking
 from interactive_format.web.rendering import to_messages
 from interactive_format.store.store import Store
 
-from .conftest import TEST_ENV, free_port
+from ..conftest import TEST_ENV, free_port
 
 COFFEE_WORDS = ("espresso", "coffee", "cup", "mug")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ARTIFACTS, CHROMIUM, speak
+from ..conftest import ARTIFACTS, CHROMIUM, speak
 from .test_browser import idle, panel_text, ready
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")

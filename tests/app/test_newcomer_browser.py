@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ARTIFACTS, CHROMIUM, FLAGS
+from ..conftest import ARTIFACTS, CHROMIUM, FLAGS
 from .test_browser import idle, ready
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")

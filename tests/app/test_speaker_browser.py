@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from . import conftest
-from .conftest import CHROMIUM
+from .. import conftest
+from ..conftest import CHROMIUM
 
 FLAGS = [*conftest.FLAGS, "--autoplay-policy=no-user-gesture-required"]
 
@@ -42,7 +42,7 @@ def test_with_the_speaker_on_the_reply_is_heard_in_the_page(server, playwright):
 def _microphone_wav(path: Path, *parts: tuple[str, float]) -> Path:
     """What Chromium's fake microphone plays once (%noloop): espeak-ng saying each text, then that many seconds
     of silence."""
-    from .conftest import speak
+    from ..conftest import speak
 
     audio, params = b"", None
     for k, (text, silence_s) in enumerate(parts):
@@ -132,7 +132,7 @@ def test_spoken_replies_play_in_the_page_without_a_system_ffmpeg(cache_dir, tmp_
     """Gradio encodes the streamed reply with ffmpeg: with none on PATH the app brings imageio-ffmpeg's own."""
     import os
 
-    from .conftest import TEST_ENV, free_port
+    from ..conftest import TEST_ENV, free_port
 
     bare = path_without_ffmpeg(tmp_path / "bin")
     assert shutil.which("ffmpeg", path=bare) is None
@@ -155,7 +155,7 @@ def test_spoken_replies_play_in_the_page_without_a_system_ffmpeg(cache_dir, tmp_
             " return a && (a.currentSrc || a.src) && a.currentTime > 0.2; }",
             timeout=120_000,
         )
-        page.screenshot(path=str(Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+        page.screenshot(path=str(Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
                                  / "spoken-reply-without-system-ffmpeg.png"), full_page=True)  # fmt: skip
         assert "Error" not in page.inner_text("#reply-audio")
         browser.close()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TEST_ENV
+from ..conftest import TEST_ENV
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BAD_STARTS = [
     (["--llm", "embedded:nope"], "Unknown model spec 'embedded:nope'"),
     (["--llm", "./no-such-model-dir"], "does not exist"),

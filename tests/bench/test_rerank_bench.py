@@ -10,7 +10,7 @@ from interactive_format.config import GenerationConfig
 from interactive_format.flows import FLOWS_DIR
 from interactive_format.settings.flow_file import load_flow
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _sample_module():

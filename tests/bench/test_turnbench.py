@@ -13,9 +13,9 @@ from interactive_format.bench import bench, turnbench
 from interactive_format.models.specs import EMBEDDED
 from interactive_format.bench.turnbench import TURN_PROMPTS, SeededGenerator, install_size, one_turn, summarize
 
-from .fakes import FakeGenerator, fake_engine
+from ..fakes import FakeGenerator, fake_engine
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def test_the_turn_prompts_are_held_out_from_the_other_benches():

@@ -11,7 +11,7 @@ from interactive_format.settings.load import load_config, parse_args
 from interactive_format.dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
 from interactive_format.ranking.ranking import Reranker
 
-from .fakes import FixedD
+from ..fakes import FixedD
 
 
 def words(messages):

@@ -20,9 +20,9 @@ from interactive_format.flows import shipped_flows
 from interactive_format.store.store import Store
 from interactive_format.web.ui import build_demo
 
-from .conftest import TEST_ENV
+from ..conftest import TEST_ENV
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 USER = "0123456789abcdef0123456789abcdef"
 FRENCH = re.compile(r"\b(le|la|les|est|vous|je|une|des|et|pour|avec|dans)\b", re.IGNORECASE)
 

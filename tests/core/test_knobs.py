@@ -13,7 +13,7 @@ from interactive_format.knobs import KNOBS
 from interactive_format.store.store import Store
 from interactive_format.web.ui import build_demo
 
-from .fakes import fake_engine
+from ..fakes import fake_engine
 
 
 def test_the_clamp_is_the_table_s_range_and_default():

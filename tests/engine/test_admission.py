@@ -14,7 +14,7 @@ from gradio_client.utils import QueueError
 from interactive_format.engine.admission import Admission
 from interactive_format.errors import Busy
 
-from .fakes import fake_engine
+from ..fakes import fake_engine
 
 
 class Clock:
@@ -144,7 +144,7 @@ def test_the_served_app_tells_a_turn_busy_when_its_wait_leaves_no_time_to_answer
     from interactive_format.store.store import Store
     from interactive_format.web.ui import build_demo
 
-    from .fakes import FakeGenerator
+    from ..fakes import FakeGenerator
 
     class SlowGenerator(FakeGenerator):
         def stream(self, messages, params, stop):

@@ -18,7 +18,7 @@ from interactive_format.web.rendering import box_options, render
 from interactive_format.store.store import Store
 from interactive_format.inputs.voicereader import VoiceMeta
 
-from .fakes import fake_engine
+from ..fakes import fake_engine
 
 
 def test_every_reader_is_a_flow_modality_with_its_box_options_and_title():

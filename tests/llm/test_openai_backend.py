@@ -28,7 +28,7 @@ from interactive_format.models.specs import parse_spec
 from interactive_format.llm.openai_backend import OpenAICompatibleGenerator, RemoteDraft, ServerOptions
 from interactive_format.llm.sampling import SamplingParams
 
-from .conftest import free_port
+from ..conftest import free_port
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful AI assistant."},

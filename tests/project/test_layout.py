@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "interactive_format"
+PACKAGE = Path(__file__).resolve().parents[2] / "interactive_format"
 
 
 def module_name(path: Path, package_dir: Path) -> str:

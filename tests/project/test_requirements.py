@@ -18,7 +18,7 @@ import pytest
 
 from .test_layout import import_graph, imported_modules, module_name
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "interactive_format"
 PLATFORM = {"torch"}  # each platform installs its own build first; the locks leave it out (README: Run it)
 OPTIONAL = {"spaces"}  # zerogpu.py: on every Space (ZeroGPU's decorator); without it the turn runs as is

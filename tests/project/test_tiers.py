@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TIERS, tiers
+from ..conftest import TIERS, tiers
 
 pytest_plugins = ["pytester"]
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 MARKERS = {*TIERS, "slow"}
 
 
 BROWSER_MODULES = sorted(str(p.relative_to(TESTS)) for p in TESTS.rglob("test_*browser*.py"))
-MODULES = [*BROWSER_MODULES, "test_store.py", "test_app.py", "test_speech.py"]
+MODULES = [*BROWSER_MODULES, "store/test_store.py", "app/test_app.py", "media/test_speech.py"]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def imported() -> None:
     runs, and torch cannot be imported twice in one process)."""
     for f in MODULES:
         folder = (TESTS / f).parent
-        if folder != TESTS:
+        if folder != TESTS and (folder / "conftest.py").exists():
             importlib.import_module(f"tests.{folder.name}.conftest")
         importlib.import_module("tests." + f.removesuffix(".py").replace("/", "."))
 
@@ -39,17 +39,17 @@ def collected(pytester, *files: str) -> dict[str, set[str]]:
 
 def test_a_test_is_marked_by_the_fixtures_it_uses_and_theirs(imported, pytester):
     marks = collected(pytester, *MODULES)
-    assert marks["test_browser.py::test_text_turn_streams_a_reply"] == {"browser", "e2e", "model"}  # page
+    assert marks["app/test_browser.py::test_text_turn_streams_a_reply"] == {"browser", "e2e", "model"}  # page
     assert marks["reliability/test_browser_xss.py::test_img_onerror_message_renders_inert"] == {
         "browser", "e2e", "model"
     }  # fmt: skip
-    assert marks["test_app.py::test_text_turn"] == {"e2e", "model"}  # client -> server -> serve, engine
-    assert marks["test_app.py::test_ui_history_survives_bad_turns"] == {"model"}  # the engine, no server
-    assert marks["test_app.py::test_restart_keeps_the_conversation_its_candidates_and_picks"] == {
+    assert marks["app/test_app.py::test_text_turn"] == {"e2e", "model"}  # client -> server -> serve, engine
+    assert marks["app/test_app.py::test_ui_history_survives_bad_turns"] == {"model"}  # the engine, no server
+    assert marks["app/test_app.py::test_restart_keeps_the_conversation_its_candidates_and_picks"] == {
         "e2e", "model", "slow"
     }  # app_process; slow by hand  # fmt: skip
-    assert marks["test_speech.py::test_librivox_word_error_rate_on_default_model"] == {"model", "slow"}
-    store = {name: m for name, m in marks.items() if name.startswith("test_store.py")}
+    assert marks["media/test_speech.py::test_librivox_word_error_rate_on_default_model"] == {"model", "slow"}
+    store = {name: m for name, m in marks.items() if name.startswith("store/test_store.py")}
     assert store and not any(store.values())  # a database on a temporary path: no tier
     browser = {name: m for name, m in marks.items() if name.split("::")[0] in BROWSER_MODULES}
     assert {name.split("::")[0] for name in browser} == set(BROWSER_MODULES)

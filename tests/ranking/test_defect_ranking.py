@@ -18,7 +18,7 @@ from interactive_format.llm.generator import Draft, Sample, SamplingParams
 from interactive_format.web.rendering import candidates_panel, turn_result
 from interactive_format.store.store import Store
 
-from .fakes import FixedD
+from ..fakes import FixedD
 
 LOOP = "北京西站站站站站站站站站站站站站站站站站站站站站站站站"
 GOOD = "故宫、长城和颐和园都值得一去。"

@@ -8,7 +8,7 @@ import pytest
 from interactive_format.ranking import defects
 from interactive_format.dialogue import context_text
 
-QUALITY = Path(__file__).resolve().parent.parent / "bench" / "quality"
+QUALITY = Path(__file__).resolve().parents[2] / "bench" / "quality"
 
 
 def real_reply(model: str, prompt_id: str, candidate: int | None = None) -> tuple[str, str, bool]:

@@ -21,7 +21,7 @@ from interactive_format.training.labels import read_all, read_labels
 from interactive_format.ranking.ranking import ASSET, Ranking, Reranker, fit, load_ranking, save_ranking, seed
 from interactive_format.ranking.signals import SIGNALS
 
-from .fakes import FixedD
+from ..fakes import FixedD
 
 CONTEXT = "user: 第一次去北京，必须去的景点有哪些？"
 LOOP = "北京西站站站站站站站站站站站站站站站站站站站站站站站站"
@@ -164,7 +164,7 @@ def test_folds_never_share_a_prompt_and_fitting_never_sees_the_fold_it_scores(mo
 
 def test_the_labels_evaluation_writes_its_report(tmp_path):
     """On 4 + 4 prompts of one real pool, every ranking is reported with its headroom and concordance."""
-    source = Path(__file__).resolve().parent.parent / "bench" / "labels" / "quality-qwen0.5b-vs-1.5b.jsonl"
+    source = Path(__file__).resolve().parents[2] / "bench" / "labels" / "quality-qwen0.5b-vs-1.5b.jsonl"
     keep = {"zh-talk-1", "zh-talk-2", "zh-cs-1", "zh-cs-2", "en-talk-1", "en-talk-2", "en-cs-1", "en-cs-2"}
     rows = [line for line in source.read_text().splitlines() if json.loads(line)["id"] in keep]
     rows = [r for r in rows if "0.5b-short" in json.loads(r)["source"]]

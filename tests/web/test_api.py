@@ -130,8 +130,8 @@ def test_a_new_input_kind_reaches_the_prompt_through_the_api_files_parameter(tmp
     from interactive_format.store.store import Store
     from interactive_format.web.ui import build_demo
 
-    from .conftest import served
-    from .fakes import fake_engine
+    from ..conftest import served
+    from ..fakes import fake_engine
 
     (tmp_path / "memo_reader.py").write_text(MEMO_READER, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -1,7 +1,7 @@
 """Conversations in the UI without models: saving, restarts, candidates, branches, feedback, owners, import/export.
 
 The callbacks of `ChatUI` run against a fake generator (tests/fakes.py) and a real SQLite
-store, so these tests are fast; tests/test_app.py repeats the key ones on the real models.
+store, so these tests are fast; tests/app/test_app.py repeats the key ones on the real models.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from interactive_format.engine.history import Chat, History
 from interactive_format.web.rendering import render
 from interactive_format.store.store import Store
 
-from .fakes import fake_engine
-from .test_store import rows
+from ..fakes import fake_engine
+from ..store.test_store import rows
 
 HOSTILE = '<img src=x onerror="alert(1)"><script>alert(2)</script><b>bold</b>'
 

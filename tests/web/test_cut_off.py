@@ -9,7 +9,7 @@ from interactive_format.errors import ReplyTimeout
 from interactive_format.llm.sampling import Draft, Sample
 from interactive_format.store.store import Store
 
-from .fakes import FakeGenerator, fake_engine
+from ..fakes import FakeGenerator, fake_engine
 
 
 class _TimesOut(FakeGenerator):

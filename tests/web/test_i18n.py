@@ -136,7 +136,7 @@ def test_sentences_made_of_parts_are_translated_whole():
 
 def test_every_ranking_note_is_translated():
     from interactive_format.ranking.ranking import Reranker, load_ranking
-    from .fakes import FixedD
+    from ..fakes import FixedD
 
     notes = [Reranker(None).note, Reranker(FixedD({}), lam=0.5).note]
     notes += [Reranker(FixedD({}), ranking=load_ranking()).note]  # the shipped, fitted weights
