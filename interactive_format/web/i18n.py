@@ -4,7 +4,7 @@ Two tables: `TEXTS` holds the page's fixed labels by key; `MESSAGES` holds every
 run time (status lines, errors, notices, the candidates panel, spoken-reply notes) as an English template
 and its Chinese one. The engine keeps writing English (the API and the store keep it), and `localize` turns
 any such text into the UI's language where it is shown: a template's `{name}` parts match any text and are
-localized in turn (a file name stays as it is). tests/test_i18n.py checks that every user-facing sentence
+localized in turn (a file name stays as it is). tests/web/test_i18n.py checks that every user-facing sentence
 in the package has its Chinese here.
 
 The UI's language: a flow's `language` ("en" / "zh"), or with "auto" the browser's (`navigator.language`,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import CHROMIUM
-from ..test_browser import ready, send, shot
+from ..app.test_browser import ready, send, shot
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
 

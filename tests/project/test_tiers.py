@@ -1,0 +1,72 @@
+"""The test tiers: each test is marked model / browser / e2e from the fixtures it uses (tests/conftest.py TIERS)."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from ..conftest import TIERS, tiers
+
+pytest_plugins = ["pytester"]
+
+TESTS = Path(__file__).resolve().parents[1]
+MARKERS = {*TIERS, "slow"}
+
+
+BROWSER_MODULES = sorted(str(p.relative_to(TESTS)) for p in TESTS.rglob("test_*browser*.py"))
+MODULES = [*BROWSER_MODULES, "store/test_store.py", "app/test_app.py", "media/test_speech.py"]
+
+
+@pytest.fixture(scope="module")
+def imported() -> None:
+    """The modules collected below, imported before `pytester` starts (it forgets the modules imported while it
+    runs, and torch cannot be imported twice in one process)."""
+    for f in MODULES:
+        folder = (TESTS / f).parent
+        if folder != TESTS and (folder / "conftest.py").exists():
+            importlib.import_module(f"tests.{folder.name}.conftest")
+        importlib.import_module("tests." + f.removesuffix(".py").replace("/", "."))
+
+
+def collected(pytester, *files: str) -> dict[str, set[str]]:
+    """Collect `files` of this suite as pytest would (hooks included, nothing run): test id -> its tier markers."""
+    items, _ = pytester.inline_genitems(*(str(TESTS / f) for f in files), "-p", "no:cacheprovider")
+    return {item.nodeid.split("tests/", 1)[1]: {m.name for m in item.iter_markers()} & MARKERS for item in items}
+
+
+def test_a_test_is_marked_by_the_fixtures_it_uses_and_theirs(imported, pytester):
+    marks = collected(pytester, *MODULES)
+    assert marks["app/test_browser.py::test_text_turn_streams_a_reply"] == {"browser", "e2e", "model"}  # page
+    assert marks["reliability/test_browser_xss.py::test_img_onerror_message_renders_inert"] == {
+        "browser", "e2e", "model"
+    }  # fmt: skip
+    assert marks["app/test_app.py::test_text_turn"] == {"e2e", "model"}  # client -> server -> serve, engine
+    assert marks["app/test_app.py::test_ui_history_survives_bad_turns"] == {"model"}  # the engine, no server
+    assert marks["app/test_app.py::test_restart_keeps_the_conversation_its_candidates_and_picks"] == {
+        "e2e", "model", "slow"
+    }  # app_process; slow by hand  # fmt: skip
+    assert marks["media/test_speech.py::test_librivox_word_error_rate_on_default_model"] == {"model", "slow"}
+    store = {name: m for name, m in marks.items() if name.startswith("store/test_store.py")}
+    assert store and not any(store.values())  # a database on a temporary path: no tier
+    browser = {name: m for name, m in marks.items() if name.split("::")[0] in BROWSER_MODULES}
+    assert {name.split("::")[0] for name in browser} == set(BROWSER_MODULES)
+    assert all("browser" in m for m in browser.values()), [n for n, m in browser.items() if "browser" not in m]
+
+
+def test_servers_and_browsers_start_only_through_the_tier_fixtures():
+    """A server or browser started in a test's own code would escape its tier: conftest.py owns those starts."""
+    for path in TESTS.rglob("*.py"):
+        if path != TESTS / "conftest.py" and path != Path(__file__):
+            text = path.read_text()
+            assert "sync_playwright" not in text and not re.search(r"\.launch\(\s*server_name", text), path
+
+
+def test_the_rules_are_unions_of_fixture_names():
+    assert tiers(["tmp_path", "monkeypatch"]) == []
+    assert tiers(["page", "browser", "playwright", "server", "serve", "engine", "cache_dir"]) == [
+        "model", "browser", "e2e"
+    ]  # fmt: skip
+    assert tiers(["app_process", "cache_dir"]) == ["model", "e2e"]
