@@ -219,7 +219,8 @@ class Recording:
 def test_llamacpp_ends_one_candidate_while_the_others_go_on(cache_dir):
     from interactive_format.llm.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
-    llama = LlamaCppGenerator.from_spec("embedded:smollm2-135m", cache_dir, LlamaCppOptions(slots=4, ignore_eos=True))
+    options = LlamaCppOptions(slots=4, ignore_eos=True, split=True)  # a request per candidate, then (below) one
+    llama = LlamaCppGenerator.from_spec("embedded:smollm2-135m", cache_dir, options)
     server = llama.server
     llama.server = Recording(server)
     try:
