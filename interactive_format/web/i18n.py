@@ -56,6 +56,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "max_tokens": ("Max new tokens", "最大生成长度"),
     "lam": ("λ (discriminator weight)", "λ（判别器权重）"),
     "no_discriminator": ("Inactive: no trained discriminator yet", "未启用：还没有训练好的判别器"),
+    "lam_fitted": (
+        "Inactive: replies are ranked by weights fitted on quality labels (λ applies when that ranking is off)",
+        "未启用：回复按在质量标注上拟合的权重排序（关闭该排序后 λ 才生效）",
+    ),
     "all_candidates": ("All candidates", "全部候选回复"),
     "message": ("Message", "消息"),
 }

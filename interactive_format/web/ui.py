@@ -313,14 +313,21 @@ def _speech(engine: ChatEngine, t) -> Speech:
     )
 
 
+def lam_inactive(reranker) -> str | None:
+    """Why the λ slider does nothing (a TEXTS key), or None: λ weighs D only in the seed's λ·D + (1−λ)·J."""
+    if reranker.uses_lam:
+        return None
+    return "no_discriminator" if reranker.discriminator is None else "lam_fitted"
+
+
 def _settings(engine: ChatEngine, t) -> Settings:
     """The turn's sliders, how replies are ranked and which models run."""
-    g, has_d = engine.default_settings(), engine.reranker.uses_lam  # λ weighs D only in the seed's λ·D + (1−λ)·J
+    g, why_not = engine.default_settings(), lam_inactive(engine.reranker)
     with gr.Accordion(t("settings"), open=True):
         n = _slider(KNOBS["num_candidates"], g.num_candidates, t("candidates"))
         temperature = _slider(KNOBS["temperature"], g.temperature, t("temperature"))
         max_tokens = _slider(KNOBS["max_new_tokens"], g.max_new_tokens, t("max_tokens"), elem_id="max-tokens")
-        lam = _slider(KNOBS["lam"], g.lam, t("lam"), interactive=has_d, info=None if has_d else t("no_discriminator"))
+        lam = _slider(KNOBS["lam"], g.lam, t("lam"), interactive=not why_not, info=why_not and t(why_not))
     ranking_note = gr.Markdown(f"*{escape(engine.ranking_note)}*", elem_id="ranking-note")
     models = gr.Markdown(models_line(engine), elem_id="models")
     return Settings(n, temperature, max_tokens, lam, ranking_note, models)

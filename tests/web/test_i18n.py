@@ -145,6 +145,20 @@ def test_every_ranking_note_is_translated():
         assert not english_left(zh.replace("λ·D + (1−λ)·J", "")), (note, zh)
 
 
+def test_the_lambda_slider_says_truly_why_it_is_inactive():
+    """With a D and the fitted ranking (the default app), λ is inactive because the weights are fitted, not because
+    there is no D (the page said "no trained discriminator yet" beside D's own column)."""
+    from interactive_format.ranking.ranking import Reranker, load_ranking
+    from interactive_format.web.ui import lam_inactive
+
+    from ..fakes import FixedD
+
+    assert lam_inactive(Reranker(FixedD({}), ranking=load_ranking())) == "lam_fitted"
+    assert lam_inactive(Reranker(None)) == "no_discriminator"
+    assert lam_inactive(Reranker(FixedD({}), lam=0.5)) is None  # the seed's λ·D + (1−λ)·J: the slider works
+    assert "fitted" in TEXTS["lam_fitted"][0] and not english_left(TEXTS["lam_fitted"][1])
+
+
 def test_parts_are_translated_in_turn_and_names_stay():
     assert localize("The audio file 'clip.wav' is damaged and could not be decoded.", "zh") == (
         "音频文件“clip.wav”已损坏，无法解码。"
