@@ -85,14 +85,16 @@ def main(argv: list[str] | None = None) -> None:
             page.wait_for_function("document.querySelector('#status').innerText.startsWith('Sampling')", timeout=60_000)
             page.wait_for_function("document.querySelector('#status').innerText.trim() === 'Ready'", timeout=180_000)
             page.screenshot(path=args.out)
-            reply = page.locator("#chatbot [data-testid=bot]").last.inner_text()
+            bubbles = page.locator("#chatbot [data-testid=bot]").all_inner_texts()
+            reply = next(b for b in reversed(bubbles) if not b.lstrip().startswith("ℹ"))  # not a notice under it
             browser.close()
     finally:
         app.terminate()
         app.wait(30)
     print("reply:", reply)
     print("written:", args.out)
-    uses_text = bool(re.search(r"9[:：]00", reply)) and bool(re.search(r"21[:：]00|9\s*(pm|PM|p\.m\.)", reply))
+    opens = re.search(r"9[:：]00|9\s*(am|AM|a\.m\.)", reply)
+    uses_text = bool(opens) and bool(re.search(r"21[:：]00|9\s*(pm|PM|p\.m\.)", reply))
     sys.exit(0 if uses_text else 1)
 
 
