@@ -1,4 +1,4 @@
-"""Pictures: described by the engine's Captioner (vision.py), with any text read from them."""
+"""Pictures: described by the engine's Captioner (media/vision.py), with any text read from them."""
 
 from __future__ import annotations
 

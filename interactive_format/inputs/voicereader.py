@@ -1,4 +1,4 @@
-"""Voice messages: transcribed by the engine's Transcriber (speech.py); a voice turn is what was said."""
+"""Voice messages: transcribed by the engine's Transcriber (media/speech.py); a voice turn is what was said."""
 
 from __future__ import annotations
 
