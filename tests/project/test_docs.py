@@ -17,13 +17,14 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-# Every page whose links are checked: the README, the manual, and the measurement notes it links to.
+# Every page whose links are checked: the README, the manual, the measurement notes it links to, the tests' map.
 PAGES = [
     README,
     *DOCS,
     ROOT / "bench" / "README.md",
     *sorted((ROOT / "bench").glob("*/README.md")),
     *sorted((ROOT / "bench" / "results").glob("*.md")),
+    ROOT / "tests" / "README.md",
 ]
 MAX_README_LINES = 260
 
