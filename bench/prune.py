@@ -282,7 +282,7 @@ def live_summary(rows: list[dict]) -> dict:
                       "tokens": sum(r[arm]["tokens"] for r in rs)} for arm in ARMS}  # fmt: skip
         for arm in [a for a in ARMS if a != "n1"]:
             part[arm]["vs_n1"] = round(statistics.median(r[arm]["seconds"] / r["n1"]["seconds"] for r in rs), 2)
-        for arm in [a for a in ARMS if ARMS[a][1] is not None]:
+        for arm in [a for a in ARMS if ARMS[a][1] is not None and "n4_before" in ARMS]:
             part[arm]["tokens_vs_before"] = round(part[arm]["tokens"] / part["n4_before"]["tokens"], 3)
         part["shown_defective"] = {arm: sum(bool(r[arm]["shown_defects"]) for r in rs) for arm in ARMS}
         out[lang] = part
