@@ -5,10 +5,14 @@ Tiers: every test gets markers from the fixtures it uses, directly or through ot
 in-process or `python app.py`); `slow` is set by hand. The fast tier is the rest (logic, files, fakes, tiny
 random models written by the tests; about a minute on 2 cores):
 `python3 -m pytest -q -m "not slow and not browser and not e2e and not model"`.
+
+The suite runs on every core (pytest-xdist, `-n` in pyproject.toml's addopts); a test marked `alone` (whose
+timing is what it checks) runs while no other test does (`one_at_a_time`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -53,6 +57,59 @@ def pytest_collection_modifyitems(items) -> None:
     for item in items:
         for name in tiers(item.fixturenames):
             item.add_marker(name)
+
+
+def share_the_cores() -> None:
+    """Under xdist, torch in each worker gets its share of the CPUs (the app takes them all, `configure_threads`):
+    two workers with a thread per core each ran a 4 s Whisper test in 37 s, their threads spinning on each other."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        return
+    import torch
+
+    from interactive_format.models import device
+
+    share = max(1, len(os.sched_getaffinity(0)) // workers)
+    torch.set_num_threads(share)
+    device.configure_threads = lambda: share  # read at each call: the app's loaders import it when they load
+
+
+share_the_cores()
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker per CPU this process may run on, at most 4 (each worker loads its own models)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
+@pytest.fixture(autouse=True)
+def one_at_a_time(request, tmp_path_factory):
+    """Under xdist, a test marked `alone` waits until no other worker runs a test and holds them off until it is
+    done; every other test runs beside the others. Without xdist, nothing to do."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    shared = tmp_path_factory.getbasetemp().parent  # the run's temporary folder, above each worker's own
+    with turn(shared / "one-at-a-time", bool(request.node.get_closest_marker("alone"))):
+        yield
+
+
+@contextmanager
+def turn(base: Path, alone: bool):
+    """A readers-writer lock between the worker processes (flock): `alone` takes it exclusively. The gate makes a
+    waiting exclusive test go first, so the other workers' next tests cannot keep it waiting."""
+    with open(f"{base}.gate", "a") as gate, open(f"{base}.lock", "a") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 def conversion_key() -> str:

@@ -70,3 +70,38 @@ def test_the_rules_are_unions_of_fixture_names():
         "model", "browser", "e2e"
     ]  # fmt: skip
     assert tiers(["app_process", "cache_dir"]) == ["model", "e2e"]
+
+
+def test_a_test_marked_alone_runs_while_no_other_does(tmp_path):
+    """`one_at_a_time` under xdist: an `alone` test waits for the test running beside it, and a test that comes
+    while it waits or runs waits for it (the workers are processes; flock holds between threads the same way)."""
+    import threading
+    import time
+
+    from ..conftest import turn
+
+    base, log = tmp_path / "one-at-a-time", []
+
+    def test(name: str, alone: bool, seconds: float) -> threading.Thread:
+        def run() -> None:
+            with turn(base, alone):
+                log.append(f"{name} starts")
+                time.sleep(seconds)
+                log.append(f"{name} ends")
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    running = test("beside", False, 0.6)
+    time.sleep(0.2)
+    load = test("load", True, 0.6)  # comes while "beside" runs
+    time.sleep(0.2)
+    later = test("later", False, 0.1)  # comes while "load" waits
+    for thread in (running, load, later):
+        thread.join(timeout=10)
+    assert log == ["beside starts", "beside ends", "load starts", "load ends", "later starts", "later ends"]
+    both = [test("a", False, 0.5), test("b", False, 0.5)]  # two ordinary tests run side by side
+    for thread in both:
+        thread.join(timeout=10)
+    assert log[6:8] in (["a starts", "b starts"], ["b starts", "a starts"])

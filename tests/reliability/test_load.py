@@ -25,6 +25,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "reliability"
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # its latencies are what it checks
 def test_32_users_are_answered_or_told_busy_and_see_only_their_own_chats(rel_server, rel_client):
     cmd = [
         sys.executable,
