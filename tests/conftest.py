@@ -69,7 +69,7 @@ def share_the_cores() -> None:
 
     from interactive_format.models import device
 
-    share = max(1, len(os.sched_getaffinity(0)) // workers)
+    share = max(1, device.usable_cpus() // workers)
     torch.set_num_threads(share)
     device.configure_threads = lambda: share  # read at each call: the app's loaders import it when they load
 
@@ -79,8 +79,9 @@ share_the_cores()
 
 def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto`: one worker per CPU this process may run on, at most 4 (each worker loads its own models)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cpus, 4))
+    from interactive_format.models.device import usable_cpus
+
+    return min(usable_cpus(), 4)
 
 
 @pytest.fixture(autouse=True)

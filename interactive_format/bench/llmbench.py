@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import statistics
 import threading
 import time
@@ -236,4 +235,6 @@ def llm_pair(args: argparse.Namespace, cache_dir: Path) -> tuple[TransformersGen
 
 def cpus() -> int:
     """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+    from ..models.device import usable_cpus
+
+    return usable_cpus()

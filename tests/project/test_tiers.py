@@ -94,7 +94,8 @@ def test_a_test_marked_alone_runs_while_no_other_does(tmp_path):
         return thread
 
     running = test("beside", False, 0.6)
-    time.sleep(0.2)
+    while not log:  # "beside" holds its turn
+        time.sleep(0.01)
     load = test("load", True, 0.6)  # comes while "beside" runs
     time.sleep(0.2)
     later = test("later", False, 0.1)  # comes while "load" waits
