@@ -7,7 +7,7 @@ random models written by the tests; about a minute on 2 cores):
 `python3 -m pytest -q -m "not slow and not browser and not e2e and not model"`.
 
 The suite runs on every core (pytest-xdist, `-n` in pyproject.toml's addopts); a test marked `alone` (whose
-timing is what it checks) runs while no other test does (`one_at_a_time`).
+timing is what it checks) runs while no other test does (`pytest_runtest_protocol` below).
 """
 
 from __future__ import annotations
@@ -84,16 +84,27 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return min(usable_cpus(), 4)
 
 
-@pytest.fixture(autouse=True)
-def one_at_a_time(request, tmp_path_factory):
+def turn_file(config) -> Path | None:
+    """The lock file the workers of this run share (None when not under xdist)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return None
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"interactive_format-tests-{workerinput['testrunuid']}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
     """Under xdist, a test marked `alone` waits until no other worker runs a test and holds them off until it is
-    done; every other test runs beside the others. Without xdist, nothing to do."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        yield
-        return
-    shared = tmp_path_factory.getbasetemp().parent  # the run's temporary folder, above each worker's own
-    with turn(shared / "one-at-a-time", bool(request.node.get_closest_marker("alone"))):
-        yield
+    done; every other test runs beside the others. The turn spans the whole protocol, so the fixtures a test sets
+    up first (a module's server, its models) load inside it too: as an autouse fixture it came after them, and a
+    worker loading two vision models beside the barge-in test made Whisper mishear its fake microphone."""
+    base = turn_file(item.config)
+    if base is None:
+        return (yield)
+    with turn(base, bool(item.get_closest_marker("alone"))):
+        return (yield)
 
 
 @contextmanager

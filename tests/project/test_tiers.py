@@ -73,7 +73,7 @@ def test_the_rules_are_unions_of_fixture_names():
 
 
 def test_a_test_marked_alone_runs_while_no_other_does(tmp_path):
-    """`one_at_a_time` under xdist: an `alone` test waits for the test running beside it, and a test that comes
+    """The turns under xdist: an `alone` test waits for the test running beside it, and a test that comes
     while it waits or runs waits for it (the workers are processes; flock holds between threads the same way)."""
     import threading
     import time
@@ -106,3 +106,33 @@ def test_a_test_marked_alone_runs_while_no_other_does(tmp_path):
     for thread in both:
         thread.join(timeout=10)
     assert log[6:8] in (["a starts", "b starts"], ["b starts", "a starts"])
+
+
+def _holds(path: Path) -> bool:
+    """Whether this process holds a flock on `path` (Linux's /proc/locks: type, mode, kind, pid, device:inode)."""
+    import os
+
+    if not path.exists():
+        return False
+    inode = path.stat().st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "FLOCK" in fields and str(os.getpid()) in fields and any(f.endswith(f":{inode}") for f in fields):
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def held_while_set_up(request) -> bool | None:
+    """Whether this worker held its turn while it set up a module-scoped fixture (None: not under xdist)."""
+    from ..conftest import turn_file
+
+    base = turn_file(request.config)
+    return None if base is None else _holds(Path(f"{base}.lock"))
+
+
+def test_a_tests_turn_spans_the_setup_of_its_module_fixtures(held_while_set_up):
+    """A module's server or models load inside the turn: an `alone` test runs with no other worker loading."""
+    if held_while_set_up is None:
+        pytest.skip("the turns exist only under xdist (-n 0 runs one test at a time anyway)")
+    assert held_while_set_up
