@@ -84,14 +84,36 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return min(usable_cpus(), 4)
 
 
+TURNS = "IF_TEST_TURNS"  # the folder of the workers' turn lock, made by the controller, inherited by the workers
+
+
+MADE_TURNS = pytest.StashKey[str]()
+
+
+def pytest_configure(config) -> None:
+    """The controller of an xdist run makes the folder (a pytest run inside a test, e.g. pytester's, keeps its
+    parent's)."""
+    if (
+        getattr(config, "workerinput", None) is None
+        and config.getoption("numprocesses", None)
+        and TURNS not in os.environ
+    ):
+        import tempfile
+
+        os.environ[TURNS] = config.stash[MADE_TURNS] = tempfile.mkdtemp(prefix="interactive_format-turns-")
+
+
+def pytest_unconfigure(config) -> None:
+    if MADE_TURNS in config.stash:
+        shutil.rmtree(config.stash[MADE_TURNS], ignore_errors=True)
+        os.environ.pop(TURNS, None)
+
+
 def turn_file(config) -> Path | None:
     """The lock file the workers of this run share (None when not under xdist)."""
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is None:
+    if getattr(config, "workerinput", None) is None or not os.environ.get(TURNS):
         return None
-    import tempfile
-
-    return Path(tempfile.gettempdir()) / f"interactive_format-tests-{workerinput['testrunuid']}"
+    return Path(os.environ[TURNS]) / "one-at-a-time"
 
 
 @pytest.hookimpl(wrapper=True)
