@@ -120,8 +120,8 @@ def turn_file(config) -> Path | None:
 def pytest_runtest_protocol(item, nextitem):
     """Under xdist, a test marked `alone` waits until no other worker runs a test and holds them off until it is
     done; every other test runs beside the others. The turn spans the whole protocol, so the fixtures a test sets
-    up first (a module's server, its models) load inside it too: as an autouse fixture it came after them, and a
-    worker loading two vision models beside the barge-in test made Whisper mishear its fake microphone."""
+    up first (a module's server, its models) load inside it too: as an autouse fixture it came after them, so the
+    other worker could load two vision models beside an `alone` test."""
     base = turn_file(item.config)
     if base is None:
         return (yield)
