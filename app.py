@@ -8,10 +8,8 @@ from interactive_format.errors import InteractiveFormatError, missing_package, r
 if __name__ == "__main__":
     try:
         from interactive_format.config import auth_pair
+        from interactive_format.models.specs import check_specs
         from interactive_format.settings.load import flow_configs, load_config, parse_args
-        from interactive_format.engine.engines import FlowSet
-        from interactive_format.store.store import open_store
-        from interactive_format.web.ui import build_demo
 
         flags = parse_args()
         config = load_config(flags=flags)
@@ -19,8 +17,15 @@ if __name__ == "__main__":
             require("mcp", "--mcp")
         level = logging.DEBUG if config.server.debug else logging.INFO
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configs = flow_configs(config, flags=flags)
+        for checked in (config, *configs.values()):  # a bad spec says so before the models and the UI load
+            check_specs(checked.models)
+        from interactive_format.engine.engines import FlowSet
+        from interactive_format.store.store import open_store
+        from interactive_format.web.ui import build_demo
+
         store = open_store(config.storage)
-        flows = FlowSet.starting(config, flow_configs(config, flags=flags))  # the start flow's models load now
+        flows = FlowSet.starting(config, configs)  # the start flow's models load now
     except ModuleNotFoundError as e:  # a package the app imports is not installed: name it and the command
         sys.exit(f"interactive-format: {missing_package(e)}")
     except (InteractiveFormatError, ValueError, OSError) as e:  # bad config, flow or model spec: one line

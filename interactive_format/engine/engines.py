@@ -47,8 +47,10 @@ def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEng
     from ..media.ffmpeg import ensure_ffmpeg
     from ..models.device import resolve_device
     from ..media.ocr import load_reader
+    from ..models.specs import check_specs
 
     m, models = config.models, models or ModelCache()
+    check_specs(m)  # a bad spec of a flow fails before any of its models loads
     models.get(("ffmpeg",), lambda: ensure_ffmpeg(m.cache_dir))  # for the page's spoken replies and WebM clips
     device = resolve_device(m.device)
     generator = models.get(("llm", m.llm, m.llm_backend, m.dtype, device), lambda: _load_generator(config, device))

@@ -30,7 +30,7 @@ import numpy as np
 from . import ct2whisper
 from ..config import Limits
 from ..errors import InputError, ModelLoadError
-from ..models.specs import EMBEDDED, embedded_files, parse_spec
+from ..models.specs import EMBEDDED, embedded_files, of_role, parse_spec, role_error
 from ..models.cache import cached, source_key
 from ..models.device import resolve_device
 from ..uploads import checked_size, display_name
@@ -60,7 +60,7 @@ LOOP_PERIOD = 8  # 3 repetitions within LOOP_TOKENS at least
 # What torch.load / whisper.load_model raise for a missing download or an unreadable file.
 LOAD_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError,
                zipfile.BadZipFile)  # fmt: skip
-ASR_EMBEDDED = tuple(f"embedded:{k}" for k, v in EMBEDDED.items() if v.role == "asr")
+ASR_EMBEDDED = tuple(of_role("asr"))
 
 
 # --- model resolution ------------------------------------------------------------------------
@@ -99,9 +99,7 @@ def whisper_checkpoint(spec_text: str, cache_dir: Path) -> str:
     spec = parse_spec(spec_text)
     if spec.kind == "embedded":
         if EMBEDDED[spec.name].role != "asr":
-            raise ModelLoadError(
-                f"'{spec.text}' is not a speech model; use {' or '.join(ASR_EMBEDDED)}, a Whisper model name or a path."
-            )
+            raise role_error(spec, "asr")
         return _convert_ct2(spec.text, spec.name, embedded_files(spec), cache_dir)
     if spec.kind == "path":
         path = Path(spec.name)
@@ -219,7 +217,9 @@ def _ffmpeg_decode(path: Path, limits: Limits) -> np.ndarray:
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
-        raise InputError(f"Decoding '{display_name(path)}' took too long; please send a shorter or simpler recording.") from None
+        raise InputError(
+            f"Decoding '{display_name(path)}' took too long; please send a shorter or simpler recording."
+        ) from None
     if proc.returncode != 0:
         log.debug("ffmpeg could not decode %s: %s", path, proc.stderr.decode(errors="replace").strip()[:300])
         raise _not_audio(display_name(path))

