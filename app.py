@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import threading
 
 from interactive_format.errors import InteractiveFormatError, missing_package, require
 
@@ -20,16 +21,23 @@ if __name__ == "__main__":
         configs = flow_configs(config, flags=flags)
         for checked in (config, *configs.values()):  # a bad spec says so before the models and the UI load
             check_specs(checked.models)
-        from interactive_format.engine.engines import FlowSet
+        from interactive_format.engine.engines import FlowSet, warm_up
         from interactive_format.store.store import open_store
         from interactive_format.web.ui import build_demo
 
         store = open_store(config.storage)
-        flows = FlowSet.starting(config, configs)  # the start flow's models load now
+        flows = FlowSet.starting(config, configs, warm_now=False)  # the start flow's chat model loads now
     except ModuleNotFoundError as e:  # a package the app imports is not installed: name it and the command
         sys.exit(f"interactive-format: {missing_package(e)}")
     except (InteractiveFormatError, ValueError, OSError) as e:  # bad config, flow or model spec: one line
         sys.exit(f"interactive-format: {e}")
-    server = config.server
-    demo = build_demo(flows.engine(flows.start), store, flows)
-    demo.launch(server_name=server.host, server_port=server.port, mcp_server=server.mcp, auth=auth_pair(config))
+    server, engine = config.server, flows.engine(flows.start)
+    demo = build_demo(engine, store, flows)
+    demo.launch(
+        server_name=server.host, server_port=server.port, mcp_server=server.mcp, auth=auth_pair(config),
+        prevent_thread_lock=True,
+    )  # fmt: skip
+    # The page answers now; the warm-up runs and the speech and picture models load behind it (a turn that needs
+    # one of them first waits for it).
+    threading.Thread(target=warm_up, args=(engine,), name="warm-up", daemon=True).start()
+    demo.block_thread()

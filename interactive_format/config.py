@@ -104,7 +104,9 @@ class ModelsConfig:
     # (GPUs, Hugging Face ids, training); or "llamacpp" / "transformers".
     llm_backend: str = env("auto")
     llm_threads: int = env(1)  # llama.cpp threads; 1 measured best on a shared 2-core CPU (docs/performance.md)
-    warmup: bool = env(True)  # run the models once at start (on CUDA: compile the decode step for every batch size)
+    # Run the models once at start (on CUDA: compile the decode step for every batch size); app.py does it behind
+    # the served page. False: Whisper and the text reader load on first use.
+    warmup: bool = env(True)
 
 
 @dataclass(frozen=True)

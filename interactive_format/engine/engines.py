@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from ..llm.backends import load_generator
 from .chat import ChatEngine
 from ..config import AppConfig
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, log_failure
 from ..flows import Flow
 from ..ranking.ranking import Ranking, Reranker, load_ranking
 from ..llm.sampling import Generator
@@ -41,8 +42,12 @@ class ModelCache:
             return self._items[key]
 
 
-def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEngine:
-    """Load the configured models (converting embedded ones once into the cache); `models` shares them."""
+def build_engine(config: AppConfig, models: ModelCache | None = None, *, warm_now: bool = True) -> ChatEngine:
+    """Load the configured models (converting embedded ones once into the cache); `models` shares them.
+
+    With `warm_now=False` the warm-up runs, and the loading of Whisper and the text reader, are left to
+    `warm_up(engine)`: app.py runs it once the page is up. Without `warmup` those two load on first use.
+    """
     from ..ranking.discriminator import load_discriminator
     from ..media.ffmpeg import ensure_ffmpeg
     from ..models.device import resolve_device
@@ -53,9 +58,12 @@ def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEng
     check_specs(m)  # a bad spec of a flow fails before any of its models loads
     models.get(("ffmpeg",), lambda: ensure_ffmpeg(m.cache_dir))  # for the page's spoken replies and WebM clips
     device = resolve_device(m.device)
-    generator = models.get(("llm", m.llm, m.llm_backend, m.dtype, device), lambda: _load_generator(config, device))
-    transcriber = models.get(("asr", m.asr, device), lambda: _load_transcriber(config, device))
-    reader = models.get(("ocr", m.ocr), lambda: load_reader(m.ocr, warm_up=m.warmup))
+    warm = m.warmup and warm_now
+    generator = models.get(
+        ("llm", m.llm, m.llm_backend, m.dtype, device), lambda: _load_generator(config, device, warm)
+    )
+    transcriber = models.get(("asr", m.asr, device), lambda: _load_transcriber(config, device, warm))
+    reader = models.get(("ocr", m.ocr), lambda: load_reader(m.ocr, warm_up=warm))
     captioner = models.get(
         ("captioner", m.captioner, m.ocr, device),
         lambda: Captioner(m.captioner, m.cache_dir, device, config.limits, reader),
@@ -67,7 +75,7 @@ def build_engine(config: AppConfig, models: ModelCache | None = None) -> ChatEng
     speaker, speaker_note = models.get(
         ("tts", m.tts, m.tts_voice_en, m.tts_voice_zh, m.tts_speed, m.tts_threads), lambda: _load_speaker(config)
     )
-    if speaker is not None and m.warmup and config.flow.voice_replies:  # shared: maybe built for a quiet flow
+    if speaker is not None and warm and config.flow.voice_replies:  # shared: maybe built for a quiet flow
         speaker.warm_up()
     lam = config.generation.lam
     if lam is None:  # the λ that won on validation when D was trained
@@ -91,23 +99,51 @@ def load_app_ranking(path: str) -> Ranking | None:
     return ranking
 
 
-def _load_generator(config: AppConfig, device: str) -> Generator:
-    """The chat model, warmed up (when configured) so that the first user turn is not the slow one."""
-    m = config.models
-    generator = load_generator(m, device)
-    if m.warmup and hasattr(generator, "warm_up"):  # a server backend warms up on its own
-        generator.warm_up((1, config.generation.num_candidates))
+def _load_generator(config: AppConfig, device: str, warm: bool) -> Generator:
+    """The chat model, warmed up when `warm` so that the first user turn is not the slow one."""
+    generator = load_generator(config.models, device)
+    if warm:
+        _warm_generator(generator, config)
     return generator
 
 
-def _load_transcriber(config: AppConfig, device: str) -> Transcriber:
-    """Whisper, converted/loaded now rather than during the first voice turn (and warmed up when configured)."""
+def _warm_generator(generator: Generator, config: AppConfig) -> None:
+    if hasattr(generator, "warm_up"):  # a server backend warms up on its own
+        generator.warm_up((1, config.generation.num_candidates))
+
+
+def _load_transcriber(config: AppConfig, device: str, warm: bool) -> Transcriber:
+    """Whisper, loaded and warmed up now when `warm`, else by `warm_up` or the first voice turn."""
     m = config.models
     transcriber = Transcriber(m.asr, m.cache_dir, device, config.limits)
-    transcriber.load()
-    if m.warmup:
+    if warm:
         transcriber.warm_up()
     return transcriber
+
+
+def warm_up(engine: ChatEngine) -> None:
+    """What `build_engine(..., warm_now=False)` left, when the config warms up: the chat model run once per batch
+    size, Whisper loaded and run on a second of noise, the text reader's models run, the speaker warmed when the
+    flow speaks. A failure is logged and left for the turn that needs that model to report."""
+    config = engine.config
+    if not config.models.warmup:
+        return
+    reader = getattr(engine.captioner, "reader", None)
+    steps = [
+        ("chat model", lambda: _warm_generator(engine.generator, config)),
+        ("speech model", engine.transcriber.warm_up),
+        ("text reader", reader.warm_up if reader is not None else None),
+        ("speaker", engine.speaker.warm_up if engine.speaker is not None and config.flow.voice_replies else None),
+    ]
+    started = time.perf_counter()
+    for name, step in steps:
+        if step is None:
+            continue
+        try:
+            step()
+        except Exception as e:  # the turn that needs this model says what is wrong, in the user's language
+            log_failure(log, f"warming up the {name} failed", e, logging.WARNING)
+    log.info("models warmed up in %.1f s, behind the page", time.perf_counter() - started)
 
 
 def _load_speaker(config: AppConfig) -> tuple[Speaker | None, str]:
@@ -151,10 +187,11 @@ class FlowSet:
         return cls(configs, name, lambda config: build_engine(config, models), {name: engine})
 
     @classmethod
-    def starting(cls, config: AppConfig, configs: Mapping[str, AppConfig]) -> FlowSet:
-        """`configs` with `config`'s engine built now (its models loaded), all sharing one model cache."""
+    def starting(cls, config: AppConfig, configs: Mapping[str, AppConfig], warm_now: bool = True) -> FlowSet:
+        """`configs` with `config`'s engine built now (its models loaded; `build_engine`'s `warm_now`), all
+        sharing one model cache."""
         models = ModelCache()
-        return cls.serving(build_engine(config, models), configs, models)
+        return cls.serving(build_engine(config, models, warm_now=warm_now), configs, models)
 
     @classmethod
     def single(cls, engine: ChatEngine) -> FlowSet:

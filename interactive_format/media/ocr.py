@@ -8,10 +8,12 @@ downscaled first, a noisy picture's boxes are capped, recognition stops at a tim
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -68,11 +70,9 @@ def load_reader(spec: str, options: OcrOptions | None = None, warm_up: bool = Tr
         raise ModelLoadError(f"Unknown text reader '{spec}': use 'rapidocr' or 'off'.")
     if spec == "off":
         return None
-    try:
-        import onnxruntime  # noqa: F401  rapidocr imports it only when the first model loads
-        import rapidocr  # noqa: F401
-    except ImportError as e:
-        log.warning("Text in pictures is off: %s is not installed; install it with: %s", e.name, INSTALL)
+    missing = [name for name in ("onnxruntime", "rapidocr") if importlib.util.find_spec(name) is None]
+    if missing:  # found without importing them: rapidocr takes over a second to import
+        log.warning("Text in pictures is off: %s is not installed; install it with: %s", missing[0], INSTALL)
         return None
     reader = TextReader(options)
     if warm_up:
@@ -86,9 +86,23 @@ class TextReader:
     name = "rapidocr"
 
     def __init__(self, options: OcrOptions | None = None) -> None:
+        self.options = options or OcrOptions()
+        self._engine: Any = None
+        self._lock = threading.Lock()  # one picture at a time (waiting counts against the time budget)
+        self._loading = threading.Lock()
+
+    @property
+    def engine(self) -> Any:
+        """rapidocr's engine, its three models loaded on first use (or by `warm_up`)."""
+        if self._engine is None:
+            with self._loading:
+                if self._engine is None:
+                    self._engine = self._load()
+        return self._engine
+
+    def _load(self) -> Any:
         from rapidocr import RapidOCR
 
-        self.options = options or OcrOptions()
         params = {
             "Global.log_level": "error",
             "Global.text_score": 0.0,  # we filter ourselves
@@ -100,25 +114,26 @@ class TextReader:
         if self.options.threads > 0:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = self.options.threads
         try:
-            self.engine = RapidOCR(params=params)
-            self._lock = threading.Lock()  # one picture at a time (waiting counts against the time budget)
-            self._load_models()
+            engine = RapidOCR(params=params)
+            self._load_models(engine)
         except Exception as e:  # a broken install: say which, and what to do
             why = f"The text reader (rapidocr) could not load ({e}); reinstall it with: {INSTALL}"
             raise ModelLoadError(why) from e
         log.info("text reader rapidocr ready")
+        return engine
 
-    def _load_models(self) -> None:
-        """Load the three ONNX models now (rapidocr loads each on first use), not in the first picture turn."""
+    @staticmethod
+    def _load_models(engine: Any) -> None:
+        """Load the three ONNX models now (rapidocr loads each on first use), all at once."""
         from rapidocr.main import RapidOCRError
 
         blank = np.full((48, 96, 3), 255, np.uint8)
         try:
-            self.engine.detect_and_crop(blank, {})
+            engine.detect_and_crop(blank, {})
         except RapidOCRError:  # nothing to find on a blank picture: expected
             pass
-        self.engine.cls_and_rotate([blank])
-        self.engine.recognize_txt([blank])
+        engine.cls_and_rotate([blank])
+        engine.recognize_txt([blank])
 
     def warm_up(self) -> None:
         """Run all three models once on a small rendered line."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,31 @@ def test_a_bad_start_is_told_before_any_model_or_the_ui_loads(starts, args):
     modules = imported(stderr_file.read_text())
     assert "interactive_format" in modules  # the import log is there
     assert not modules & {"torch", "gradio", "xllamacpp", "transformers", "whisper", "onnxruntime"}
+
+
+@pytest.mark.slow
+def test_the_page_answers_before_the_warm_up_and_the_speech_and_picture_models(cache_dir, media, tmp_path, app_process):
+    """The start loads the chat model and serves the page; the warm-up runs, and Whisper and the text reader load,
+    behind it (6-11 s of the default start here), and a voice turn sent meanwhile is answered."""
+    from gradio_client import Client, handle_file
+
+    from ..conftest import free_port
+
+    log = tmp_path / "app.log"
+    env = {**os.environ, "IF_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1", "IF_DB": str(tmp_path / "chats.db"),
+           "IF_PORT": str(free_port()), "IF_HOST": "127.0.0.1", "IF_WARMUP": "1", "PYTHONUNBUFFERED": "1",
+           **TEST_ENV}  # fmt: skip
+    with app_process(env, log=log) as url:
+        result = Client(url, verbose=False).predict(
+            message="", image=None, audio=handle_file(str(media["question"])), candidates=2, temperature=0.7,
+            max_new_tokens=16, api_name="/chat",
+        )  # fmt: skip
+        assert "weather" in result["transcript"].lower()
+        deadline = time.monotonic() + 120
+        while "models warmed up" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+    text = log.read_text()
+    up = text.index("Running on local URL")
+    for later in ("speech model embedded:whisper-base ready", "text reader rapidocr ready", "models warmed up"):
+        assert up < text.index(later), later
+    assert "warming up the" not in text  # no step failed
