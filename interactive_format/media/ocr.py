@@ -143,6 +143,11 @@ class TextReader:
 
     def read(self, img: Image.Image) -> ReadText:
         """The confident text lines of `img` (RGB), in reading order."""
+        try:
+            self.engine  # noqa: B018  loaded on first use, outside the time budget
+        except ModelLoadError as e:  # OCR is an extra: a broken install must not cost the user their turn
+            log_failure(log, "the text reader could not load", e, logging.WARNING)
+            return ReadText()
         start = time.perf_counter()
         with self._lock:
             try:

@@ -52,6 +52,17 @@ def captioner(cache_dir, reader) -> Captioner:
     return Captioner("embedded:imagenet-tags", cache_dir, reader=reader)
 
 
+def test_a_reader_loads_its_models_on_the_first_picture_outside_the_time_budget():
+    """Without a warm-up (IF_WARMUP=0, or a picture sent before the warm-up behind the page reached the reader)
+    the first read loads the three models first; the picture's time budget starts after that."""
+    reader = load_reader("rapidocr", warm_up=False)
+    assert reader is not None and reader._engine is None  # nothing loaded at start
+    reader.options = dataclasses.replace(reader.options, budget_s=0.5)  # less than loading takes here
+    read = reader.read(render(SIGN))
+    assert reader._engine is not None
+    assert [squash(line) for line in read.lines] == [squash(line) for line in SIGN] and not read.truncated, read
+
+
 def test_reads_chinese_and_english_lines_in_order(reader):
     read = reader.read(render(SIGN))
     assert [squash(line) for line in read.lines] == [squash(line) for line in SIGN], read
