@@ -24,7 +24,7 @@ from torch import nn
 
 from ..config import ASSETS, Limits
 from ..errors import InputError, ModelLoadError, log_failure
-from ..models.specs import EMBEDDED, INSTALL_HINT, Spec, embedded_files, parse_spec
+from ..models.specs import EMBEDDED, INSTALL_HINT, Spec, embedded_files, parse_spec, role_error
 from ..models.hub import hub_error
 from ..models.device import resolve_device
 from .ocr import TextReader
@@ -405,9 +405,7 @@ class Captioner:
         if spec.kind != "embedded":
             return ImageToText(spec, self.device)
         if EMBEDDED[spec.name].role != "vision":
-            raise ModelLoadError(
-                f"'{spec.text}' is not an image model; use embedded:imagenet-tags or an image-to-text model id."
-            )
+            raise role_error(spec, "vision")
         return ImageNetTagger(spec, self.device)
 
     def describe(self, path: str | Path) -> Caption:
