@@ -122,17 +122,34 @@ def _holds(path: Path) -> bool:
     return False
 
 
+HOOKS = "from tests.conftest import pytest_configure, pytest_runtest_protocol, pytest_unconfigure  # the suite's"
+INNER = """
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import turn_file
+
+
 @pytest.fixture(scope="module")
-def held_while_set_up(request) -> bool | None:
-    """Whether this worker held its turn while it set up a module-scoped fixture (None: not under xdist)."""
-    from ..conftest import turn_file
-
+def held(request):
     base = turn_file(request.config)
-    return None if base is None else _holds(Path(f"{base}.lock"))
+    return base is not None and _holds(Path(f"{base}.lock"))
 
 
-def test_a_tests_turn_spans_the_setup_of_its_module_fixtures(held_while_set_up):
-    """A module's server or models load inside the turn: an `alone` test runs with no other worker loading."""
-    if held_while_set_up is None:
-        pytest.skip("the turns exist only under xdist (-n 0 runs one test at a time anyway)")
-    assert held_while_set_up
+def test_held(held):
+    assert held
+"""
+
+
+def test_a_tests_turn_spans_the_setup_of_its_module_fixtures(pytester, monkeypatch):
+    """A module's server or models load inside the turn, so an `alone` test runs with no other worker loading:
+    a run of two xdist workers with this suite's hooks, whose module fixture finds its process holding the lock."""
+    import inspect
+
+    monkeypatch.delenv("IF_TEST_TURNS", raising=False)  # its own controller makes its own folder
+    monkeypatch.setenv("PYTHONPATH", str(TESTS.parent))
+    pytester.makeconftest(HOOKS)
+    pytester.makepyfile(test_inner=INNER + "\n\n" + inspect.getsource(_holds))
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
