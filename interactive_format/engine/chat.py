@@ -20,7 +20,7 @@ from ..ranking import defects
 from ..config import AppConfig
 from ..dialogue import Attachment, Candidate, Conversation, Turn, context_text, fit_to_budget
 from ..ranking.ranking import Reranker
-from ..errors import InputError, InteractiveFormatError, ReplyTimeout, log_failure
+from ..errors import InputError, InteractiveFormatError, ModelLoadError, ReplyTimeout, log_failure
 from ..knobs import KNOBS
 from .guard import InputGuard, preview, visible
 from .pruning import PruneOptions, Pruner, reranker_scorer, survivors_first
@@ -185,7 +185,13 @@ class ChatEngine:
         attachment = Attachment(kind, str(path))
         user.attachments.append(attachment)
         yield reader.status
-        reading = reader.read(path, self)
+        try:
+            reading = reader.read(path, self)
+        except ModelLoadError as e:  # the host's problem (a damaged file): the log says what, the user what now
+            log.error("%s cannot be read: %s", reader.noun, e)  # names model files, never what the user sent
+            raise InputError(
+                f"This server cannot read {reader.noun} right now (its model failed to load); please type your message."
+            ) from e
         attachment.text, attachment.meta = reading.text, reading.meta
         yield "Read " + kind
 

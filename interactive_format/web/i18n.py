@@ -226,6 +226,8 @@ MESSAGES: dict[str, str] = {
     "There is no reply to regenerate.": "没有可以重新生成的回复。",
     "Only the last reply can be retried.": "只有最后一条回复可以重试。",
     "This chat ({title}) does not take {noun}; please type your message.": "这个对话（{title}）不接受{noun}，请输入文字。",
+    "This server cannot read {noun} right now (its model failed to load); please type your message.":
+    "服务器现在无法读取{noun}（它的模型没能加载），请输入文字。",
     "Cannot open the conversation database {path}: {error}": "无法打开对话数据库 {path}：{error}",
     "This message is too long for the model's context; please shorten it.": "这条消息超出了模型的上下文长度，请缩短。",
     "The model returned only empty replies; please try again or rephrase.": "模型只返回了空回复，请重试或换个说法。",

@@ -27,8 +27,10 @@ from interactive_format.flows import SPEECH_LANGUAGES
 from interactive_format.settings.flow_file import load_flow
 from interactive_format.media.speech import SAMPLE_RATE, Transcriber, decode_audio, simplified, whisper_checkpoint
 from interactive_format.inputs.voicereader import VoiceReader
+from interactive_format.web.i18n import localize
 
 from ..conftest import LIBRIVOX, speak
+from ..fakes import fake_engine
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 needs_librivox = pytest.mark.skipif(not LIBRIVOX.is_dir(), reason="pocketsphinx-testdata is not installed")
@@ -275,6 +277,26 @@ def test_bad_model_specs_name_the_spec_and_the_fix(cache_dir, tmp_path, monkeypa
     monkeypatch.setattr(whisper, "load_model", offline)
     with pytest.raises(ModelLoadError, match="'small'.*network access.*embedded:whisper-base"):
         Transcriber("small", cache_dir).load()
+
+
+def test_a_voice_turn_on_a_damaged_speech_model_is_refused_in_the_pages_language(cache_dir, tmp_path, media):
+    """A host's broken Whisper file is the log's business; the user is told what to do, in Chinese on a Chinese
+    page, and the chat goes on (the start no longer stops on it: the warm-up behind the page only logs it)."""
+    junk = tmp_path / "whisper.pt"
+    junk.write_bytes(b"not a checkpoint")
+    engine = fake_engine()
+    engine.transcriber = Transcriber(str(junk), cache_dir)
+    conversation = engine.new_conversation()
+    list(engine.respond(conversation, "Hello"))
+    list(engine.respond(conversation, "", [str(media["question"])]))
+    refused = conversation.turns[-1]
+    assert refused.error == (
+        "This server cannot read voice messages right now (its model failed to load); please type your message."
+    )
+    assert localize(refused.error, "zh") == "服务器现在无法读取语音消息（它的模型没能加载），请输入文字。"
+    list(engine.respond(conversation, "Are you there?"))
+    assert [t.role for t in conversation.turns] == ["user", "assistant", "user", "user", "assistant"]
+    assert conversation.turns[1].reply and conversation.turns[-1].reply.endswith("re: Are you there?")
 
 
 # --- real transcriptions -------------------------------------------------------------------------
