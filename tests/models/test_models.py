@@ -297,6 +297,26 @@ def test_converted_tiny_llama_has_the_original_logits(tiny, cache_dir):
         torch.testing.assert_close(model.state_dict()[name], tiny.original.state_dict()[name], atol=0, rtol=0)
 
 
+def test_a_conversion_parses_the_gguf_once_and_writes_what_three_parses_write(tiny, tmp_path, monkeypatch):
+    """transformers would parse the file three times (config, tokenizer, weights); the output is the same."""
+    import contextlib
+
+    import gguf
+
+    parsed = []
+    real = gguf.GGUFReader
+    monkeypatch.setattr(gguf, "GGUFReader", lambda *a, **k: (parsed.append(a), real(*a, **k))[1])
+    spy = gguf.GGUFReader
+    hub.convert_gguf(tiny.gguf, tmp_path / "once")
+    assert len(parsed) == 1 and gguf.GGUFReader is spy  # parsed once, and the module is as it was
+    monkeypatch.setattr(hub, "_parsed_once", contextlib.nullcontext)
+    hub.convert_gguf(tiny.gguf, tmp_path / "thrice")
+    assert len(parsed) == 4
+    once, thrice = sorted((tmp_path / "once").iterdir()), sorted((tmp_path / "thrice").iterdir())
+    assert [p.name for p in once] == [p.name for p in thrice] and len(once) >= 3
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(once, thrice))
+
+
 def test_converted_tiny_tokenizer_round_trips(tiny, cache_dir):
     _, tokenizer = hub.load_causal_lm(str(tiny.gguf), cache_dir, "cpu")
     text = "hello world, Grüße! 123"
