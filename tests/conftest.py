@@ -13,6 +13,7 @@ timing is what it checks) runs while no other test does (`pytest_runtest_protoco
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -57,6 +58,43 @@ def pytest_collection_modifyitems(items) -> None:
     for item in items:
         for name in tiers(item.fixturenames):
             item.add_marker(name)
+    heaviest_modules_first(items, json.loads(MODULE_SECONDS.read_text()) if MODULE_SECONDS.exists() else {})
+
+
+# Each test module's seconds in a full run on 2 cores (`--record-module-seconds` rewrites it): only its order counts.
+MODULE_SECONDS = Path(__file__).with_name("module_seconds.json")
+
+
+def module_of(nodeid: str) -> str:
+    return nodeid.split("::")[0]
+
+
+def heaviest_modules_first(items: list, seconds: dict[str, float]) -> None:
+    """xdist's loadscope hands the workers whole modules in collection order: the longest go first, so the short
+    ones fill the end (in collection order the last long modules ran on one core while the other waited, ~1 min).
+    A module not in `seconds` keeps its place after them; the tests within a module keep theirs."""
+    first = {}
+    for k, item in enumerate(items):
+        first.setdefault(module_of(item.nodeid), k)
+    items.sort(key=lambda item: (-seconds.get(module_of(item.nodeid), 0.0), first[module_of(item.nodeid)]))
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--record-module-seconds", action="store_true",
+                     help=f"write each module's seconds in this run to {MODULE_SECONDS.name} (run the whole suite)")
+
+
+def pytest_runtest_logreport(report) -> None:  # on the xdist controller: every worker's reports come here
+    RECORDED[module_of(report.nodeid)] = RECORDED.get(module_of(report.nodeid), 0.0) + report.duration
+
+
+RECORDED: dict[str, float] = {}
+
+
+def pytest_sessionfinish(session) -> None:
+    if session.config.getoption("record_module_seconds") and getattr(session.config, "workerinput", None) is None:
+        ranked = dict(sorted(((m, round(s, 1)) for m, s in RECORDED.items()), key=lambda ms: -ms[1]))
+        MODULE_SECONDS.write_text(json.dumps(ranked, indent=1) + "\n")
 
 
 def share_the_cores() -> None:

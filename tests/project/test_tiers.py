@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import TIERS, tiers
+from ..conftest import MODULE_SECONDS, TIERS, heaviest_modules_first, tiers
 
 pytest_plugins = ["pytester"]
 
@@ -153,3 +153,22 @@ def test_a_tests_turn_spans_the_setup_of_its_module_fixtures(pytester, monkeypat
     pytester.makepyfile(test_inner=INNER + "\n\n" + inspect.getsource(_holds))
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "-p", "no:randomly")
     result.assert_outcomes(passed=1)
+
+
+def test_the_longest_modules_are_handed_out_first_each_module_in_one_piece():
+    from types import SimpleNamespace
+
+    ids = ["a.py::t1", "a.py::t2", "b.py::t1", "c.py::t1", "c.py::t2", "d.py::t1"]
+    items = [SimpleNamespace(nodeid=i) for i in ids]
+    heaviest_modules_first(items, {"c.py": 60.0, "b.py": 5.0, "gone.py": 99.0})
+    assert [i.nodeid for i in items] == ["c.py::t1", "c.py::t2", "b.py::t1", "a.py::t1", "a.py::t2", "d.py::t1"]
+
+
+def test_the_module_seconds_name_modules_that_exist_and_xdist_keeps_the_order():
+    """The recorded seconds are of today's modules (a renamed module would lose its place), and xdist's own
+    reordering (by number of tests: the one-test kill module came last and ran alone at the end) is off."""
+    import json
+
+    seconds = json.loads(MODULE_SECONDS.read_text())
+    assert len(seconds) > 40 and all((TESTS.parent / m).is_file() for m in seconds)
+    assert "--no-loadscope-reorder" in (TESTS.parent / "pyproject.toml").read_text()

@@ -38,7 +38,7 @@ def write_until_killed(url: str, user: str, committed: list[str], cut: list[str]
 def test_sigkill_mid_turn_loses_no_committed_turn(engine, cache_dir, tmp_path, app_process):
     env = {**os.environ, "IF_DB": str(tmp_path / "chats.db"), "IF_CACHE_DIR": str(cache_dir),
            "IF_PORT": str(free_port()), "IF_HOST": "127.0.0.1", "IF_CANDIDATES": "1", "IF_MAX_NEW_TOKENS": "8",
-           "HF_HUB_OFFLINE": "1", **TEST_ENV}  # fmt: skip
+           "HF_HUB_OFFLINE": "1", "IF_WARMUP": "0", **TEST_ENV}  # fmt: skip
     users = [uuid.uuid4().hex for _ in range(WRITERS)]
     committed: dict[str, list[str]] = {u: [] for u in users}
     log = tmp_path / "app.log"
