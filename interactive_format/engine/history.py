@@ -48,12 +48,15 @@ class Branch:
     count: int
 
 
+NEW_CHAT = "New chat"  # the title of a first message with nothing to read (its kind's title when it has a file)
+
+
 def title_for(turn: Turn) -> str:
     """A title from a first message: its text, else its caption or transcript."""
     text = " ".join(turn.text.split()) or next((" ".join(a.text.split()) for a in turn.attachments if a.text), "")
     if not text:
         reader = reader_for(turn.attachments[0].kind) if turn.attachments else None
-        text = reader.title if reader else "New chat"
+        text = reader.title if reader else NEW_CHAT
     return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
 
 

@@ -34,6 +34,7 @@ from .rendering import (
     branch_label,
     candidate_info,
     candidates_panel,
+    chat_title,
     edit_target,
     escape,
     failed_reply,
@@ -135,13 +136,13 @@ class ChatUI(SpokenReplies, ChatFiles):
         branches = self.history.branches(owner, chat) if chat.id else []
         choices = [(branch_label(chat, b), b.index) for b in branches]
         chats = self.history.conversations(owner)
-        title = next((c.title for c in chats if c.id == chat.id), "") if chat.id else ""
+        title = next((chat_title(c.title, lang) for c in chats if c.id == chat.id), "") if chat.id else ""
         return View(
             chatbot=gr.update(value=to_messages(chat.conversation, lang), feedback_value=self._ratings(chat, owner)),
             box=gr.skip() if box is None else box,
             chat=chat,
             status=localize(status, lang),
-            chats=gr.Radio(choices=[(c.title, c.id) for c in chats], value=chat.id),
+            chats=gr.Radio(choices=[(chat_title(c.title, lang), c.id) for c in chats], value=chat.id),
             title=title,
             candidate_bar=gr.update(visible=turn is not None),
             candidate=candidate_info(turn, chat.browse, lang) if turn is not None else "",

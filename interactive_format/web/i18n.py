@@ -130,6 +130,7 @@ MESSAGES: dict[str, str] = {
     "Picture": "图片",
     "Picture {n}": "图片 {n}",
     "Voice message": "语音消息",
+    "New chat": "新对话",
     "Picture tags": "图片标签",
     "Picture caption": "图片描述",
     "Picture tags and text": "图片标签和文字",

@@ -17,6 +17,7 @@ from ..ranking.defects import LABELS, why_shown
 from ..dialogue import Attachment, Candidate, Conversation, Turn
 from ..errors import InputError, InteractiveFormatError
 from .i18n import localize
+from ..engine.history import NEW_CHAT
 from ..inputs.readers import READERS, formats_text
 
 if TYPE_CHECKING:
@@ -145,6 +146,15 @@ def panel_title(turn: Turn, lang: str = "en") -> str:
     same = len(duplicates(turn.candidates, ranked(turn)))
     text = "1 candidate" if n == 1 else f"{n} candidates, ranked" + (f" ({same} identical)" if same else "")
     return localize(text, lang)
+
+
+APP_TITLES = frozenset({NEW_CHAT, *(r.title for r in READERS.values())})  # the titles `title_for` makes itself
+
+
+def chat_title(title: str, lang: str = "en") -> str:
+    """A chat's title in the sidebar: one the app made ("Voice message") in the page's language, the user's words
+    as they are (a user's "Done" stays "Done")."""
+    return localize(title, lang) if title in APP_TITLES else title
 
 
 def caption_label(a: Attachment, number: int | None = None, lang: str = "en") -> str:

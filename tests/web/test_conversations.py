@@ -375,3 +375,17 @@ def test_eight_sessions_writing_at_once_lose_nothing(ui, db_path):
         assert all(t.chosen == 1 and len(t.candidates) == 3 for t in turns[1::2])
     assert rows(db_path, "SELECT count(*) FROM turns") == [(48,)]
     assert rows(db_path, "SELECT count(*) FROM preferences") == [(48,)]  # 8 users × 3 picks × 2 rejected
+
+
+def test_a_title_the_app_gave_is_listed_in_the_pages_language_and_a_users_words_as_they_are(ui):
+    """A first message with only a voice clip (or a picture) is titled by the app ("Voice message", stored in
+    English like every stored text): a Chinese page lists it in Chinese; a chat the user titled "Done" stays so."""
+    user = new_user()
+    owner = owner_of(user)
+    voice = say(ui, start(ui, user).chat, user, "hello").chat
+    ui.history.rename(owner, voice, "Voice message")
+    done = say(ui, start(ui, user).chat, user, "Done").chat
+    voice.language = "zh"
+    view = ui.view(voice, owner)
+    assert sorted(choices(view)) == sorted([("语音消息", voice.id), ("Done", done.id)]) and view.title == "语音消息"
+    assert sorted(choices(ui.view(done, owner))) == sorted([("Voice message", voice.id), ("Done", done.id)])
