@@ -71,7 +71,8 @@ def module_of(nodeid: str) -> str:
 
 def heaviest_modules_first(items: list, seconds: dict[str, float]) -> None:
     """xdist's loadscope hands the workers whole modules in collection order: the longest go first, so the short
-    ones fill the end (in collection order the last long modules ran on one core while the other waited, ~1 min).
+    ones fill the end (in xdist's own order, by number of tests, the one-test kill and malformed modules came last
+    and ran on one core while the other waited).
     A module not in `seconds` keeps its place after them; the tests within a module keep theirs."""
     first = {}
     for k, item in enumerate(items):
