@@ -85,11 +85,11 @@ def pytest_addoption(parser) -> None:
                      help=f"write each module's seconds in this run to {MODULE_SECONDS.name} (run the whole suite)")
 
 
+RECORDED: dict[str, float] = {}  # module -> seconds so far in this run
+
+
 def pytest_runtest_logreport(report) -> None:  # on the xdist controller: every worker's reports come here
     RECORDED[module_of(report.nodeid)] = RECORDED.get(module_of(report.nodeid), 0.0) + report.duration
-
-
-RECORDED: dict[str, float] = {}
 
 
 def pytest_sessionfinish(session) -> None:

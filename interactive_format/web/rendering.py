@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ..ranking.defects import LABELS, why_shown
 from ..dialogue import Attachment, Candidate, Conversation, Turn
 from ..errors import InputError, InteractiveFormatError
-from .i18n import localize
 from ..engine.history import NEW_CHAT
+from .i18n import localize
 from ..inputs.readers import READERS, formats_text
 
 if TYPE_CHECKING:
@@ -148,13 +148,11 @@ def panel_title(turn: Turn, lang: str = "en") -> str:
     return localize(text, lang)
 
 
-APP_TITLES = frozenset({NEW_CHAT, *(r.title for r in READERS.values())})  # the titles `title_for` makes itself
-
-
 def chat_title(title: str, lang: str = "en") -> str:
-    """A chat's title in the sidebar: one the app made ("Voice message") in the page's language, the user's words
-    as they are (a user's "Done" stays "Done")."""
-    return localize(title, lang) if title in APP_TITLES else title
+    """A chat's title in the sidebar: one the app made (`title_for`: "New chat", a reader's "Voice message") in the
+    page's language, the user's words as they are (a user's "Done" stays "Done")."""
+    made = title == NEW_CHAT or any(title == r.title for r in READERS.values())  # the registry as it is now
+    return localize(title, lang) if made else title
 
 
 def caption_label(a: Attachment, number: int | None = None, lang: str = "en") -> str:
