@@ -9,6 +9,7 @@ from interactive_format.errors import InteractiveFormatError, missing_package, r
 if __name__ == "__main__":
     try:
         from interactive_format.config import auth_pair
+        from interactive_format.llm.backends import check_server
         from interactive_format.models.specs import check_specs
         from interactive_format.settings.load import flow_configs, load_config, parse_args
 
@@ -21,6 +22,7 @@ if __name__ == "__main__":
         configs = flow_configs(config, flags=flags)
         for checked in (config, *configs.values()):  # a bad spec says so before the models and the UI load
             check_specs(checked.models)
+        check_server(config.models)  # and so does the start flow's model server when it does not answer
         from interactive_format.engine.engines import FlowSet, warm_up
         from interactive_format.store.store import open_store
         from interactive_format.web.ui import build_demo

@@ -36,11 +36,9 @@ def load_generator(models, device: str) -> Generator:
         return LlamaCppGenerator.from_spec(models.llm, models.cache_dir, options)
     spec = parse_spec(models.llm)
     if spec.kind == "openai":
-        from .openai_backend import OpenAICompatibleGenerator, ServerOptions
+        from .openai_backend import OpenAICompatibleGenerator
 
-        options = ServerOptions(
-            spec.name, models.llm_model, models.llm_api_key, models.llm_timeout, logprobs=models.llm_logprobs
-        )
+        options = server_options(models, spec.name)
         scorer = None  # J for a server without log-probs
         if models.llm_scorer:
             from .generator import TransformersGenerator
@@ -55,3 +53,24 @@ def load_generator(models, device: str) -> Generator:
     from .generator import TransformersGenerator
 
     return TransformersGenerator.from_spec(models.llm, models.cache_dir, device, models.dtype)
+
+
+def server_options(models, url: str):
+    """The ServerOptions of a ModelsConfig whose chat model is the server at `url`."""
+    from .openai_backend import ServerOptions
+
+    return ServerOptions(url, models.llm_model, models.llm_api_key, models.llm_timeout, logprobs=models.llm_logprobs)
+
+
+def check_server(models) -> None:
+    """An `openai:URL` chat model's server, asked for its models before anything else loads: one that is down,
+    answers an error or is not OpenAI-compatible is told in a second (ModelLoadError), not after torch and
+    Gradio have loaded. Other specs pass (`specs.check_specs` checks what can be told of them offline)."""
+    from ..models.specs import parse_spec
+
+    spec = parse_spec(models.llm)
+    if spec.kind != "openai":
+        return
+    from .openai_backend import OpenAICompatibleGenerator
+
+    OpenAICompatibleGenerator.connect(server_options(models, spec.name)).close()

@@ -19,7 +19,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from interactive_format.llm.backends import load_generator
+from interactive_format.llm.backends import check_server, load_generator
 from interactive_format.engine.chat import ChatEngine
 from interactive_format.config import ModelsConfig
 from interactive_format.errors import GenerationError, ModelLoadError
@@ -183,6 +183,8 @@ def test_model_spec_selects_the_backend(llama_server):
     assert isinstance(generator, OpenAICompatibleGenerator)
     assert generator.base_url == llama_server and generator.options.timeout_s == 30 and not generator.logprobs
     assert generator.name == f"openai:{llama_server} ({ALIAS})"
+    check_server(models)  # the start's probe passes a server that answers, and any other spec without asking
+    check_server(ModelsConfig(llm="embedded:smollm2-135m"))
 
 
 @pytest.fixture(scope="module")
