@@ -103,7 +103,9 @@ class ModelsConfig:
     # Chat engine: "auto" = llama.cpp for GGUF models (embedded or a .gguf path) on CPU, transformers otherwise
     # (GPUs, Hugging Face ids, training); or "llamacpp" / "transformers".
     llm_backend: str = env("auto")
-    llm_threads: int = env(1)  # llama.cpp threads; 1 measured best on a shared 2-core CPU (docs/performance.md)
+    # llama.cpp threads; 0 = half the usable CPUs, at least 1 (device.llm_threads: 1 on a 2-CPU machine, where
+    # 1 thread measured best when another process shares the cores, docs/performance.md)
+    llm_threads: int = env(0)
     # Run the models once at start (on CUDA: compile the decode step for every batch size); app.py does it behind
     # the served page. False: Whisper and the text reader load on first use.
     warmup: bool = env(True)
@@ -214,7 +216,7 @@ def validate(config: AppConfig) -> None:
         "models.llm_timeout": config.models.llm_timeout > 0,
         "models.ocr": config.models.ocr.strip().lower() in ("rapidocr", "off"),
         "models.llm_backend": config.models.llm_backend in ("auto", "llamacpp", "transformers"),
-        "models.llm_threads": config.models.llm_threads >= 1,
+        "models.llm_threads": config.models.llm_threads >= 0,
         "models.tts_speed": 0.5 <= config.models.tts_speed <= 2.0,
         "models.tts_threads": config.models.tts_threads >= 1,
         "server.max_queue": config.server.max_queue >= 1,

@@ -30,9 +30,11 @@ def load_generator(models, device: str) -> Generator:
 
     backend = backend_for(models, device)
     if backend == "llamacpp":
+        from ..models.device import llm_threads
         from .llamacpp import LlamaCppGenerator, LlamaCppOptions
 
-        options = LlamaCppOptions(threads=models.llm_threads, batch_threads=models.llm_threads)
+        threads = llm_threads(models.llm_threads)
+        options = LlamaCppOptions(threads=threads, batch_threads=threads)
         return LlamaCppGenerator.from_spec(models.llm, models.cache_dir, options)
     spec = parse_spec(models.llm)
     if spec.kind == "openai":

@@ -36,8 +36,9 @@ LOOPBACK = "127.0.0.1"
 class LlamaCppOptions:
     """How llama.cpp runs the model."""
 
-    # Decode threads. Measured on the shared 2-core machine (README, "Speed"): with 1 thread SmolLM2 holds
-    # ~47 tok/s while another process takes a core (71 idle); with 2 threads it falls to 5-12 tok/s.
+    # Decode threads (the app passes `device.llm_threads`: half the usable CPUs). Measured on the shared 2-core
+    # machine (docs/performance.md): with 1 thread SmolLM2 holds ~47 tok/s while another process takes a core
+    # (71 idle); with 2 threads it falls to 5-12 tok/s.
     threads: int = 1
     batch_threads: int = 1  # threads for the prompt (prefill); the same trade-off under load
     slots: int = 16  # sequences decoded together: all users' candidates (a request waits for free slots)

@@ -577,3 +577,52 @@ def test_a_conversion_that_fails_gives_one_clear_line_and_leaves_nothing(parted,
     assert "to Q4_0" in message and "--require-hashes -r requirements-models.txt" in message
     joined = f"fake-llm-{specs.EMBEDDED['fake-llm'].sha256[:16]}.gguf"
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [joined]  # the checked join is kept, no half file
+
+
+# --- CPUs and threads -------------------------------------------------------------------------------------------
+
+
+def test_a_containers_cpu_quota_is_read_from_cgroup_v2_or_v1(tmp_path):
+    from interactive_format.models.device import cgroup_cpu_quota
+
+    assert cgroup_cpu_quota(tmp_path) is None  # no cgroup files: no quota
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None  # v2 without a quota
+    (tmp_path / "cpu.max").write_text("250000 100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 2.5  # docker run --cpus 2.5
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_quota(tmp_path) is None  # v1 without a quota
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    assert cgroup_cpu_quota(tmp_path) == 2.0
+
+
+@pytest.mark.parametrize(
+    "affinity, quota, usable, threads",
+    [(2, None, 2, 1), (1, None, 1, 1), (4, None, 4, 2), (16, None, 16, 8), (16, 2.0, 2, 1), (16, 2.5, 3, 1), (8, 6.0, 6, 3)],
+)
+def test_llama_cpp_gets_half_the_usable_cpus_unless_set(monkeypatch, affinity, quota, usable, threads):
+    """A quota below the affinity (a container limited to 2 CPUs on a 16-core host) counts, or 8 threads would
+    fight over 2 CPUs; a thread count that is set is kept."""
+    from interactive_format.models import device
+
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: set(range(affinity)), raising=False)
+    monkeypatch.setattr(device, "cgroup_cpu_quota", lambda: quota)
+    assert device.usable_cpus() == usable
+    assert device.llm_threads(0) == threads
+    assert device.llm_threads(3) == 3
+
+
+def test_the_chat_model_loads_with_the_resolved_thread_count(monkeypatch, tmp_path):
+    from interactive_format.llm import backends, llamacpp
+    from interactive_format.models import device
+
+    made = []
+    monkeypatch.setattr(device, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(backends, "backend_for", lambda models, device: "llamacpp")
+    monkeypatch.setattr(llamacpp.LlamaCppGenerator, "from_spec", classmethod(lambda cls, spec, cache, opts: made.append(opts)))
+    backends.load_generator(ModelsConfig(cache_dir=tmp_path), "cpu")  # the default: 0, resolved
+    backends.load_generator(ModelsConfig(cache_dir=tmp_path, llm_threads=2), "cpu")
+    assert [(o.threads, o.batch_threads) for o in made] == [(4, 4), (2, 2)]
