@@ -99,7 +99,7 @@ def watched_without_a_silent_switch(page) -> None:
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
-def test_a_newcomers_first_turns(playwright, flow_server, media, quiet_microphone, locale, size):
+def test_a_newcomers_first_turns(playwright, flow_server, media, quiet_microphone, locale, size, tmp_path):
     zh = locale == "zh-CN"
     browser, page = open_page(playwright, flow_server, locale, size, quiet_microphone)
     name = f"newcomer-{size}-{locale[:2]}"
@@ -125,6 +125,18 @@ def test_a_newcomers_first_turns(playwright, flow_server, media, quiet_microphon
     page.click("#cand-all button")
     panel = page.inner_text("#cand-list")
     assert ("条候选回复，已排序" in panel) if zh else ("candidates, ranked" in panel)
+
+    pdf = tmp_path / "notes.pdf"  # a kind of file the box does not take: Gradio's refusal, in the page's language
+    pdf.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    page.set_input_files("#input-box input[type=file]", [str(pdf)])
+    toast = page.locator("[data-testid=toast-body]").last
+    toast.wait_for(timeout=10_000)
+    said = toast.inner_text()
+    told = "错误" in said and "无法添加“notes.pdf”：只能发送图片或语音。" in said
+    assert told if zh else ("notes.pdf" in said and "Only image, audio allowed." in said), said
+    assert page.locator("#input-box .thumbnail-item, #input-box audio").count() == 0  # nothing was attached
+    page.screenshot(path=str(ARTIFACTS / f"{name}-2b-wrong-file.png"))
+    toast.locator("[data-testid=toast-close]").click()
 
     empty = media["empty"]  # a 0-byte recording: refused, and the user still sees what they sent
     page.set_input_files("#input-box input[type=file]", [str(empty)])
