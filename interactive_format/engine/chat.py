@@ -257,7 +257,7 @@ class ChatEngine:
                     self._finish(reply, messages, settings, sample.seed, sample.stopped, len(kept))
                     break
                 reply.chosen = draft.follow(reply.candidates)
-                yield f"Sampling {params.n} candidate(s)…"
+                yield f"Sampling {params.n} candidates…" if params.n > 1 else "Sampling 1 candidate…"
         except ReplyTimeout as e:
             if any(c.text.strip() for c in reply.candidates[len(kept) :]):
                 draft.record(reply, watched)

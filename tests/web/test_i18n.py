@@ -90,7 +90,7 @@ def test_the_scan_finds_the_messages_it_should():
     texts = [t for _, t in shown_texts()]
     assert len(texts) > 60
     assert "No speech was recognised in the recording. Please speak clearly and try again." in texts
-    assert "Sampling «1» candidate(s)…" in texts and "Stopped before the replies were complete." in texts
+    assert "Sampling «1» candidates…" in texts and "Sampling 1 candidate…" in texts and "Stopped before the replies were complete." in texts
 
 
 @pytest.mark.parametrize("where, text", [(w, t) for w, t in shown_texts() if "«0»" not in t])
