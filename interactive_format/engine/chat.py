@@ -243,6 +243,7 @@ class ChatEngine:
             for sample in self.generator.stream(messages, params, stop, **({} if ends is None else {"ends": ends})):
                 seed = sample.seed
                 if pruner is not None and not sample.done:
+                    pruner.watched = draft.index - len(kept) if watched and draft.index is not None else None
                     ends.end(pruner.decide(sample.drafts, ends.reasons()))
                 why = {} if ends is None else ends.reasons()
                 fresh = [

@@ -47,6 +47,11 @@ class PruneOptions:
     schedule: tuple[tuple[int, int], ...] = ()
     enough: int = 2  # clean finished candidates after which the longer running ones are stopped (at most N - 1)
     keep: int = 1  # never prune below this many candidates (finished or running)
+    # The draft someone watches being written (Pruner.watched) is not stopped by `enough` until it is this many
+    # times longer than the longest clean finished candidate: it was mostly a few tokens from its end, and
+    # stopping it swapped the text read for 15-30 s for another reply at the last moment (bench/watched.py).
+    # None: the watched draft is stopped like the others.
+    watched_grace: float | None = 1.5
 
 
 WEAK_STARTS = ((8, 3), (24, 2), (48, 1))  # the schedule bench/prune.py tried (Speculative Rejection's shape)
@@ -70,6 +75,7 @@ class Pruner:
         self._judged: dict[int, int] = {}  # row -> its length when last checked for defects (~1 ms a draft)
         self._clean: dict[int, bool] = {}  # finished row -> no defect at all
         self._stage = 0  # the next step of the schedule
+        self.watched: int | None = None  # the row shown to the user as it is written (the caller keeps it current)
 
     def running(self, drafts: Sequence[Draft], ended: Mapping[int, str]) -> list[int]:
         """Rows still decoding: not finished, not ended, short of the token limit."""
@@ -118,15 +124,21 @@ class Pruner:
         return {running[k]: PRUNED.format(tokens=len(drafts[running[k]].token_ids), why=WEAKER) for k in weakest}
 
     def _enough(self, drafts: Sequence[Draft], ended: Mapping[int, str]) -> dict[int, str]:
-        """All running drafts, once enough candidates finished clean and each running one is longer than them."""
+        """All running drafts, once enough candidates finished clean and each running one is longer than them;
+        the watched one only once it is `watched_grace` times longer."""
         running = self.running(drafts, ended)
         clean = [i for i in self._finished(drafts, ended) if self._is_clean(i, drafts[i])]
         if not running or len(clean) < min(self.options.enough, len(drafts) - 1):
             return {}
         longest = max(len(drafts[i].token_ids) for i in clean)
-        if any(len(drafts[i].token_ids) <= longest for i in running):
+        grace = self.options.watched_grace
+        watched = self.watched if grace is not None else None
+        if any(len(drafts[i].token_ids) <= longest for i in running if i != watched):
             return {}
-        return {i: stopped(len(clean)) for i in running}
+        stop = {i: stopped(len(clean)) for i in running}
+        if watched in stop and len(drafts[watched].token_ids) <= grace * longest:
+            del stop[watched]  # the draft being read may end a little after the others
+        return stop
 
     @staticmethod
     def _finished(drafts: Sequence[Draft], ended: Mapping[int, str]) -> list[int]:

@@ -62,6 +62,25 @@ def test_longer_drafts_are_stopped_once_enough_candidates_finished_clean():
     assert Pruner(CONTEXT, 128).decide([finished, draft(LONG, 30)], {}) == {1: "stopped: 1 candidate had finished"}
 
 
+def test_the_watched_draft_may_run_a_little_longer_than_the_finished_ones():
+    finished = draft(CLEAN, finished=True)  # 19 tokens
+    pruner = Pruner(CONTEXT, 128, PruneOptions(schedule=()))
+    pruner.watched = 2
+    assert pruner.decide([finished, finished, draft(LONG, 25), draft(LONG, 20)], {}) == {
+        3: "stopped: 2 candidates had finished"  # the watched row 2 goes on, up to 1.5 x 19 tokens
+    }
+    assert pruner.decide([finished, finished, draft(LONG, 12), draft(LONG, 20)], {}) == {
+        3: "stopped: 2 candidates had finished"  # shorter than the finished ones: it does not hold the others
+    }
+    assert pruner.decide([finished, finished, draft(LONG, 29)], {}) == {2: "stopped: 2 candidates had finished"}
+    same = Pruner(CONTEXT, 128, PruneOptions(schedule=(), watched_grace=None))  # None: stopped like the others
+    same.watched = 2
+    assert same.decide([finished, finished, draft(LONG, 25), draft(LONG, 20)], {}) == {
+        2: "stopped: 2 candidates had finished",
+        3: "stopped: 2 candidates had finished",
+    }
+
+
 def test_the_schedule_prunes_the_weakest_starts_and_counts_clean_finished_ones():
     scores = {"a": 0.9, "b": 0.1, "c": 0.5, "d": 0.7}
 
@@ -163,6 +182,20 @@ def test_the_reply_being_watched_is_never_one_that_was_ended_and_the_switch_is_s
     assert watched[0] == (0, "") and all(why == "" for _, why in watched)  # never shows an ended candidate
     assert reply.meta["streamed"] == reply.chosen == 1
     assert "A draft shown while the reply was written was dropped (stopped: 2 candidates had finished)" in reply.notice
+
+
+def test_the_watched_draft_a_little_longer_than_the_finished_ones_ends_and_stays_shown():
+    # The first candidate shows text first and ends 4 tokens after the others: it is not swapped at the last moment.
+    longer = CLEAN + " Then check the lights."
+    engine = engine_for([(longer, -0.3, True), (CLEAN, -0.4, True), (CLEAN + " Done.", -0.5, True)])
+    conversation = engine.new_conversation()
+    list(engine.respond(conversation, "How do I reset my router?", watched=True))
+    reply = conversation.turns[-1]
+    assert [c.ended for c in reply.candidates] == ["", "", ""] and reply.candidates[0].finished
+    assert reply.meta["streamed"] == reply.chosen == 0 and not reply.notice
+    unwatched = engine.new_conversation()  # nobody reads the API's stream: the longer one is stopped as before
+    list(engine.respond(unwatched, "How do I reset my router?"))
+    assert unwatched.turns[-1].candidates[0].ended == "stopped: 2 candidates had finished"
 
 
 def test_the_policy_ends_a_turn_early_and_off_every_candidate_runs_its_course():
