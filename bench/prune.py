@@ -79,10 +79,12 @@ def prefix(c: dict, tokens: int) -> Draft:
     return Draft(text, [0] * n, c["j"] * n, finished=c["finished"] and n >= c["tokens"])
 
 
-def replay(pool: dict, options: PruneOptions, score) -> tuple[dict[int, str], list[int]]:
-    """The policy over the pool's candidates token step by token step: (ended rows with why, tokens decoded per row)."""
+def replay(pool: dict, options: PruneOptions, score, watched: int | None = None) -> tuple[dict[int, str], list[int]]:
+    """The policy over the pool's candidates token step by token step: (ended rows with why, tokens decoded per row).
+    `watched`: the row a user reads as it is written (Pruner.watched)."""
     cands, ended, stopped_at = pool["candidates"], {}, {}
-    pruner = Pruner(pool["context"], LIMIT, options, lambda drafts: score(pool["context"], drafts))
+    pruner = Pruner(pool["context"], LIMIT, options, score and (lambda drafts: score(pool["context"], drafts)))
+    pruner.watched = watched
     for step in range(1, max(c["tokens"] for c in cands) + 1):
         drafts = [prefix(c, stopped_at.get(i, step)) for i, c in enumerate(cands)]
         for row, why in pruner.decide(drafts, ended).items():

@@ -44,20 +44,8 @@ def turn(engine, seeded, text: str, seed: int) -> dict:
 
 def offline() -> dict:
     """Both arms replayed on the labelled pools: mean label of the shown reply, swaps, steps and tokens."""
-    from interactive_format.engine.pruning import PruneOptions, Pruner
+    from interactive_format.engine.pruning import PruneOptions
     from interactive_format.ranking import defects
-
-    def replay(pool: dict, options: PruneOptions) -> tuple[dict[int, str], list[int]]:
-        cands, ended, stopped_at = pool["candidates"], {}, {}
-        pruner = Pruner(pool["context"], PRUNE.LIMIT, options)
-        pruner.watched = 0
-        for step in range(1, max(c["tokens"] for c in cands) + 1):
-            drafts = [PRUNE.prefix(c, stopped_at.get(i, step)) for i, c in enumerate(cands)]
-            for row, why in pruner.decide(drafts, ended).items():
-                ended[row], stopped_at[row] = why, step
-            if not pruner.running(drafts, ended):
-                break
-        return ended, [min(c["tokens"], stopped_at.get(i, c["tokens"])) for i, c in enumerate(cands)]
 
     def shown(pool: dict, ended: dict[int, str], decoded: list[int]) -> tuple[int, bool]:
         cands = pool["candidates"]
@@ -72,7 +60,7 @@ def offline() -> dict:
     for pool in PRUNE.pools():
         for arm, grace in ARMS.items():
             options = PruneOptions() if grace == "default" else PruneOptions(watched_grace=grace)
-            ended, decoded = replay(pool, options)
+            ended, decoded = PRUNE.replay(pool, options, None, watched=0)
             pick, swapped = shown(pool, ended, decoded)
             rows[arm].append(dict(lang=pool["lang"], label=pool["candidates"][pick]["label"], swapped=swapped,
                                   steps=max(decoded), tokens=sum(decoded)))  # fmt: skip
