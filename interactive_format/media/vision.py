@@ -82,9 +82,9 @@ def _open(path: Path, limits: Limits) -> Image.Image:
             raise _refuse(path, "is damaged or is not a picture file; it could not be opened.") from None
         kinds = ", ".join(limits.image_types)
         raise _refuse(path, f"is a {found} picture, a format not accepted here (accepted: {kinds}).") from None
-    except Exception as e:  # any plugin error while reading the header
+    except Exception as e:  # a picture's signature, then a header its decoder cannot read: damage, as in _decode
         log.debug("opening %s failed", path, exc_info=True)
-        raise _refuse(path, f"could not be read as a picture ({e.__class__.__name__}).") from None
+        raise _refuse(path, f"is damaged or incomplete and could not be decoded ({e.__class__.__name__}).") from None
 
 
 def _format_of(path: Path) -> str | None:

@@ -275,7 +275,6 @@ MESSAGES: dict[str, str] = {
     "图片“{name}”已损坏或不是图片文件，无法打开。",
     "The picture '{name}' is a {format} picture, a format not accepted here (accepted: {types}).":
     "图片“{name}”是 {format} 格式，这里不接受这种格式（支持：{types}）。",
-    "The picture '{name}' could not be read as a picture ({error}).": "无法把“{name}”当作图片读取（{error}）。",
     "The picture '{name}' has no pixels.": "图片“{name}”没有像素。",
     "The picture '{name}' is damaged or incomplete and could not be decoded ({error}).":
     "图片“{name}”已损坏或不完整，无法解码（{error}）。",

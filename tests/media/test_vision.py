@@ -187,6 +187,8 @@ def truncated_jpeg() -> bytes:
         ("notes.jpg", b"just some text, not a picture\n" * 10, "is damaged or is not a picture file"),
         ("half.jpg", truncated_jpeg(), "damaged or incomplete"),
         ("broken.png", png_header(64, 64), "damaged or incomplete"),
+        # a picture's signature, then a header cut short (1 in ~100 of the suite's random "corrupt.png" files)
+        ("cut.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00", "is damaged or incomplete and could not be decoded"),
         ("bomb.png", png_header(8000, 8000), "too large (8000×8000 pixels; the limit is 40 megapixels)"),
     ],
 )
