@@ -312,6 +312,7 @@ class Caption:
     ocr_ms: float = 0.0  # time spent reading text
 
 
+UNCLEAR = "A picture with no object recognised clearly."  # the tags' opening when no label is likely enough
 TEXT_HEADING = "Text in the picture:"  # starts the lines read from a picture, in the description the model reads
 
 
@@ -321,6 +322,7 @@ class ImageNetTagger:
     kind = "tags"
     top_k = 3
     min_probability = 0.05  # lower-ranked labels below this are left out
+    min_best = 0.10  # a best label below this is a guess (a page of text came out "analog clock (3%)"): none is named
 
     def __init__(self, spec: Spec, device: str) -> None:
         (weights,) = embedded_files(spec)
@@ -330,16 +332,20 @@ class ImageNetTagger:
 
     @torch.inference_mode()
     def labels(self, img: Image.Image) -> list[tuple[str, float]]:
-        """The top labels with their probabilities, best first."""
+        """The top labels with their probabilities, best first (none when even the best is a guess)."""
         probs = self.model(preprocess(img).to(self.device)).softmax(dim=-1)[0].float().cpu()
         values, indices = probs.topk(self.top_k)
         ranked = [(self.classes[i], p) for p, i in zip(values.tolist(), indices.tolist())]
+        if ranked[0][1] < self.min_best:
+            return []
         return [ranked[0]] + [(name, p) for name, p in ranked[1:] if p >= self.min_probability]
 
     def __call__(self, img: Image.Image) -> str:
-        """'A photo that looks like: …. Main colours: ….'"""
+        """'A photo that looks like: …. Main colours: ….' ('A picture with no object recognised clearly. …' when
+        no label is likely enough to name)."""
+        colours = f"Main colours: {', '.join(main_colours(img))}."
         labels = ", ".join(f"{name} ({p:.0%})" for name, p in self.labels(img))
-        return f"A photo that looks like: {labels}. Main colours: {', '.join(main_colours(img))}."
+        return f"A photo that looks like: {labels}. {colours}" if labels else f"{UNCLEAR} {colours}"
 
 
 class ImageToText:

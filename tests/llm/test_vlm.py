@@ -15,7 +15,7 @@ from interactive_format.config import AppConfig, GenerationConfig, ModelsConfig
 from interactive_format.dialogue import Attachment, Conversation, Turn, context_text
 from interactive_format.ranking.ranking import Reranker
 from interactive_format.llm.sampling import SamplingParams
-from interactive_format.media.vision import Captioner
+from interactive_format.media.vision import UNCLEAR, Captioner
 from interactive_format.llm.vlm import VisionLanguageGenerator, is_vision_language
 
 WORDS = ["<pad>", "<s>", "</s>", "<unk>", "<image>", "user", "assistant", "system", ":", "a", "red", "picture",
@@ -129,7 +129,7 @@ def test_a_picture_turn_sends_the_picture_not_the_caption(vlm, cache_dir, red):
     finally:
         del vlm.count_tokens
     user, reply = conversation.turns
-    assert user.attachments[0].text.startswith("A photo that looks like: ")  # still shown to the user
+    assert user.attachments[0].text.startswith(f"{UNCLEAR} Main colours: red")  # the tags, still shown to the user
     assert reply.error is None and len(reply.candidates) == 2 and calls.pictures >= 1
     parts = seen[-1][-1]["content"]
     assert parts == [{"type": "image", "path": str(red)}, {"type": "text", "text": "what is this ?"}]

@@ -15,7 +15,7 @@ from skimage import data
 
 from interactive_format.config import Limits
 from interactive_format.errors import InputError, ModelLoadError
-from interactive_format.media.vision import Caption, Captioner, load_image
+from interactive_format.media.vision import UNCLEAR, Caption, Captioner, load_image
 
 
 def save(img: Image.Image, path: Path, **kwargs) -> Path:
@@ -61,6 +61,13 @@ def test_tagger_names_what_is_in_the_picture(tagger, tmp_path, name, words):
     top = caption.text.removeprefix("A photo that looks like: ").split(" (")[0]
     assert any(w in top for w in words), caption.text
     assert "Main colours: " in caption.text
+
+
+def test_a_picture_no_label_fits_names_no_object(tagger, tmp_path):
+    """A plain red square: its best ImageNet label is 'velvet' at 5 %, a guess the model would take as a fact."""
+    path = tmp_path / "red.png"
+    Image.new("RGB", (200, 200), "red").save(path)
+    assert tagger.describe(path).text == f"{UNCLEAR} Main colours: red."
 
 
 def test_tagger_reports_the_coffee_colours(tagger, tmp_path):
