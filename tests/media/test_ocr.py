@@ -157,7 +157,7 @@ def test_caption_has_tags_colours_and_the_text(captioner, tmp_path):
     render(SIGN).save(path)
     caption = captioner.describe(path)
     tags, _, text = caption.text.partition(f" {TEXT_HEADING}\n")
-    assert tags.startswith(UNCLEAR) and "Main colours: " in tags  # a sign is not called a clock at 3 %
+    assert tags.startswith(UNCLEAR) and "Main colours: " in tags  # a sign is no ImageNet object: none is named
     assert [squash(line) for line in text.split("\n")] == [squash(line) for line in SIGN]
     assert caption.text_lines == 2 and 0 < caption.ocr_ms <= caption.ms
 
