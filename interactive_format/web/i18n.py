@@ -140,6 +140,15 @@ MESSAGES: dict[str, str] = {
     "Picture {n} caption": "图片 {n} 的描述",
     "Picture {n} tags and text": "图片 {n} 的标签和文字",
     "Picture {n} caption and text": "图片 {n} 的描述和文字",
+    # a picture's tags (media/vision.py ImageNetTagger): the ImageNet labels themselves stay in English
+    "A photo that looks like: {labels}. Main colours: {colours}.": "看起来像：{labels}。主要颜色：{colours}。",
+    "A picture with no object recognised clearly. Main colours: {colours}.": "图中没有能清楚识别的物体。主要颜色：{colours}。",
+    "Text in the picture:": "图中的文字：",
+    **{shade + hue: zh_shade + zh_hue + "色" for hue, zh_hue in {
+        "red": "红", "orange": "橙", "yellow": "黄", "green": "绿", "cyan": "青", "blue": "蓝", "purple": "紫",
+        "pink": "粉", "brown": "棕", "olive": "橄榄"}.items()
+       for shade, zh_shade in (("", ""), ("dark ", "深"), ("light ", "浅"))},
+    "white": "白色", "light grey": "浅灰色", "grey": "灰色", "dark grey": "深灰色", "black": "黑色",
     "Transcript (zh)": "语音转写（中文）",
     "Transcript (en)": "语音转写（英文）",
     "Transcript ({language})": "语音转写（{language}）",

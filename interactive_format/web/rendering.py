@@ -18,6 +18,7 @@ from ..dialogue import Attachment, Candidate, Conversation, Turn
 from ..errors import InputError, InteractiveFormatError
 from ..engine.history import NEW_CHAT
 from .i18n import localize
+from ..media.vision import TEXT_HEADING
 from ..inputs.readers import READERS, formats_text
 
 if TYPE_CHECKING:
@@ -161,6 +162,15 @@ def caption_label(a: Attachment, number: int | None = None, lang: str = "en") ->
     return localize(reader.label(a.meta, number) if reader else a.kind, lang)
 
 
+def shown_text(a: Attachment, lang: str = "en") -> str:
+    """An attachment's text as the chat shows it: a picture's tags (the app's words) in `lang`; the text read
+    from the picture, a transcript or a captioning model's sentence as they are."""
+    if lang == "en" or a.kind != "image" or getattr(a.meta, "kind", "") != "tags":
+        return a.text
+    tags, heading, lines = a.text.partition(f" {TEXT_HEADING}\n")
+    return localize(tags, lang) + (f" {localize(TEXT_HEADING, lang)}\n{lines}" if heading else "")
+
+
 def _user_messages(turn: Turn, i: int, lang: str) -> list[tuple[dict, Origin]]:
     out: list[tuple[dict, Origin]] = []
     for k, a in enumerate(turn.attachments):
@@ -168,7 +178,7 @@ def _user_messages(turn: Turn, i: int, lang: str) -> list[tuple[dict, Origin]]:
             out.append(({"role": "user", "content": {"path": a.path}}, (i, "file", k)))
         if a.text:
             label = caption_label(a, turn.number(k), lang)
-            out.append(({"role": "user", "content": f"*{label}:* {escape(a.text)}"}, (i, "caption", k)))
+            out.append(({"role": "user", "content": f"*{label}:* {escape(shown_text(a, lang))}"}, (i, "caption", k)))
     if turn.meta.get("refused"):  # a file that was refused: the user still sees what they sent
         name = localize(f"{turn.meta['refused']} (refused)", lang)
         out.append(({"role": "user", "content": f"📎 {escape(name)}"}, (i, "refused", None)))
@@ -301,7 +311,8 @@ def edit_target(
     elif part == "caption":
         a = turn.attachments[k]
         label = f"*{caption_label(a, turn.number(k), lang)}:* "
-        text, attachment_texts = turn.text, {k: unescape(value.removeprefix(label)).strip()}
+        edited = unescape(value.removeprefix(label)).strip()  # unchanged: the stored (English) tags are kept
+        text, attachment_texts = turn.text, {k: a.text if edited == shown_text(a, lang).strip() else edited}
     else:
         raise InputError("Only your messages, picture captions and transcripts can be edited.")
     if not text and not turn.attachments:

@@ -183,3 +183,27 @@ def test_why_a_candidate_was_ended_reads_in_chinese():
         zh = localize(reason, "zh")
         assert not re.search(r"[A-Za-z]", zh), (reason, zh)
     assert localize(stopped(2), "zh") == "已停止：已有 2 条候选回复写完"
+
+
+def test_a_pictures_tags_read_in_chinese_and_the_text_read_from_it_stays_as_it_is():
+    """On a Chinese page the tagger's frame and colours are Chinese (the ImageNet labels stay English); the lines
+    read from the picture are the picture's own, and the model still reads the English the tagger wrote."""
+    from interactive_format.dialogue import Attachment, Turn
+    from interactive_format.web.rendering import edit_target, escape, render
+
+    tags = "A photo that looks like: espresso (95%), cup (3%). Main colours: dark brown, light grey, red."
+    read = "Text in the picture:\nReady\nOpen 9:00-21:00"  # "Ready" is also a status line: it must stay
+    plain = Attachment("image", "", "A picture with no object recognised clearly. Main colours: white.", {"kind": "tags"})
+    sign = Attachment("image", "", f"{tags} {read}", {"kind": "tags", "text_lines": 2})
+    said = Attachment("audio", "", "Main colours: red.", {"language": "en"})  # a transcript: the user's words
+    conversation = Conversation("")
+    conversation.turns.append(Turn("user", "what is it?", [plain, sign, said]))
+    shown = [m["content"] for m, _ in render(conversation, "zh")]
+    assert "图中没有能清楚识别的物体。主要颜色：白色。" in shown[0]
+    assert shown[1].endswith("看起来像：espresso (95%)、cup (3%)。主要颜色：深棕色、浅灰色、红色。 图中的文字：\nReady\nOpen 9:00-21:00")
+    assert shown[2].endswith("Main colours: red.")
+    assert [m["content"] for m, _ in render(conversation, "en")][1].endswith(escape(f"{tags} {read}"))
+    _, _, texts = edit_target(conversation, 1, shown[1], "zh")  # saved unchanged: the English tags are kept
+    assert texts == {1: sign.text}
+    _, _, texts = edit_target(conversation, 1, shown[1].replace("espresso", "拿铁"), "zh")  # changed: as written
+    assert "拿铁" in texts[1]
