@@ -162,6 +162,11 @@ def caption_label(a: Attachment, number: int | None = None, lang: str = "en") ->
     return localize(reader.label(a.meta, number) if reader else a.kind, lang)
 
 
+def caption_prefix(a: Attachment, number: int | None, lang: str) -> str:
+    """What starts an attachment's text in the chat: "*Picture 2 tags:* " ("*图片 2 的标签：*" on a Chinese page)."""
+    return f"*{caption_label(a, number, lang)}{'：' if lang == 'zh' else ':'}* "
+
+
 def shown_text(a: Attachment, lang: str = "en") -> str:
     """An attachment's text as the chat shows it: a picture's tags (the app's words) in `lang`; the text read
     from the picture, a transcript or a captioning model's sentence as they are."""
@@ -177,8 +182,8 @@ def _user_messages(turn: Turn, i: int, lang: str) -> list[tuple[dict, Origin]]:
         if a.path and Path(a.path).is_file():  # imported chats (and cleaned-up uploads) keep only the text
             out.append(({"role": "user", "content": {"path": a.path}}, (i, "file", k)))
         if a.text:
-            label = caption_label(a, turn.number(k), lang)
-            out.append(({"role": "user", "content": f"*{label}:* {escape(shown_text(a, lang))}"}, (i, "caption", k)))
+            label = caption_prefix(a, turn.number(k), lang)
+            out.append(({"role": "user", "content": f"{label}{escape(shown_text(a, lang))}"}, (i, "caption", k)))
     if turn.meta.get("refused"):  # a file that was refused: the user still sees what they sent
         name = localize(f"{turn.meta['refused']} (refused)", lang)
         out.append(({"role": "user", "content": f"📎 {escape(name)}"}, (i, "refused", None)))
@@ -310,7 +315,7 @@ def edit_target(
         text, attachment_texts = unescape(value).strip(), None
     elif part == "caption":
         a = turn.attachments[k]
-        label = f"*{caption_label(a, turn.number(k), lang)}:* "
+        label = caption_prefix(a, turn.number(k), lang)
         edited = unescape(value.removeprefix(label)).strip()  # unchanged: the stored (English) tags are kept
         text, attachment_texts = turn.text, {k: a.text if edited == shown_text(a, lang).strip() else edited}
     else:
