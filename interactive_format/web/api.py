@@ -103,11 +103,11 @@ class ChatAPI:
     def chat(
         self,
         message: str,
-        image: str | None,
-        audio: str | None,
-        candidates: float,
-        temperature: float,
-        max_new_tokens: float,
+        image: str | None = None,
+        audio: str | None = None,
+        candidates: float | None = None,
+        temperature: float | None = None,
+        max_new_tokens: float | None = None,
         speak: bool = False,
         request: gr.Request | None = None,
     ) -> dict:
@@ -119,10 +119,10 @@ class ChatAPI:
     def chat_files(
         self,
         message: str,
-        files: list[str | None] | None,
-        candidates: float,
-        temperature: float,
-        max_new_tokens: float,
+        files: list[str | None] | None = None,
+        candidates: float | None = None,
+        temperature: float | None = None,
+        max_new_tokens: float | None = None,
         speak: bool = False,
         request: gr.Request | None = None,
     ) -> dict:
@@ -137,11 +137,11 @@ class ChatAPI:
     def chat_spoken(
         self,
         message: str,
-        image: str | None,
-        audio: str | None,
-        candidates: float,
-        temperature: float,
-        max_new_tokens: float,
+        image: str | None = None,
+        audio: str | None = None,
+        candidates: float | None = None,
+        temperature: float | None = None,
+        max_new_tokens: float | None = None,
         request: gr.Request | None = None,
     ) -> dict:
         """`chat`, with the reply spoken: "audio" (a WAV file, or None), "audio_seconds", "audio_notes"."""
@@ -176,12 +176,12 @@ class ChatAPI:
         self,
         conversation_id: str,
         message: str,
-        image: str | None,
-        audio: str | None,
-        candidates: float,
-        temperature: float,
-        max_new_tokens: float,
-        user_id: str,
+        image: str | None = None,
+        audio: str | None = None,
+        candidates: float | None = None,
+        temperature: float | None = None,
+        max_new_tokens: float | None = None,
+        user_id: str | None = None,  # optional for gradio_client's sake; a missing one is told (owner_of)
     ) -> dict:
         """One turn in a stored conversation ("" starts a new one); returns its id with the turn's result."""
         return self.reply_files(conversation_id, message, [image, audio], candidates, temperature, max_new_tokens,
@@ -192,11 +192,11 @@ class ChatAPI:
         self,
         conversation_id: str,
         message: str,
-        files: list[str | None] | None,
-        candidates: float,
-        temperature: float,
-        max_new_tokens: float,
-        user_id: str,
+        files: list[str | None] | None = None,
+        candidates: float | None = None,
+        temperature: float | None = None,
+        max_new_tokens: float | None = None,
+        user_id: str | None = None,
     ) -> dict:
         """`reply` with any number of files of any registered kind (as `chat_files`)."""
         owner = owner_of(user_id)
@@ -255,7 +255,7 @@ class ChatAPI:
         for a in user.attachments if user else []:
             remove_upload(a.path)
 
-    def _settings(self, candidates: float, temperature: float, max_new_tokens: float) -> TurnSettings:
+    def _settings(self, candidates: float | None, temperature: float | None, max_new_tokens: float | None) -> TurnSettings:
         defaults = self.engine.default_settings()
         return TurnSettings(
             candidates or defaults.num_candidates,

@@ -52,6 +52,23 @@ def test_text_turn(client):
     assert result["transcript"] is None and result["caption"] is None
 
 
+def test_gradio_client_needs_only_the_message(client):
+    """The files and settings are optional: a caller who sends only text gets the app's defaults."""
+    info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    optional = {e: [p["parameter_name"] for p in info[e]["parameters"] if p["parameter_has_default"]] for e in info}
+    assert optional["/chat"] == ["image", "audio", "candidates", "temperature", "max_new_tokens"]
+    assert optional["/chat_files"] == ["files", "candidates", "temperature", "max_new_tokens"]
+    assert optional["/reply"] == ["image", "audio", "candidates", "temperature", "max_new_tokens", "user_id"]
+    default_n = next(p["parameter_default"] for p in info["/chat"]["parameters"] if p["parameter_name"] == "candidates")
+    result = client.predict(message="Hello! Can you recommend a good book?", api_name="/chat")
+    check_reply(result)
+    assert len(result["candidates"]) == default_n
+    turn = client.predict(conversation_id="", message="Hi!", user_id=uuid.uuid4().hex, api_name="/reply")
+    assert turn["conversation_id"] and turn["reply"].strip()
+    with pytest.raises(AppError, match="Unknown user"):  # without user_id: told, not a crash
+        client.predict(conversation_id="", message="Hi!", api_name="/reply")
+
+
 def test_replies_are_ranked_by_the_shipped_discriminator_and_ranking(client, engine):
     reranker = engine.reranker
     d = reranker.discriminator
