@@ -255,7 +255,9 @@ class ChatAPI:
         for a in user.attachments if user else []:
             remove_upload(a.path)
 
-    def _settings(self, candidates: float | None, temperature: float | None, max_new_tokens: float | None) -> TurnSettings:
+    def _settings(
+        self, candidates: float | None, temperature: float | None, max_new_tokens: float | None
+    ) -> TurnSettings:
         defaults = self.engine.default_settings()
         return TurnSettings(
             candidates or defaults.num_candidates,

@@ -163,7 +163,7 @@ def caption_label(a: Attachment, number: int | None = None, lang: str = "en") ->
 
 
 def caption_prefix(a: Attachment, number: int | None, lang: str) -> str:
-    """What starts an attachment's text in the chat: "*Picture 2 tags:* " ("*图片 2 的标签：*" on a Chinese page)."""
+    """What starts an attachment's text in the chat: "*Picture 2 tags:* " ("*图片 2 的标签：* " in Chinese)."""
     return f"*{caption_label(a, number, lang)}{'：' if lang == 'zh' else ':'}* "
 
 

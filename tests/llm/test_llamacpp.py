@@ -101,7 +101,8 @@ def test_each_request_gets_its_own_limit_temperature_and_seed(llama):
     # suite run with three workers on 2 cores).
     first, again = (run(llama, HELLO, seeded)[-1].drafts for _ in range(2))
     assert [d.token_ids for d in first] == [d.token_ids for d in again]
-    assert [d.token_ids for d in first] != [d.token_ids for d in run(llama, HELLO, dataclasses.replace(seeded, seed=2))[-1].drafts]
+    other_seed = run(llama, HELLO, dataclasses.replace(seeded, seed=2))[-1].drafts
+    assert [d.token_ids for d in first] != [d.token_ids for d in other_seed]
 
 
 def test_concurrent_users_each_get_their_own_reply(llama, generator):

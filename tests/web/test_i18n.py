@@ -193,14 +193,16 @@ def test_a_pictures_tags_read_in_chinese_and_the_text_read_from_it_stays_as_it_i
 
     tags = "A photo that looks like: espresso (95%), cup (3%). Main colours: dark brown, light grey, red."
     read = "Text in the picture:\nReady\nOpen 9:00-21:00"  # "Ready" is also a status line: it must stay
-    plain = Attachment("image", "", "A picture with no object recognised clearly. Main colours: white.", {"kind": "tags"})
+    unclear = "A picture with no object recognised clearly. Main colours: white."
+    plain = Attachment("image", "", unclear, {"kind": "tags"})
     sign = Attachment("image", "", f"{tags} {read}", {"kind": "tags", "text_lines": 2})
     said = Attachment("audio", "", "Main colours: red.", {"language": "en"})  # a transcript: the user's words
     conversation = Conversation("")
     conversation.turns.append(Turn("user", "what is it?", [plain, sign, said]))
     shown = [m["content"] for m, _ in render(conversation, "zh")]
     assert "图中没有能清楚识别的物体。主要颜色：白色。" in shown[0]
-    assert shown[1].startswith("*图片 2 的标签和文字：* ") and shown[1].endswith("看起来像：espresso (95%)、cup (3%)。主要颜色：深棕色、浅灰色、红色。 图中的文字：\nReady\nOpen 9:00-21:00")
+    assert shown[1].startswith("*图片 2 的标签和文字：* ")
+    assert shown[1].endswith("看起来像：espresso (95%)、cup (3%)。主要颜色：深棕色、浅灰色、红色。 图中的文字：\nReady\nOpen 9:00-21:00")
     assert shown[2].endswith("Main colours: red.")
     assert [m["content"] for m, _ in render(conversation, "en")][1].endswith(escape(f"{tags} {read}"))
     _, _, texts = edit_target(conversation, 1, shown[1], "zh")  # saved unchanged: the English tags are kept
