@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import ARTIFACTS, CHROMIUM, FLAGS
-from .test_browser import idle, ready
+from .test_browser import idle, ready, send
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
 
@@ -88,14 +88,6 @@ def english_in_the_ui(page) -> list[str]:
     return sorted({w for w in words if w not in NAMES})
 
 
-def answered(page) -> None:
-    """Wait until the turn just sent has a reply and has ended (right after Enter the status still says "Ready"
-    from before it: waiting for that alone took the screenshot of an empty chat)."""
-    page.wait_for_function("document.querySelectorAll('#chatbot [data-testid=bot]').length >= 1", timeout=60_000)
-    page.wait_for_function("document.querySelector('#stop-btn').disabled", timeout=90_000)
-    idle(page)
-
-
 def watched_without_a_silent_switch(page) -> None:
     """Each update of the reply's bubble only added to what was shown, unless the chat says the draft was replaced
     or dropped."""
@@ -119,9 +111,7 @@ def test_a_newcomers_first_turns(playwright, flow_server, media, quiet_microphon
     header = page.inner_text("#flow-header")
     assert ("互动对话" in header) if zh else ("Interactive Format" in header)
 
-    page.fill("#input-box textarea", "推荐一道简单的晚饭菜。" if zh else "Suggest a simple dinner.")
-    page.press("#input-box textarea", "Enter")
-    answered(page)
+    send(page, "推荐一道简单的晚饭菜。" if zh else "Suggest a simple dinner.")  # waits for the reply, then "Ready"
     page.screenshot(path=str(ARTIFACTS / f"{name}-2-reply.png"), full_page=True)
     watched_without_a_silent_switch(page)
     chat = page.inner_text("#chatbot")
