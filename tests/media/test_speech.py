@@ -335,7 +335,7 @@ def test_english_only_model_transcribes(cache_dir):
     assert wer([reference], [result.text]) <= 0.25
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+@needs_espeak
 def test_synthesised_sentence_is_mostly_right(base, tmp_path):
     sentence = "Please book a table for four people at seven o'clock tomorrow evening."
     wav = tmp_path / "espeak.wav"
@@ -348,7 +348,7 @@ def test_synthesised_sentence_is_mostly_right(base, tmp_path):
 MANDARIN = "你好，请帮我打开客厅的灯，谢谢。"  # "Hello, please turn on the living-room light, thanks."
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+@needs_espeak
 def test_mandarin_voice_is_transcribed_in_chinese_characters(base, tmp_path):
     """Whisper detects Mandarin by itself. The voice is espeak-ng's Mandarin (cmn) reading pinyin: its plain
     `cmn` voice (1.51) speaks the tone digits of its own pinyin as English numbers ("da three")."""
