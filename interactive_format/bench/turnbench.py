@@ -56,6 +56,7 @@ class SeededGenerator:
         self.inner, self.seed = inner, 0
         self.first_at: float | None = None  # perf_counter when the first candidate text arrived
         self.tokens = self.longest = 0  # tokens decoded in the turn: all candidates, the longest one
+        self.prompt_tokens = self.cached_tokens = None  # the turn's prompt, and its part served from llama.cpp's cache
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
@@ -68,6 +69,7 @@ class SeededGenerator:
                 self.first_at = time.perf_counter()
             self.tokens = sum(len(d.token_ids) for d in sample.drafts)
             self.longest = max((len(d.token_ids) for d in sample.drafts), default=0)
+            self.prompt_tokens, self.cached_tokens = sample.prompt_tokens, sample.cached_tokens
             yield sample
 
 
@@ -117,6 +119,8 @@ def one_turn(engine, text: str, n: int, seed: int) -> dict:
         "first_token_s": round((generator.first_at or time.perf_counter()) - started, 3),
         "tokens": generator.tokens,
         "longest_tokens": generator.longest,
+        "prompt_tokens": generator.prompt_tokens,
+        "cached_prompt_tokens": generator.cached_tokens,
         "shown": reply.candidates[reply.chosen].text,
     }
 

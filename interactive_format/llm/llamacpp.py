@@ -165,7 +165,7 @@ class LlamaCppGenerator:
             ]
         for first, body, cancel in requests:
             threading.Thread(target=self._run, args=(body, cancel, chunks, first), name="llama.cpp", daemon=True).start()
-        drafts = [Draft() for _ in range(params.n)]
+        drafts, usage = [Draft() for _ in range(params.n)], {}
         deadline, running, ended = Deadline(params.timeout_s), len(requests), False
         try:
             while running:
@@ -176,6 +176,7 @@ class LlamaCppGenerator:
                     raise generation_error(chunk) from chunk
                 else:
                     changed = _apply(chunk, drafts, first, rows)  # an ended row keeps its text as it was
+                    usage = chunk.get("usage") or usage  # on a request's last chunks: its prompt's counts
                     if ends is not None and all(_over(k, d, rows, params) for k, d in enumerate(drafts)):
                         done.set()  # one request: the rows still decoding are all ended
                     if changed:
@@ -184,7 +185,8 @@ class LlamaCppGenerator:
         finally:
             if not ended:
                 stop.set()  # the consumer went away, the reply timed out or a request failed: end them all
-        yield Sample(drafts, seed, done=True, stopped=stop.is_set())
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") if usage else None
+        yield Sample(drafts, seed, True, stop.is_set(), usage.get("prompt_tokens"), cached)
 
     def _run(self, body: dict, cancel: Callable[[], bool], chunks: queue.Queue, first: int) -> None:
         """One streamed request (blocks in llama.cpp) for the candidates from row `first` on; every chunk goes to

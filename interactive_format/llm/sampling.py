@@ -54,6 +54,10 @@ class Sample:
     seed: int
     done: bool = False
     stopped: bool = False  # the user pressed stop
+    # The prompt's tokens and how many of them came from the engine's prompt cache (not evaluated again), where the
+    # engine reports them (llama.cpp: on the last sample); None elsewhere.
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
 
 
 class RowEnds:

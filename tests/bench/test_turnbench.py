@@ -88,7 +88,6 @@ def test_install_size_counts_the_packages_and_the_joined_weights():
 
 
 @pytest.mark.slow
-@pytest.mark.alone  # compares first-token times (beside another worker, one ratio fell under its 0.4)
 def test_the_models_part_runs_end_to_end_on_two_real_chat_models(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(turnbench, "TURN_PROMPTS", [TURN_PROMPTS[0], TURN_PROMPTS[1]])
     out = bench.main(["models", "--models", "embedded:qwen2.5-coder-0.5b,embedded:smollm2-135m", "--ns", "1,2",
@@ -105,10 +104,10 @@ def test_the_models_part_runs_end_to_end_on_two_real_chat_models(monkeypatch, tm
         ("en-1", "135m", 2),
         ("en-1", "0.5b", 2),
     ]  # interleaved by prompt, the models' order flipped on every other prompt
-    # every prompt is new to the server that answers it: no first token comes from llama.cpp's prompt cache
-    # (served from the cache, N = 2's first token came 5x sooner than N = 1's on the same prompt)
-    first = {(r["prompt"], r["model"], r["n"]): r["first_token_s"] for r in rows}
-    assert all(first[p, m, 2] > 0.4 * first[p, m, 1] for p, m, n in first if m.endswith("0.5b") and n == 1)
+    # every prompt is new to the server that answers it: llama.cpp's prompt cache holds the persona (cached by the
+    # untimed first turn), never the question (asked again at another N, all but its last token came from the cache)
+    for r in rows:
+        assert r["cached_prompt_tokens"] > 10 and r["prompt_tokens"] - r["cached_prompt_tokens"] > 5, r
     assert all(r["tokens"] >= r["longest_tokens"] > 0 and 0 < r["first_token_s"] <= r["turn_s"] for r in rows)
     assert {r["seed"] for r in rows if r["prompt"] == "zh-1"} == {100} and {r["seed"] for r in rows} == {100, 101}
     assert models["settings"]["max_new_tokens"] == 128 and "ratios" in models
