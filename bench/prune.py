@@ -18,7 +18,7 @@ tokens decoded.
 **live**: eight prompts (four Chinese, four English, none from the labelled pools) and a follow-up question
 in the same conversation, through the app's ChatEngine.respond with its default settings and reranker,
 per model: the arms of `ARMS` (N = 1, N = 4 as before, N = 4 with the policy, …) one after another per
-prompt and turn, each in its own conversation, with the same seed (same load; llama.cpp, 1 thread).
+prompt and turn, each in its own conversation, with the same seed (same load; llama.cpp with the app's threads).
 
 Writes bench/results/prune-cpu2-<date>.json (both parts; `live` keeps the `offline` part of an earlier
 file of the same day and the reverse).
@@ -334,7 +334,12 @@ def main() -> None:
         for m in models:
             for turn, summary in m["summary"].items():
                 print(m["model"], turn, json.dumps(summary["all"]))
-        how = "ChatEngine.respond, app defaults (persona, T 0.7, top-p 0.9, 128 tokens, shipped D), llama.cpp 1 thread"
+        from interactive_format.models.device import llm_pinned_cpus, llm_threads
+        from interactive_format.settings.load import load_config
+
+        threads = llm_threads(load_config().models.llm_threads)
+        how = ("ChatEngine.respond, app defaults (persona, T 0.7, top-p 0.9, 128 tokens, shipped D), "
+               f"llama.cpp {threads} thread(s){' pinned' if llm_pinned_cpus(threads) else ''}")
         result = {"how": how, "load_start": load, "load_end": [round(x, 2) for x in os.getloadavg()], "models": models}
         print("->", write("live", result))
     if args.part == "offline":

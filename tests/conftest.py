@@ -99,8 +99,10 @@ def pytest_sessionfinish(session) -> None:
 
 
 def share_the_cores() -> None:
-    """Under xdist, torch in each worker gets its share of the CPUs (the app takes them all, `configure_threads`):
-    two workers with a thread per core each ran a 4 s Whisper test in 37 s, their threads spinning on each other."""
+    """Under xdist, torch and llama.cpp in each worker get its share of the CPUs (the app takes them all,
+    `configure_threads`, `llm_threads`): two workers with a thread per core each ran a 4 s Whisper test in 37 s,
+    their threads spinning on each other. llama.cpp's share goes through IF_LLM_THREADS, so the apps the tests
+    start get it too (a test or a caller that sets it keeps its own)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers < 2:
         return
@@ -111,6 +113,7 @@ def share_the_cores() -> None:
     share = max(1, device.usable_cpus() // workers)
     torch.set_num_threads(share)
     device.configure_threads = lambda: share  # read at each call: the app's loaders import it when they load
+    os.environ.setdefault("IF_LLM_THREADS", str(share))
 
 
 share_the_cores()

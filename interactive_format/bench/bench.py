@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--turn-llm", default="",
                    help="llm: also time a 4 × 96-token text turn on these models (llama.cpp; comma-separated)")  # fmt: skip
     p.add_argument("--models", default="embedded:qwen2.5-coder-1.5b,embedded:qwen2.5-coder-0.5b",
-                   help="models: chat model specs side by side (comma-separated; ratios: first over last)")  # fmt: skip
+                   help="models: chat model specs side by side (comma-separated; ratios: first over last; "
+                        "SPEC@threads=N: that model with N llama.cpp threads)")  # fmt: skip
     p.add_argument("--ns", default="1,2,4", help="models: candidates per turn (comma-separated)")
     p.add_argument("--first-start", action="store_true", help="models: also time the app's first start per model")
     p.add_argument("--out", default=None, help="JSON path (default: bench/results/PART-DEVICE-MODEL-DATE.json)")

@@ -30,11 +30,11 @@ def load_generator(models, device: str) -> Generator:
 
     backend = backend_for(models, device)
     if backend == "llamacpp":
-        from ..models.device import llm_threads
+        from ..models.device import llm_pinned_cpus, llm_threads
         from .llamacpp import LlamaCppGenerator, LlamaCppOptions
 
         threads = llm_threads(models.llm_threads)
-        options = LlamaCppOptions(threads=threads, batch_threads=threads)
+        options = LlamaCppOptions(threads=threads, batch_threads=threads, cpus=llm_pinned_cpus(threads))
         return LlamaCppGenerator.from_spec(models.llm, models.cache_dir, options)
     spec = parse_spec(models.llm)
     if spec.kind == "openai":

@@ -36,11 +36,12 @@ LOOPBACK = "127.0.0.1"
 class LlamaCppOptions:
     """How llama.cpp runs the model."""
 
-    # Decode threads (the app passes `device.llm_threads`: half the usable CPUs). Measured on the shared 2-core
-    # machine (docs/performance.md): with 1 thread SmolLM2 holds ~47 tok/s while another process takes a core
-    # (71 idle); with 2 threads it falls to 5-12 tok/s.
+    # Decode threads (the app passes `device.llm_threads`: one per physical core). Unpinned threads wait for each
+    # other spinning while the OS runs another process on one of their cores (docs/performance.md).
     threads: int = 1
-    batch_threads: int = 1  # threads for the prompt (prefill); the same trade-off under load
+    batch_threads: int = 1  # threads for the prompt (prefill)
+    # CPUs to pin the threads to, one each (the app passes `device.llm_pinned_cpus`); (): the OS places them.
+    cpus: tuple[int, ...] = ()
     slots: int = 16  # sequences decoded together: all users' candidates (a request waits for free slots)
     context: int = 16384  # KV-cache tokens shared by all slots (unified cache)
     verbosity: int = -1  # llama.cpp's own log: -1 errors only
@@ -63,6 +64,10 @@ def start_server(gguf: Path, name: str, options: LlamaCppOptions, port: int = 0,
     p.model.path = str(gguf)
     p.cpuparams.n_threads = options.threads
     p.cpuparams_batch.n_threads = options.batch_threads
+    if options.cpus:
+        for cpu in (p.cpuparams, p.cpuparams_batch):
+            cpu.cpumask = [i in options.cpus for i in range(len(cpu.cpumask))]
+            cpu.mask_valid = cpu.strict_cpu = True  # thread k on the k-th CPU of the mask
     p.n_parallel = options.slots
     p.kv_unified = True
     p.n_ctx = options.context

@@ -8,12 +8,13 @@ from pathlib import Path
 
 
 CGROUP = Path("/sys/fs/cgroup")
+SYS_CPU = Path("/sys/devices/system/cpu")
 
 
 def usable_cpus() -> int:
     """The CPUs this process may run on: its affinity where the OS has one, fewer when a container's CPU quota
     (`docker run --cpus 2` on a 16-core host) allows less."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = len(affinity())
     quota = cgroup_cpu_quota()
     return max(1, min(cpus, math.ceil(quota))) if quota else cpus
 
@@ -35,14 +36,49 @@ def cgroup_cpu_quota(root: Path = CGROUP) -> float | None:
     return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
-def llm_threads(configured: int) -> int:
-    """llama.cpp's threads: `configured`, or with 0 (the default) half the usable CPUs, at least one.
+def physical_cores(cpus: set[int], root: Path = SYS_CPU) -> int | None:
+    """How many physical cores the logical CPUs `cpus` sit on (CPUs that are threads of one core count once, by
+    the OS's `thread_siblings_list`); None where the OS does not say."""
+    cores = set()
+    for cpu in cpus:
+        try:
+            cores.add((root / f"cpu{cpu}" / "topology" / "thread_siblings_list").read_text().strip())
+        except OSError:
+            return None
+    return len(cores) or None
 
-    Half: llama.cpp's own default is the physical cores (half the logical CPUs where cores run two threads), and
-    the speech, picture and voice models need cores beside it. A 2-CPU machine (a free Space, this project's
-    test machine) gets 1 thread, which holds its speed when another process takes a core, where 2 threads fell
-    to a fraction of it (docs/performance.md); a 4-CPU machine 2, a 16-CPU one 8."""
-    return configured if configured > 0 else max(1, usable_cpus() // 2)
+
+def affinity() -> set[int]:
+    """The logical CPUs this process may run on (all of them where the OS has no affinity)."""
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+
+
+def llm_threads(configured: int) -> int:
+    """llama.cpp's threads: `configured`, or with 0 (the default) one per physical core this process may use, at
+    most the usable CPUs (a container's quota), at least one; half the usable CPUs where the cores are unknown.
+
+    llama.cpp's own default also counts physical cores: a second thread on a core's other hyperthread adds little.
+    A 2-CPU machine of 2 cores (a free Space, this project's test machine) gets 2 threads, a 16-CPU machine of 8
+    hyperthreaded cores 8, a container limited to 2 CPUs on a 16-core host 2. Pinned to their cores
+    (`llm_pinned_cpus`), 2 threads on 2 cores stay faster than 1 while another process keeps a core busy
+    (docs/performance.md)."""
+    if configured > 0:
+        return configured
+    cores = physical_cores(affinity())
+    return max(1, min(cores, usable_cpus()) if cores else usable_cpus() // 2)
+
+
+def llm_pinned_cpus(threads: int) -> tuple[int, ...]:
+    """The CPUs to pin llama.cpp's `threads` to, one each: every CPU this process may run on, when there are
+    exactly `threads` of them, each its own core, and no quota narrower than them; () otherwise (the OS places
+    the threads). Unpinned, llama.cpp's threads wait for each other spinning whenever the OS moves one onto the
+    core another process is using: on 2 cores beside a busy process, 2 threads took 2.3x as long as 1 thread for
+    four candidates; pinned, 0.92x (bench/threads.py)."""
+    cpus = affinity()
+    quota = cgroup_cpu_quota()
+    if len(cpus) != threads or (quota is not None and quota < len(cpus)) or physical_cores(cpus) != len(cpus):
+        return ()
+    return tuple(sorted(cpus))
 
 
 def configure_threads() -> int:

@@ -79,6 +79,20 @@ def test_the_summary_gives_medians_maxima_and_ratios_side_by_side():
     assert out["ratios"]["big_over_small"]["1"]["first_token_s_median"] == 3.0
 
 
+def test_a_model_can_run_beside_itself_with_another_thread_count(monkeypatch):
+    from interactive_format.engine import engines
+    from interactive_format.settings.load import load_config
+
+    built = []
+    monkeypatch.setattr(engines, "build_engine", lambda config, models: built.append(config.models) or fake_engine())
+    turnbench.engines_for(["embedded:qwen2.5-coder-1.5b", "embedded:qwen2.5-coder-1.5b@threads=1"], [1])
+    assert [m.llm for m in built] == ["embedded:qwen2.5-coder-1.5b"] * 2
+    assert built[0].llm_threads == load_config().models.llm_threads and built[1].llm_threads == 1  # as set / the arm's
+    assert turnbench.arm("embedded:qwen2.5-coder-1.5b@threads=1") == ("embedded:qwen2.5-coder-1.5b", 1)
+    assert turnbench.arm("embedded:qwen2.5-coder-1.5b") == ("embedded:qwen2.5-coder-1.5b", None)
+    assert turnbench.short("embedded:qwen2.5-coder-1.5b@threads=1") == "1.5b-threads1"  # keys and file names
+
+
 def test_install_size_counts_the_packages_and_the_joined_weights():
     size = install_size("embedded:qwen2.5-coder-0.5b")
     model = EMBEDDED["qwen2.5-coder-0.5b"]

@@ -186,6 +186,26 @@ def test_the_engine_listens_on_loopback_only(llama):
     assert addresses and all(a in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for a in addresses), addresses
 
 
+def test_pinned_threads_run_one_on_each_cpu(cache_dir):
+    """With `cpus`, llama.cpp's compute threads are each bound to one CPU of the set (read back from the OS), and
+    the process's own threads stay free."""
+    cpus = tuple(sorted(os.sched_getaffinity(0)))[:2]
+    options = LlamaCppOptions(threads=len(cpus), batch_threads=len(cpus), cpus=cpus, slots=2, context=1024)
+    generator = LlamaCppGenerator.from_spec(SMOLLM, cache_dir, options)
+    try:
+        assert greedy_text(generator, HELLO, tokens=4)[0]
+
+        def allowed(task: Path) -> str:
+            return next(line.split()[1] for line in (task / "status").read_text().splitlines()
+                        if line.startswith("Cpus_allowed_list"))  # fmt: skip
+
+        bound = {allowed(t) for t in Path("/proc/self/task").iterdir()}
+        assert {str(c) for c in cpus} <= bound  # a thread bound to each of the CPUs
+        assert allowed(Path(f"/proc/self/task/{threading.get_native_id()}")) not in {str(c) for c in cpus} or len(cpus) == 1
+    finally:
+        generator.close()
+
+
 def test_a_truncated_gguf_is_a_clear_model_load_error(llama, tmp_path):
     short = tmp_path / "short.gguf"
     with open(llama.gguf, "rb") as src:

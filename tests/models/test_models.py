@@ -600,19 +600,41 @@ def test_a_containers_cpu_quota_is_read_from_cgroup_v2_or_v1(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "affinity, quota, usable, threads",
-    [(2, None, 2, 1), (1, None, 1, 1), (4, None, 4, 2), (16, None, 16, 8), (16, 2.0, 2, 1), (16, 2.5, 3, 1), (8, 6.0, 6, 3)],
+    "affinity, quota, cores, usable, threads, pinned",
+    [
+        (2, None, 2, 2, 2, (0, 1)),  # a 2-core machine: a thread per core, pinned
+        (1, None, 1, 1, 1, (0,)),
+        (4, None, 2, 4, 2, ()),  # 2 hyperthreaded cores: 2 threads, the OS places them
+        (16, None, 8, 16, 8, ()),
+        (16, 2.0, 8, 2, 2, ()),  # a container limited to 2 CPUs on a 16-CPU host: 2 threads, not pinned
+        (16, 2.5, 16, 3, 3, ()),
+        (4, None, None, 4, 2, ()),  # cores unknown: half the CPUs
+    ],
 )
-def test_llama_cpp_gets_half_the_usable_cpus_unless_set(monkeypatch, affinity, quota, usable, threads):
+def test_llama_cpp_gets_a_thread_per_physical_core_unless_set(monkeypatch, affinity, quota, cores, usable, threads, pinned):
     """A quota below the affinity (a container limited to 2 CPUs on a 16-core host) counts, or 8 threads would
-    fight over 2 CPUs; a thread count that is set is kept."""
+    fight over 2 CPUs; threads are pinned only when they are one per CPU of the process; a thread count that is
+    set is kept."""
     from interactive_format.models import device
 
     monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: set(range(affinity)), raising=False)
     monkeypatch.setattr(device, "cgroup_cpu_quota", lambda: quota)
+    monkeypatch.setattr(device, "physical_cores", lambda cpus: cores)
     assert device.usable_cpus() == usable
     assert device.llm_threads(0) == threads
+    assert device.llm_pinned_cpus(device.llm_threads(0)) == pinned
     assert device.llm_threads(3) == 3
+
+
+def test_physical_cores_count_hyperthreads_of_one_core_once(tmp_path):
+    from interactive_format.models.device import physical_cores
+
+    for cpu, siblings in enumerate(["0,2", "1,3", "0,2", "1,3", "4"]):
+        (tmp_path / f"cpu{cpu}" / "topology").mkdir(parents=True)
+        (tmp_path / f"cpu{cpu}" / "topology" / "thread_siblings_list").write_text(siblings + "\n")
+    assert physical_cores({0, 1, 2, 3}, tmp_path) == 2
+    assert physical_cores({0, 1, 4}, tmp_path) == 3
+    assert physical_cores({0, 7}, tmp_path) is None  # the OS does not say for cpu7
 
 
 def test_the_chat_model_loads_with_the_resolved_thread_count(monkeypatch, tmp_path):
@@ -621,8 +643,10 @@ def test_the_chat_model_loads_with_the_resolved_thread_count(monkeypatch, tmp_pa
 
     made = []
     monkeypatch.setattr(device, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(device, "physical_cores", lambda cpus: 4)
+    monkeypatch.setattr(device, "llm_pinned_cpus", lambda threads: tuple(range(threads)) if threads == 4 else ())
     monkeypatch.setattr(backends, "backend_for", lambda models, device: "llamacpp")
     monkeypatch.setattr(llamacpp.LlamaCppGenerator, "from_spec", classmethod(lambda cls, spec, cache, opts: made.append(opts)))
     backends.load_generator(ModelsConfig(cache_dir=tmp_path), "cpu")  # the default: 0, resolved
     backends.load_generator(ModelsConfig(cache_dir=tmp_path, llm_threads=2), "cpu")
-    assert [(o.threads, o.batch_threads) for o in made] == [(4, 4), (2, 2)]
+    assert [(o.threads, o.batch_threads, o.cpus) for o in made] == [(4, 4, (0, 1, 2, 3)), (2, 2, ())]
