@@ -15,7 +15,7 @@ from interactive_format.web.api import owner_of
 from interactive_format.web.callbacks import chat_ui
 from interactive_format.dialogue import Candidate
 from interactive_format.ranking.ranking import Reranker, load_ranking
-from interactive_format.web.rendering import to_messages
+from interactive_format.web.rendering import NOTE_MARK, to_messages
 from interactive_format.store.store import Store
 
 from ..conftest import TEST_ENV, free_port
@@ -166,7 +166,11 @@ def test_stream_yields_partial_replies(ui):
     assert len(pending) >= 3  # the reply grew in steps
     lengths = [len(u.chat.conversation.turns[-1].reply) for u in pending]
     assert lengths[-1] >= lengths[0]
-    assert to_messages(conv)[-1]["content"] == conv.turns[-1].reply  # the reply itself, no candidates bubble
+    messages = to_messages(conv)
+    first = next(k for k, m in enumerate(messages) if m["role"] == "assistant")
+    assert messages[first]["content"] == conv.turns[-1].reply  # the reply itself, no candidates bubble
+    # after it at most the note that the streamed draft was replaced (the draft, cut off at 24 tokens, lost)
+    assert all(NOTE_MARK in m["content"] for m in messages[first + 1 :]) and len(messages) <= first + 2
 
 
 def test_empty_submission_adds_nothing(ui):

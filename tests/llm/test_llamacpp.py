@@ -189,19 +189,23 @@ def test_the_engine_listens_on_loopback_only(llama):
 def test_pinned_threads_run_one_on_each_cpu(cache_dir):
     """With `cpus`, llama.cpp's compute threads are each bound to one CPU of the set (read back from the OS), and
     the process's own threads stay free."""
-    cpus = tuple(sorted(os.sched_getaffinity(0)))[:2]
+    own = os.sched_getaffinity(0)
+    cpus = tuple(sorted(own))[:2]
     options = LlamaCppOptions(threads=len(cpus), batch_threads=len(cpus), cpus=cpus, slots=2, context=1024)
     generator = LlamaCppGenerator.from_spec(SMOLLM, cache_dir, options)
     try:
         assert greedy_text(generator, HELLO, tokens=4)[0]
 
         def allowed(task: Path) -> str:
-            return next(line.split()[1] for line in (task / "status").read_text().splitlines()
-                        if line.startswith("Cpus_allowed_list"))  # fmt: skip
+            try:
+                status = (task / "status").read_text()
+            except FileNotFoundError:  # a thread that ended meanwhile
+                return ""
+            return next(line.split()[1] for line in status.splitlines() if line.startswith("Cpus_allowed_list"))
 
         bound = {allowed(t) for t in Path("/proc/self/task").iterdir()}
         assert {str(c) for c in cpus} <= bound  # a thread bound to each of the CPUs
-        assert allowed(Path(f"/proc/self/task/{threading.get_native_id()}")) not in {str(c) for c in cpus} or len(cpus) == 1
+        assert os.sched_getaffinity(0) == own  # the thread that started and asked it keeps its CPUs
     finally:
         generator.close()
 
