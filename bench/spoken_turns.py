@@ -3,12 +3,13 @@
 engine (the 1.5B, N = 4, 128 tokens, seeded; the default Kokoro voice), the default llama.cpp threads against 1
 thread, alternating per prompt. Both arms speak the same replies (the same tokens).
 
-PYTHONPATH=. python bench/spoken_turns.py   (writes bench/results/spoken-turns-<date>.json; docs/performance.md)
+PYTHONPATH=. python bench/spoken_turns.py [OUT]   (default OUT: bench/results/spoken-turns-<date>.json; docs/performance.md)
 """
 import datetime
 import io
 import json
 import statistics
+import sys
 import threading
 import time
 import wave
@@ -63,6 +64,6 @@ for i, text in enumerate(PROMPTS):
         print(spec[-10:], row, flush=True)
 for s, rows in res.items():
     print(s, {k: statistics.median(r[k] for r in rows) for k in ("turn_s", "first_audio_s", "gaps_s")})
-out = f"bench/results/spoken-turns-{datetime.date.today().isoformat()}.json"
+out = sys.argv[1] if len(sys.argv) > 1 else f"bench/results/spoken-turns-{datetime.date.today().isoformat()}.json"
 json.dump(res, open(out, "w"), indent=1)
 print(out)

@@ -31,6 +31,10 @@ FIRST_CHUNK_CHARS = 8  # the first piece may end at a comma once this long (a Ch
 # that its audio (synthesised about as fast as it plays) is ready sooner (bench/tts.py: first audio).
 FIRST_WORDS = 2  # words before such a cut (the word just before it is not a function word)
 FIRST_CUT_LONGER_THAN = 24  # only in a first sentence longer than this (characters): a short one is said whole
+# A later piece of a long English sentence ends at a comma or colon once this long (characters), so the voice
+# goes on while the sentence is still being written instead of waiting for its end (bench/spoken_turns.py: 31 s
+# of silence in six spoken turns became 18 s).
+LATER_CLAUSE_CHARS = 40
 # Chinese said in whole sentences (no first-clause cut; a sentence of ZH_SHORT characters or fewer is said with
 # the next): Kokoro's Mandarin from these voices is heard better in longer pieces (bench/tts.py "+zhwhole").
 ZH_WHOLE_SENTENCES = True
@@ -43,9 +47,10 @@ HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HAN = re.compile(f"[{HAN}]")
 _LATIN = re.compile(r"[A-Za-z]")
 _LETTER_OR_DIGIT = re.compile(r"\w")
-# A sentence ends at Chinese end punctuation, or at .!?; followed by a space / the end (not "3.5", "e.g.x").
+# A sentence ends at Chinese end punctuation, or at .!?; followed by a space / the end (not "3.5", "e.g.x"; nor
+# "3." at the end of the text so far, which may still be "3.5": `_pending_number`).
 _END = re.compile(r"[。！？；…\n]+[”」』）)]*|[.!?;]+[\"'”)\]]*(?=\s|$)")
-_CLAUSE = re.compile(r"[，、：,:]+(?=\s|[^\x00-\x7f]|$)")
+_CLAUSE = re.compile(r"[，、：,:]+(?=\s|[^\x00-\x7f]|$)")  # likewise not "3," of "3,000"
 
 
 class SpeakerError(InteractiveFormatError):
@@ -67,9 +72,16 @@ def language_of(text: str) -> str | None:
 _ABBREVIATION = re.compile(r"(?:\b[A-Za-z]\.)+$|\b(?:Mr|Mrs|Ms|Dr|St|vs|etc|approx|No)\.$")
 
 
+def _pending_number(text: str, mark: re.Match) -> bool:
+    """A dot or comma after a digit at the very end of the streamed text: maybe "3." of "3.5" or "3," of "3,000"."""
+    return mark.end() == len(text) and mark.group()[0] in ".," and text[: mark.start()][-1:].isdigit()
+
+
 def _end_of_sentence(text: str) -> int:
     """The end of the first sentence-ending punctuation that is not an abbreviation's dot (0: none)."""
     for end in _END.finditer(text):
+        if _pending_number(text, end):
+            return 0
         if not (end.group().startswith(".") and _ABBREVIATION.search(text[: end.start() + 1])):
             return end.end()
     return 0
@@ -98,18 +110,22 @@ def _word_cut(text: str, cut: int) -> int:
     return 0
 
 
-def _cut(text: str, first: bool) -> int:
-    """Where the first complete sentence of `text` ends (0: none yet); the first piece may end at a clause,
-    or (English) before a function word inside that clause."""
+def _cut(text: str, first: bool, clauses: bool = True) -> int:
+    """Where the first complete sentence of `text` ends (0: none yet); with `clauses`, the first piece may end at
+    a clause, or (English) before a function word inside that clause, and a later one at a long clause."""
     cut = _end_of_sentence(text)
     if ZH_WHOLE_SENTENCES and cut and 0 < len(_HAN.findall(text[:cut])) <= ZH_SHORT:
         after = _end_of_sentence(text[cut:])  # a short Chinese sentence is said with the next one
         cut = cut + after if after else 0
-    if not first:
+    if not clauses:
         return cut
+    if not first:
+        return _later_clause(text, cut) or cut
     for clause in _CLAUSE.finditer(text):
         if cut and clause.end() >= cut or ZH_WHOLE_SENTENCES and _HAN.search(text[: clause.start()]):
             break
+        if _pending_number(text, clause):
+            return 0
         if _weight(text[: clause.start()]) >= FIRST_CHUNK_CHARS:
             cut = clause.end()
             break
@@ -118,24 +134,37 @@ def _cut(text: str, first: bool) -> int:
     return _word_cut(text, cut) or cut
 
 
+def _later_clause(text: str, cut: int) -> int:
+    """Where a later English piece may end at a clause (0: nowhere): the first comma or colon inside the sentence
+    (ending at `cut`, or still streaming: 0) after LATER_CLAUSE_CHARS."""
+    for clause in _CLAUSE.finditer(text):
+        if cut and clause.end() >= cut or _HAN.search(text[: clause.start()]) or _pending_number(text, clause):
+            return 0
+        if _weight(text[: clause.start()]) >= LATER_CLAUSE_CHARS:
+            return clause.end()
+    return 0
+
+
 def split_sentences(text: str) -> list[str]:
     """The text's sentences (Chinese and English punctuation), stripped, empty ones dropped."""
-    splitter = SentenceSplitter(first_clause=False)
+    splitter = SentenceSplitter(clauses=False)
     return splitter.feed(text) + splitter.flush()
 
 
 class SentenceSplitter:
-    """Cuts a streamed reply into sentences as soon as each is complete."""
+    """Cuts a streamed reply into sentences as soon as each is complete (with `clauses`, the pieces a voice says
+    while the reply streams: a first piece may stop at a comma, so the first audio comes sooner, and a long
+    English sentence goes on at its commas)."""
 
-    def __init__(self, first_clause: bool = True) -> None:
+    def __init__(self, clauses: bool = True) -> None:
         self._buffer = ""
-        self._first = first_clause  # the first piece may stop at a comma, so the first audio comes sooner
+        self._first, self._clauses = True, clauses
 
     def feed(self, delta: str) -> list[str]:
         """Add streamed text; returns the sentences it completed."""
         self._buffer += delta
         out = []
-        while cut := _cut(self._buffer, self._first):
+        while cut := _cut(self._buffer, self._first, self._clauses):
             piece, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
             if piece:
                 out.append(piece)

@@ -83,10 +83,39 @@ def test_a_long_english_first_sentence_is_cut_before_a_function_word_the_same_wa
     assert list(cut.values()) == [["The battery", "of the smoke detector is low."], *([t] for t in list(cut)[1:])]
 
 
+def test_a_long_english_sentence_goes_on_at_its_commas_so_the_voice_need_not_wait_for_its_end():
+    """A later piece ends at a comma once 40 characters long: a one-sentence reply of 170 characters was said as a
+    4-word first piece, then silence until the whole sentence was written and synthesised (8-15 s)."""
+    text = ("For a two-day hiking trip, pack sturdy shoes, a good book or magazine, a water bottle, a map, a compass, "
+            "a first aid kit, and plenty of clothes to be comfortable and dry.")  # fmt: skip
+    assert split_sentences(text) == [text]  # whole sentences where no voice waits
+    splitter, streamed = SentenceSplitter(), []
+    for ch in text:
+        streamed += splitter.feed(ch)
+    assert streamed == ["For a two-day hiking trip,", "pack sturdy shoes, a good book or magazine,",
+                        "a water bottle, a map, a compass, a first aid kit,",
+                        "and plenty of clothes to be comfortable and dry."]  # fmt: skip
+    zh = SentenceSplitter()  # Chinese keeps whole sentences (its voice reads them better)
+    assert zh.feed("好的。" + "周末可以去公园散步，也可以在家看书、听音乐，或者约朋友一起吃饭，都是很好的放松方式。") == [
+        "好的。周末可以去公园散步，也可以在家看书、听音乐，或者约朋友一起吃饭，都是很好的放松方式。"
+    ]
+
+
+def test_a_number_being_written_is_not_cut_at_its_dot_or_comma():
+    for text, pieces in (("Hi. It costs 3.5 dollars.", ["Hi.", "It costs 3.5 dollars."]),
+                         ("Sure. We sold 3,000 of them to people, which is a lot of lamps for one shop.",
+                          ["Sure.", "We sold 3,000 of them to people, which is a lot of lamps for one shop."])):  # fmt: skip
+        splitter, streamed = SentenceSplitter(), []
+        for ch in text:
+            streamed += splitter.feed(ch)
+        assert streamed + splitter.flush() == pieces  # "3." and "3," waited for the next character
+
+
 @pytest.mark.parametrize(
     "text",
     [*(t for _, t in BENCH.REPLIES + BENCH.FRESH), "Cats are fond of naps, and they sleep a lot at night, with one eye open.",
-     "Cats are small, furry animals of the night, with sharp claws. They purr."],
+     "Cats are small, furry animals of the night, with sharp claws. They purr.",
+     "Hi. It costs 3.5 dollars, or 3,000 yuan for ten of them, which is the price most shops ask for now. Fine."],
 )  # fmt: skip
 def test_the_pieces_cut_so_far_never_change_as_the_reply_streams_on(text):
     # follow() cuts the growing reply afresh at every look and says the pieces after those already said
