@@ -200,9 +200,10 @@ def bench_models(specs: list[str], ns: list[int], first_start: bool = False, see
         if hasattr(engine.generator.inner, "close"):
             engine.generator.inner.close()
     result.update(summarize(rows, specs, ns), rows=rows)
-    result["install"] = {spec: install_size(spec) for spec in dict.fromkeys(arm(s)[0] for s in specs)}
+    models = list(dict.fromkeys(arm(s)[0] for s in specs))  # each model once, whatever its arms' threads
+    result["install"] = {spec: install_size(spec) for spec in models}
     if first_start:
-        result["first_start"] = first_starts(list(dict.fromkeys(arm(s)[0] for s in specs)))
+        result["first_start"] = first_starts(models)
     return result
 
 
