@@ -103,8 +103,8 @@ class ModelsConfig:
     # Chat engine: "auto" = llama.cpp for GGUF models (embedded or a .gguf path) on CPU, transformers otherwise
     # (GPUs, Hugging Face ids, training); or "llamacpp" / "transformers".
     llm_backend: str = env("auto")
-    # llama.cpp threads; 0 = one per physical core this process may use, pinned to their CPUs where they are one
-    # per CPU (device.llm_threads, llm_pinned_cpus: 2 pinned on a 2-core machine; docs/performance.md)
+    # llama.cpp threads; 0 = one per CPU, pinned, where each CPU is its own core and no quota holds them back, else
+    # half the usable CPUs (device.llm_threads, llm_pinned_cpus: 2 pinned on a 2-core machine; docs/performance.md)
     llm_threads: int = env(0)
     # Run the models once at start (on CUDA: compile the decode step for every batch size); app.py does it behind
     # the served page. False: Whisper and the text reader load on first use.

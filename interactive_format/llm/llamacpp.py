@@ -36,7 +36,7 @@ LOOPBACK = "127.0.0.1"
 class LlamaCppOptions:
     """How llama.cpp runs the model."""
 
-    # Decode threads (the app passes `device.llm_threads`: one per physical core). Unpinned threads wait for each
+    # Decode threads (the app passes `device.llm_threads`: one per CPU, pinned, or half the CPUs). Unpinned threads wait for each
     # other spinning while the OS runs another process on one of their cores (docs/performance.md).
     threads: int = 1
     batch_threads: int = 1  # threads for the prompt (prefill)

@@ -54,31 +54,34 @@ def affinity() -> set[int]:
 
 
 def llm_threads(configured: int) -> int:
-    """llama.cpp's threads: `configured`, or with 0 (the default) one per physical core this process may use, at
-    most the usable CPUs (a container's quota), at least one; half the usable CPUs where the cores are unknown.
+    """llama.cpp's threads: `configured`, or with 0 (the default) one per CPU where they can be pinned, one to each
+    (`llm_pinned_cpus`), else half the usable CPUs, at least one.
 
-    llama.cpp's own default also counts physical cores: a second thread on a core's other hyperthread adds little.
-    A 2-CPU machine of 2 cores (a free Space, this project's test machine) gets 2 threads, a 16-CPU machine of 8
-    hyperthreaded cores 8, a container limited to 2 CPUs on a 16-core host 2. Pinned to their cores
-    (`llm_pinned_cpus`), 2 threads on 2 cores stay faster than 1 while another process keeps a core busy
-    (docs/performance.md)."""
+    A 2-CPU machine of 2 cores (a free Space, this project's test machine) gets 2 pinned threads, which stay faster
+    than 1 while another process keeps a core busy (docs/performance.md); unpinned, llama.cpp's threads wait for
+    each other spinning whenever the OS moves one onto the busy core, so where they cannot be pinned (hyperthreads,
+    a container's quota narrower than its CPUs) the rule stays half the usable CPUs: llama.cpp's own default counts
+    physical cores, and a 2-CPU container on a 16-core host gets 1 thread, a 16-CPU machine of 8 cores 8."""
     if configured > 0:
         return configured
-    cores = physical_cores(affinity())
-    return max(1, min(cores, usable_cpus()) if cores else usable_cpus() // 2)
+    cpus = affinity()
+    return len(cpus) if _pinnable(cpus) else max(1, usable_cpus() // 2)
 
 
 def llm_pinned_cpus(threads: int) -> tuple[int, ...]:
     """The CPUs to pin llama.cpp's `threads` to, one each: every CPU this process may run on, when there are
     exactly `threads` of them, each its own core, and no quota narrower than them; () otherwise (the OS places
-    the threads). Unpinned, llama.cpp's threads wait for each other spinning whenever the OS moves one onto the
-    core another process is using: on 2 cores beside a busy process, 2 threads took 2.3x as long as 1 thread for
-    four candidates; pinned, 0.92x (bench/threads.py)."""
+    the threads). On 2 cores beside a busy process, 2 unpinned threads took 2.3x as long as 1 thread for four
+    candidates; pinned, 0.92x (bench/threads.py)."""
     cpus = affinity()
+    return tuple(sorted(cpus)) if len(cpus) == threads and _pinnable(cpus) else ()
+
+
+def _pinnable(cpus: set[int]) -> bool:
+    """Whether a thread can have each of these CPUs to itself: each its own physical core, none held back by a
+    CPU quota."""
     quota = cgroup_cpu_quota()
-    if len(cpus) != threads or (quota is not None and quota < len(cpus)) or physical_cores(cpus) != len(cpus):
-        return ()
-    return tuple(sorted(cpus))
+    return physical_cores(cpus) == len(cpus) and (quota is None or quota >= len(cpus))
 
 
 def configure_threads() -> int:

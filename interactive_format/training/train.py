@@ -56,7 +56,7 @@ class TrainConfig:
     out_dir: Path = Path("runs/discriminator")  # checkpoints, metrics.jsonl, curves.png, G samples
     llm: str = "embedded:qwen2.5-coder-0.5b"  # G: any chat model spec the app accepts (the shipped D's G: the light model)
     llm_backend: str = "auto"  # "auto": llama.cpp for a GGUF model on the CPU (as the app), else transformers
-    llm_threads: int = 0  # llama.cpp threads (0: one per physical core, the app's default)
+    llm_threads: int = 0  # llama.cpp threads (0: the app's default, device.llm_threads)
     llm_dtype: str = "auto"  # G while sampling: "auto" = bf16 where fast (CUDA, CPUs with bf16), else fp32
     encoder: str = "embedded:e5-small"  # D's text encoder: a sentence encoder (frozen) or an HF cross-encoder
     judge_encoder: str = "embedded:minilm"  # the similarity judge that chooses λ (never D's encoder weights)

@@ -602,19 +602,22 @@ def test_a_containers_cpu_quota_is_read_from_cgroup_v2_or_v1(tmp_path):
 @pytest.mark.parametrize(
     "affinity, quota, cores, usable, threads, pinned",
     [
-        (2, None, 2, 2, 2, (0, 1)),  # a 2-core machine: a thread per core, pinned
+        (2, None, 2, 2, 2, (0, 1)),  # a 2-core machine: a thread per CPU, pinned
+        (4, None, 4, 4, 4, (0, 1, 2, 3)),
         (1, None, 1, 1, 1, (0,)),
-        (4, None, 2, 4, 2, ()),  # 2 hyperthreaded cores: 2 threads, the OS places them
+        (4, None, 2, 4, 2, ()),  # 2 hyperthreaded cores: half the CPUs, placed by the OS
         (16, None, 8, 16, 8, ()),
-        (16, 2.0, 8, 2, 2, ()),  # a container limited to 2 CPUs on a 16-CPU host: 2 threads, not pinned
-        (16, 2.5, 16, 3, 3, ()),
+        (16, 2.0, 16, 2, 1, ()),  # a container limited to 2 CPUs on a 16-CPU host: half its 2, not pinned
+        (2, 1.5, 2, 2, 1, ()),  # a quota narrower than the CPUs
+        (8, 6.0, 8, 6, 3, ()),
         (4, None, None, 4, 2, ()),  # cores unknown: half the CPUs
     ],
 )
-def test_llama_cpp_gets_a_thread_per_physical_core_unless_set(monkeypatch, affinity, quota, cores, usable, threads, pinned):
-    """A quota below the affinity (a container limited to 2 CPUs on a 16-core host) counts, or 8 threads would
-    fight over 2 CPUs; threads are pinned only when they are one per CPU of the process; a thread count that is
-    set is kept."""
+def test_llama_cpp_gets_a_pinned_thread_per_cpu_or_half_the_cpus_unless_set(
+    monkeypatch, affinity, quota, cores, usable, threads, pinned
+):
+    """Pinned where each CPU is its own core and no quota holds it back; else half the usable CPUs (a quota below
+    the affinity counts, or 8 threads would fight over 2 CPUs); a thread count that is set is kept."""
     from interactive_format.models import device
 
     monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: set(range(affinity)), raising=False)
@@ -642,9 +645,9 @@ def test_the_chat_model_loads_with_the_resolved_thread_count(monkeypatch, tmp_pa
     from interactive_format.models import device
 
     made = []
-    monkeypatch.setattr(device, "usable_cpus", lambda: 8)
-    monkeypatch.setattr(device, "physical_cores", lambda cpus: 4)
-    monkeypatch.setattr(device, "llm_pinned_cpus", lambda threads: tuple(range(threads)) if threads == 4 else ())
+    monkeypatch.setattr(device, "affinity", lambda: set(range(4)))  # 4 CPUs, each its own core, no quota
+    monkeypatch.setattr(device, "physical_cores", lambda cpus: len(cpus))
+    monkeypatch.setattr(device, "cgroup_cpu_quota", lambda: None)
     monkeypatch.setattr(backends, "backend_for", lambda models, device: "llamacpp")
     monkeypatch.setattr(llamacpp.LlamaCppGenerator, "from_spec", classmethod(lambda cls, spec, cache, opts: made.append(opts)))
     backends.load_generator(ModelsConfig(cache_dir=tmp_path), "cpu")  # the default: 0, resolved
